@@ -1,0 +1,22 @@
+// Limits read from wrangler.toml [vars]; each falls back to the SPEC's default when unset or malformed.
+export interface Limits {
+  maxBodyBytes: number;
+  maxDataBytes: number;
+  maxEventsPerRequest: number;
+  maxFutureMicros: number;
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
+
+export function limitsFrom(env: Partial<Record<keyof Env, unknown>>): Limits {
+  const read = (key: keyof Env) => (typeof env[key] === "string" ? (env[key] as string) : undefined);
+  return {
+    maxBodyBytes: positiveInt(read("MAX_BODY_BYTES"), 1024 * 1024),
+    maxDataBytes: positiveInt(read("MAX_DATA_BYTES"), 32 * 1024),
+    maxEventsPerRequest: positiveInt(read("MAX_EVENTS_PER_REQUEST"), 500),
+    maxFutureMicros: positiveInt(read("MAX_FUTURE_SECONDS"), 300) * 1_000_000,
+  };
+}

@@ -1,0 +1,57 @@
+// The D1 schema. drizzle-kit generates migrations/ from this file: edit here, then `npm run db:generate`.
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+export const events = sqliteTable(
+  "events",
+  {
+    // rowid: the tie-breaker that makes the timestamp order total, so pages never overlap.
+    id: integer("id").primaryKey(),
+    // Client-sent UUID, or one the server derives from the event's content; the dedup key.
+    eventId: text("event_id").notNull().unique(),
+    sessionId: text("session_id").notNull(),
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    // The event's JSON object, stored as the text it was validated as.
+    data: text("data").notNull(),
+    // When the event happened: microseconds since the epoch, UTC.
+    timestamp: integer("timestamp").notNull(),
+    // When the Worker accepted it: microseconds since the epoch, UTC.
+    receivedAt: integer("received_at").notNull(),
+    // The application whose write key sent it (null before keys existed).
+    appId: text("app_id"),
+  },
+  // One index per filter shape, each ending in timestamp (and implicitly rowid), so every
+  // filtered page is an index range read in order, never a scan and sort.
+  (t) => [
+    index("events_timestamp").on(t.timestamp),
+    index("events_session").on(t.sessionId, t.timestamp),
+    index("events_category").on(t.category, t.timestamp),
+    index("events_name").on(t.name, t.timestamp),
+    index("events_category_name").on(t.category, t.name, t.timestamp),
+  ],
+);
+
+export type EventRow = typeof events.$inferSelect;
+export type NewEventRow = typeof events.$inferInsert;
+
+export const errorLog = sqliteTable(
+  "error_log",
+  {
+    id: integer("id").primaryKey(),
+    // invalid_event | malformed_message | consumer_failure | dead_letter
+    kind: text("kind").notNull(),
+    appId: text("app_id"),
+    // When it happened: microseconds since the epoch, UTC.
+    occurredAt: integer("occurred_at").notNull(),
+    // What was refused, as JSON text, cut to a bounded size.
+    payload: text("payload").notNull(),
+    // Why, as a JSON array of {field, message}.
+    reasons: text("reasons").notNull(),
+    // The request id or queue message id it came from.
+    source: text("source"),
+  },
+  (t) => [index("error_log_time").on(t.occurredAt), index("error_log_kind").on(t.kind, t.occurredAt)],
+);
+
+export type ErrorLogRow = typeof errorLog.$inferSelect;
+export type NewErrorLogRow = typeof errorLog.$inferInsert;

@@ -1,0 +1,152 @@
+// GET routes: events filtered, ordered and paginated (limit/offset as the original, or a cursor),
+// one session's events in the order they happened, and the error log.
+import { Hono } from "hono";
+import type { z } from "zod";
+import type { AppEnv } from "./app-env";
+import { drizzle } from "drizzle-orm/d1";
+import { countErrors, listErrors } from "./db/error-log";
+import { countEvents, listEvents, type Db, type EventFilters, type Position } from "./db/events";
+import type { ErrorLogRow, EventRow } from "./db/schema";
+import { ApiError } from "./errors";
+import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
+import { formatTimestamp } from "./timestamp";
+
+const DEFAULT_LIMIT = 100;
+
+/** Validates a query string; a bad value is a 400 that names the parameter. */
+export function parseQuery<S extends z.ZodType>(schema: S, query: Record<string, string>): z.output<S> {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.map((issue) => {
+    const field = String(issue.path[0] ?? "query");
+    return { field, message: issue.message.startsWith(field) ? issue.message : `${field} ${issue.message}` };
+  });
+  throw new ApiError("invalid_query", `invalid query parameter ${errors.map((e) => e.field).join(", ")}: ${errors[0]!.message}`, { errors });
+}
+
+/** The tighter of two optional bounds. */
+const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number) =>
+  a === undefined ? b : b === undefined ? a : pick(a, b);
+
+function filtersOf(q: EventQuery, appId?: string): EventFilters {
+  return {
+    sessionId: q.session_id,
+    category: q.category,
+    name: q.name,
+    appId,
+    after: tighter(Math.max, q.timestamp_after, q.timestamp_start),
+    before: tighter(Math.min, q.timestamp_before, q.timestamp_end),
+  };
+}
+
+// Cursor: base64url of [timestamp, id], the last row of the page before.
+export function encodeCursor(p: Position): string {
+  return btoa(JSON.stringify([p.timestamp, p.id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function decodeCursor(token: string): Position {
+  const bad = () => new ApiError("invalid_query", "invalid query parameter cursor: not a cursor this server issued", {
+    errors: [{ field: "cursor", message: "cursor is malformed" }],
+  });
+  let value: unknown;
+  try {
+    value = JSON.parse(atob(token.replace(/-/g, "+").replace(/_/g, "/")));
+  } catch {
+    throw bad();
+  }
+  if (!Array.isArray(value) || value.length !== 2 || !value.every((n) => Number.isSafeInteger(n))) throw bad();
+  return { timestamp: value[0] as number, id: value[1] as number };
+}
+
+function linkWith(url: URL, set: Record<string, string | number | undefined>): string {
+  const next = new URL(url);
+  for (const [key, value] of Object.entries(set)) {
+    if (value === undefined) next.searchParams.delete(key);
+    else next.searchParams.set(key, String(value));
+  }
+  return next.toString();
+}
+
+/** A result as the original rendered it (its fields, in its order), then ours. `data` is spliced in as stored. */
+function renderEvent(r: EventRow): string {
+  return (
+    `{"session_id":${JSON.stringify(r.sessionId)},"timestamp":"${formatTimestamp(r.timestamp)}",` +
+    `"category":${JSON.stringify(r.category)},"name":${JSON.stringify(r.name)},"data":${r.data},` +
+    `"event_id":"${r.eventId}","received_at":"${formatTimestamp(r.receivedAt)}","application":${JSON.stringify(r.appId)}}`
+  );
+}
+
+function renderPage(head: Record<string, unknown>, rows: EventRow[]): Response {
+  const prefix = JSON.stringify(head).slice(0, -1);
+  const body = `${prefix}${prefix.length > 1 ? "," : ""}"results":[${rows.map(renderEvent).join(",")}]}`;
+  return new Response(body, { headers: { "content-type": "application/json; charset=UTF-8" } });
+}
+
+/** Serves one page of events in either pagination mode. */
+async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, direction: "asc" | "desc") {
+  const limit = q.limit ?? DEFAULT_LIMIT;
+  if (q.cursor !== undefined || q.pagination === "cursor") {
+    if (q.offset !== undefined) {
+      throw new ApiError("invalid_query", "invalid query parameter offset: cursor pagination takes no offset", {
+        errors: [{ field: "offset", message: "offset cannot be combined with a cursor" }],
+      });
+    }
+    const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+    const rows = await listEvents(db, f, { limit: limit + 1, after, direction });
+    const more = rows.length > limit;
+    const page = more ? rows.slice(0, limit) : rows;
+    const last = page[page.length - 1];
+    const next = more && last ? linkWith(url, { cursor: encodeCursor(last), pagination: "cursor" }) : null;
+    return renderPage({ next, previous: null }, page);
+  }
+  const offset = q.offset ?? 0;
+  const [rows, count] = await Promise.all([listEvents(db, f, { limit, offset, direction }), countEvents(db, f)]);
+  const next = offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null;
+  const previous = offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined });
+  return renderPage({ count, next, previous }, rows);
+}
+
+export const eventsQuery = new Hono<AppEnv>().get("/", async (c) => {
+  const q = parseQuery(eventQuery, c.req.query());
+  return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, filtersOf(q, c.get("appId")), "desc");
+});
+
+export const sessions = new Hono<AppEnv>().get("/:session_id/events", async (c) => {
+  const sessionId = label.safeParse(c.req.param("session_id"));
+  if (!sessionId.success) {
+    throw new ApiError("invalid_query", `invalid session id: ${sessionId.error.issues[0]?.message}`, {
+      errors: [{ field: "session_id", message: `session_id ${sessionId.error.issues[0]?.message}` }],
+    });
+  }
+  const q = parseQuery(eventQuery, c.req.query());
+  const f = { ...filtersOf(q, c.get("appId")), sessionId: sessionId.data };
+  return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, f, "asc");
+});
+
+function renderError(r: ErrorLogRow) {
+  return {
+    id: r.id,
+    kind: r.kind,
+    occurred_at: formatTimestamp(r.occurredAt),
+    application: r.appId,
+    payload: r.payload,
+    reasons: JSON.parse(r.reasons) as unknown,
+    source: r.source,
+  };
+}
+
+export const errorsQuery = new Hono<AppEnv>().get("/", async (c) => {
+  const q = parseQuery(errorQuery, c.req.query());
+  const db = drizzle(c.env.DB);
+  const f = { kind: q.kind, appId: c.get("appId"), after: q.occurred_after, before: q.occurred_before };
+  const limit = q.limit ?? DEFAULT_LIMIT;
+  const offset = q.offset ?? 0;
+  const [rows, count] = await Promise.all([listErrors(db, f, limit, offset), countErrors(db, f)]);
+  const url = new URL(c.req.url);
+  return c.json({
+    count,
+    next: offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null,
+    previous: offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined }),
+    results: rows.map(renderError),
+  });
+});

@@ -1,0 +1,101 @@
+// Handing accepted events (and refused ones, for the error log) to the Queue, within its limits:
+// a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Events are packed many per message.
+import type { FieldError } from "./errors";
+import type { EventsMessage, PreparedEvent, QueueMessage } from "./schemas";
+import { utf8Length } from "./validate";
+
+/** Serialized bytes per message we aim under (the platform's cap is 128 KB). */
+export const MESSAGE_BYTES = 96 * 1024;
+/** Bytes and messages per sendBatch call (the platform's caps are 256 KB and 100). */
+export const SEND_BATCH_BYTES = 224 * 1024;
+export const SEND_BATCH_MESSAGES = 100;
+/** Allowance for the queue's own per-message overhead inside a sendBatch. */
+const MESSAGE_OVERHEAD = 512;
+
+/** Splits items into groups whose summed sizes stay under `max` (an item larger than `max` goes alone). */
+export function packBySize<T>(items: T[], sizeOf: (item: T) => number, max: number, maxCount = Infinity): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = sizeOf(item);
+    if (group.length > 0 && (bytes + size > max || group.length >= maxCount)) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(item);
+    bytes += size;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+const jsonBytes = (value: unknown) => utf8Length(JSON.stringify(value));
+
+export function eventMessages(events: PreparedEvent[], app: string | null, receivedAt: number): EventsMessage[] {
+  // ~100 bytes of envelope per message; each event adds its JSON plus a comma.
+  return packBySize(events, (e) => jsonBytes(e) + 1, MESSAGE_BYTES - 256).map((group) => ({
+    kind: "events",
+    app,
+    received_at: receivedAt,
+    events: group,
+  }));
+}
+
+/** What a Queue accepts as one message body, with its serialized size. */
+export interface Outgoing {
+  body: QueueMessage;
+  bytes: number;
+}
+
+/**
+ * Sends messages in as few sendBatch calls as the limits allow, in order. Returns how
+ * many messages were sent before a failure (all of them when it returns normally) and the error.
+ */
+export async function sendAll(
+  queue: Queue,
+  messages: QueueMessage[],
+): Promise<{ sent: number; error?: unknown }> {
+  const outgoing: Outgoing[] = messages.map((body) => ({ body, bytes: jsonBytes(body) + MESSAGE_OVERHEAD }));
+  let sent = 0;
+  for (const group of packBySize(outgoing, (m) => m.bytes, SEND_BATCH_BYTES, SEND_BATCH_MESSAGES)) {
+    try {
+      await queue.sendBatch(group.map((m) => ({ body: m.body, contentType: "json" as const })));
+    } catch (error) {
+      return { sent, error };
+    }
+    sent += group.length;
+  }
+  return { sent };
+}
+
+/** Longest excerpt of a refused event kept in the error log. */
+export const PAYLOAD_EXCERPT = 2048;
+
+/** JSON text of whatever a client sent, cut to `max` characters (even if it cannot be serialized). */
+export function excerpt(value: unknown, max = PAYLOAD_EXCERPT): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = "[not serializable: nested too deeply]";
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+export function invalidMessages(
+  refused: { payload: unknown; reasons: FieldError[] }[],
+  app: string | null,
+  receivedAt: number,
+  requestId: string,
+): QueueMessage[] {
+  const items = refused.map((r) => ({ payload: excerpt(r.payload), reasons: r.reasons }));
+  return packBySize(items, (i) => jsonBytes(i) + 1, MESSAGE_BYTES - 512).map((group) => ({
+    kind: "invalid",
+    app,
+    received_at: receivedAt,
+    request_id: requestId,
+    items: group,
+  }));
+}

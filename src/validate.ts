@@ -1,0 +1,118 @@
+// Edge validation: turns a parsed body into events ready for the queue, and per-event errors.
+import type { Limits } from "./config";
+import { ApiError, type FieldError } from "./errors";
+import { eventInput, type PreparedEvent } from "./schemas";
+
+/** Deepest nesting of objects/arrays allowed inside `data`. */
+export const MAX_DATA_DEPTH = 32;
+
+export interface Refused {
+  index: number;
+  payload: unknown;
+  reasons: FieldError[];
+}
+
+export interface Validated {
+  accepted: PreparedEvent[];
+  refused: Refused[];
+}
+
+/** The body as a list of candidate events: one object, or an array of 1..max of them. */
+export function eventsOf(body: unknown, maxEvents: number): unknown[] {
+  if (Array.isArray(body)) {
+    if (body.length === 0) throw new ApiError("invalid_events", "the array holds no events");
+    if (body.length > maxEvents) {
+      throw new ApiError("invalid_events", `too many events: ${body.length}, at most ${maxEvents} per request`);
+    }
+    return body;
+  }
+  if (typeof body === "object" && body !== null) return [body];
+  throw new ApiError("invalid_events", "the body must be an event object or an array of events");
+}
+
+/**
+ * Why `data` cannot be stored exactly as sent, or null. Walks without recursion, so a
+ * hostile nesting depth costs at most MAX_DATA_DEPTH levels of work.
+ */
+function dataProblem(data: Record<string, unknown>): string | null {
+  let level: unknown[] = [data];
+  for (let depth = 1; level.length > 0; depth++) {
+    if (depth > MAX_DATA_DEPTH) return `must not nest deeper than ${MAX_DATA_DEPTH} levels`;
+    const next: unknown[] = [];
+    for (const value of level) {
+      for (const child of Array.isArray(value) ? value : Object.values(value as object)) {
+        if (typeof child === "number" && !Number.isFinite(child)) {
+          return "holds a number too large to represent (JSON numbers must be finite doubles)";
+        }
+        if (typeof child === "object" && child !== null) next.push(child);
+      }
+    }
+    level = next;
+  }
+  return null;
+}
+
+/** UTF-8 byte length of a string, without allocating its encoding. */
+export function utf8Length(s: string): number {
+  let bytes = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // 2 bytes below U+0800, 3 above; a surrogate pair is 4, 2 per half.
+    if (c >= 0x80) bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
+  }
+  return bytes;
+}
+
+/** Derives a stable UUID (version 8) from what makes an event itself, so a retried request stores nothing twice. */
+async function contentId(app: string | null, e: Omit<PreparedEvent, "event_id">): Promise<string> {
+  const text = JSON.stringify([app, e.session_id, e.category, e.name, e.timestamp, e.data]);
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  hash[6] = (hash[6]! & 0x0f) | 0x80;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const hex = Array.from(hash.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export async function validateEvents(
+  candidates: unknown[],
+  limits: Limits,
+  receivedAt: number,
+  app: string | null,
+): Promise<Validated> {
+  const accepted: PreparedEvent[] = [];
+  const refused: Refused[] = [];
+  for (const [index, candidate] of candidates.entries()) {
+    const reasons: FieldError[] = [];
+    const parsed = eventInput.safeParse(candidate);
+    if (!parsed.success) {
+      const seen = new Set<string>();
+      for (const issue of parsed.error.issues) {
+        const field = issue.path.length > 0 ? String(issue.path[0]) : null;
+        if (seen.has(String(field))) continue;
+        seen.add(String(field));
+        reasons.push({
+          index,
+          field,
+          message: field === null ? "each event must be a JSON object" : `${field} ${issue.message}`,
+        });
+      }
+    } else {
+      const e = parsed.data;
+      const problem = dataProblem(e.data);
+      const data = problem ? "" : JSON.stringify(e.data);
+      if (problem) reasons.push({ index, field: "data", message: `data ${problem}` });
+      else if (utf8Length(data) > limits.maxDataBytes) {
+        reasons.push({ index, field: "data", message: `data is larger than ${limits.maxDataBytes} bytes once serialized` });
+      }
+      if (e.timestamp > receivedAt + limits.maxFutureMicros) {
+        reasons.push({ index, field: "timestamp", message: "timestamp is in the future" });
+      }
+      if (reasons.length === 0) {
+        const event = { session_id: e.session_id, category: e.category, name: e.name, data, timestamp: e.timestamp };
+        accepted.push({ event_id: e.event_id ?? (await contentId(app, event)), ...event });
+      }
+    }
+    if (reasons.length > 0) refused.push({ index, payload: candidate, reasons });
+  }
+  return { accepted, refused };
+}
