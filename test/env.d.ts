@@ -1,0 +1,8 @@
+// Test-only bindings, set in vitest.config.ts.
+declare namespace Cloudflare {
+  interface Env {
+    TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    /** The loopback Sentry stand-in's base URL (GET lists what it received). */
+    SENTRY_RECEIVER: string;
+  }
+}
