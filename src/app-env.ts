@@ -5,5 +5,7 @@ export interface AppEnv {
     requestId: string;
     /** The application whose key authorised this request, when keys are in use. */
     appId?: string;
+    /** The key that authorised this request. */
+    keyId?: string;
   };
 }

@@ -1,6 +1,8 @@
 // The Hono app: request ids, one error handler, one JSON error shape, 404/405 as JSON, and the routes.
 import { Hono, type Context } from "hono";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { ApiError, errorBody, type ErrorCode } from "./errors";
 import { ingest } from "./ingest";
@@ -19,6 +21,8 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   503: "queue_unavailable",
 };
 
+const isIngestPath = (path: string) => /^\/api\/event\/?$/.test(path);
+
 /** Answers a method the path does not serve: 405 with the methods it does. */
 const methodNotAllowed = (allow: string) => (c: Context<AppEnv>) => {
   throw new ApiError("method_not_allowed", `${c.req.method} is not allowed here; use ${allow}`, {
@@ -35,6 +39,36 @@ export function createApp() {
     await next();
     c.header("X-Request-Id", requestId);
   });
+
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      crossOriginResourcePolicy: "cross-origin",
+    }),
+  );
+  app.use(async (c, next) => {
+    await next();
+    if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");
+  });
+
+  // Ingestion is called from any page that embeds a write key: preflights are answered at once
+  // (they carry no key, so the application's origin list is enforced on the POST itself).
+  // The read API sends CORS headers only to the origins in READ_CORS_ORIGINS.
+  app.use(
+    "/api/*",
+    cors({
+      origin: (origin, c) => {
+        const method = c.req.method === "OPTIONS" ? c.req.header("access-control-request-method") : c.req.method;
+        if (method === "POST" && isIngestPath(c.req.path)) return origin || "*";
+        const allowed = (c.env.READ_CORS_ORIGINS ?? "").split(",").map((o: string) => o.trim());
+        return origin && allowed.includes(origin) ? origin : null;
+      },
+      allowMethods: (_origin, c) => (isIngestPath(c.req.path) ? ["POST", "GET", "HEAD", "OPTIONS"] : ["GET", "HEAD", "OPTIONS"]),
+      allowHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
+      exposeHeaders: ["X-Request-Id", "Retry-After"],
+      maxAge: 86400,
+    }),
+  );
 
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, c.get("requestId")), 404),

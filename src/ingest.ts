@@ -1,6 +1,7 @@
 // POST /api/event/: read the body, validate every event at the edge, hand the valid ones to the Queue.
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
+import { rateLimit, requireKey } from "./auth";
 import { readJson } from "./body";
 import { limitsFrom } from "./config";
 import { ApiError, errorBody } from "./errors";
@@ -13,7 +14,7 @@ import { eventsOf, validateEvents } from "./validate";
 /** Seconds a client should wait before retrying when the queue refuses work. */
 export const QUEUE_RETRY_AFTER = "5";
 
-export const ingest = new Hono<AppEnv>().post("/", async (c) => {
+export const ingest = new Hono<AppEnv>().post("/", requireKey("write"), rateLimit, async (c) => {
   const limits = limitsFrom(c.env);
   const receivedAt = nowMicros();
   const requestId = c.get("requestId");

@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import type { z } from "zod";
 import type { AppEnv } from "./app-env";
+import { requireKey } from "./auth";
 import { drizzle } from "drizzle-orm/d1";
 import { countErrors, listErrors } from "./db/error-log";
 import { countEvents, listEvents, type Db, type EventFilters, type Position } from "./db/events";
@@ -106,12 +107,12 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
   return renderPage({ count, next, previous }, rows);
 }
 
-export const eventsQuery = new Hono<AppEnv>().get("/", async (c) => {
+export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
   const q = parseQuery(eventQuery, c.req.query());
   return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, filtersOf(q, c.get("appId")), "desc");
 });
 
-export const sessions = new Hono<AppEnv>().get("/:session_id/events", async (c) => {
+export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey("read"), async (c) => {
   const sessionId = label.safeParse(c.req.param("session_id"));
   if (!sessionId.success) {
     throw new ApiError("invalid_query", `invalid session id: ${sessionId.error.issues[0]?.message}`, {
@@ -135,7 +136,7 @@ function renderError(r: ErrorLogRow) {
   };
 }
 
-export const errorsQuery = new Hono<AppEnv>().get("/", async (c) => {
+export const errorsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
   const q = parseQuery(errorQuery, c.req.query());
   const db = drizzle(c.env.DB);
   const f = { kind: q.kind, appId: c.get("appId"), after: q.occurred_after, before: q.occurred_before };

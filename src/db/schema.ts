@@ -55,3 +55,36 @@ export const errorLog = sqliteTable(
 
 export type ErrorLogRow = typeof errorLog.$inferSelect;
 export type NewErrorLogRow = typeof errorLog.$inferInsert;
+
+/** Applications: the trusted clients that send events. */
+export const applications = sqliteTable("applications", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  // JSON array of origins allowed to send with this app's write keys; [] means any origin.
+  allowedOrigins: text("allowed_origins").notNull().default("[]"),
+  // Microseconds since the epoch, UTC.
+  createdAt: integer("created_at").notNull(),
+});
+
+/**
+ * Keys. Only the SHA-256 of a key is stored; the key itself is shown once, at creation.
+ * A write key belongs to one application; a read key to one application or (app_id null) to all.
+ */
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    hash: text("hash").notNull().unique(),
+    kind: text("kind", { enum: ["write", "read"] }).notNull(),
+    appId: text("app_id").references(() => applications.id),
+    // The key's first characters, to tell keys apart in listings without revealing them.
+    prefix: text("prefix").notNull(),
+    createdAt: integer("created_at").notNull(),
+    // Set when revoked; a revoked key stops working within the key cache's TTL.
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [index("api_keys_app").on(t.appId)],
+);
+
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type ApplicationRow = typeof applications.$inferSelect;
