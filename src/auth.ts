@@ -20,7 +20,7 @@ export interface Principal {
   allowedOrigins: string[];
 }
 
-/** How long a looked-up key is trusted before it is read again: the revocation bound. */
+/** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS). */
 export const KEY_TTL_MS = 60_000;
 /** Unknown keys are remembered for less time, and the cache is bounded against key-guessing floods. */
 const UNKNOWN_TTL_MS = 10_000;
@@ -43,7 +43,7 @@ function sameHash(a: string, b: string): boolean {
   return x.byteLength === y.byteLength && crypto.subtle.timingSafeEqual(x, y);
 }
 
-export async function lookupKey(db: Db, hash: string, now = Date.now()): Promise<Principal | null> {
+export async function lookupKey(db: Db, hash: string, ttlMs = KEY_TTL_MS, now = Date.now()): Promise<Principal | null> {
   const hit = cache.get(hash);
   if (hit && hit.expires > now) return hit.principal;
   const [row] = await db
@@ -57,7 +57,7 @@ export async function lookupKey(db: Db, hash: string, now = Date.now()): Promise
       ? { keyId: row.id, kind: row.kind, appId: row.appId, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[] }
       : null;
   if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-  cache.set(hash, { principal, expires: now + (principal ? KEY_TTL_MS : UNKNOWN_TTL_MS) });
+  cache.set(hash, { principal, expires: now + (principal ? ttlMs : Math.min(ttlMs, UNKNOWN_TTL_MS)) });
   return principal;
 }
 
@@ -93,7 +93,8 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
       });
     }
     const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
-    const principal = usable ? await lookupKey(drizzle(c.env.DB), await hashKey(key)) : null;
+    const ttl = Number(c.env.KEY_CACHE_SECONDS) * 1000 || KEY_TTL_MS;
+    const principal = usable ? await lookupKey(drizzle(c.env.DB), await hashKey(key), ttl) : null;
     if (!principal) {
       throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });
     }

@@ -21,6 +21,8 @@ export function api(path: string, init: RequestInit = {}): Promise<Response> {
   } else if (headers.get("authorization") === "") {
     headers.delete("authorization");
   }
+  // Each call looks like its own client, so the per-client write rate limit only bites where a test aims it.
+  if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", `test-client-${crypto.randomUUID()}`);
   return worker.fetch(`${BASE}${path}`, { ...init, headers });
 }
 
@@ -70,3 +72,33 @@ export async function waitForCount(path: string, count: number, timeoutMs = 15_0
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Creates an application and keys straight in D1 (what `npm run keys` does), returning the raw keys. */
+export async function makeApp(options: { origins?: string[]; readScope?: "app" | "all" } = {}) {
+  const { env } = await import("cloudflare:test");
+  const { hashKey } = await import("../src/auth");
+  const appId = `app_${crypto.randomUUID().slice(0, 8)}`;
+  const writeKey = `eye_w_${crypto.randomUUID()}`;
+  const readKey = `eye_r_${crypto.randomUUID()}`;
+  const keyIds = { write: `key_${crypto.randomUUID()}`, read: `key_${crypto.randomUUID()}` };
+  await env.DB.batch([
+    env.DB.prepare("INSERT INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, ?, 0)").bind(
+      appId,
+      appId,
+      JSON.stringify(options.origins ?? []),
+    ),
+    env.DB.prepare("INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'write', ?, 'eye_w', 0)").bind(
+      keyIds.write,
+      await hashKey(writeKey),
+      appId,
+    ),
+    env.DB.prepare("INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'read', ?, 'eye_r', 0)").bind(
+      keyIds.read,
+      await hashKey(readKey),
+      options.readScope === "all" ? null : appId,
+    ),
+  ]);
+  return { appId, writeKey, readKey, keyIds };
+}
+
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });

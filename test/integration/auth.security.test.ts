@@ -1,0 +1,172 @@
+// Trusted clients, from an attacker's side: missing, unknown, revoked and misused keys,
+// keys in URLs, origins, application scoping, dev keys in production, rate limits.
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { api, bearer, BASE, DEV_WRITE_KEY, makeApp, makeEvent, postEvents, waitForCount } from "../helpers";
+
+async function expectError(res: Response, status: number, code: string) {
+  expect(res.status).toBe(status);
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body).toMatchObject({ success: false, code });
+  expect(body.request_id).toBe(res.headers.get("x-request-id"));
+  return body;
+}
+
+describe("keys", () => {
+  it("refuses a POST without a key (401, WWW-Authenticate) and stores nothing", async () => {
+    const event = makeEvent();
+    const res = await postEvents(event, { authorization: "" });
+    await expectError(res, 401, "unauthorized");
+    expect(res.headers.get("www-authenticate")).toBe("Bearer");
+    await postEvents(makeEvent({ session_id: event.session_id, name: "sentinel" }));
+    const page = await waitForCount(`/api/event/?session_id=${event.session_id}`, 1);
+    expect(page.results[0]!.name).toBe("sentinel");
+  });
+
+  it("refuses unknown, malformed and oversized keys with 401", async () => {
+    for (const authorization of ["Bearer eye_w_nope", "Basic Zm9vOmJhcg==", "Bearer", `Bearer ${"x".repeat(10_000)}`]) {
+      const body = await expectError(await postEvents(makeEvent(), { authorization }), 401, "unauthorized");
+      expect(JSON.stringify(body)).not.toContain("eye_w_nope");
+    }
+  });
+
+  it("gives 403 to the right key for the wrong job", async () => {
+    const app = await makeApp();
+    await expectError(await postEvents(makeEvent(), bearer(app.readKey)), 403, "forbidden");
+    await expectError(await api("/api/event/", { headers: bearer(app.writeKey) }), 403, "forbidden");
+    await expectError(await api("/api/errors/", { headers: bearer(app.writeKey) }), 403, "forbidden");
+  });
+
+  it("accepts a write key as ?key= with text/plain, as sendBeacon sends it", async () => {
+    const app = await makeApp();
+    const event = makeEvent();
+    const res = await api(`/api/event/?key=${app.writeKey}`, {
+      method: "POST",
+      headers: { authorization: "", "content-type": "text/plain;charset=UTF-8" },
+      body: JSON.stringify(event),
+    });
+    expect(res.status).toBe(202);
+    const page = await waitForCount(`/api/event/?session_id=${event.session_id}`, 1);
+    expect(page.results[0]!.application).toBe(app.appId);
+  });
+
+  it("never takes a read key from the URL, even a valid one", async () => {
+    const app = await makeApp();
+    const body = await expectError(await api(`/api/event/?key=${app.readKey}`, { headers: { authorization: "" } }), 401, "unauthorized");
+    expect(body.message).toMatch(/URL/);
+    expect(JSON.stringify(body)).not.toContain(app.readKey);
+  });
+
+  it("stops a revoked key within the key cache TTL", async () => {
+    const app = await makeApp();
+    expect((await postEvents(makeEvent(), bearer(app.writeKey))).status).toBe(202);
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = 1 WHERE id = ?").bind(app.keyIds.write).run();
+    // The test pool sets KEY_CACHE_SECONDS to 1; production's bound is 60 s.
+    await new Promise((r) => setTimeout(r, 1100));
+    await expectError(await postEvents(makeEvent(), bearer(app.writeKey)), 401, "unauthorized");
+  });
+
+  it("refuses the dev keys unless ENVIRONMENT is development", async () => {
+    const app = createApp();
+    const request = new Request(`${BASE}/api/event/`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${DEV_WRITE_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(makeEvent()),
+    });
+    const res = await app.fetch(request, { ...env, ENVIRONMENT: "production" }, {
+      waitUntil: () => {},
+      passThroughOnException: () => {},
+      props: {},
+    } as unknown as ExecutionContext);
+    await expectError(res, 401, "unauthorized");
+  });
+});
+
+describe("application scoping", () => {
+  it("stamps events with the sending application and shows a scoped read key only its own", async () => {
+    const a = await makeApp();
+    const b = await makeApp();
+    const all = await makeApp({ readScope: "all" });
+    const session = `shared-${crypto.randomUUID()}`;
+    await postEvents(makeEvent({ session_id: session, name: "from a" }), bearer(a.writeKey));
+    await postEvents(makeEvent({ session_id: session, name: "from b" }), bearer(b.writeKey));
+    const path = `/api/event/?session_id=${session}`;
+    await waitForCount(path, 2);
+    const seenBy = async (key: string) => {
+      const res = await api(path, { headers: bearer(key) });
+      const page = (await res.json()) as { count: number; results: { name: string; application: string }[] };
+      return page.results.map((r) => `${r.application}:${r.name}`);
+    };
+    expect(await seenBy(a.readKey)).toEqual([`${a.appId}:from a`]);
+    expect(await seenBy(b.readKey)).toEqual([`${b.appId}:from b`]);
+    expect((await seenBy(all.readKey)).sort()).toEqual([`${a.appId}:from a`, `${b.appId}:from b`].sort());
+    const sessionView = await api(`/api/sessions/${session}/events`, { headers: bearer(a.readKey) });
+    expect(((await sessionView.json()) as { results: unknown[] }).results).toHaveLength(1);
+  });
+});
+
+describe("origins and CORS", () => {
+  it("lets only the application's origins send with its write key", async () => {
+    const app = await makeApp({ origins: ["https://shop.example"] });
+    const ok = await postEvents(makeEvent(), { ...bearer(app.writeKey), origin: "https://shop.example" });
+    expect(ok.status).toBe(202);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("https://shop.example");
+    await expectError(await postEvents(makeEvent(), { ...bearer(app.writeKey), origin: "https://evil.example" }), 403, "forbidden");
+  });
+
+  it("answers an ingestion preflight at once, for any origin", async () => {
+    const res = await api("/api/event/", {
+      method: "OPTIONS",
+      headers: { origin: "https://any.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://any.example");
+    expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+    expect(res.headers.get("access-control-max-age")).toBe("86400");
+  });
+
+  it("sends no CORS headers on the read API unless configured", async () => {
+    const res = await api("/api/event/?limit=1", { headers: { origin: "https://any.example" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+    const preflight = await api("/api/event/", {
+      method: "OPTIONS",
+      headers: { origin: "https://any.example", "access-control-request-method": "GET" },
+    });
+    expect(preflight.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});
+
+describe("rate limiting", () => {
+  it("answers 429 with Retry-After once one client passes the write key's budget", async () => {
+    const client = `limited-${crypto.randomUUID()}`;
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 110; i++) {
+      const res = await postEvents(makeEvent(), { "cf-connecting-ip": client });
+      statuses.push(res.status);
+      if (res.status === 429) {
+        retryAfter = res.headers.get("retry-after");
+        await expectError(res, 429, "rate_limited");
+        break;
+      }
+    }
+    expect(statuses.slice(0, 100).every((s) => s === 202)).toBe(true);
+    expect(statuses).toContain(429);
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    // Another client with the same key is unaffected.
+    expect((await postEvents(makeEvent(), { "cf-connecting-ip": `other-${crypto.randomUUID()}` })).status).toBe(202);
+  });
+});
+
+describe("responses", () => {
+  it("carries secure headers and a request id on every response, errors included", async () => {
+    for (const res of [await api("/api/event/?limit=1"), await api("/nope"), await api("/api/event/", { method: "DELETE" })]) {
+      expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+      expect(res.headers.get("cache-control")).toBe("no-store");
+    }
+  });
+});
