@@ -21,6 +21,9 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   503: "queue_unavailable",
 };
 
+/** Echoes at most 100 characters of client input in a message. */
+const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
+
 const isIngestPath = (path: string) => /^\/api\/event\/?$/.test(path);
 
 /** Answers a method the path does not serve: 405 with the methods it does. */
@@ -71,7 +74,7 @@ export function createApp() {
   );
 
   app.notFound((c) =>
-    c.json(errorBody("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, c.get("requestId")), 404),
+    c.json(errorBody("not_found", `no route for ${c.req.method} ${clip(new URL(c.req.url).pathname)}`, c.get("requestId")), 404),
   );
 
   app.onError((err, c) => {

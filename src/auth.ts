@@ -93,7 +93,8 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
       });
     }
     const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
-    const ttl = Number(c.env.KEY_CACHE_SECONDS) * 1000 || KEY_TTL_MS;
+    const seconds = Number(c.env.KEY_CACHE_SECONDS ?? "");
+    const ttl = c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
     const principal = usable ? await lookupKey(drizzle(c.env.DB), await hashKey(key), ttl) : null;
     if (!principal) {
       throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });

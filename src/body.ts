@@ -3,6 +3,9 @@ import { ApiError } from "./errors";
 
 const ACCEPTED_TYPES = new Set(["application/json", "text/plain"]);
 
+/** A client's header value as quoted in an error message: never echoed back whole. */
+const shown = (value: string) => (value.length > 60 ? `${value.slice(0, 60)}…` : value);
+
 /** Reads the whole stream, refusing it as soon as it passes `max` bytes. */
 async function readCapped(stream: ReadableStream<Uint8Array>, max: number, what: string): Promise<Uint8Array> {
   const reader = stream.getReader();
@@ -36,15 +39,15 @@ async function readCapped(stream: ReadableStream<Uint8Array>, max: number, what:
 export async function readJson(request: Request, maxBytes: number): Promise<unknown> {
   const type = (request.headers.get("content-type") ?? "application/json").split(";")[0]!.trim().toLowerCase();
   if (!ACCEPTED_TYPES.has(type)) {
-    throw new ApiError("unsupported_media_type", `Content-Type must be application/json or text/plain, not ${type || "empty"}`);
+    throw new ApiError("unsupported_media_type", `Content-Type must be application/json or text/plain, not ${shown(type) || "empty"}`);
   }
   const charset = /charset=([^;]+)/i.exec(request.headers.get("content-type") ?? "")?.[1]?.trim().toLowerCase();
   if (charset && charset !== "utf-8" && charset !== "utf8") {
-    throw new ApiError("unsupported_media_type", `the body must be UTF-8, not ${charset}`);
+    throw new ApiError("unsupported_media_type", `the body must be UTF-8, not ${shown(charset)}`);
   }
   const encoding = (request.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
   if (encoding !== "identity" && encoding !== "gzip") {
-    throw new ApiError("unsupported_media_type", `Content-Encoding must be gzip or none, not ${encoding}`);
+    throw new ApiError("unsupported_media_type", `Content-Encoding must be gzip or none, not ${shown(encoding)}`);
   }
   const declared = Number(request.headers.get("content-length"));
   if (declared > maxBytes) {
@@ -72,9 +75,155 @@ export async function readJson(request: Request, maxBytes: number): Promise<unkn
   } catch {
     throw new ApiError("bad_request", "the body is not valid UTF-8");
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     throw new ApiError("bad_request", `the body is not valid JSON: ${(err as Error).message}`);
   }
+  const problems = hiddenProblems(text);
+  if (problems.size > 0) {
+    const events: unknown[] = Array.isArray(value) ? value : [value];
+    for (const [index, problem] of problems) {
+      const event = events[index];
+      if (typeof event === "object" && event !== null) hidden.set(event, problem);
+    }
+  }
+  return value;
+}
+
+/**
+ * What JSON.parse silently changes, so an event cannot be stored as sent: a key given twice
+ * in one object (the last one wins, and a proxy that keeps the first would read another event),
+ * or a number in `data` that a double cannot hold (it would be stored as another number).
+ */
+export interface HiddenProblem {
+  field: string;
+  message: string;
+}
+
+/** The problem found in each event object of the bodies readJson parsed (weakly held). */
+const hidden = new WeakMap<object, HiddenProblem>();
+
+/** The first hidden problem of an event object that readJson returned, if any. */
+export function hiddenProblemOf(event: unknown): HiddenProblem | undefined {
+  return typeof event === "object" && event !== null ? hidden.get(event) : undefined;
+}
+
+/** Nesting levels whose keys are checked for duplicates: deeper events are refused anyway (data ≤ 32). */
+const TRACKED_DEPTH = 64;
+/** An object frame with no key seen yet; a string is its only key so far, a Set holds two or more. */
+const NO_KEYS = 0;
+type Frame = null | typeof NO_KEYS | string | Set<string>;
+
+const quoted = (s: string) => {
+  const q = JSON.stringify(s);
+  return q.length > 42 ? `${q.slice(0, 40)}…"` : q;
+};
+
+/** The decimal a JSON number denotes, normalized to `[-]0.DIGITSeEXP` (zero is "0"). */
+function decimal(token: string): string {
+  const m = /^(-?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(token);
+  if (!m) return token;
+  const whole = m[2] ?? "";
+  let digits = whole + (m[3] ?? "");
+  const lead = digits.length - digits.replace(/^0+/, "").length;
+  digits = digits.slice(lead).replace(/0+$/, "");
+  return digits === "" ? "0" : `${m[1]}0.${digits}e${Number(m[4] ?? 0) + whole.length - lead}`;
+}
+
+/** Why a number's text cannot be stored as sent (as a double), or null. */
+function numberProblem(token: string): string | null {
+  const value = Number(token);
+  const sent = token.length > 40 ? `${token.slice(0, 40)}…` : token;
+  if (!Number.isFinite(value)) return `holds the number ${sent}, too large to store; send it as a string`;
+  if (decimal(token) === decimal(String(value))) return null;
+  return `holds the number ${sent}, which would be stored as ${value}; send it as a string`;
+}
+
+/**
+ * Scans valid JSON text for what JSON.parse hides: duplicate keys anywhere in an event, and
+ * numbers inside `data` that do not survive as doubles. Returns the first problem per event,
+ * keyed by the event's index in the body (0 for a lone object). Linear; strings are skipped with indexOf.
+ */
+function hiddenProblems(text: string): Map<number, HiddenProblem> {
+  const problems = new Map<number, HiddenProblem>();
+  const frames: Frame[] = [];
+  let depth = 0;
+  let eventDepth = 0; // 1 when the body is one event, 2 when it is an array of events
+  let element = 0;
+  let field: string | null = null; // the event field whose value is being read
+  let expectKey = false;
+  const n = text.length;
+  for (let i = 0; i < n; ) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      for (;;) {
+        j = text.indexOf('"', j);
+        let k = j - 1;
+        while (text.charCodeAt(k) === 0x5c) k--;
+        if ((j - 1 - k) % 2 === 0) break;
+        j++;
+      }
+      if (expectKey && depth <= TRACKED_DEPTH) {
+        const raw = text.slice(i + 1, j);
+        const key = raw.includes("\\") ? (JSON.parse(text.slice(i, j + 1)) as string) : raw;
+        if (depth === eventDepth) field = key;
+        const frame = frames[depth - 1];
+        let repeated = false;
+        if (frame === NO_KEYS) frames[depth - 1] = key;
+        else if (typeof frame === "string") {
+          if (frame === key) repeated = true;
+          else frames[depth - 1] = new Set([frame, key]);
+        } else if (frame instanceof Set) {
+          if (frame.has(key)) repeated = true;
+          else frame.add(key);
+        }
+        if (repeated && !problems.has(element)) {
+          if (depth === eventDepth) problems.set(element, { field: key, message: `${key} appears more than once in the event` });
+          else if (field !== null && depth > eventDepth) {
+            problems.set(element, { field, message: `${field} has the key ${quoted(key)} more than once in one object` });
+          }
+        }
+      }
+      expectKey = false;
+      i = j + 1;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth === 1) eventDepth = c === 0x5b ? 2 : 1;
+      if (depth <= TRACKED_DEPTH) frames[depth - 1] = c === 0x7b ? NO_KEYS : null;
+      if (depth === eventDepth) field = null;
+      expectKey = c === 0x7b;
+      i++;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      expectKey = false;
+      i++;
+    } else if (c === 0x2c) {
+      if (depth === 1 && eventDepth === 2) element++;
+      expectKey = depth <= TRACKED_DEPTH && frames[depth - 1] !== null;
+      i++;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let j = i + 1;
+      let plain = true; // digits, sign and point only: up to 15 digits always survive as a double
+      for (; j < n; j++) {
+        const d = text.charCodeAt(j);
+        if ((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x2d) continue;
+        if (d === 0x65 || d === 0x45 || d === 0x2b) {
+          plain = false;
+          continue;
+        }
+        break;
+      }
+      if (field === "data" && depth > eventDepth && !(plain && j - i <= 15) && !problems.has(element)) {
+        const problem = numberProblem(text.slice(i, j));
+        if (problem) problems.set(element, { field: "data", message: `data ${problem}` });
+      }
+      i = j;
+    } else {
+      i++;
+    }
+  }
+  return problems;
 }

@@ -43,7 +43,12 @@ export const ingest = new Hono<AppEnv>().post("/", requireKey("write"), rateLimi
   const errors = refused.flatMap((r) => r.reasons);
   if (accepted.length === 0) {
     return c.json(
-      errorBody("invalid_events", `none of the ${candidates.length} events is valid`, requestId, { errors }),
+      errorBody(
+        "invalid_events",
+        candidates.length === 1 ? `the event is invalid: ${errors[0]?.message}` : `none of the ${candidates.length} events is valid`,
+        requestId,
+        { errors },
+      ),
       400,
     );
   }

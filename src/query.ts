@@ -14,9 +14,18 @@ import { formatTimestamp } from "./timestamp";
 
 const DEFAULT_LIMIT = 100;
 
-/** Validates a query string; a bad value is a 400 that names the parameter. */
-export function parseQuery<S extends z.ZodType>(schema: S, query: Record<string, string>): z.output<S> {
-  const parsed = schema.safeParse(query);
+/**
+ * Validates a query string; a bad value is a 400 that names the parameter. A parameter the
+ * schema knows, given twice, is refused rather than silently taking one of the values.
+ */
+export function parseQuery<S extends z.ZodObject>(schema: S, queries: Record<string, string[]>): z.output<S> {
+  const repeated = Object.keys(queries).filter((key) => Object.hasOwn(schema.shape, key) && queries[key]!.length > 1);
+  if (repeated.length > 0) {
+    throw new ApiError("invalid_query", `invalid query parameter ${repeated.join(", ")}: given more than once`, {
+      errors: repeated.map((field) => ({ field, message: `${field} is given more than once` })),
+    });
+  }
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(queries).map(([k, v]) => [k, v[0]])));
   if (parsed.success) return parsed.data;
   const errors = parsed.error.issues.map((issue) => {
     const field = String(issue.path[0] ?? "query");
@@ -108,7 +117,7 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
 }
 
 export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
-  const q = parseQuery(eventQuery, c.req.query());
+  const q = parseQuery(eventQuery, c.req.queries());
   return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, filtersOf(q, c.get("appId")), "desc");
 });
 
@@ -119,7 +128,7 @@ export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey
       errors: [{ field: "session_id", message: `session_id ${sessionId.error.issues[0]?.message}` }],
     });
   }
-  const q = parseQuery(eventQuery, c.req.query());
+  const q = parseQuery(eventQuery, c.req.queries());
   const f = { ...filtersOf(q, c.get("appId")), sessionId: sessionId.data };
   return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, f, "asc");
 });
@@ -137,7 +146,7 @@ function renderError(r: ErrorLogRow) {
 }
 
 export const errorsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
-  const q = parseQuery(errorQuery, c.req.query());
+  const q = parseQuery(errorQuery, c.req.queries());
   const db = drizzle(c.env.DB);
   const f = { kind: q.kind, appId: c.get("appId"), after: q.occurred_after, before: q.occurred_before };
   const limit = q.limit ?? DEFAULT_LIMIT;

@@ -1,7 +1,7 @@
 // The contract, in one place: the event a client sends, the queue message, the query string.
 // Request, message and query types are inferred from these schemas.
 import { z } from "zod";
-import { parseTimestamp } from "./timestamp";
+import { formatTimestamp, parseTimestamp } from "./timestamp";
 
 /** Length in characters (code points), as the original's Python counted them. */
 const codePoints = (s: string) => {
@@ -26,6 +26,9 @@ export const label = z
     if (message) ctx.issues.push({ code: "custom", message, input: s });
   });
 
+/** The earliest event timestamp: integer microseconds a double holds exactly, before 1970. */
+const EARLIEST = formatTimestamp(Number.MIN_SAFE_INTEGER);
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The event as a client sends it (the original's shape, plus an optional event_id). */
@@ -41,8 +44,12 @@ export const eventInput = z.object({
     .string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a string") })
     .transform((s, ctx) => {
       const parsed = parseTimestamp(s);
-      if (parsed.ok) return parsed.micros;
-      ctx.issues.push({ code: "custom", message: parsed.message, input: s });
+      // Microseconds must be a safe integer, as the queue message (preparedEvent) requires: an
+      // earlier event would be accepted here and its whole queue message dropped by the consumer.
+      // (Past the other end, 2255, it is refused as in the future.)
+      if (parsed.ok && parsed.micros >= Number.MIN_SAFE_INTEGER) return parsed.micros;
+      const message = parsed.ok ? `must not be earlier than ${EARLIEST}` : parsed.message;
+      ctx.issues.push({ code: "custom", message, input: s });
       return z.NEVER;
     }),
   event_id: z
@@ -53,13 +60,23 @@ export const eventInput = z.object({
 });
 export type EventInput = z.input<typeof eventInput>;
 
+/** True when `s` is the JSON text of an object: query responses splice stored `data` in as is. */
+function isJsonObjectText(s: string): boolean {
+  try {
+    const value: unknown = JSON.parse(s);
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
 /** An event once validated: what travels through the queue and becomes a row. */
 export const preparedEvent = z.object({
   event_id: z.string().regex(UUID),
   session_id: z.string().min(1),
   category: z.string().min(1),
   name: z.string().min(1),
-  data: z.string(), // the JSON object, serialized once at the edge
+  data: z.string().refine(isJsonObjectText, "must be the JSON text of an object"), // serialized once at the edge
   timestamp: z.number().int(),
 });
 export type PreparedEvent = z.infer<typeof preparedEvent>;

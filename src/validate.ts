@@ -1,4 +1,5 @@
 // Edge validation: turns a parsed body into events ready for the queue, and per-event errors.
+import { hiddenProblemOf } from "./body";
 import type { Limits } from "./config";
 import { ApiError, type FieldError } from "./errors";
 import { eventInput, type PreparedEvent } from "./schemas";
@@ -83,6 +84,8 @@ export async function validateEvents(
   const refused: Refused[] = [];
   for (const [index, candidate] of candidates.entries()) {
     const reasons: FieldError[] = [];
+    // A duplicate key or an unstorable number that JSON.parse hid (see body.ts).
+    const hidden = hiddenProblemOf(candidate);
     const parsed = eventInput.safeParse(candidate);
     if (!parsed.success) {
       const seen = new Set<string>();
@@ -96,12 +99,15 @@ export async function validateEvents(
           message: field === null ? "each event must be a JSON object" : `${field} ${issue.message}`,
         });
       }
+      if (hidden && !seen.has(hidden.field)) reasons.push({ index, ...hidden });
     } else {
       const e = parsed.data;
-      const problem = dataProblem(e.data);
+      if (hidden) reasons.push({ index, ...hidden });
+      const problem = hidden?.field === "data" ? hidden.message : dataProblem(e.data);
       const data = problem ? "" : JSON.stringify(e.data);
-      if (problem) reasons.push({ index, field: "data", message: `data ${problem}` });
-      else if (utf8Length(data) > limits.maxDataBytes) {
+      if (problem) {
+        if (hidden?.field !== "data") reasons.push({ index, field: "data", message: `data ${problem}` });
+      } else if (utf8Length(data) > limits.maxDataBytes) {
         reasons.push({ index, field: "data", message: `data is larger than ${limits.maxDataBytes} bytes once serialized` });
       }
       if (e.timestamp > receivedAt + limits.maxFutureMicros) {

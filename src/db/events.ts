@@ -1,5 +1,5 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
-import { and, asc, count, desc, eq, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
+import { and, asc, between, count, desc, eq, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { errorLog, events, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
 
@@ -54,6 +54,22 @@ export interface Position {
 // (SPEC §4) instead of whichever the planner guesses without statistics.
 const unindexed = (column: Column, value: string) => sql`+${column} = ${value}`;
 
+/**
+ * The timestamp range as one index range. A position is folded into the bound on its side, since
+ * SQLite seeks on only one of two bounds on a column and may pick the looser (scanning from
+ * `before` down to the position); both bounds go as one BETWEEN, which keeps the planner on the
+ * (category, name, timestamp) index when a range is added to category+name.
+ */
+function rangeOf(f: EventFilters, position: Position | undefined, direction: "asc" | "desc"): SQL | undefined {
+  let { after, before } = f;
+  if (position && direction === "desc") before = before === undefined ? position.timestamp : Math.min(before, position.timestamp);
+  if (position && direction === "asc") after = after === undefined ? position.timestamp : Math.max(after, position.timestamp);
+  if (after !== undefined && before !== undefined) return between(events.timestamp, after, before);
+  if (after !== undefined) return gte(events.timestamp, after);
+  if (before !== undefined) return lte(events.timestamp, before);
+  return undefined;
+}
+
 export function whereOf(f: EventFilters, position?: Position, direction: "asc" | "desc" = "desc"): SQL | undefined {
   const indexed = f.sessionId !== undefined ? "session" : f.category !== undefined ? "category" : "name";
   const conditions: (SQL | undefined)[] = [
@@ -65,12 +81,14 @@ export function whereOf(f: EventFilters, position?: Position, direction: "asc" |
       ? indexed === "session" ? unindexed(events.name, f.name) : eq(events.name, f.name)
       : undefined,
     f.appId !== undefined ? unindexed(events.appId, f.appId) : undefined,
-    f.after !== undefined ? gte(events.timestamp, f.after) : undefined,
-    f.before !== undefined ? lte(events.timestamp, f.before) : undefined,
+    rangeOf(f, position, direction),
+    // Ties at the position's timestamp continue after its id. `+` keeps this term out of index
+    // choice (the range above already seeks to the position); as an index term it led SQLite to
+    // the (name, timestamp) index for category+name.
     position
       ? direction === "desc"
-        ? sql`(${events.timestamp}, ${events.id}) < (${position.timestamp}, ${position.id})`
-        : sql`(${events.timestamp}, ${events.id}) > (${position.timestamp}, ${position.id})`
+        ? sql`(+${events.timestamp}, ${events.id}) < (${position.timestamp}, ${position.id})`
+        : sql`(+${events.timestamp}, ${events.id}) > (${position.timestamp}, ${position.id})`
       : undefined,
   ];
   return and(...conditions);

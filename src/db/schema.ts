@@ -1,5 +1,5 @@
 // The D1 schema. drizzle-kit generates migrations/ from this file: edit here, then `npm run db:generate`.
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 export const events = sqliteTable(
   "events",
@@ -30,6 +30,32 @@ export const events = sqliteTable(
     index("events_category_name").on(t.category, t.name, t.timestamp),
   ],
 );
+
+/**
+ * Event counts per hour, kept by the consumer in the same D1 batch as the events it stores,
+ * so a `count` over a million matching events sums a few hundred rows instead of reading
+ * a million. Each stored event counts once under each of four shapes: (category, name),
+ * (category, ''), ('', name) and ('', ''); '' means "any" (real values are never empty).
+ */
+export const eventCounts = sqliteTable(
+  "event_counts",
+  {
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    // floor(timestamp / 1 hour): the bucket the events' own timestamps fall in.
+    hour: integer("hour").notNull(),
+    // '' for events stored without an application.
+    appId: text("app_id").notNull(),
+    n: integer("n").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.category, t.name, t.hour, t.appId] })],
+);
+
+/** The highest events.id already counted in event_counts: the consumer counts rows above it. */
+export const rollupMark = sqliteTable("rollup_mark", {
+  id: integer("id").primaryKey(),
+  lastId: integer("last_id").notNull(),
+});
 
 export type EventRow = typeof events.$inferSelect;
 export type NewEventRow = typeof events.$inferInsert;

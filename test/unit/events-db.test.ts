@@ -1,0 +1,288 @@
+// Event storage against the real local D1: chunked inserts, dedup, order, and what each page costs in rows read.
+import { env } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
+import { beforeAll, describe, expect, it } from "vitest";
+import { countEvents, D1_MAX_PARAMS, insertAll, listEvents, type EventFilters, type Position } from "../../src/db/events";
+import type { EventRow, NewErrorLogRow, NewEventRow } from "../../src/db/schema";
+
+const db = drizzle(env.DB);
+
+/** A D1 binding that passes everything through to the real one and records each bound statement. */
+function recordingD1(real: D1Database) {
+  const bound: { sql: string; params: number }[] = [];
+  const batches: number[] = [];
+  const wrapped = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          batches.push(statements.length);
+          return target.batch(statements);
+        };
+      }
+      if (prop === "prepare") {
+        return (sql: string) => {
+          const stmt = target.prepare(sql);
+          return new Proxy(stmt, {
+            get(s, p) {
+              if (p === "bind") {
+                return (...args: unknown[]) => {
+                  bound.push({ sql, params: args.length });
+                  return s.bind(...args);
+                };
+              }
+              const value = Reflect.get(s, p, s) as unknown;
+              return typeof value === "function" ? value.bind(s) : value;
+            },
+          });
+        };
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { db: drizzle(wrapped), bound, batches };
+}
+
+let serial = 0;
+function row(overrides: Partial<NewEventRow> = {}): NewEventRow {
+  serial += 1;
+  return {
+    eventId: crypto.randomUUID(),
+    sessionId: `db-session-${serial}`,
+    category: "db-category",
+    name: "db-name",
+    data: JSON.stringify({ serial }),
+    timestamp: Date.UTC(2022, 0, 1) * 1000 + serial,
+    receivedAt: Date.UTC(2022, 0, 1) * 1000,
+    appId: "db-app",
+    ...overrides,
+  };
+}
+
+const countWhere = async (sql: string, ...params: unknown[]) =>
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${sql}`).bind(...params).first<{ n: number }>())!.n;
+
+describe("insertAll", () => {
+  it("stores more than 1000 rows with every statement under D1's 100 bound parameters, in one batch", async () => {
+    const { db: recorded, bound, batches } = recordingD1(env.DB);
+    const sessionId = "db-chunking-session";
+    const rows = Array.from({ length: 1234 }, () => row({ sessionId }));
+    const errors: NewErrorLogRow[] = Array.from({ length: 150 }, (_, i) => ({
+      kind: "invalid_event",
+      occurredAt: 1,
+      payload: `{"i":${i}}`,
+      reasons: "[]",
+      source: "db-chunking",
+      appId: null,
+    }));
+    await insertAll(recorded, rows, errors);
+
+    expect(bound.length).toBeGreaterThan(1);
+    expect(batches).toEqual([bound.length]);
+    for (const s of bound) expect(s.params, s.sql.slice(0, 60)).toBeLessThanOrEqual(D1_MAX_PARAMS);
+    expect(await countWhere("events WHERE session_id = ?", sessionId)).toBe(1234);
+    expect(await countWhere("error_log WHERE source = ?", "db-chunking")).toBe(150);
+  });
+
+  it("stores a duplicated event_id once, within one call and across calls", async () => {
+    const eventId = crypto.randomUUID();
+    const first = row({ eventId, sessionId: "db-dup", data: '{"copy":1}' });
+    await insertAll(db, [first, row({ eventId, sessionId: "db-dup", data: '{"copy":2}' })]);
+    await insertAll(db, [row({ eventId, sessionId: "db-dup", data: '{"copy":3}' }), row({ sessionId: "db-dup" })]);
+    expect(await countWhere("events WHERE event_id = ?", eventId)).toBe(1);
+    expect(await countWhere("events WHERE session_id = ?", "db-dup")).toBe(2);
+    // The first write wins; redeliveries never overwrite it.
+    const stored = await env.DB.prepare("SELECT data FROM events WHERE event_id = ?").bind(eventId).first<{ data: string }>();
+    expect(stored!.data).toBe('{"copy":1}');
+  });
+
+  it("writes events and error-log rows all or nothing", async () => {
+    const good = row({ sessionId: "db-atomic" });
+    const bad = row({ sessionId: "db-atomic", category: null as unknown as string }); // violates NOT NULL
+    const error: NewErrorLogRow = { kind: "invalid_event", occurredAt: 1, payload: "{}", reasons: "[]", source: "db-atomic" };
+    await expect(insertAll(db, [good, ...Array.from({ length: 30 }, () => row({ sessionId: "db-atomic" })), bad], [error])).rejects.toThrow();
+    expect(await countWhere("events WHERE session_id = ?", "db-atomic")).toBe(0);
+    expect(await countWhere("error_log WHERE source = ?", "db-atomic")).toBe(0);
+  });
+
+  it("does nothing for nothing", async () => {
+    await expect(insertAll(db, [], [])).resolves.toBeUndefined();
+  });
+});
+
+describe("listEvents order", () => {
+  const sessionId = "db-ties";
+  const ts = Date.UTC(2022, 5, 1) * 1000;
+  let all: EventRow[] = [];
+
+  beforeAll(async () => {
+    // 60 events at one instant, 20 a second later, 20 a second earlier, inserted shuffled.
+    const rows = [
+      ...Array.from({ length: 60 }, () => row({ sessionId, timestamp: ts })),
+      ...Array.from({ length: 20 }, () => row({ sessionId, timestamp: ts + 1_000_000 })),
+      ...Array.from({ length: 20 }, () => row({ sessionId, timestamp: ts - 1_000_000 })),
+    ].sort(() => Math.random() - 0.5);
+    await insertAll(db, rows);
+    all = await listEvents(db, { sessionId }, { limit: 1000 });
+  });
+
+  it("orders by timestamp descending, ties by id descending", () => {
+    expect(all).toHaveLength(100);
+    for (let i = 1; i < all.length; i++) {
+      const [a, b] = [all[i - 1]!, all[i]!];
+      expect(a.timestamp > b.timestamp || (a.timestamp === b.timestamp && a.id > b.id)).toBe(true);
+    }
+  });
+
+  it("orders ascending when asked, the exact reverse", async () => {
+    const asc = await listEvents(db, { sessionId }, { limit: 1000, direction: "asc" });
+    expect(asc.map((r) => r.id)).toEqual([...all].reverse().map((r) => r.id));
+  });
+
+  it("pages by offset over equal timestamps without overlap or gap", async () => {
+    const ids: number[] = [];
+    for (let offset = 0; offset < 100; offset += 7) {
+      ids.push(...(await listEvents(db, { sessionId }, { limit: 7, offset })).map((r) => r.id));
+    }
+    expect(ids).toEqual(all.map((r) => r.id));
+  });
+
+  it("pages by position over equal timestamps without overlap or gap, both ways", async () => {
+    for (const direction of ["desc", "asc"] as const) {
+      const ids: number[] = [];
+      let after: Position | undefined;
+      for (;;) {
+        const page = await listEvents(db, { sessionId }, { limit: 9, after, direction });
+        ids.push(...page.map((r) => r.id));
+        const last = page[page.length - 1];
+        if (page.length < 9 || !last) break;
+        after = { timestamp: last.timestamp, id: last.id };
+      }
+      const expected = all.map((r) => r.id);
+      expect(ids).toEqual(direction === "desc" ? expected : expected.reverse());
+    }
+  });
+});
+
+describe("rows read per page", () => {
+  // A few thousand rows over 40 sessions, 4 categories and 5 names, in ~2000 distinct timestamps
+  // over ten days (so timestamps tie), spread with a fixed pseudo-random sequence.
+  const ROWS = 4000;
+  const DAY = 86_400_000_000;
+  const T0 = Date.UTC(2023, 0, 1) * 1000;
+  const LIMIT = 20;
+  const SLACK = 5;
+  const categories = ["rr-view", "rr-click", "rr-submit", "rr-scroll"];
+  const names = ["rr-home", "rr-cart", "rr-pay", "rr-help", "rr-faq"];
+  let seeded: EventRow[] = [];
+
+  beforeAll(async () => {
+    let state = 42;
+    const random = () => {
+      state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    const pick = <T,>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
+    const rows = Array.from({ length: ROWS }, () =>
+      row({
+        sessionId: `rr-session-${Math.floor(random() * 40)}`,
+        category: pick(categories),
+        name: pick(names),
+        timestamp: T0 + Math.floor(random() * 2000) * (10 * DAY / 2000),
+      }),
+    );
+    await insertAll(db, rows);
+    seeded = await listEvents(db, { after: T0, before: T0 + 10 * DAY }, { limit: ROWS });
+    expect(seeded).toHaveLength(ROWS);
+  });
+
+  const shapes: Record<string, EventFilters> = {
+    "no filter": {},
+    session_id: { sessionId: "rr-session-7" },
+    category: { category: "rr-click" },
+    name: { name: "rr-pay" },
+    "category+name": { category: "rr-click", name: "rr-pay" },
+  };
+  const ranges: Record<string, Pick<EventFilters, "after" | "before">> = {
+    "": {},
+    " and a time range": { after: T0 + 2 * DAY, before: T0 + 8 * DAY },
+    " and a lower bound": { after: T0 + 3 * DAY },
+    " and an upper bound": { before: T0 + 7 * DAY },
+  };
+
+  const matching = (f: EventFilters) =>
+    seeded.filter(
+      (r) =>
+        (f.sessionId === undefined || r.sessionId === f.sessionId) &&
+        (f.category === undefined || r.category === f.category) &&
+        (f.name === undefined || r.name === f.name) &&
+        (f.after === undefined || r.timestamp >= f.after) &&
+        (f.before === undefined || r.timestamp <= f.before),
+    );
+
+  /** Runs listEvents' own SQL on the binding and returns what D1 reports having read. */
+  async function pageCost(f: EventFilters, after?: Position) {
+    // listEvents returns the unexecuted Drizzle query (typed as the promise it resolves to).
+    const built = listEvents(db, f, { limit: LIMIT + 1, after }) as unknown as { toSQL(): { sql: string; params: unknown[] } };
+    const query = built.toSQL();
+    const result = await env.DB.prepare(query.sql).bind(...query.params).all<Record<string, unknown>>();
+    return { rowsRead: result.meta.rows_read, returned: result.results.length };
+  }
+
+  for (const [shape, base] of Object.entries(shapes)) {
+    for (const [rangeName, range] of Object.entries(ranges)) {
+      const f = { ...base, ...range };
+      it(`reads about one page for ${shape}${rangeName}, first page and deep cursor position`, async () => {
+        const expected = matching(f);
+        expect(expected.length, "the seed must give this shape more than a few pages").toBeGreaterThan(3 * LIMIT);
+
+        const first = await pageCost(f);
+        expect(first.returned).toBe(LIMIT + 1);
+        expect(first.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + SLACK);
+
+        // A position two thirds of the way down the matching rows: reading must start there.
+        const at = expected[Math.floor((expected.length * 2) / 3)]!;
+        const deep = await pageCost(f, { timestamp: at.timestamp, id: at.id });
+        expect(deep.returned).toBe(Math.min(LIMIT + 1, expected.length - Math.floor((expected.length * 2) / 3) - 1));
+        expect(deep.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + SLACK);
+      });
+    }
+  }
+
+  // A session holds few events, so session+category/name reads the session's index range and
+  // filters it: bounded by the session's size, not the table's. (A strict one-page bound would
+  // need (session_id, category, timestamp) and (session_id, name, timestamp) indexes.)
+  for (const [shape, base] of Object.entries({
+    "session_id+category": { sessionId: "rr-session-7", category: "rr-click" },
+    "session_id+name": { sessionId: "rr-session-7", name: "rr-pay" },
+  } satisfies Record<string, EventFilters>)) {
+    for (const [rangeName, range] of Object.entries(ranges)) {
+      const f = { ...base, ...range };
+      it(`reads at most the session's own events for ${shape}${rangeName}`, async () => {
+        const sessionRows = matching({ sessionId: base.sessionId, ...range }).length;
+        const expected = matching(f);
+        const first = await pageCost(f);
+        expect(first.returned).toBe(Math.min(LIMIT + 1, expected.length));
+        expect(first.rowsRead).toBeLessThanOrEqual(sessionRows + 1);
+        const at = expected[Math.floor(expected.length / 2)]!;
+        const deep = await pageCost(f, { timestamp: at.timestamp, id: at.id });
+        expect(deep.rowsRead).toBeLessThanOrEqual(sessionRows + 1);
+      });
+    }
+  }
+
+  it("counts what it lists", async () => {
+    for (const f of Object.values(shapes)) {
+      const seededOnly = { ...f, after: T0 };
+      expect(await countEvents(db, seededOnly)).toBe(matching(seededOnly).length);
+    }
+  });
+
+  it("lists the same rows the filters describe, in order", async () => {
+    for (const shape of [...Object.values(shapes), { sessionId: "rr-session-7", category: "rr-click", after: T0 + 2 * DAY }]) {
+      const f = { after: T0, ...shape };
+      const rows = await listEvents(db, f, { limit: ROWS });
+      expect(rows.map((r) => r.id)).toEqual(matching(f).map((r) => r.id));
+    }
+  });
+});
