@@ -72,8 +72,23 @@ async function store(db: Db, plans: Planned[]): Promise<void> {
   await insertAll(db, plans.flatMap((p) => p.events), plans.flatMap((p) => p.errors));
 }
 
-function retry(p: Planned) {
-  p.message.retry({ delaySeconds: backoff(p.message.attempts) });
+/**
+ * A message that could not be stored: note it in the error log if D1 takes that much (the
+ * cause itself goes to Sentry, not to the log), then hand it back to the queue with backoff.
+ */
+async function fail(db: Db, p: Planned): Promise<void> {
+  const delaySeconds = backoff(p.message.attempts);
+  const note: NewErrorLogRow = {
+    kind: "consumer_failure",
+    occurredAt: nowMicros(),
+    payload: excerpt(p.message.body),
+    reasons: JSON.stringify([
+      { field: null, message: `not stored on delivery attempt ${p.message.attempts}; retrying in ${delaySeconds} s` },
+    ]),
+    source: p.message.id,
+  };
+  await insertAll(db, [], [note]).catch(() => {});
+  p.message.retry({ delaySeconds });
 }
 
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sentry?: Sentry): Promise<void> {
@@ -85,7 +100,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sent
     return;
   } catch (err) {
     sentry?.captureException(err);
-    if (plans.length === 1) return retry(plans[0]!);
+    if (plans.length === 1) return fail(db, plans[0]!);
   }
   // The batch write failed: store message by message, so one bad message cannot hold back the rest.
   for (const p of plans) {
@@ -94,7 +109,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sent
       p.message.ack();
     } catch (err) {
       sentry?.captureException(err);
-      retry(p);
+      await fail(db, p);
     }
   }
 }

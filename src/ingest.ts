@@ -28,8 +28,9 @@ export const ingest = new Hono<AppEnv>().post("/", requireKey("write"), rateLimi
   if (refused.length > 0) messages.push(...invalidMessages(refused, app, receivedAt, requestId));
 
   const { sent, error } = await sendAll(c.env.EVENTS_QUEUE, messages);
+  // Every failure is reported, also one that only lost the error-log notes of refused events.
+  if (error !== undefined) createSentry(c.env, c.executionCtx, c.req.raw)?.captureException(error);
   if (error !== undefined && sent < eventMessageCount) {
-    createSentry(c.env, c.executionCtx, c.req.raw)?.captureException(error);
     const queued = messages.slice(0, sent).reduce((n, m) => n + (m.kind === "events" ? m.events.length : 0), 0);
     throw new ApiError(
       "queue_unavailable",

@@ -120,14 +120,17 @@ export const MAX_LIMIT = 1000;
 export const MAX_OFFSET = 100_000;
 
 /** GET /api/event/ query string. Unknown parameters are ignored, as the original did. */
+/** An empty filter (`?category=`) means no filter, as django-filter treated it in the original. */
+const filter = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === "" ? undefined : v), schema.optional());
+
 export const eventQuery = z.object({
-  session_id: label.optional(),
-  category: label.optional(),
-  name: label.optional(),
-  timestamp_after: bound.optional(),
-  timestamp_before: bound.optional(),
-  timestamp_start: bound.optional(),
-  timestamp_end: bound.optional(),
+  session_id: filter(label),
+  category: filter(label),
+  name: filter(label),
+  timestamp_after: filter(bound),
+  timestamp_before: filter(bound),
+  timestamp_start: filter(bound),
+  timestamp_end: filter(bound),
   limit: digits("limit", MAX_LIMIT)
     .refine((n) => n >= 1, "limit must be at least 1")
     .optional(),

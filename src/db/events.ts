@@ -1,7 +1,7 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
 import { and, asc, between, count, desc, eq, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { errorLog, events, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { errorLog, eventCounts, events, rollupMark, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
 
 export type Db = DrizzleD1Database<Record<string, unknown>>;
 
@@ -18,15 +18,35 @@ function chunk<T>(rows: T[], size: number): T[][] {
 const EVENT_COLUMNS = 8;
 const ERROR_COLUMNS = 6;
 
+/** The rollup bucket width: one hour, in microseconds. */
+export const HOUR = 3_600_000_000;
+
+// Counting what a batch stored: remember the highest id before it, insert, then add the rows
+// above that id (only those really inserted, duplicates skipped) to the hourly counts under
+// each of the four shapes. All inside the batch's transaction, so counts never drift.
+const markBefore = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM ${events}))
+  ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id`;
+// A literal, not a bound parameter: drizzle's D1 batch cannot bind parameters of a raw statement.
+const H = sql.raw(String(HOUR));
+const rollUp = sql`INSERT INTO ${eventCounts} (category, name, hour, app_id, n)
+  SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, count(*)
+  FROM (
+    SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, coalesce(app_id, '') AS a
+    FROM ${events} WHERE id > (SELECT last_id FROM ${rollupMark} WHERE id = 1)
+  ) AS fresh, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape
+  WHERE true GROUP BY cc, nn, h, a
+  ON CONFLICT (category, name, hour, app_id) DO UPDATE SET n = n + excluded.n`;
+
 /**
- * Inserts events (duplicates of a stored event_id are skipped) and error-log rows in one
- * D1 batch, which D1 runs as one transaction: all of it is stored, or none of it.
+ * Inserts events (duplicates of a stored event_id are skipped), their counts, and error-log
+ * rows in one D1 batch, which D1 runs as one transaction: all of it is stored, or none of it.
  */
 export async function insertAll(db: Db, rows: NewEventRow[], errors: NewErrorLogRow[] = []): Promise<void> {
+  const inserts = chunk(rows, Math.floor(D1_MAX_PARAMS / EVENT_COLUMNS)).map((c) =>
+    db.insert(events).values(c).onConflictDoNothing({ target: events.eventId }),
+  );
   const statements = [
-    ...chunk(rows, Math.floor(D1_MAX_PARAMS / EVENT_COLUMNS)).map((c) =>
-      db.insert(events).values(c).onConflictDoNothing({ target: events.eventId }),
-    ),
+    ...(inserts.length > 0 ? [db.run(markBefore), ...inserts, db.run(rollUp)] : []),
     ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) => db.insert(errorLog).values(c)),
   ];
   const [first, ...rest] = statements;
@@ -114,7 +134,39 @@ export function listEvents(db: Db, f: EventFilters, page: Page): Promise<EventRo
     .offset(page.offset ?? 0);
 }
 
+/**
+ * How many events match. A session's events are counted in its index (sessions are small).
+ * Otherwise whole hours come from the hourly rollup and only the partial hours at the edges
+ * of a time range are counted row by row: a count over a million events reads a few hundred
+ * rollup rows plus at most two hours of matching events, and stays exact.
+ */
 export async function countEvents(db: Db, f: EventFilters): Promise<number> {
-  const [row] = await db.select({ n: count() }).from(events).where(whereOf(f));
-  return row?.n ?? 0;
+  const exact = (g: EventFilters) => db.select({ n: count() }).from(events).where(whereOf(g));
+  if (f.sessionId !== undefined) {
+    const [row] = await exact(f);
+    return row?.n ?? 0;
+  }
+  // Whole hours inside [after, before]: first..last (either open when its bound is absent).
+  const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);
+  const last = f.before === undefined ? undefined : Math.floor((f.before + 1) / HOUR) - 1;
+  if (first !== undefined && last !== undefined && first > last) {
+    const [row] = await exact(f);
+    return row?.n ?? 0;
+  }
+  const rolled = db
+    .select({ n: sql<number>`coalesce(sum(${eventCounts.n}), 0)` })
+    .from(eventCounts)
+    .where(
+      and(
+        eq(eventCounts.category, f.category ?? ""),
+        eq(eventCounts.name, f.name ?? ""),
+        first !== undefined ? gte(eventCounts.hour, first) : undefined,
+        last !== undefined ? lte(eventCounts.hour, last) : undefined,
+        f.appId !== undefined ? eq(eventCounts.appId, f.appId) : undefined,
+      ),
+    );
+  const head = first !== undefined && f.after! < first * HOUR ? exact({ ...f, before: first * HOUR - 1 }) : undefined;
+  const tail = last !== undefined && f.before! >= (last + 1) * HOUR ? exact({ ...f, after: (last + 1) * HOUR }) : undefined;
+  const results = await db.batch([rolled, ...(head ? [head] : []), ...(tail ? [tail] : [])]);
+  return results.reduce((total, [row]) => total + Number(row?.n ?? 0), 0);
 }

@@ -68,6 +68,11 @@ it("retries each failed message with its own backoff, while the messages that ca
   ]);
   expect(await count("error_log WHERE source = ?", requestId)).toBe(1);
   expect(await count("error_log WHERE source = ?", "malformed-d")).toBe(1);
+  // Each failed message leaves a consumer_failure note (no SQL in it: the cause went to Sentry).
+  const notes = await env.DB.prepare("SELECT source, reasons FROM error_log WHERE kind = 'consumer_failure' AND source IN ('events-a', 'events-c') ORDER BY source").all<{ source: string; reasons: string }>();
+  expect(notes.results.map((n) => n.source)).toEqual(["events-a", "events-c"]);
+  expect(notes.results[1]!.reasons).toContain("attempt 4; retrying in 16 s");
+  expect(notes.results[1]!.reasons).not.toMatch(/SQLITE|no such table/i);
 });
 
 it("stores a retried message once the database is back, exactly once", async () => {
