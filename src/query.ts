@@ -6,7 +6,7 @@ import type { AppEnv } from "./app-env";
 import { requireKey } from "./auth";
 import { drizzle } from "drizzle-orm/d1";
 import { countErrors, listErrors } from "./db/error-log";
-import { countEvents, listEvents, type Db, type EventFilters, type Position } from "./db/events";
+import { countQueries, listEvents, sumCounts, type Db, type EventFilters, type Position } from "./db/events";
 import type { ErrorLogRow, EventRow } from "./db/schema";
 import { ApiError } from "./errors";
 import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
@@ -49,7 +49,7 @@ function filtersOf(q: EventQuery, appId?: string): EventFilters {
   };
 }
 
-// Cursor: base64url of [timestamp, id], the last row of the page before.
+// Cursor: base64url of [timestamp, id], the first row of the page it points to.
 export function encodeCursor(p: Position): string {
   return btoa(JSON.stringify([p.timestamp, p.id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
@@ -102,15 +102,16 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
       });
     }
     const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+    // One row of lookahead: it tells whether there is a next page, and is where that page starts.
     const rows = await listEvents(db, f, { limit: limit + 1, after, direction });
-    const more = rows.length > limit;
-    const page = more ? rows.slice(0, limit) : rows;
-    const last = page[page.length - 1];
-    const next = more && last ? linkWith(url, { cursor: encodeCursor(last), pagination: "cursor" }) : null;
-    return renderPage({ next, previous: null }, page);
+    const lookahead = rows[limit];
+    const next = lookahead ? linkWith(url, { cursor: encodeCursor(lookahead), pagination: "cursor" }) : null;
+    return renderPage({ next, previous: null }, rows.slice(0, limit));
   }
   const offset = q.offset ?? 0;
-  const [rows, count] = await Promise.all([listEvents(db, f, { limit, offset, direction }), countEvents(db, f)]);
+  // The page and its count in one D1 round trip.
+  const [rows, ...counts] = await db.batch([listEvents(db, f, { limit, offset, direction }), ...countQueries(db, f)]);
+  const count = sumCounts(counts);
   const next = offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null;
   const previous = offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined });
   return renderPage({ count, next, previous }, rows);

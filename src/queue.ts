@@ -2,7 +2,7 @@
 // a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Events are packed many per message.
 import type { FieldError } from "./errors";
 import type { EventsMessage, PreparedEvent, QueueMessage } from "./schemas";
-import { utf8Length } from "./validate";
+import { packBySize, utf8Length } from "./sizes";
 
 /** Serialized bytes per message we aim under (the platform's cap is 128 KB). */
 export const MESSAGE_BYTES = 96 * 1024;
@@ -11,25 +11,6 @@ export const SEND_BATCH_BYTES = 224 * 1024;
 export const SEND_BATCH_MESSAGES = 100;
 /** Allowance for the queue's own per-message overhead inside a sendBatch. */
 const MESSAGE_OVERHEAD = 512;
-
-/** Splits items into groups whose summed sizes stay under `max` (an item larger than `max` goes alone). */
-export function packBySize<T>(items: T[], sizeOf: (item: T) => number, max: number, maxCount = Infinity): T[][] {
-  const groups: T[][] = [];
-  let group: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = sizeOf(item);
-    if (group.length > 0 && (bytes + size > max || group.length >= maxCount)) {
-      groups.push(group);
-      group = [];
-      bytes = 0;
-    }
-    group.push(item);
-    bytes += size;
-  }
-  if (group.length > 0) groups.push(group);
-  return groups;
-}
 
 const jsonBytes = (value: unknown) => utf8Length(JSON.stringify(value));
 

@@ -3,6 +3,7 @@ import { hiddenProblemOf } from "./body";
 import type { Limits } from "./config";
 import { ApiError, type FieldError } from "./errors";
 import { eventInput, type PreparedEvent } from "./schemas";
+import { utf8Length } from "./sizes";
 
 /** Deepest nesting of objects/arrays allowed inside `data`. */
 export const MAX_DATA_DEPTH = 32;
@@ -51,17 +52,6 @@ function dataProblem(data: Record<string, unknown>): string | null {
     level = next;
   }
   return null;
-}
-
-/** UTF-8 byte length of a string, without allocating its encoding. */
-export function utf8Length(s: string): number {
-  let bytes = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    // 2 bytes below U+0800, 3 above; a surrogate pair is 4, 2 per half.
-    if (c >= 0x80) bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
-  }
-  return bytes;
 }
 
 /** Derives a stable UUID (version 8) from what makes an event itself, so a retried request stores nothing twice. */

@@ -1,7 +1,8 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
 import { and, asc, between, count, desc, eq, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { errorLog, eventCounts, events, rollupMark, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { packBySize, utf8Length } from "../sizes";
+import { errorLog, eventCounts, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
 
 export type Db = DrizzleD1Database<Record<string, unknown>>;
 
@@ -14,9 +15,32 @@ function chunk<T>(rows: T[], size: number): T[][] {
   return out;
 }
 
-/** Columns per row, so a chunk of rows stays under D1's parameter limit. */
-const EVENT_COLUMNS = 8;
+/** Columns per error-log row, so a chunk of rows stays under D1's parameter limit. */
 const ERROR_COLUMNS = 6;
+
+/**
+ * Bytes of events per INSERT. Events go in as one bound JSON array per statement, read back
+ * by SQLite's json_each: one statement per ~1 MB instead of one per 12 rows (D1 binds at most
+ * 100 parameters, and caps a bound value at 2 MB). Measured in BENCHMARKS.md.
+ */
+export const INSERT_JSON_BYTES = 1_000_000;
+
+function insertEvents(db: Db, rows: NewEventRow[]) {
+  const tuples = rows.map((r) =>
+    JSON.stringify([r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null]),
+  );
+  return packBySize(tuples, (t) => utf8Length(t) + 1, INSERT_JSON_BYTES).map((group) =>
+    db
+      .insert(events)
+      .select(
+        // Columns in table order; NULL id lets SQLite assign the next rowid. `WHERE true` keeps
+        // SQLite from reading the upsert's ON as a join constraint.
+        sql`SELECT NULL, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+            FROM json_each(${`[${group.join(",")}]`}) WHERE true`,
+      )
+      .onConflictDoNothing({ target: events.eventId }),
+  );
+}
 
 /** The rollup bucket width: one hour, in microseconds. */
 export const HOUR = 3_600_000_000;
@@ -42,9 +66,7 @@ const rollUp = sql`INSERT INTO ${eventCounts} (category, name, hour, app_id, n)
  * rows in one D1 batch, which D1 runs as one transaction: all of it is stored, or none of it.
  */
 export async function insertAll(db: Db, rows: NewEventRow[], errors: NewErrorLogRow[] = []): Promise<void> {
-  const inserts = chunk(rows, Math.floor(D1_MAX_PARAMS / EVENT_COLUMNS)).map((c) =>
-    db.insert(events).values(c).onConflictDoNothing({ target: events.eventId }),
-  );
+  const inserts = insertEvents(db, rows);
   const statements = [
     ...(inserts.length > 0 ? [db.run(markBefore), ...inserts, db.run(rollUp)] : []),
     ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) => db.insert(errorLog).values(c)),
@@ -63,7 +85,11 @@ export interface EventFilters {
   before?: number;
 }
 
-/** A position in the (timestamp, id) order: the last row of the previous page. */
+/**
+ * A position in the (timestamp, id) order: the first row of the page to read, which the
+ * previous page fetched as its one row of lookahead. Reading from it inclusive makes a page
+ * read exactly limit + 1 rows (its own and the next page's first).
+ */
 export interface Position {
   timestamp: number;
   id: number;
@@ -102,13 +128,13 @@ export function whereOf(f: EventFilters, position?: Position, direction: "asc" |
       : undefined,
     f.appId !== undefined ? unindexed(events.appId, f.appId) : undefined,
     rangeOf(f, position, direction),
-    // Ties at the position's timestamp continue after its id. `+` keeps this term out of index
+    // Ties at the position's timestamp start at its id. `+` keeps this term out of index
     // choice (the range above already seeks to the position); as an index term it led SQLite to
     // the (name, timestamp) index for category+name.
     position
       ? direction === "desc"
-        ? sql`(+${events.timestamp}, ${events.id}) < (${position.timestamp}, ${position.id})`
-        : sql`(+${events.timestamp}, ${events.id}) > (${position.timestamp}, ${position.id})`
+        ? sql`(+${events.timestamp}, ${events.id}) <= (${position.timestamp}, ${position.id})`
+        : sql`(+${events.timestamp}, ${events.id}) >= (${position.timestamp}, ${position.id})`
       : undefined,
   ];
   return and(...conditions);
@@ -121,8 +147,8 @@ export interface Page {
   direction?: "asc" | "desc";
 }
 
-/** One page of events, newest first (or oldest first with direction "asc"), ties broken by id. */
-export function listEvents(db: Db, f: EventFilters, page: Page): Promise<EventRow[]> {
+/** One page of events, newest first (or oldest first with direction "asc"), ties broken by id. A batchable query. */
+export function listEvents(db: Db, f: EventFilters, page: Page) {
   const direction = page.direction ?? "desc";
   const order = direction === "desc" ? desc : asc;
   return db
@@ -141,18 +167,28 @@ export function listEvents(db: Db, f: EventFilters, page: Page): Promise<EventRo
  * rollup rows plus at most two hours of matching events, and stays exact.
  */
 export async function countEvents(db: Db, f: EventFilters): Promise<number> {
+  const [first, ...rest] = countQueries(db, f);
+  return sumCounts(await db.batch([first, ...rest]));
+}
+
+/** Adds up what the count queries returned. */
+export function sumCounts(results: readonly unknown[]): number {
+  return results.reduce<number>((total, rows) => total + Number((rows as { n: number }[])[0]?.n ?? 0), 0);
+}
+
+/**
+ * The queries whose results add up to how many events match, to run in one D1 batch.
+ * A session's events are counted in its index (sessions are small). Otherwise whole hours
+ * come from the hourly rollup and only the partial hours at the edges of a time range are
+ * counted row by row: a count over a million events reads a few hundred rollup rows plus at
+ * most two hours of matching events, and stays exact.
+ */
+export function countQueries(db: Db, f: EventFilters) {
   const exact = (g: EventFilters) => db.select({ n: count() }).from(events).where(whereOf(g));
-  if (f.sessionId !== undefined) {
-    const [row] = await exact(f);
-    return row?.n ?? 0;
-  }
   // Whole hours inside [after, before]: first..last (either open when its bound is absent).
   const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);
   const last = f.before === undefined ? undefined : Math.floor((f.before + 1) / HOUR) - 1;
-  if (first !== undefined && last !== undefined && first > last) {
-    const [row] = await exact(f);
-    return row?.n ?? 0;
-  }
+  if (f.sessionId !== undefined || (first !== undefined && last !== undefined && first > last)) return [exact(f)] as const;
   const rolled = db
     .select({ n: sql<number>`coalesce(sum(${eventCounts.n}), 0)` })
     .from(eventCounts)
@@ -165,8 +201,7 @@ export async function countEvents(db: Db, f: EventFilters): Promise<number> {
         f.appId !== undefined ? eq(eventCounts.appId, f.appId) : undefined,
       ),
     );
-  const head = first !== undefined && f.after! < first * HOUR ? exact({ ...f, before: first * HOUR - 1 }) : undefined;
-  const tail = last !== undefined && f.before! >= (last + 1) * HOUR ? exact({ ...f, after: (last + 1) * HOUR }) : undefined;
-  const results = await db.batch([rolled, ...(head ? [head] : []), ...(tail ? [tail] : [])]);
-  return results.reduce((total, [row]) => total + Number(row?.n ?? 0), 0);
+  const head = first !== undefined && f.after! < first * HOUR ? [exact({ ...f, before: first * HOUR - 1 })] : [];
+  const tail = last !== undefined && f.before! >= (last + 1) * HOUR ? [exact({ ...f, after: (last + 1) * HOUR })] : [];
+  return [rolled, ...head, ...tail] as const;
 }

@@ -152,11 +152,12 @@ describe("listEvents order", () => {
       const ids: number[] = [];
       let after: Position | undefined;
       for (;;) {
-        const page = await listEvents(db, { sessionId }, { limit: 9, after, direction });
-        ids.push(...page.map((r) => r.id));
-        const last = page[page.length - 1];
-        if (page.length < 9 || !last) break;
-        after = { timestamp: last.timestamp, id: last.id };
+        // As the API pages: one row of lookahead, which is where the next page starts.
+        const page = await listEvents(db, { sessionId }, { limit: 9 + 1, after, direction });
+        ids.push(...page.slice(0, 9).map((r) => r.id));
+        const lookahead = page[9];
+        if (!lookahead) break;
+        after = { timestamp: lookahead.timestamp, id: lookahead.id };
       }
       const expected = all.map((r) => r.id);
       expect(ids).toEqual(direction === "desc" ? expected : expected.reverse());
@@ -243,7 +244,8 @@ describe("rows read per page", () => {
         // A position two thirds of the way down the matching rows: reading must start there.
         const at = expected[Math.floor((expected.length * 2) / 3)]!;
         const deep = await pageCost(f, { timestamp: at.timestamp, id: at.id });
-        expect(deep.returned).toBe(Math.min(LIMIT + 1, expected.length - Math.floor((expected.length * 2) / 3) - 1));
+        // The position is the first row of its page (inclusive).
+        expect(deep.returned).toBe(Math.min(LIMIT + 1, expected.length - Math.floor((expected.length * 2) / 3)));
         expect(deep.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + SLACK);
       });
     }

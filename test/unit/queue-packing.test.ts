@@ -2,7 +2,8 @@
 // a sendBatch ≤ 100 messages and ≤ 256 KB. Large but legal requests are chunked, never refused.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { eventMessages, excerpt, invalidMessages, packBySize, PAYLOAD_EXCERPT, sendAll } from "../../src/queue";
+import { eventMessages, excerpt, invalidMessages, PAYLOAD_EXCERPT, sendAll } from "../../src/queue";
+import { packBySize } from "../../src/sizes";
 import { queueMessage, type PreparedEvent, type QueueMessage } from "../../src/schemas";
 
 const MESSAGE_LIMIT = 128_000;

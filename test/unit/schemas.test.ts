@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { limitsFrom, type Limits } from "../../src/config";
 import { ApiError } from "../../src/errors";
 import { eventInput, eventQuery, MAX_LIMIT, MAX_OFFSET, queueMessage } from "../../src/schemas";
-import { eventsOf, MAX_DATA_DEPTH, utf8Length, validateEvents } from "../../src/validate";
+import { utf8Length } from "../../src/sizes";
+import { eventsOf, MAX_DATA_DEPTH, validateEvents } from "../../src/validate";
 
 const README_EVENT = {
   session_id: "e2085be5-9137-4e4e-80b5-f1ffddc25423",
