@@ -1,6 +1,7 @@
 // Trusted clients: who is calling, with which kind of key, for which application.
 // Keys are looked up by their SHA-256 and cached per isolate, so a warm isolate's
 // ingestion path costs no D1 round trip; a revoked key stops working within KEY_TTL_MS.
+import { createHash } from "node:crypto";
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context, MiddlewareHandler } from "hono";
@@ -30,10 +31,9 @@ const cache = new Map<string, { principal: Principal | null; expires: number }>(
 /** Keys that `npm run dev` seeds; refused unless ENVIRONMENT is "development". */
 export const DEV_KEY_PREFIX = "eye_dev_";
 
-const hex = (bytes: ArrayBuffer) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-
-export async function hashKey(key: string): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+/** SHA-256 of a key, hex: what is stored and looked up. Synchronous node:crypto, as on the hot path. */
+export function hashKey(key: string): string {
+  return createHash("sha256").update(key).digest("hex");
 }
 
 function sameHash(a: string, b: string): boolean {
@@ -95,7 +95,7 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
     const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
     const seconds = Number(c.env.KEY_CACHE_SECONDS ?? "");
     const ttl = c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
-    const principal = usable ? await lookupKey(drizzle(c.env.DB), await hashKey(key), ttl) : null;
+    const principal = usable ? await lookupKey(drizzle(c.env.DB), hashKey(key), ttl) : null;
     if (!principal) {
       throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });
     }

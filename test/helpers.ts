@@ -89,12 +89,12 @@ export async function makeApp(options: { origins?: string[]; readScope?: "app" |
     ),
     env.DB.prepare("INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'write', ?, 'eye_w', 0)").bind(
       keyIds.write,
-      await hashKey(writeKey),
+      hashKey(writeKey),
       appId,
     ),
     env.DB.prepare("INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'read', ?, 'eye_r', 0)").bind(
       keyIds.read,
-      await hashKey(readKey),
+      hashKey(readKey),
       options.readScope === "all" ? null : appId,
     ),
   ]);
