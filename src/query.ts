@@ -1,7 +1,7 @@
 // GET routes: events filtered, ordered and paginated (limit/offset as the original, or a cursor),
 // one session's events in the order they happened, and the error log.
 import { Hono } from "hono";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import type { AppEnv } from "./app-env";
 import { requireKey } from "./auth";
 import { drizzle } from "drizzle-orm/d1";
@@ -18,7 +18,7 @@ const DEFAULT_LIMIT = 100;
  * Validates a query string; a bad value is a 400 that names the parameter. A parameter the
  * schema knows, given twice, is refused rather than silently taking one of the values.
  */
-export function parseQuery<S extends z.ZodObject>(schema: S, queries: Record<string, string[]>): z.output<S> {
+export function parseQuery<S extends z.ZodMiniObject>(schema: S, queries: Record<string, string[]>): z.output<S> {
   const repeated = Object.keys(queries).filter((key) => Object.hasOwn(schema.shape, key) && queries[key]!.length > 1);
   if (repeated.length > 0) {
     throw new ApiError("invalid_query", `invalid query parameter ${repeated.join(", ")}: given more than once`, {

@@ -1,7 +1,12 @@
 // The contract, in one place: the event a client sends, the queue message, the query string.
 // Request, message and query types are inferred from these schemas.
-import { z } from "zod";
+// zod/mini: the same validator as zod, tree-shakable (about 15 KB in the bundle instead of 780 KB,
+// which every cold isolate would parse), with English messages loaded explicitly.
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
 import { formatTimestamp, parseTimestamp } from "./timestamp";
+
+z.config(en());
 
 /** Length in characters (code points), as the original's Python counted them. */
 const codePoints = (s: string) => {
@@ -40,9 +45,9 @@ export const eventInput = z.object({
     (v) => typeof v === "object" && v !== null && !Array.isArray(v),
     { error: (iss) => (iss.input === undefined ? "is required" : "must be a JSON object") },
   ),
-  timestamp: z
-    .string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a string") })
-    .transform((s, ctx) => {
+  timestamp: z.pipe(
+    z.string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a string") }),
+    z.transform((s: string, ctx) => {
       const parsed = parseTimestamp(s);
       // Microseconds must be a safe integer, as the queue message (preparedEvent) requires: an
       // earlier event would be accepted here and its whole queue message dropped by the consumer.
@@ -52,11 +57,13 @@ export const eventInput = z.object({
       ctx.issues.push({ code: "custom", message, input: s });
       return z.NEVER;
     }),
-  event_id: z
-    .string({ error: "must be a UUID string" })
-    .regex(UUID, "must be a UUID")
-    .transform((s) => s.toLowerCase())
-    .nullish(),
+  ),
+  event_id: z.nullish(
+    z.pipe(
+      z.string({ error: "must be a UUID string" }).check(z.regex(UUID, "must be a UUID")),
+      z.transform((s: string) => s.toLowerCase()),
+    ),
+  ),
 });
 export type EventInput = z.input<typeof eventInput>;
 
@@ -71,57 +78,69 @@ function isJsonObjectText(s: string): boolean {
 }
 
 /** An event once validated: what travels through the queue and becomes a row. */
+const nonEmpty = () => z.string().check(z.minLength(1));
+
 export const preparedEvent = z.object({
-  event_id: z.string().regex(UUID),
-  session_id: z.string().min(1),
-  category: z.string().min(1),
-  name: z.string().min(1),
-  data: z.string().refine(isJsonObjectText, "must be the JSON text of an object"), // serialized once at the edge
-  timestamp: z.number().int(),
+  event_id: z.string().check(z.regex(UUID)),
+  session_id: nonEmpty(),
+  category: nonEmpty(),
+  name: nonEmpty(),
+  data: z.string().check(z.refine(isJsonObjectText, "must be the JSON text of an object")), // serialized once at the edge
+  timestamp: z.int(),
 });
 export type PreparedEvent = z.infer<typeof preparedEvent>;
 
-const reason = z.object({ index: z.number().int().optional(), field: z.string().nullable(), message: z.string() });
+const reason = z.object({ index: z.optional(z.int()), field: z.nullable(z.string()), message: z.string() });
 
 /** Queue messages: a pack of accepted events, or refused ones bound for the error log. */
 export const queueMessage = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("events"),
-    app: z.string().nullable(),
-    received_at: z.number().int(),
-    events: z.array(preparedEvent).min(1),
+    app: z.nullable(z.string()),
+    received_at: z.int(),
+    events: z.array(preparedEvent).check(z.minLength(1)),
   }),
   z.object({
     kind: z.literal("invalid"),
-    app: z.string().nullable(),
-    received_at: z.number().int(),
+    app: z.nullable(z.string()),
+    received_at: z.int(),
     request_id: z.string(),
-    items: z.array(z.object({ payload: z.string(), reasons: z.array(reason) })).min(1),
+    items: z.array(z.object({ payload: z.string(), reasons: z.array(reason) })).check(z.minLength(1)),
   }),
 ]);
 export type QueueMessage = z.infer<typeof queueMessage>;
 export type EventsMessage = Extract<QueueMessage, { kind: "events" }>;
 
-const digits = (field: string, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, `${field} must be a whole number`)
-    .transform(Number)
-    .refine((n) => n <= max, `${field} must be at most ${max}`);
+const digits = (field: string, min: number, max: number) =>
+  z.pipe(
+    z.string().check(z.regex(/^\d+$/, `${field} must be a whole number`)),
+    z.transform(Number).check(
+      z.refine((n: number) => n >= min, `${field} must be at least ${min}`),
+      z.refine((n: number) => n <= max, `${field} must be at most ${max}`),
+    ),
+  );
 
-const bound = z.string().transform((s, ctx) => {
-  const parsed = parseTimestamp(s, true);
-  if (parsed.ok) return parsed.micros;
-  ctx.issues.push({ code: "custom", message: parsed.message, input: s });
-  return z.NEVER;
-});
+const bound = z.pipe(
+  z.string(),
+  z.transform((s: string, ctx) => {
+    const parsed = parseTimestamp(s, true);
+    if (parsed.ok) return parsed.micros;
+    ctx.issues.push({ code: "custom", message: parsed.message, input: s });
+    return z.NEVER;
+  }),
+);
 
 export const MAX_LIMIT = 1000;
 export const MAX_OFFSET = 100_000;
 
-/** GET /api/event/ query string. Unknown parameters are ignored, as the original did. */
 /** An empty filter (`?category=`) means no filter, as django-filter treated it in the original. */
-const filter = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === "" ? undefined : v), schema.optional());
+const filter = <T extends z.ZodMiniType>(schema: T) =>
+  z.pipe(
+    z.transform((v: unknown) => (v === "" ? undefined : v)),
+    z.optional(schema),
+  );
+
+/** GET /api/event/ query string. Unknown parameters are ignored, as the original did. */
 
 export const eventQuery = z.object({
   session_id: filter(label),
@@ -131,20 +150,18 @@ export const eventQuery = z.object({
   timestamp_before: filter(bound),
   timestamp_start: filter(bound),
   timestamp_end: filter(bound),
-  limit: digits("limit", MAX_LIMIT)
-    .refine((n) => n >= 1, "limit must be at least 1")
-    .optional(),
-  offset: digits("offset", MAX_OFFSET).optional(),
-  pagination: z.enum(["offset", "cursor"], { error: "pagination must be offset or cursor" }).optional(),
-  cursor: z.string().max(200, "cursor is not one this server issued").optional(),
+  limit: z.optional(digits("limit", 1, MAX_LIMIT)),
+  offset: z.optional(digits("offset", 0, MAX_OFFSET)),
+  pagination: z.optional(z.enum(["offset", "cursor"], { error: "pagination must be offset or cursor" })),
+  cursor: z.optional(z.string().check(z.maxLength(200, "cursor is not one this server issued"))),
 });
 export type EventQuery = z.output<typeof eventQuery>;
 
 /** GET /api/errors/ query string. */
 export const errorQuery = z.object({
-  kind: z.enum(["invalid_event", "malformed_message", "consumer_failure", "dead_letter"]).optional(),
-  occurred_after: bound.optional(),
-  occurred_before: bound.optional(),
+  kind: z.optional(z.enum(["invalid_event", "malformed_message", "consumer_failure", "dead_letter"])),
+  occurred_after: filter(bound),
+  occurred_before: filter(bound),
   limit: eventQuery.shape.limit,
   offset: eventQuery.shape.offset,
 });
