@@ -77,6 +77,14 @@ function linkWith(url: URL, set: Record<string, string | number | undefined>): s
   return next.toString();
 }
 
+/** DRF's LimitOffsetPagination links: absolute, keeping the other parameters, null at the ends. */
+function offsetLinks(url: URL, limit: number, offset: number, count: number) {
+  return {
+    next: offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null,
+    previous: offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined }),
+  };
+}
+
 /** A result as the original rendered it (its fields, in its order), then ours. `data` is spliced in as stored. */
 function renderEvent(r: EventRow): string {
   return (
@@ -112,9 +120,7 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
   // The page and its count in one D1 round trip.
   const [rows, ...counts] = await db.batch([listEvents(db, f, { limit, offset, direction }), ...countQueries(db, f)]);
   const count = sumCounts(counts);
-  const next = offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null;
-  const previous = offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined });
-  return renderPage({ count, next, previous }, rows);
+  return renderPage({ count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
 
 export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
@@ -153,11 +159,5 @@ export const errorsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async
   const limit = q.limit ?? DEFAULT_LIMIT;
   const offset = q.offset ?? 0;
   const [rows, count] = await Promise.all([listErrors(db, f, limit, offset), countErrors(db, f)]);
-  const url = new URL(c.req.url);
-  return c.json({
-    count,
-    next: offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null,
-    previous: offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined }),
-    results: rows.map(renderError),
-  });
+  return c.json({ count, ...offsetLinks(new URL(c.req.url), limit, offset, count), results: rows.map(renderError) });
 });
