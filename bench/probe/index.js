@@ -1,0 +1,381 @@
+// The bench's probe: the real Worker (src/index.ts), run unchanged inside the same local runtime,
+// with its D1 and Queue bindings wrapped to count and record what it does. wrangler bundles it
+// with a config generated from the project's wrangler.toml (same bindings), see bench/lib/probe.mjs.
+//
+//   any request          → the real app (`x-bench-stub: limiter,queue` swaps those bindings for no-ops); with header `x-bench-probe: 1` the answer is instead a JSON
+//                          report of the D1 statements the request ran, each with D1's meta.rows_read
+//   queue batches        → the real queue() handler, counting messages, D1 batches and statements
+//   GET  /__bench/counters, POST /__bench/counters/reset
+//   POST /__bench/consume?variant=real|values12|json_each   body: {"messages": [queue message bodies]}
+//                          → one consumer batch, stored by the real handler or a prototype insert
+//   POST /__bench/reset-events  → DELETE FROM events
+//   POST /__bench/consumer-mode?mode=real|json_each|values12  → which insert the probe's queue() uses
+//   GET  /__bench/consumer-around → the statements the real insertAll() runs around its event INSERTs
+//   GET  /__bench/ok        → "ok" (the trivial Worker, inside the probe)
+//   POST /__bench/d1/register {"shapes": [[{sql, params}]]}, GET /__bench/d1?i=N[&batch=1] → shape N's statements on D1 alone (in parallel, or as one batch)
+//   POST /__bench/profile?part=parse|validate|pack&rounds=K   body: a POST body
+//                          → runs that much of the ingest path K times (the bench reads workerd's CPU around it)
+import { drizzle } from "drizzle-orm/d1";
+import worker from "../../src/index";
+import { plan } from "../../src/consumer";
+import { insertAll } from "../../src/db/events";
+import { limitsFrom } from "../../src/config";
+import { eventMessages } from "../../src/queue";
+import { eventsOf, validateEvents } from "../../src/validate";
+
+const counters = fresh();
+function fresh() {
+  return {
+    sendCalls: 0,
+    sendBatchCalls: 0,
+    messagesSent: 0,
+    eventsInMessages: 0,
+    queueBatches: 0,
+    queueMessages: 0,
+    consumerRows: 0,
+    consumerBatchRows: [],
+    d1Batches: 0,
+    d1BatchStatements: 0,
+    d1SingleStatements: 0,
+  };
+}
+
+/** A D1 statement that tells `onRun` what it runs. */
+function wrapStatement(inner, sql, params, onRun) {
+  const run = (method, fn) => {
+    onRun(sql, params, method);
+    return fn();
+  };
+  return {
+    __inner: inner,
+    __sql: sql,
+    __params: params,
+    bind: (...p) => wrapStatement(inner.bind(...p), sql, p, onRun),
+    all: () => run("all", () => inner.all()),
+    raw: (o) => run("raw", () => inner.raw(o)),
+    first: (c) => run("first", () => inner.first(c)),
+    run: () => run("run", () => inner.run()),
+  };
+}
+
+/** A D1 database that reports single statements to `onRun` and batches to `onBatch`. */
+function wrapDb(db, { onRun = () => {}, onBatch = () => {} }) {
+  return {
+    prepare: (sql) => wrapStatement(db.prepare(sql), sql, [], onRun),
+    batch: (stmts) => {
+      onBatch(stmts.map((s) => ({ sql: s.__sql, params: s.__params })));
+      return db.batch(stmts.map((s) => s.__inner ?? s));
+    },
+    exec: (sql) => db.exec(sql),
+    dump: () => db.dump(),
+    withSession: (...a) => db.withSession(...a),
+  };
+}
+
+function wrapQueue(queue) {
+  const count = (body) => {
+    counters.messagesSent++;
+    if (body && body.kind === "events") counters.eventsInMessages += body.events.length;
+  };
+  return {
+    send: (body, o) => {
+      counters.sendCalls++;
+      count(body);
+      return queue.send(body, o);
+    },
+    sendBatch: (msgs, o) => {
+      counters.sendBatchCalls++;
+      for (const m of msgs) count(m.body);
+      return queue.sendBatch(msgs, o);
+    },
+  };
+}
+
+const NOOP_QUEUE = { send: async () => {}, sendBatch: async () => {} };
+const NOOP_LIMITER = { limit: async () => ({ success: true }) };
+
+function envWith(env, overrides) {
+  return new Proxy(env, { get: (t, k) => (k in overrides ? overrides[k] : t[k]) });
+}
+
+const countingDb = (db) =>
+  wrapDb(db, {
+    onRun: () => counters.d1SingleStatements++,
+    onBatch: (stmts) => {
+      counters.d1Batches++;
+      counters.d1BatchStatements += stmts.length;
+    },
+  });
+
+const json = (value, status = 200) =>
+  new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+
+/** The prototype: rows inserted as one JSON parameter per chunk through json_each, not 12-row VALUES. */
+const JSON_EACH_SQL =
+  "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) " +
+  "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 " +
+  "FROM json_each(?) WHERE true ON CONFLICT (event_id) DO NOTHING";
+const JSON_CHUNK_BYTES = 512 * 1024;
+
+/** The SQL of statements the probe builds itself (D1 statements do not expose it). */
+const sqlOf = new WeakMap();
+function prep(db, sql, params) {
+  const stmt = db.prepare(sql).bind(...params);
+  sqlOf.set(stmt, sql);
+  return stmt;
+}
+
+function jsonEachStatements(db, rows) {
+  const stmts = [];
+  let chunk = [];
+  let bytes = 2;
+  const flush = () => {
+    if (chunk.length) stmts.push(prep(db, JSON_EACH_SQL, [`[${chunk.join(",")}]`]));
+    chunk = [];
+    bytes = 2;
+  };
+  for (const r of rows) {
+    const text = JSON.stringify([r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null]);
+    if (bytes + text.length + 1 > JSON_CHUNK_BYTES) flush();
+    chunk.push(text);
+    bytes += text.length + 1;
+  }
+  flush();
+  return stmts;
+}
+
+/** A D1 stand-in that records the statements of one batch and runs nothing. */
+function recordingDb(onBatch) {
+  const stmt = (sql, params) => ({
+    __sql: sql,
+    __params: params,
+    bind: (...p) => stmt(sql, p),
+    all: async () => ({ results: [], success: true, meta: {} }),
+    raw: async () => [],
+    first: async () => null,
+    run: async () => ({ results: [], success: true, meta: {} }),
+  });
+  return {
+    prepare: (sql) => stmt(sql, []),
+    batch: async (stmts) => {
+      onBatch(stmts.map((x) => ({ sql: x.__sql, params: x.__params })));
+      return stmts.map(() => ({ results: [], success: true, meta: {} }));
+    },
+  };
+}
+
+const isEventInsert = (sql) => /^\s*insert\s+into\s+"?events"?\s/i.test(sql);
+let around;
+/**
+ * What the real insertAll() sends around its event INSERTs in the same D1 batch (e.g. the count
+ * rollup's mark and roll-up statements), recorded once from the real code, so the prototypes do
+ * the same work apart from how the rows go in.
+ */
+async function statementsAround() {
+  if (around) return around;
+  let captured = [];
+  const row = { eventId: "00000000-0000-8000-8000-000000000000", sessionId: "s", category: "c", name: "n", data: "{}", timestamp: 0, receivedAt: 0, appId: null };
+  await insertAll(drizzle(recordingDb((c) => (captured = c))), [row], []);
+  const first = captured.findIndex((c) => isEventInsert(c.sql));
+  const last = captured.length - 1 - [...captured].reverse().findIndex((c) => isEventInsert(c.sql));
+  around = { before: captured.slice(0, first), after: captured.slice(last + 1) };
+  return around;
+}
+
+async function withAround(db, inserts) {
+  const { before, after } = await statementsAround();
+  const bind = (c) => prep(db, c.sql, c.params);
+  return [...before.map(bind), ...inserts, ...after.map(bind)];
+}
+
+/** The same statements the handler's drizzle insert makes (12 rows × 8 columns ≤ 100 parameters), without drizzle. */
+function rawValuesStatements(db, rows) {
+  const stmts = [];
+  for (let i = 0; i < rows.length; i += 12) {
+    const c = rows.slice(i, i + 12);
+    const sql =
+      "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES " +
+      c.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
+      " ON CONFLICT (event_id) DO NOTHING";
+    stmts.push(prep(db, sql, c.flatMap((r) => [r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null])));
+  }
+  return stmts;
+}
+
+function fakeBatch(bodies) {
+  const state = { acked: 0, retried: 0 };
+  const messages = bodies.map((body, i) => ({
+    id: `bench-${i}`,
+    timestamp: new Date(),
+    body,
+    attempts: 1,
+    ack: () => state.acked++,
+    retry: () => state.retried++,
+  }));
+  return {
+    state,
+    batch: {
+      queue: "the-eye-events",
+      messages,
+      ackAll: () => (state.acked += messages.length),
+      retryAll: () => (state.retried += messages.length),
+    },
+  };
+}
+
+/** What kinds of statements a consumer batch sent: "2 json_each INSERT + 2 other" and the like. */
+function describe(sqls) {
+  const k = { json_each: 0, values: 0, other: 0 };
+  for (const sql of sqls) {
+    if (!isEventInsert(sql)) k.other++;
+    else if (/json_each/i.test(sql)) k.json_each++;
+    else k.values++;
+  }
+  const parts = [];
+  if (k.json_each) parts.push(`${k.json_each} INSERT…json_each`);
+  if (k.values) parts.push(`${k.values} INSERT…VALUES`);
+  if (k.other) parts.push(`${k.other} other`);
+  return { statements: sqls.length, shape: parts.join(" + ") };
+}
+
+/** The prototypes' statements for a batch's rows: 12-row VALUES INSERTs, or json_each, with insertAll()'s other statements. */
+async function prototypeStatements(db, variant, rows) {
+  return withAround(db, variant === "json_each" ? jsonEachStatements(db, rows) : rawValuesStatements(db, rows));
+}
+
+async function consume(request, env, ctx, variant) {
+  const { messages } = await request.json();
+  const t0 = Date.now();
+  if (variant === "real") {
+    const { state, batch } = fakeBatch(messages);
+    const sqls = [];
+    const db = wrapDb(env.DB, { onRun: (sql) => sqls.push(sql), onBatch: (stmts) => sqls.push(...stmts.map((x) => x.sql)) });
+    await worker.queue(batch, envWith(env, { DB: db }), ctx);
+    return { ...state, ms: Date.now() - t0, ...describe(sqls) };
+  }
+  const { batch } = fakeBatch(messages);
+  const rows = batch.messages.flatMap((m) => plan(m).events);
+  const stmts = await prototypeStatements(env.DB, variant, rows);
+  await env.DB.batch(stmts);
+  return { acked: messages.length, retried: 0, rows: rows.length, ms: Date.now() - t0, ...describe(stmts.map((x) => sqlOf.get(x) ?? "")) };
+}
+
+let consumerMode = "real";
+
+/** Statements registered by the bench for GET /__bench/d1?i= (one list per query shape). */
+let registered = [];
+
+/**
+ * The prototype consumers: the real handler's plan(), then the events of the whole batch in one D1
+ * batch of json_each or 12-row VALUES INSERTs (with the statements insertAll() runs around its
+ * INSERTs), then ack. (Only event messages: the bench sends no invalid ones.)
+ */
+async function consumePrototype(batch, env, variant) {
+  const plans = batch.messages.map(plan);
+  const rows = plans.flatMap((p) => p.events);
+  counters.queueBatches++;
+  counters.queueMessages += batch.messages.length;
+  counters.consumerRows += rows.length;
+  counters.consumerBatchRows.push(rows.length);
+  try {
+    const stmts = await prototypeStatements(env.DB, variant, rows);
+    counters.d1Batches++;
+    counters.d1BatchStatements += stmts.length;
+    if (stmts.length) await env.DB.batch(stmts);
+    for (const p of plans) p.message.ack();
+  } catch (err) {
+    for (const p of plans) p.message.retry({ delaySeconds: 2 });
+    throw err;
+  }
+}
+
+/** The ingest path's own code, without HTTP, auth or the queue: parse, + validate, + pack into messages. */
+async function profile(request, env, url) {
+  const text = await request.text();
+  const part = url.searchParams.get("part") ?? "pack";
+  const rounds = Number(url.searchParams.get("rounds") ?? 10);
+  const limits = limitsFrom(env);
+  let events = 0;
+  for (let i = 0; i < rounds; i++) {
+    const value = JSON.parse(text);
+    const candidates = eventsOf(value, limits.maxEventsPerRequest);
+    events += candidates.length;
+    if (part === "parse") continue;
+    const { accepted } = await validateEvents(candidates, limits, Date.now() * 1000, "app_dev");
+    if (part === "validate") continue;
+    for (const m of eventMessages(accepted, "app_dev", Date.now() * 1000)) JSON.stringify(m);
+  }
+  return { part, rounds, events };
+}
+
+/** Runs the real app and reports the D1 statements of the request, with rows_read as D1 counts them. */
+async function probeRequest(request, env, ctx) {
+  const ran = [];
+  const db = wrapDb(env.DB, {
+    onRun: (sql, params, method) => ran.push({ sql, params, method }),
+    onBatch: (stmts) => ran.push(...stmts.map((s) => ({ ...s, method: "batch" }))),
+  });
+  const res = await worker.fetch(request, envWith(env, { DB: db }), ctx);
+  const body = await res.text();
+  // Each statement again, alone, for its meta (drizzle's raw() calls do not return it).
+  const statements = [];
+  for (const s of ran) {
+    const r = await env.DB.prepare(s.sql).bind(...s.params).all();
+    statements.push({ ...s, rows_read: r.meta.rows_read, rows_returned: r.results.length, duration_ms: r.meta.duration });
+  }
+  return json({ status: res.status, bytes: body.length, statements, response: body.slice(0, 2000) });
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/counters") {
+      if (request.method === "POST") Object.assign(counters, fresh());
+      return json(counters);
+    }
+    if (url.pathname === "/__bench/consume") return json(await consume(request, env, ctx, url.searchParams.get("variant") ?? "real"));
+    if (url.pathname === "/__bench/consumer-mode") {
+      if (request.method === "POST") consumerMode = url.searchParams.get("mode") ?? "real";
+      return json({ consumerMode });
+    }
+    if (url.pathname === "/__bench/consumer-around") return json(await statementsAround());
+    if (url.pathname === "/__bench/ok") return new Response("ok");
+    if (url.pathname === "/__bench/d1/register") {
+      registered = (await request.json()).shapes;
+      return json({ shapes: registered.length });
+    }
+    if (url.pathname === "/__bench/d1") {
+      // One shape's statements straight on D1, as the route runs them (in parallel), without the app.
+      const stmts = registered[Number(url.searchParams.get("i"))];
+      if (url.searchParams.get("batch") === "1") {
+        // The alternative: all of the page's statements in one D1 batch (one round trip).
+        const results = await env.DB.batch(stmts.map((st) => env.DB.prepare(st.sql).bind(...st.params)));
+        return json({ rows: results.reduce((n, r) => n + r.results.length, 0) });
+      }
+      const results = await Promise.all(stmts.map((st) => env.DB.prepare(st.sql).bind(...st.params).raw()));
+      return json({ rows: results.reduce((n, r) => n + r.length, 0) });
+    }
+    if (url.pathname === "/__bench/profile") return json(await profile(request, env, url));
+    if (url.pathname === "/__bench/reset-events") {
+      await env.DB.prepare("DELETE FROM events").run();
+      return json({ ok: true });
+    }
+    if (request.headers.get("x-bench-probe") === "1") return probeRequest(request, env, ctx);
+    // Ablation: `x-bench-stub: limiter,queue` replaces those bindings with no-ops, to see what each costs.
+    const stub = request.headers.get("x-bench-stub") ?? "";
+    const overrides = { EVENTS_QUEUE: stub.includes("queue") ? NOOP_QUEUE : wrapQueue(env.EVENTS_QUEUE) };
+    if (stub.includes("limiter")) overrides.WRITE_LIMITER = NOOP_LIMITER;
+    return worker.fetch(request, envWith(env, overrides), ctx);
+  },
+
+  async queue(batch, env, ctx) {
+    if (consumerMode !== "real") return consumePrototype(batch, env, consumerMode);
+    counters.queueBatches++;
+    counters.queueMessages += batch.messages.length;
+    let rows = 0;
+    for (const m of batch.messages) if (m.body && m.body.kind === "events") rows += m.body.events.length;
+    counters.consumerRows += rows;
+    counters.consumerBatchRows.push(rows);
+    return worker.queue(batch, envWith(env, { DB: countingDb(env.DB) }), ctx);
+  },
+};

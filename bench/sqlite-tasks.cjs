@@ -1,0 +1,291 @@
+// Raw SQLite (better-sqlite3 12) side of the bench. Run by bench/lib/sqlite.mjs under a Node that
+// can load the native module (it may be a different Node from the one running the bench).
+//
+//   node bench/sqlite-tasks.cjs <task> <json args>      → prints one JSON result line
+//
+// Tasks:
+//   info    {file}                                  file size, rows, journal mode, an app_id
+//   load    {file, rows, appId, seed}               writes `rows` synthetic events into a D1 file
+//   insert  {messagesFile, txnRows, variant}        inserts the consumer bench's rows into a fresh DB
+//   query   {file, shapes, iterations, maxMs}       times each shape's statements; EXPLAIN QUERY PLAN
+"use strict";
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const Database = require("better-sqlite3");
+
+const ROOT = path.resolve(__dirname, "..");
+
+/** The project's migrations, in order, split at drizzle-kit's breakpoints. */
+function migrationStatements() {
+  const dir = path.join(ROOT, "migrations");
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").split("--> statement-breakpoint"))
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function fileBytes(file) {
+  let n = 0;
+  for (const suffix of ["", "-wal", "-journal"]) {
+    try {
+      n += fs.statSync(file + suffix).size;
+    } catch {}
+  }
+  return n;
+}
+
+function info({ file }) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const rows = db.prepare("SELECT count(*) AS n FROM events").get().n;
+  const app = db.prepare("SELECT app_id FROM events WHERE app_id IS NOT NULL LIMIT 1").get();
+  const out = {
+    bytes: fileBytes(file),
+    rows,
+    appId: app ? app.app_id : null,
+    journalMode: db.pragma("journal_mode", { simple: true }),
+    pageSize: db.pragma("page_size", { simple: true }),
+    pageCount: db.pragma("page_count", { simple: true }),
+    freelist: db.pragma("freelist_count", { simple: true }),
+    sqliteVersion: db.prepare("select sqlite_version() v").get().v,
+    hasStat1: !!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").get(),
+  };
+  db.close();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The million-event data set: deterministic, shaped like the original's README traffic.
+
+/** mulberry32: a small seeded PRNG, so every run loads the same rows. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const HEX = "0123456789abcdef";
+function uuid(rand) {
+  let s = "";
+  for (let i = 0; i < 32; i++) s += HEX[(rand() * 16) | 0];
+  return `${s.slice(0, 8)}-${s.slice(8, 12)}-4${s.slice(13, 16)}-a${s.slice(17, 20)}-${s.slice(20)}`;
+}
+
+const CATEGORIES = {
+  "page interaction": ["cta click", "scroll", "hover", "copy text", "tab switch", "menu open", "share", "like", "expand", "collapse"],
+  navigation: ["page view", "back", "forward", "link click", "search", "filter", "sort", "paginate", "breadcrumb", "logo click"],
+  form: ["form start", "field focus", "field blur", "validation error", "submit", "submit success", "submit failure", "reset", "autofill", "abandon"],
+  media: ["play", "pause", "seek", "volume", "fullscreen", "ended", "buffering", "quality change", "captions", "download"],
+  error: ["js error", "network error", "timeout", "not found", "forbidden", "server error", "csp violation", "unhandled rejection", "resource error", "crash"],
+};
+const CATEGORY_NAMES = Object.keys(CATEGORIES);
+const ELEMENTS = ["chat bubble", "signup button", "pricing link", "hero image", "footer link", "nav menu"];
+
+/** What the bench's query shapes filter on; load() and the bench agree through this. */
+const DATASET = {
+  start: Date.UTC(2021, 0, 1) * 1000, // microseconds
+  spanMicros: 30 * 86400 * 1e6, // 30 days
+  sessionLength: 20, // events per session
+  concurrentSessions: 10,
+};
+function sessionOf(i, sessionIds) {
+  const block = Math.floor(i / (DATASET.sessionLength * DATASET.concurrentSessions));
+  return sessionIds(block * DATASET.concurrentSessions + (i % DATASET.concurrentSessions));
+}
+
+function load({ file, rows, appId, seed = 42 }) {
+  const t0 = Date.now();
+  const rand = prng(seed);
+  const sessionRand = prng(seed + 1);
+  const sessionCache = new Map();
+  // Session ids are random UUIDs, made on first use (deterministic given the seed).
+  const sessionIds = (k) => {
+    let s = sessionCache.get(k);
+    if (!s) {
+      s = uuid(sessionRand);
+      sessionCache.set(k, s);
+      if (sessionCache.size > 1000) sessionCache.delete(sessionCache.keys().next().value);
+    }
+    return s;
+  };
+  const db = new Database(file, { fileMustExist: true });
+  const journalMode = db.pragma("journal_mode", { simple: true });
+  db.pragma("synchronous = OFF");
+  db.pragma("cache_size = -262144"); // 256 MiB
+  const existing = db.prepare("SELECT count(*) AS n FROM events").get().n;
+  if (existing > 0) throw new Error(`refusing to load into ${file}: it already holds ${existing} events`);
+  // Drop the events indexes, insert in one transaction, recreate them from their own SQL:
+  // the schema ends up exactly as the migrations made it, built in one sort per index.
+  const indexes = db
+    .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL")
+    .all();
+  const insert = db.prepare(
+    "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  const step = DATASET.spanMicros / rows;
+  db.transaction(() => {
+    for (const ix of indexes) db.exec(`DROP INDEX "${ix.name}"`);
+    for (let i = 0; i < rows; i++) {
+      const category = CATEGORY_NAMES[(rand() * CATEGORY_NAMES.length) | 0];
+      const names = CATEGORIES[category];
+      const name = names[(rand() * names.length) | 0];
+      const timestamp = Math.floor(DATASET.start + i * step + rand() * step);
+      const data = `{"host":"www.xxxxx.com","path":"/p/${(rand() * 500) | 0}","element":"${ELEMENTS[(rand() * ELEMENTS.length) | 0]}"}`;
+      insert.run(uuid(rand), sessionOf(i, sessionIds), category, name, data, timestamp, timestamp + 50_000 + Math.floor(rand() * 2e6), appId);
+    }
+    for (const ix of indexes) db.exec(ix.sql);
+  })();
+  if (journalMode === "wal") db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+  return { rows, seconds: (Date.now() - t0) / 1000, indexesRebuilt: indexes.map((i) => i.name), journalMode };
+}
+
+/** The session, category, name and one-day range the query shapes use (rows near the middle of the range). */
+function probeValues({ file, rows }) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const target = Math.floor(rows * (14.5 / 30));
+  const row = db.prepare("SELECT session_id, category, name, timestamp FROM events WHERE id = ?").get(target + 1);
+  db.close();
+  return { sessionId: row.session_id, category: "page interaction", name: "cta click", day: "2021-01-15", nextDay: "2021-01-16" };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw inserts: the consumer bench's rows, in transactions of the consumer's batch size.
+
+const COLS = "event_id, session_id, category, name, data, timestamp, received_at, app_id";
+function rowsOf(messagesFile) {
+  const { batches } = JSON.parse(fs.readFileSync(messagesFile, "utf8"));
+  // Exactly what src/consumer.ts plan() makes of an events message.
+  return batches.map((messages) =>
+    messages.flatMap((m) =>
+      m.events.map((e) => [e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, m.received_at, m.app]),
+    ),
+  );
+}
+
+function insert({ messagesFile, variant, around = { before: [], after: [] } }) {
+  const batches = rowsOf(messagesFile);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eye-bench-"));
+  const file = path.join(dir, "raw.sqlite");
+  const db = new Database(file);
+  for (const s of migrationStatements()) db.exec(s);
+  // As durable as D1's local store: WAL, synchronous NORMAL.
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  const single = db.prepare(`INSERT INTO events (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`);
+  const multi = new Map();
+  const valuesStmt = (n) => {
+    if (!multi.has(n)) {
+      multi.set(
+        n,
+        db.prepare(`INSERT INTO events (${COLS}) VALUES ${Array(n).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ON CONFLICT (event_id) DO NOTHING`),
+      );
+    }
+    return multi.get(n);
+  };
+  const jsonEach = db.prepare(
+    `INSERT INTO events (${COLS}) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 ` +
+      "FROM json_each(?) WHERE true ON CONFLICT (event_id) DO NOTHING",
+  );
+  const write = {
+    // The fastest way raw SQLite has: one prepared single-row statement, reused.
+    single: (rows) => {
+      for (const r of rows) single.run(r);
+    },
+    // The same statements the consumer's drizzle insert sends: 12 rows (96 parameters) each.
+    values12: (rows) => {
+      for (let i = 0; i < rows.length; i += 12) {
+        const c = rows.slice(i, i + 12);
+        valuesStmt(c.length).run(c.flat());
+      }
+    },
+    // The prototype: a chunk of rows as one JSON parameter (≤ 512 KiB).
+    json_each: (rows) => {
+      let chunk = [];
+      let bytes = 2;
+      for (const r of rows) {
+        const text = JSON.stringify(r);
+        if (bytes + text.length + 1 > 512 * 1024) {
+          jsonEach.run(`[${chunk.join(",")}]`);
+          chunk = [];
+          bytes = 2;
+        }
+        chunk.push(text);
+        bytes += text.length + 1;
+      }
+      if (chunk.length) jsonEach.run(`[${chunk.join(",")}]`);
+    },
+  }[variant.replace(/_bare$/, "")];
+  if (!write) throw new Error(`unknown variant ${variant}`);
+  // The statements the consumer's insertAll() runs around its INSERTs (e.g. count rollups), for the
+  // variants that stand for the handler's work; `single` is the bare insert ceiling.
+  const aroundStmts = (list) => list.map((c) => ({ stmt: db.prepare(c.sql), params: c.params }));
+  const bare = variant === "single" || variant.endsWith("_bare");
+  const before = bare ? [] : aroundStmts(around.before);
+  const after = bare ? [] : aroundStmts(around.after);
+  const txn = db.transaction((rows) => {
+    for (const b of before) b.stmt.run(...b.params);
+    write(rows);
+    for (const a of after) a.stmt.run(...a.params);
+  });
+  const t0 = process.hrtime.bigint();
+  for (const rows of batches) txn(rows);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const stored = db.prepare("SELECT count(*) AS n FROM events").get().n;
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  const total = batches.reduce((n, b) => n + b.length, 0);
+  return { variant, rows: total, stored, transactions: batches.length, seconds, rowsPerSec: total / seconds };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw queries: the statements the Worker ran for each shape (recorded by the probe), timed here.
+
+function pct(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function query({ file, shapes, iterations = 200, maxMs = 2000 }) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma("cache_size = -65536");
+  const out = [];
+  for (const shape of shapes) {
+    const stmts = shape.statements.map((s) => ({ stmt: db.prepare(s.sql).raw(true), params: s.params, sql: s.sql }));
+    const plans = shape.statements.map((s) =>
+      db
+        .prepare(`EXPLAIN QUERY PLAN ${s.sql}`)
+        .all(...s.params)
+        .map((r) => r.detail)
+        .join("; "),
+    );
+    // Warm the page cache once, as the Worker's runs were warm.
+    for (const s of stmts) s.stmt.all(...s.params);
+    const times = [];
+    const until = Date.now() + maxMs;
+    for (let i = 0; i < iterations && (i < 5 || Date.now() < until); i++) {
+      const t0 = process.hrtime.bigint();
+      for (const s of stmts) s.stmt.all(...s.params);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    out.push({ name: shape.name, runs: times.length, p50: pct(times, 50), p99: pct(times, 99), plans });
+  }
+  db.close();
+  return out;
+}
+
+const tasks = { info, load, insert, query, probeValues };
+const [task, arg] = process.argv.slice(2);
+if (!tasks[task]) {
+  console.error(`unknown task ${task}`);
+  process.exit(2);
+}
+const args = arg && arg.startsWith("@") ? JSON.parse(fs.readFileSync(arg.slice(1), "utf8")) : JSON.parse(arg ?? "{}");
+process.stdout.write(`${JSON.stringify(tasks[task](args))}\n`);
