@@ -4,7 +4,7 @@
 // a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
-//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, quiet
+//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, quiet, keycache
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
 import { execFileSync } from "node:child_process";
@@ -78,6 +78,7 @@ async function main() {
   if (run("query")) await phaseQuery(trivial);
   await trivial.stop();
   if (run("quiet")) await phaseQuiet(trivialConfig);
+  if (run("keycache")) await phaseKeyCache();
 
   await stopAll();
   R.meta.totalSeconds = (Date.now() - t0) / 1000;
@@ -625,6 +626,54 @@ async function phaseQuiet(trivialConfig) {
   }
   await real.stop();
   await trivial.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase: single-event POSTs with the per-isolate key cache (KEY_CACHE_SECONDS=60, the default)
+// and without it (KEY_CACHE_SECONDS=0: one D1 read per request), interleaved in two passes.
+
+async function phaseKeyCache() {
+  const persist = path.join(STATE, "real");
+  if (!existsSync(persist)) prepareLocal(persist);
+  const persistNoCache = path.join(STATE, "real-nokeycache");
+  if (!existsSync(persistNoCache)) prepareLocal(persistNoCache);
+  const cached = await Server.start("real-keycache", { persist, config: snapConfig(), argv: devCommand() });
+  const uncached = await Server.start("real-nokeycache", {
+    persist: persistNoCache,
+    config: snapConfig(),
+    argv: devCommand(),
+    extra: ["--var", "KEY_CACHE_SECONDS:0"],
+  });
+  for (const s of [cached, uncached]) await warm(`${s.url}/api/event/?limit=1`, READ_HEADERS);
+  const D = SIZES.ingestSeconds;
+  const totals = new Map();
+  for (let pass = 0; pass < 2; pass++) {
+    for (const [server, label] of [
+      [cached, "single-event POST, key cache on (60 s, default)"],
+      [uncached, "single-event POST, key cache off (D1 read per request)"],
+    ]) {
+      log(`keycache: ${label}, pass ${pass + 1}, ${D} s`);
+      const m = await measureLoad(server, label, { connections: CONNECTIONS, duration: D, method: "POST", headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, body: body(1), idReplacement: true });
+      const ok = m.statuses[202] ?? 0;
+      const t = totals.get(label) ?? { label, seconds: 0, accepted: 0, requests: 0, cpu: 0, p50: [], p99: [] };
+      t.seconds += m.seconds;
+      t.accepted += ok;
+      t.requests += m.requests;
+      t.cpu += m.cpuLoad;
+      t.p50.push(m.p50);
+      t.p99.push(m.p99);
+      totals.set(label, t);
+    }
+  }
+  R.keyCache = [...totals.values()].map((t) => ({
+    label: t.label,
+    acceptedReqPerSec: t.accepted / t.seconds,
+    p50: Math.max(...t.p50),
+    p99: Math.max(...t.p99),
+    cpuPerEventUs: (t.cpu / Math.max(1, t.accepted)) * 1e6,
+  }));
+  await uncached.stop();
+  await cached.stop();
 }
 
 main().catch(async (err) => {

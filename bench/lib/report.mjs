@@ -67,6 +67,17 @@ export function render(R) {
     out.push("");
   }
 
+  if (R.keyCache?.length) {
+    out.push("#### Key cache — single-event POSTs with and without the per-isolate key cache (issue 3)");
+    out.push("");
+    out.push("| load | accepted req/s | p50 / p99 ms (worst pass) | workerd CPU µs per accepted event |");
+    out.push("|---|---:|---:|---:|");
+    for (const r of R.keyCache) out.push(`| ${r.label} | ${n0(r.acceptedReqPerSec)} | ${n1(r.p50)} / ${n1(r.p99)} | ${n0(r.cpuPerEventUs)} |`);
+    const [on, off] = R.keyCache;
+    if (on && off) out.push("", `With the cache: ${(on.acceptedReqPerSec / off.acceptedReqPerSec).toFixed(2)}× the requests/s of a D1 key lookup per request. Two interleaved passes per variant, 50 connections, a client per request; the uncached instance runs with \`--var KEY_CACHE_SECONDS:0\`.`);
+    out.push("");
+  }
+
   if (R.e2e.length || R.counts.length) {
     out.push("#### 2. End to end — first POST until all visible through GET (`count`)");
     out.push("");
