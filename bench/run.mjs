@@ -201,6 +201,7 @@ async function phasePipeline(trivial) {
     const loads = [
       { server: trivial, key: "trivial", label: "trivial Worker (`return new Response(\"ok\")`), same POST", n: 1, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, url: `${trivial.url}/api/event/` },
       { server: real, key: "single", label: "single-event POST, a client per request", n: 1, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS } },
+      { server: real, key: "single-pool", label: "single-event POST, 1,000 clients taking turns", n: 1, headers: WRITE_HEADERS, clientPool: 1000 },
       { server: real, key: "single-1client", label: "single-event POST, one client (rate limiter on)", n: 1, headers: { ...WRITE_HEADERS, "cf-connecting-ip": `bench-one-${randomUUID()}` } },
       { server: real, key: "batch100", label: "100-event POST", n: 100, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS } },
       { server: real, key: "batch500", label: "500-event POST", n: 500, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS } },
@@ -209,7 +210,7 @@ async function phasePipeline(trivial) {
       log(`ingest: ${l.label}, ${CONNECTIONS} connections, ${D} s`);
       const before = l.server === real ? await countVisible(real.url) : 0;
       const m = await measureLoad(l.server, l.label, {
-        url: l.url, connections: CONNECTIONS, duration: D, method: "POST", headers: l.headers, body: body(l.n), idReplacement: true,
+        url: l.url, connections: CONNECTIONS, duration: D, method: "POST", headers: l.headers, body: body(l.n), idReplacement: true, clientPool: l.clientPool,
       });
       const accepted = (m.statuses[202] ?? 0) * l.n;
       const row = { key: l.key, label: l.label, perRequest: l.n, seconds: m.seconds, requests: m.requests, reqPerSec: m.reqPerSec,

@@ -28,9 +28,24 @@ export function body(n, id) {
  * One autocannon run; stops by itself after `duration` seconds or `amount` requests.
  * Returns req/s, latency percentiles and status counts.
  */
-export function cannon(url, { connections = 50, duration, amount, method = "GET", headers = {}, body: b, idReplacement = false, timeout = 30 }) {
+export function cannon(url, { connections = 50, duration, amount, method = "GET", headers = {}, body: b, idReplacement = false, timeout = 30, clientPool }) {
   return new Promise((resolve, reject) => {
     const statuses = {};
+    // With a pool, requests take their CF-Connecting-IP from `clientPool` clients in turn: many
+    // browsers each sending a few events, as the per-client rate limiter sees them.
+    let next = 0;
+    const pooled = clientPool
+      ? {
+          requests: [
+            {
+              setupRequest(req) {
+                req.headers = { ...req.headers, "cf-connecting-ip": `bench-pool-${next++ % clientPool}` };
+                return req;
+              },
+            },
+          ],
+        }
+      : {};
     const inst = autocannon(
       {
         url,
@@ -41,6 +56,7 @@ export function cannon(url, { connections = 50, duration, amount, method = "GET"
         body: b,
         idReplacement,
         timeout,
+        ...pooled,
       },
       (err, r) => {
         if (err) return reject(err);
