@@ -31,12 +31,18 @@ async function readCapped(stream: ReadableStream<Uint8Array>, max: number, what:
   return out;
 }
 
+/** A parsed body, and what JSON.parse hid in it, by event index (0 for a lone object). */
+export interface ParsedBody {
+  value: unknown;
+  hidden: Map<number, HiddenProblem>;
+}
+
 /**
  * The request's JSON value. `application/json` or `text/plain` (what `sendBeacon` sends),
  * optionally gzip-encoded; at most `maxBytes` both on the wire and once inflated, so a
  * gzip bomb is stopped after `maxBytes` of output, not after inflating it all.
  */
-export async function readJson(request: Request, maxBytes: number): Promise<unknown> {
+export async function readJson(request: Request, maxBytes: number): Promise<ParsedBody> {
   const type = (request.headers.get("content-type") ?? "application/json").split(";")[0]!.trim().toLowerCase();
   if (!ACCEPTED_TYPES.has(type)) {
     throw new ApiError("unsupported_media_type", `Content-Type must be application/json or text/plain, not ${shown(type) || "empty"}`);
@@ -81,15 +87,7 @@ export async function readJson(request: Request, maxBytes: number): Promise<unkn
   } catch (err) {
     throw new ApiError("bad_request", `the body is not valid JSON: ${(err as Error).message}`);
   }
-  const problems = hiddenProblems(text);
-  if (problems.size > 0) {
-    const events: unknown[] = Array.isArray(value) ? value : [value];
-    for (const [index, problem] of problems) {
-      const event = events[index];
-      if (typeof event === "object" && event !== null) hidden.set(event, problem);
-    }
-  }
-  return value;
+  return { value, hidden: hiddenProblems(text) };
 }
 
 /**
@@ -100,14 +98,6 @@ export async function readJson(request: Request, maxBytes: number): Promise<unkn
 export interface HiddenProblem {
   field: string;
   message: string;
-}
-
-/** The problem found in each event object of the bodies readJson parsed (weakly held). */
-const hidden = new WeakMap<object, HiddenProblem>();
-
-/** The first hidden problem of an event object that readJson returned, if any. */
-export function hiddenProblemOf(event: unknown): HiddenProblem | undefined {
-  return typeof event === "object" && event !== null ? hidden.get(event) : undefined;
 }
 
 /** Nesting levels whose keys are checked for duplicates: deeper events are refused anyway (data ≤ 32). */

@@ -20,8 +20,9 @@ export const ingest = new Hono<AppEnv>().post("/", requireKey("write"), rateLimi
   const requestId = c.get("requestId");
   const app = c.get("appId") ?? null;
 
-  const candidates = eventsOf(await readJson(c.req.raw, limits.maxBodyBytes), limits.maxEventsPerRequest);
-  const { accepted, refused } = await validateEvents(candidates, limits, receivedAt, app);
+  const body = await readJson(c.req.raw, limits.maxBodyBytes);
+  const candidates = eventsOf(body.value, limits.maxEventsPerRequest);
+  const { accepted, refused } = validateEvents(candidates, limits, receivedAt, app, body.hidden);
 
   const messages: QueueMessage[] = eventMessages(accepted, app, receivedAt);
   const eventMessageCount = messages.length;

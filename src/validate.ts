@@ -1,6 +1,6 @@
 // Edge validation: turns a parsed body into events ready for the queue, and per-event errors.
 import { createHash } from "node:crypto";
-import { hiddenProblemOf } from "./body";
+import type { HiddenProblem } from "./body";
 import type { Limits } from "./config";
 import { ApiError, type FieldError } from "./errors";
 import { eventInput, type PreparedEvent } from "./schemas";
@@ -69,18 +69,19 @@ function contentId(app: string | null, e: Omit<PreparedEvent, "event_id">): stri
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-export async function validateEvents(
+export function validateEvents(
   candidates: unknown[],
   limits: Limits,
   receivedAt: number,
   app: string | null,
-): Promise<Validated> {
+  hiddenProblems: Map<number, HiddenProblem> = new Map(),
+): Validated {
   const accepted: PreparedEvent[] = [];
   const refused: Refused[] = [];
   for (const [index, candidate] of candidates.entries()) {
     const reasons: FieldError[] = [];
     // A duplicate key or an unstorable number that JSON.parse hid (see body.ts).
-    const hidden = hiddenProblemOf(candidate);
+    const hidden = hiddenProblems.get(index);
     const parsed = eventInput.safeParse(candidate);
     if (!parsed.success) {
       const seen = new Set<string>();

@@ -1,14 +1,14 @@
 // body.ts's scan for what JSON.parse hides (duplicate keys, numbers a double changes): it must
 // find them in the right event, and never misread strings, escapes or nesting into a false alarm.
 import { describe, expect, it } from "vitest";
-import { hiddenProblemOf, readJson } from "../../src/body";
+import { readJson } from "../../src/body";
 
 const EVENT = '"session_id":"s","category":"c","name":"n","timestamp":"2021-01-01 00:00"';
 
 async function problems(text: string) {
   const request = new Request("http://eye.test/", { method: "POST", body: text, headers: { "content-type": "application/json" } });
-  const value = await readJson(request, 1024 * 1024);
-  return (Array.isArray(value) ? value : [value]).map((event) => hiddenProblemOf(event) ?? null);
+  const { value, hidden } = await readJson(request, 1024 * 1024);
+  return (Array.isArray(value) ? value : [value]).map((_, index) => hidden.get(index) ?? null);
 }
 
 const withData = (data: string) => `{${EVENT},"data":${data}}`;
