@@ -116,13 +116,24 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
  * Caps how fast one client may send with one write key (the Workers Rate Limiting binding,
  * counted per Cloudflare location). Keyed by key and client address: a write key is public,
  * so one abusive client must not exhaust the budget of every visitor of the application.
+ * A refusal is remembered in the isolate for DENIAL_MEMO_MS, so a client hammering past its
+ * limit is turned away without a binding call per request.
  */
 export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   const limiter = c.env.WRITE_LIMITER;
-  const client = c.req.header("cf-connecting-ip") ?? "local";
   if (limiter) {
-    const { success } = await limiter.limit({ key: `${c.get("keyId")}:${client}` });
-    if (!success) {
+    const key = `${c.get("keyId")}:${c.req.header("cf-connecting-ip") ?? "local"}`;
+    const now = Date.now();
+    const refusedUntil = denied.get(key);
+    if (refusedUntil === undefined || refusedUntil <= now) {
+      if (refusedUntil !== undefined) denied.delete(key);
+      const { success } = await limiter.limit({ key });
+      if (!success) {
+        if (denied.size >= CACHE_MAX) denied.delete(denied.keys().next().value!);
+        denied.set(key, now + DENIAL_MEMO_MS);
+      }
+    }
+    if (denied.has(key)) {
       throw new ApiError("rate_limited", "too many requests for this key from this client; retry later", {
         headers: { "Retry-After": String(RATE_LIMIT_PERIOD_SECONDS) },
       });
@@ -133,3 +144,6 @@ export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** The period of the WRITE_LIMITER binding in wrangler.toml, which is what a client waits at most. */
 export const RATE_LIMIT_PERIOD_SECONDS = 10;
+/** How long an isolate answers 429 by itself after the binding refused a client. */
+const DENIAL_MEMO_MS = 1_000;
+const denied = new Map<string, number>();
