@@ -34,6 +34,15 @@ export function postEvents(body: unknown, headers: Record<string, string> = {}):
   });
 }
 
+/** The original README's example event, verbatim. */
+export const README_EVENT = {
+  session_id: "e2085be5-9137-4e4e-80b5-f1ffddc25423",
+  category: "page interaction",
+  name: "cta click",
+  data: { host: "www.xxxxx.com", path: "/", element: "chat bubble" },
+  timestamp: "2021-01-01 09:15:27.243860",
+};
+
 let serial = 0;
 
 /** A valid event with unique session and data; override any field. */

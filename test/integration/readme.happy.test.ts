@@ -1,14 +1,6 @@
 // The original README's examples, verbatim, against this Worker.
 import { expect, it } from "vitest";
-import { api, postEvents, waitForCount } from "../helpers";
-
-const README_EVENT = {
-  session_id: "e2085be5-9137-4e4e-80b5-f1ffddc25423",
-  category: "page interaction",
-  name: "cta click",
-  data: { host: "www.xxxxx.com", path: "/", element: "chat bubble" },
-  timestamp: "2021-01-01 09:15:27.243860",
-};
+import { api, postEvents, README_EVENT, waitForCount } from "../helpers";
 
 it("accepts the README's event and returns it from the README's query", async () => {
   const res = await postEvents(README_EVENT);

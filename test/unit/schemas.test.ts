@@ -6,14 +6,8 @@ import { ApiError } from "../../src/errors";
 import { eventInput, eventQuery, MAX_LIMIT, MAX_OFFSET, queueMessage } from "../../src/schemas";
 import { utf8Length } from "../../src/sizes";
 import { eventsOf, MAX_DATA_DEPTH, validateEvents } from "../../src/validate";
+import { README_EVENT } from "../helpers";
 
-const README_EVENT = {
-  session_id: "e2085be5-9137-4e4e-80b5-f1ffddc25423",
-  category: "page interaction",
-  name: "cta click",
-  data: { host: "www.xxxxx.com", path: "/", element: "chat bubble" },
-  timestamp: "2021-01-01 09:15:27.243860",
-};
 const README_MICROS = Date.UTC(2021, 0, 1, 9, 15, 27) * 1000 + 243860;
 
 const LIMITS: Limits = limitsFrom(env);
