@@ -4,22 +4,10 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
-import { ApiError, errorBody, type ErrorCode } from "./errors";
+import { ApiError, codeOf, errorBody } from "./errors";
 import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
 import { createSentry } from "./sentry";
-
-const CODE_BY_STATUS: Record<number, ErrorCode> = {
-  400: "bad_request",
-  401: "unauthorized",
-  403: "forbidden",
-  404: "not_found",
-  405: "method_not_allowed",
-  413: "payload_too_large",
-  415: "unsupported_media_type",
-  429: "rate_limited",
-  503: "queue_unavailable",
-};
 
 /** Echoes at most 100 characters of client input in a message. */
 const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
@@ -85,7 +73,7 @@ export function createApp() {
       return c.json(errorBody(err.code, err.message, requestId, err), err.status);
     }
     if (err instanceof HTTPException && err.status < 500) {
-      const code = CODE_BY_STATUS[err.status] ?? "bad_request";
+      const code = codeOf(err.status);
       return c.json(errorBody(code, err.message || code.replace(/_/g, " "), requestId), err.status);
     }
     // A bug: the stack goes to Sentry, the client gets the request id and nothing else.

@@ -51,8 +51,10 @@ export class ApiError extends HTTPException {
   }
 }
 
-export function statusOf(code: ErrorCode): ContentfulStatusCode {
-  return STATUS[code];
+/** The general code for a status (the first listed above), for HTTP errors raised outside our routes. */
+export function codeOf(status: number): ErrorCode {
+  const entry = Object.entries(STATUS).find(([, s]) => s === status);
+  return entry ? (entry[0] as ErrorCode) : "bad_request";
 }
 
 /** The JSON body of every error response. `success: false` keeps the original's contract. */
