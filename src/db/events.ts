@@ -100,25 +100,10 @@ export interface Position {
 // (SPEC §4) instead of whichever the planner guesses without statistics.
 const unindexed = (column: Column, value: string) => sql`+${column} = ${value}`;
 
-/**
- * The timestamp range as one index range. A position is folded into the bound on its side, since
- * SQLite seeks on only one of two bounds on a column and may pick the looser (scanning from
- * `before` down to the position); both bounds go as one BETWEEN, which keeps the planner on the
- * (category, name, timestamp) index when a range is added to category+name.
- */
-function rangeOf(f: EventFilters, position: Position | undefined, direction: "asc" | "desc"): SQL | undefined {
-  let { after, before } = f;
-  if (position && direction === "desc") before = before === undefined ? position.timestamp : Math.min(before, position.timestamp);
-  if (position && direction === "asc") after = after === undefined ? position.timestamp : Math.max(after, position.timestamp);
-  if (after !== undefined && before !== undefined) return between(events.timestamp, after, before);
-  if (after !== undefined) return gte(events.timestamp, after);
-  if (before !== undefined) return lte(events.timestamp, before);
-  return undefined;
-}
-
-export function whereOf(f: EventFilters, position?: Position, direction: "asc" | "desc" = "desc"): SQL | undefined {
+/** The equality filters, each written so the shape's own index is the one used. */
+function filterTerms(f: EventFilters): (SQL | undefined)[] {
   const indexed = f.sessionId !== undefined ? "session" : f.category !== undefined ? "category" : "name";
-  const conditions: (SQL | undefined)[] = [
+  return [
     f.sessionId !== undefined ? eq(events.sessionId, f.sessionId) : undefined,
     f.category !== undefined
       ? indexed === "category" ? eq(events.category, f.category) : unindexed(events.category, f.category)
@@ -127,22 +112,49 @@ export function whereOf(f: EventFilters, position?: Position, direction: "asc" |
       ? indexed === "session" ? unindexed(events.name, f.name) : eq(events.name, f.name)
       : undefined,
     f.appId !== undefined ? unindexed(events.appId, f.appId) : undefined,
-    rangeOf(f, position, direction),
-    // Ties at the position's timestamp start at its id. `+` keeps this term out of index
-    // choice (the range above already seeks to the position); as an index term it led SQLite to
-    // the (name, timestamp) index for category+name.
-    position
-      ? direction === "desc"
-        ? sql`(+${events.timestamp}, ${events.id}) <= (${position.timestamp}, ${position.id})`
-        : sql`(+${events.timestamp}, ${events.id}) >= (${position.timestamp}, ${position.id})`
-      : undefined,
   ];
-  return and(...conditions);
+}
+
+/**
+ * The timestamp range as one index range: both bounds go as one BETWEEN (SQLite seeks on
+ * only one of two separate bounds on a column, and BETWEEN keeps the planner on the
+ * (category, name, timestamp) index when a range is added to category+name).
+ */
+function rangeTerm(after: number | undefined, before: number | undefined): SQL | undefined {
+  if (after !== undefined && before !== undefined) return between(events.timestamp, after, before);
+  if (after !== undefined) return gte(events.timestamp, after);
+  if (before !== undefined) return lte(events.timestamp, before);
+  return undefined;
+}
+
+export function whereOf(f: EventFilters): SQL | undefined {
+  return and(...filterTerms(f), rangeTerm(f.after, f.before));
+}
+
+/**
+ * The rows from a position on, as two index range reads that each seek: the rest of the
+ * position's own timestamp from its id (`timestamp = T AND id <= P`: every index ends in
+ * timestamp and then the rowid, so this is one seek), then the timestamps past it. A single
+ * row-value condition `(timestamp, id) <= (T, P)` cannot seek on the id, so a page deep inside
+ * a group of equal timestamps would re-read the rest of the group.
+ */
+function positionArms(f: EventFilters, p: Position, direction: "asc" | "desc"): SQL[] {
+  const filters = filterTerms(f);
+  const inRange = (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
+  const tie = inRange
+    ? and(...filters, eq(events.timestamp, p.timestamp), direction === "desc" ? lte(events.id, p.id) : gte(events.id, p.id))
+    : undefined;
+  const beyond =
+    direction === "desc"
+      ? and(...filters, rangeTerm(f.after, f.before === undefined ? p.timestamp - 1 : Math.min(f.before, p.timestamp - 1)))
+      : and(...filters, rangeTerm(f.after === undefined ? p.timestamp + 1 : Math.max(f.after, p.timestamp + 1), f.before));
+  return tie ? [tie, beyond!] : [beyond!];
 }
 
 export interface Page {
   limit: number;
   offset?: number;
+  /** A cursor position: the page starts at this row, inclusive. */
   after?: Position;
   direction?: "asc" | "desc";
 }
@@ -151,13 +163,19 @@ export interface Page {
 export function listEvents(db: Db, f: EventFilters, page: Page) {
   const direction = page.direction ?? "desc";
   const order = direction === "desc" ? desc : asc;
+  const read = (where: SQL | undefined) =>
+    db.select().from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
+  if (page.after === undefined) return read(whereOf(f)).offset(page.offset ?? 0);
+  const [tie, beyond] = positionArms(f, page.after, direction);
+  if (beyond === undefined) return read(tie);
+  // Each arm is an ordered, limited subquery, and UNION ALL runs its arms in turn: when the
+  // position's own timestamp fills the page the second arm is never started, so a page reads
+  // exactly its own rows. (A compound ORDER BY would merge the arms and read one more row.)
   return db
     .select()
-    .from(events)
-    .where(whereOf(f, page.after, direction))
-    .orderBy(order(events.timestamp), order(events.id))
-    .limit(page.limit)
-    .offset(page.offset ?? 0);
+    .from(read(tie).as("tie"))
+    .unionAll(db.select().from(read(beyond).as("beyond")))
+    .limit(page.limit);
 }
 
 /**

@@ -288,3 +288,64 @@ describe("rows read per page", () => {
     }
   });
 });
+
+describe("cursor pages inside a group of equal timestamps", () => {
+  // 10,000 events sharing one timestamp (a batch flushed with one clock reading), with a few
+  // around it: a page deep inside the group must seek to its id, not re-read the group's rest.
+  const TIE = Date.UTC(2024, 2, 3, 12) * 1000;
+  const GROUP = 10_000;
+  const LIMIT = 50;
+  const f: EventFilters = { category: "tie-category", name: "tie-name", after: TIE - 10 * 1_000_000, before: TIE + 10 * 1_000_000 };
+  let group: EventRow[] = [];
+
+  beforeAll(async () => {
+    const rows = [
+      ...Array.from({ length: GROUP }, () => row({ sessionId: "tie-session", category: "tie-category", name: "tie-name", timestamp: TIE })),
+      // 60 single events a tenth of a second apart on each side of the group.
+      ...Array.from({ length: 120 }, (_, i) =>
+        row({ sessionId: "tie-session", category: "tie-category", name: "tie-name", timestamp: TIE + (i < 60 ? i - 60 : i - 59) * 100_000 }),
+      ),
+    ];
+    await insertAll(db, rows);
+    const stored = env.DB.prepare("SELECT id, timestamp FROM events WHERE category = 'tie-category' AND timestamp = ? ORDER BY id");
+    group = (await stored.bind(TIE).all<EventRow>()).results;
+    expect(group).toHaveLength(GROUP);
+  });
+
+  async function pageCost(filters: EventFilters, after: Position, direction: "asc" | "desc") {
+    const built = listEvents(db, filters, { limit: LIMIT + 1, after, direction }) as unknown as { toSQL(): { sql: string; params: unknown[] } };
+    const query = built.toSQL();
+    const result = await env.DB.prepare(query.sql).bind(...query.params).all<{ id: number; timestamp: number }>();
+    return { rowsRead: result.meta.rows_read, rows: result.results };
+  }
+
+  const shapes: Record<string, EventFilters> = {
+    "category+name and a range": f,
+    "no filter": {},
+    category: { category: "tie-category" },
+    session_id: { sessionId: "tie-session" },
+  };
+  for (const [shape, filters] of Object.entries(shapes)) {
+    for (const direction of ["desc", "asc"] as const) {
+      it(`reads one page (${LIMIT} + 1 rows) from the middle of the group, ${shape}, ${direction}`, async () => {
+        const at = group[GROUP / 2]!;
+        const { rowsRead, rows } = await pageCost(filters, { timestamp: TIE, id: at.id }, direction);
+        expect(rows).toHaveLength(LIMIT + 1);
+        // The page starts at the position and walks the group by id in the page's direction.
+        const step = direction === "desc" ? -1 : 1;
+        expect(rows.map((r) => r.id)).toEqual(group.slice(GROUP / 2 + (step < 0 ? -LIMIT : 0), GROUP / 2 + (step < 0 ? 1 : LIMIT + 1)).map((r) => r.id).sort((a, b) => step * (a - b)));
+        expect(rowsRead).toBeLessThanOrEqual(LIMIT + 1);
+      });
+
+      it(`crosses from the group's last ids to the next timestamp without gap, ${shape}, ${direction}`, async () => {
+        const edge = direction === "desc" ? group[10]! : group[GROUP - 11]!;
+        const { rowsRead, rows } = await pageCost(filters, { timestamp: TIE, id: edge.id }, direction);
+        expect(rows).toHaveLength(LIMIT + 1);
+        expect(rows.slice(0, 11).every((r) => r.timestamp === TIE)).toBe(true);
+        expect(rows[11]!.timestamp).toBe(direction === "desc" ? TIE - 100_000 : TIE + 100_000);
+        // Plus the one index entry that ends the first read (the group's edge).
+        expect(rowsRead).toBeLessThanOrEqual(LIMIT + 2);
+      });
+    }
+  }
+});
