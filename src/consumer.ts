@@ -33,6 +33,7 @@ export function plan(message: Message<unknown>): Planned {
           payload: excerpt(message.body),
           reasons: JSON.stringify(reasons),
           source: message.id,
+          dedupKey: `malformed:${message.id}`,
         },
       ],
     };
@@ -42,13 +43,15 @@ export function plan(message: Message<unknown>): Planned {
     return {
       message,
       events: [],
-      errors: body.items.map((item) => ({
+      errors: body.items.map((item, position) => ({
         kind: "invalid_event",
         appId: body.app,
         occurredAt: body.received_at,
         payload: item.payload,
         reasons: JSON.stringify(item.reasons),
         source: body.request_id,
+        // A request's refused events all travel in its messages, each once per index.
+        dedupKey: `invalid:${body.request_id}:${item.index ?? item.reasons[0]?.index ?? `m${message.id}:${position}`}`,
       })),
     };
   }
@@ -86,6 +89,7 @@ async function fail(db: Db, p: Planned): Promise<void> {
       { field: null, message: `not stored on delivery attempt ${p.message.attempts}; retrying in ${delaySeconds} s` },
     ]),
     source: p.message.id,
+    dedupKey: `failure:${p.message.id}:${p.message.attempts}`,
   };
   await insertAll(db, [], [note]).catch(() => {});
   p.message.retry({ delaySeconds });
@@ -122,6 +126,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     payload: excerpt(m.body),
     reasons: JSON.stringify([{ field: null, message: `not stored after ${m.attempts} delivery attempts to ${batch.queue}` }]),
     source: m.id,
+    dedupKey: `dead:${batch.queue}:${m.id}`,
   }));
   sentry?.captureMessage(`${rows.length} message(s) reached the dead-letter queue ${batch.queue}`, "error");
   try {

@@ -66,12 +66,12 @@ export function excerpt(value: unknown, max = PAYLOAD_EXCERPT): string {
 }
 
 export function invalidMessages(
-  refused: { payload: unknown; reasons: FieldError[] }[],
+  refused: { index: number; payload: unknown; reasons: FieldError[] }[],
   app: string | null,
   receivedAt: number,
   requestId: string,
 ): QueueMessage[] {
-  const items = refused.map((r) => ({ payload: excerpt(r.payload), reasons: r.reasons }));
+  const items = refused.map((r) => ({ index: r.index, payload: excerpt(r.payload), reasons: r.reasons }));
   return packBySize(items, (i) => jsonBytes(i) + 1, MESSAGE_BYTES - 512).map((group) => ({
     kind: "invalid",
     app,

@@ -105,7 +105,8 @@ export const queueMessage = z.discriminatedUnion("kind", [
     app: z.nullable(z.string()),
     received_at: z.int(),
     request_id: z.string(),
-    items: z.array(z.object({ payload: z.string(), reasons: z.array(reason) })).check(z.minLength(1)),
+    // index: the event's position in its request (absent in messages queued before it existed).
+    items: z.array(z.object({ index: z.optional(z.int()), payload: z.string(), reasons: z.array(reason) })).check(z.minLength(1)),
   }),
 ]);
 export type QueueMessage = z.infer<typeof queueMessage>;

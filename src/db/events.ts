@@ -16,7 +16,7 @@ function chunk<T>(rows: T[], size: number): T[][] {
 }
 
 /** Columns per error-log row, so a chunk of rows stays under D1's parameter limit. */
-const ERROR_COLUMNS = 6;
+const ERROR_COLUMNS = 7;
 
 /**
  * Bytes of events per INSERT. Events go in as one bound JSON array per statement, read back
@@ -38,38 +38,42 @@ function insertEvents(db: Db, rows: NewEventRow[]) {
         sql`SELECT NULL, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
             FROM json_each(${`[${group.join(",")}]`}) WHERE true`,
       )
-      .onConflictDoNothing({ target: events.eventId }),
+      // The one uniqueness to meet is (event_id, app_id): a redelivered or resent event is skipped.
+      .onConflictDoNothing(),
   );
 }
 
 /** The rollup bucket width: one hour, in microseconds. */
 export const HOUR = 3_600_000_000;
 
-// Counting what a batch stored: remember the highest id before it, insert, then add the rows
-// above that id (only those really inserted, duplicates skipped) to the hourly counts under
-// each of the four shapes. All inside the batch's transaction, so counts never drift.
-const markBefore = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM ${events}))
-  ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id`;
+// Counting what reached the table: after the inserts, every row above the stored mark is added
+// to the hourly counts under each of the four shapes, then the mark moves to the highest id.
+// Rows that arrived any other way (a consumer of the previous deploy still running, a manual
+// import) are above the mark too, so they are counted by the next batch; duplicates skipped by
+// the insert never become rows. All inside the batch's transaction, so counts never drift.
 // A literal, not a bound parameter: drizzle's D1 batch cannot bind parameters of a raw statement.
 const H = sql.raw(String(HOUR));
 const rollUp = sql`INSERT INTO ${eventCounts} (category, name, hour, app_id, n)
   SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, count(*)
   FROM (
     SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, coalesce(app_id, '') AS a
-    FROM ${events} WHERE id > (SELECT last_id FROM ${rollupMark} WHERE id = 1)
+    FROM ${events} WHERE id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)
   ) AS fresh, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape
   WHERE true GROUP BY cc, nn, h, a
   ON CONFLICT (category, name, hour, app_id) DO UPDATE SET n = n + excluded.n`;
+const advanceMark = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM ${events}))
+  ON CONFLICT (id) DO UPDATE SET last_id = max(last_id, excluded.last_id)`;
 
 /**
- * Inserts events (duplicates of a stored event_id are skipped), their counts, and error-log
- * rows in one D1 batch, which D1 runs as one transaction: all of it is stored, or none of it.
+ * Inserts events (an event_id its application already stored is skipped), their counts, and
+ * error-log rows (an entry already logged is skipped) in one D1 batch, which D1 runs as one transaction: all of it is stored, or none of it.
  */
 export async function insertAll(db: Db, rows: NewEventRow[], errors: NewErrorLogRow[] = []): Promise<void> {
   const inserts = insertEvents(db, rows);
   const statements = [
-    ...(inserts.length > 0 ? [db.run(markBefore), ...inserts, db.run(rollUp)] : []),
-    ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) => db.insert(errorLog).values(c)),
+    ...(inserts.length > 0 ? [...inserts, db.run(rollUp), db.run(advanceMark)] : []),
+    // An entry whose dedup key is already logged (a redelivered message) is skipped.
+    ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) => db.insert(errorLog).values(c).onConflictDoNothing()),
   ];
   const [first, ...rest] = statements;
   if (first) await db.batch([first, ...rest]);

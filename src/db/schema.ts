@@ -1,13 +1,16 @@
 // The D1 schema. drizzle-kit generates migrations/ from this file: edit here, then `npm run db:generate`.
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 export const events = sqliteTable(
   "events",
   {
     // rowid: the tie-breaker that makes the timestamp order total, so pages never overlap.
     id: integer("id").primaryKey(),
-    // Client-sent UUID, or one the server derives from the event's content; the dedup key.
-    eventId: text("event_id").notNull().unique(),
+    // Client-sent UUID, or one the server derives from the event's content (validate.ts):
+    // with app_id, the dedup key. Unique per application, so one application's ids can never
+    // suppress another's events.
+    eventId: text("event_id").notNull(),
     sessionId: text("session_id").notNull(),
     category: text("category").notNull(),
     name: text("name").notNull(),
@@ -17,12 +20,16 @@ export const events = sqliteTable(
     timestamp: integer("timestamp").notNull(),
     // When the Worker accepted it: microseconds since the epoch, UTC.
     receivedAt: integer("received_at").notNull(),
-    // The application whose write key sent it (null before keys existed).
+    // The application whose write key sent it. Every write key belongs to one, so events sent
+    // through the API always have it (null only for rows stored before keys existed).
     appId: text("app_id"),
   },
   // One index per filter shape, each ending in timestamp (and implicitly rowid), so every
   // filtered page is an index range read in order, never a scan and sort.
   (t) => [
+    // coalesce: NULLs never collide in a unique index, and rows without an application must
+    // deduplicate among themselves too.
+    uniqueIndex("events_event_id_app").on(t.eventId, sql`coalesce(${t.appId}, '')`),
     index("events_timestamp").on(t.timestamp),
     index("events_session").on(t.sessionId, t.timestamp),
     index("events_category").on(t.category, t.timestamp),
@@ -75,8 +82,16 @@ export const errorLog = sqliteTable(
     reasons: text("reasons").notNull(),
     // The request id or queue message id it came from.
     source: text("source"),
+    // What makes this entry itself, so a queue message redelivered after its D1 commit cannot
+    // log it twice: the request id and event index of a refused event, the message id of a
+    // malformed message or a dead letter, the message id and attempt of a consumer failure.
+    dedupKey: text("dedup_key"),
   },
-  (t) => [index("error_log_time").on(t.occurredAt), index("error_log_kind").on(t.kind, t.occurredAt)],
+  (t) => [
+    index("error_log_time").on(t.occurredAt),
+    index("error_log_kind").on(t.kind, t.occurredAt),
+    uniqueIndex("error_log_dedup").on(t.dedupKey),
+  ],
 );
 
 export type ErrorLogRow = typeof errorLog.$inferSelect;

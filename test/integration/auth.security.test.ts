@@ -106,6 +106,29 @@ describe("application scoping", () => {
   });
 });
 
+describe("event ids per application", () => {
+  it("never lets one application's event_id suppress another's event (write keys are public)", async () => {
+    const victim = await makeApp();
+    const attacker = await makeApp();
+    const all = await makeApp({ readScope: "all" });
+    const eventId = crypto.randomUUID();
+    const session = `idspace-${crypto.randomUUID()}`;
+    // The attacker claims the id first; the victim's event with that id must still be stored.
+    expect((await postEvents(makeEvent({ session_id: session, name: "squat", event_id: eventId }), bearer(attacker.writeKey))).status).toBe(202);
+    await waitForCount(`/api/event/?session_id=${session}`, 1);
+    expect((await postEvents(makeEvent({ session_id: session, name: "real", event_id: eventId }), bearer(victim.writeKey))).status).toBe(202);
+    // The same application resending its id still stores it once.
+    expect((await postEvents(makeEvent({ session_id: session, name: "real again", event_id: eventId }), bearer(victim.writeKey))).status).toBe(202);
+    const page = await waitForCount(`/api/event/?session_id=${session}`, 2);
+    expect(page.results.map((r) => `${r.application}:${r.name}:${r.event_id}`).sort()).toEqual(
+      [`${attacker.appId}:squat:${eventId}`, `${victim.appId}:real:${eventId}`].sort(),
+    );
+    const victimView = await api(`/api/event/?session_id=${session}`, { headers: bearer(victim.readKey) });
+    expect(((await victimView.json()) as { results: { name: string }[] }).results.map((r) => r.name)).toEqual(["real"]);
+    expect(all.appId).toBeTruthy();
+  });
+});
+
 describe("origins and CORS", () => {
   it("lets only the application's origins send with its write key", async () => {
     const app = await makeApp({ origins: ["https://shop.example"] });

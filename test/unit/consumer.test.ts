@@ -147,6 +147,48 @@ describe("events consumer", () => {
   });
 });
 
+describe("error-log entries on redelivery", () => {
+  it("logs a refused event, a malformed message and a dead letter once, however often their message is delivered", async () => {
+    const requestId = unique("redelivered-invalid");
+    const invalid: Delivery = {
+      id: unique("invalid-msg"),
+      body: {
+        kind: "invalid",
+        app: "app-9",
+        received_at: 1_700_000_000_000_002,
+        request_id: requestId,
+        items: [
+          { index: 0, payload: '{"session_id":""}', reasons: [{ index: 0, field: "session_id", message: "session_id must not be empty" }] },
+          { index: 4, payload: '"text"', reasons: [{ index: 4, field: null, message: "each event must be a JSON object" }] },
+        ],
+      } satisfies QueueMessage,
+    };
+    const malformed: Delivery = { id: unique("malformed-msg"), body: { kind: "mystery" } };
+    for (const attempts of [1, 2, 3]) await deliver(QUEUE, [{ ...invalid, attempts }, { ...malformed, attempts }]);
+    expect((await errorsFrom(requestId)).map((r) => r.payload)).toEqual(['{"session_id":""}', '"text"']);
+    expect(await errorsFrom(malformed.id!)).toHaveLength(1);
+
+    const dead: Delivery = { id: unique("dead-msg"), body: "garbage", attempts: 6 };
+    await deliver(DLQ, [dead]);
+    await deliver(DLQ, [dead]);
+    expect(await errorsFrom(dead.id!)).toHaveLength(1);
+  });
+
+  it("keeps two refused events of one request apart, and the same index of two requests apart", async () => {
+    const [r1, r2] = [unique("req"), unique("req")];
+    const message = (requestId: string): QueueMessage => ({
+      kind: "invalid",
+      app: null,
+      received_at: 1,
+      request_id: requestId,
+      items: [0, 1].map((index) => ({ index, payload: "{}", reasons: [{ index, field: "data", message: "data is required" }] })),
+    });
+    await deliver(QUEUE, [{ body: message(r1) }, { body: message(r2) }]);
+    expect(await errorsFrom(r1)).toHaveLength(2);
+    expect(await errorsFrom(r2)).toHaveLength(2);
+  });
+});
+
 describe("dead-letter consumer", () => {
   it("records every dead letter in the error log, reports to Sentry, and acks the batch", async () => {
     const sentBefore = await deadLetterReports();

@@ -108,4 +108,26 @@ describe("countEvents", () => {
     // One whole hour from the rollup; the two half hours at the edges row by row.
     expect(rowsRead).toBeLessThan(1000 + 12);
   });
+
+  it("counts rows that reached the table outside insertAll, once the next batch is stored", async () => {
+    const p = `cnt-outside-${crypto.randomUUID().slice(0, 8)}`;
+    const base = Date.UTC(2023, 6, 1) * 1000;
+    await insertAll(db, rows(p, 20, base, 3 * HOUR, 7));
+    // A consumer of the previous deploy, or a manual import, writes rows straight into the table.
+    const manual = rows(p, 25, base, 3 * HOUR, 8);
+    await env.DB.batch(
+      manual.map((r) =>
+        env.DB.prepare(
+          "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ).bind(r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId),
+      ),
+    );
+    // The next batch the consumer stores rolls up everything above the stored mark, not only its own rows.
+    await insertAll(db, rows(p, 15, base, 3 * HOUR, 9));
+    for (const f of [{ category: `${p}-c0` }, { category: `${p}-c1`, name: `${p}-n2` }, { name: `${p}-n1`, appId: "app-a" }, {}]) {
+      const g = { ...f, after: base - HOUR, before: base + 4 * HOUR };
+      expect(await countEvents(db, g), JSON.stringify(f)).toBe(await plainCount(g));
+    }
+    expect(await countEvents(db, { category: `${p}-c0` })).toBe(await plainCount({ category: `${p}-c0` }));
+  });
 });

@@ -86,6 +86,7 @@ describe("eventMessages", () => {
 describe("invalidMessages", () => {
   it("cuts refused payloads to an excerpt and keeps every message under 128 KB", () => {
     const refused = Array.from({ length: 500 }, (_, index) => ({
+      index,
       payload: { index, data: { blob: "é".repeat(40_000) } },
       reasons: [{ index, field: "data", message: "data is larger than 32768 bytes once serialized" }],
     }));
