@@ -57,13 +57,16 @@ function dataProblem(data: Record<string, unknown>): string | null {
 
 /**
  * Derives a stable UUID (version 8) from what makes an event itself, so a retried request
- * stores nothing twice. node:crypto's hash is synchronous: crypto.subtle.digest's promise per
- * event cost about 20 µs each, more than the rest of validation together (BENCHMARKS.md).
+ * stores nothing twice: its application, its content, and which copy of that content it is
+ * within its request (`copy`: 0 for the first). A request that carries the same event twice
+ * meant two events, and a resent request maps every copy to the same id again. The first
+ * copy's id is the content's alone, as before copies were counted. node:crypto's hash is
+ * synchronous: crypto.subtle.digest's promise per event cost about 20 µs each (BENCHMARKS.md).
  */
-function contentId(app: string | null, e: Omit<PreparedEvent, "event_id">): string {
-  const hex = createHash("sha256")
-    .update(JSON.stringify([app, e.session_id, e.category, e.name, e.timestamp, e.data]))
-    .digest("hex");
+function contentId(app: string | null, e: Omit<PreparedEvent, "event_id">, copy: number): string {
+  const fields: unknown[] = [app, e.session_id, e.category, e.name, e.timestamp, e.data];
+  if (copy > 0) fields.push(copy);
+  const hex = createHash("sha256").update(JSON.stringify(fields)).digest("hex");
   // Version 8 in the 13th hex digit, variant 10xx in the 17th.
   const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
@@ -78,6 +81,9 @@ export function validateEvents(
 ): Validated {
   const accepted: PreparedEvent[] = [];
   const refused: Refused[] = [];
+  // Copies of one content seen so far (by its first copy's id), and where each event_id was first accepted.
+  const copies = new Map<string, number>();
+  const firstAt = new Map<string, number>();
   for (const [index, candidate] of candidates.entries()) {
     const reasons: FieldError[] = [];
     // A duplicate key or an unstorable number that JSON.parse hid (see body.ts).
@@ -111,7 +117,22 @@ export function validateEvents(
       }
       if (reasons.length === 0) {
         const event = { session_id: e.session_id, category: e.category, name: e.name, data, timestamp: e.timestamp };
-        accepted.push({ event_id: e.event_id ?? contentId(app, event), ...event });
+        let eventId = e.event_id;
+        if (eventId === undefined || eventId === null) {
+          const first = contentId(app, event, 0);
+          const copy = copies.get(first) ?? 0;
+          copies.set(first, copy + 1);
+          eventId = copy === 0 ? first : contentId(app, event, copy);
+        }
+        // The client named two events alike: only one can be stored, so the second is refused
+        // rather than counted as accepted and silently dropped by the store.
+        const earlier = firstAt.get(eventId);
+        if (earlier !== undefined) {
+          reasons.push({ index, field: "event_id", message: `event_id repeats the event at index ${earlier}; an event_id is stored once` });
+        } else {
+          firstAt.set(eventId, index);
+          accepted.push({ event_id: eventId, ...event });
+        }
       }
     }
     if (reasons.length > 0) refused.push({ index, payload: candidate, reasons });

@@ -4,7 +4,7 @@
 // GET returns — and the valid events sent alongside are stored.
 import { describe, expect, it } from "vitest";
 import { api, makeEvent } from "../helpers";
-import { clientOf, countOf, expectError, expectFieldError, expectNoLeak, stored } from "../hostile";
+import { clientOf, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8, type ErrorBody } from "../hostile";
 
 const client = clientOf("data");
 
@@ -290,7 +290,11 @@ describe.concurrent("replayed event ids", () => {
     const id = crypto.randomUUID();
     const first = makeEvent({ session_id: `${session}-first`, event_id: id });
     const twin = makeEvent({ session_id: `${session}-twin`, event_id: id });
-    expect(await (await client.post([first, twin])).json()).toEqual({ success: true, accepted: 2 });
+    // Two events named alike in one request: one can be stored, so `accepted` says one and the
+    // other is refused by name (never counted as accepted and then dropped by the store).
+    const body = (await (await client.post([first, twin])).json()) as ErrorBody;
+    expect(body).toMatchObject({ success: false, accepted: 1 });
+    expectFieldError(body, 1, "event_id", /repeats the event at index 0/);
     // Later, the same id with other content (a forged replay): still the first is kept.
     const forged = makeEvent({ session_id: `${session}-forged`, event_id: id });
     expect((await client.post(forged)).status).toBe(202);
@@ -300,6 +304,41 @@ describe.concurrent("replayed event ids", () => {
     expect((await stored(`${session}-first`)).page.results[0]).toMatchObject({ event_id: id, data: first.data });
     expect(await countOf(`${session}-twin`)).toBe(0);
     expect(await countOf(`${session}-forged`)).toBe(0);
+  });
+
+  it("stores identical events sent in one request as distinct events, and a resent request adds nothing", async () => {
+    const session = `copies-${crypto.randomUUID()}`;
+    const e = makeEvent({ session_id: session, data: { same: true } });
+    const sentinel = (n: number) => makeEvent({ session_id: `${session}-sentinel-${n}` });
+    expect(await (await client.post([e, e, sentinel(1)])).json()).toEqual({ success: true, accepted: 3 });
+    await stored(`${session}-sentinel-1`);
+    expect(await countOf(session)).toBe(2);
+    // The same request again (a retry), and one with a third copy: only the third copy is new.
+    expect(await (await client.post([e, e, sentinel(2)])).json()).toEqual({ success: true, accepted: 3 });
+    expect(await (await client.post([e, e, e, sentinel(3)])).json()).toEqual({ success: true, accepted: 4 });
+    await stored(`${session}-sentinel-2`);
+    await stored(`${session}-sentinel-3`);
+    const { page } = await stored(session, 3);
+    expect(new Set(page.results.map((r) => r.event_id)).size).toBe(3);
+  });
+
+  it("keeps identical events apart in a gzip body and around a refused event, and accepted equals what a GET finds", async () => {
+    const session = `copies-mixed-${crypto.randomUUID()}`;
+    const e = makeEvent({ session_id: session });
+    const zipped = await gzip([utf8(JSON.stringify([e, e]))]);
+    expect(await (await client.raw(zipped, { "content-type": "application/json", "content-encoding": "gzip" })).json()).toEqual({
+      success: true,
+      accepted: 2,
+    });
+    const bad = makeEvent({ session_id: session, timestamp: "not a time" });
+    const mixed = (await (await client.post([e, bad, e, e])).json()) as ErrorBody;
+    expect(mixed).toMatchObject({ success: false, accepted: 3 });
+    expectFieldError(mixed, 1, "timestamp", /expected/);
+    // The first two copies are the gzip request's (same ids), the third is new: 3 in all.
+    await stored(session, 3);
+    const sentinel = await client.sentinel("copies-mixed");
+    await stored(sentinel);
+    expect(await countOf(session)).toBe(3);
   });
 
   it("refuses an event_id that is not a UUID with 400 naming event_id", async () => {
