@@ -200,7 +200,11 @@ describe("validateEvents", () => {
   it("derives a deterministic event_id from the event's content and application when absent", async () => {
     const [a, b] = (await validate([README_EVENT, { ...README_EVENT }])).accepted;
     expect(a!.event_id).toMatch(UUID_V8);
-    expect(b!.event_id).toBe(a!.event_id);
+    // Two copies in one request are two events; the same request again maps to the same two ids.
+    expect(b!.event_id).toMatch(UUID_V8);
+    expect(b!.event_id).not.toBe(a!.event_id);
+    const again = (await validate([README_EVENT, { ...README_EVENT, data: { other: 1 } }, { ...README_EVENT }])).accepted;
+    expect([again[0]!.event_id, again[2]!.event_id]).toEqual([a!.event_id, b!.event_id]);
     // The same instant written another way is the same event.
     const offset = (await validate([{ ...README_EVENT, timestamp: "2021-01-01T10:15:27.24386+01:00" }])).accepted[0]!;
     expect(offset.event_id).toBe(a!.event_id);
