@@ -52,6 +52,35 @@ describe("gzip", () => {
     await stored(sentinel);
   });
 
+  it("caps gzip on the wire too when no Content-Length is sent: 2 MB of empty deflate blocks around one small event is 413", async () => {
+    const sentinel = await client.sentinel("gzip-stuffed");
+    /** A gzip stream of `event` with `blocks` empty stored deflate blocks (5 bytes each) before its data, streamed in chunks. */
+    const stuffed = async (event: Record<string, unknown>, blocks: number) => {
+      const zipped = await gzip([utf8(JSON.stringify(event))]);
+      const out = new Uint8Array(zipped.byteLength + 5 * blocks);
+      out.set(zipped.subarray(0, 10)); // the gzip header; the deflate blocks start byte-aligned after it
+      for (let i = 0; i < blocks; i++) out.set([0x00, 0x00, 0x00, 0xff, 0xff], 10 + 5 * i); // BFINAL=0 BTYPE=00 LEN=0 NLEN=~0
+      out.set(zipped.subarray(10), 10 + 5 * blocks);
+      return new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let at = 0; at < out.byteLength; at += 64 * 1024) controller.enqueue(out.slice(at, at + 64 * 1024));
+          controller.close();
+        },
+      });
+    };
+    const gz = { "content-type": "application/json", "content-encoding": "gzip" };
+    // The construction is valid gzip: a few KB of empty blocks inflate to the event and are accepted.
+    const small = makeEvent();
+    const ok = await client.raw(await stuffed(small, 1_000), gz);
+    expect(ok.status, await ok.clone().text()).toBe(202);
+    // 400,000 blocks: 2 MB on the wire, inflating to the same small event.
+    const big = makeEvent();
+    await expectError(await client.raw(await stuffed(big, 400_000), gz), 413, "payload_too_large", /the body is larger than the 1048576-byte limit/);
+    await stored(small.session_id as string);
+    await stored(sentinel);
+    expect(await countOf(big.session_id as string)).toBe(0);
+  });
+
   it("refuses corrupt and truncated gzip with 400, and unsupported encodings with 415", async () => {
     const sentinel = await client.sentinel("gzip-bad");
     const good = await gzip([utf8(JSON.stringify(makeEvent()))]);
@@ -266,7 +295,15 @@ describe.concurrent("hostile bodies", () => {
     });
 
     it("accepts application/json and text/plain (what sendBeacon sends), with or without charset", async () => {
-      const types = ["application/json", "application/json; charset=utf-8", "text/plain", "text/plain;charset=UTF-8", "APPLICATION/JSON"];
+      const types = [
+        "application/json",
+        "application/json; charset=utf-8",
+        'application/json; charset="UTF-8"', // quoted, as RFC 9110 allows
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        'text/plain; Charset = "utf-8"; boundary="x;y"',
+        "APPLICATION/JSON",
+      ];
       await Promise.all(
         types.map(async (type) => {
           const event = makeEvent({ name: `typed ${type}` });

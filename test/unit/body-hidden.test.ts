@@ -1,7 +1,7 @@
 // body.ts's scan for what JSON.parse hides (duplicate keys, numbers a double changes): it must
 // find them in the right event, and never misread strings, escapes or nesting into a false alarm.
 import { describe, expect, it } from "vitest";
-import { readJson } from "../../src/body";
+import { decimal, MAX_NUMBER_CHARS, mediaType, readJson } from "../../src/body";
 
 const EVENT = '"session_id":"s","category":"c","name":"n","timestamp":"2021-01-01 00:00"';
 
@@ -73,5 +73,39 @@ describe("hidden problems", () => {
     const longKey = "k".repeat(300_000);
     const [dup] = await problems(withData(`{"${longKey}":1,"${longKey}":2}`));
     expect(dup?.message.length).toBeLessThan(120);
+  });
+
+  it("normalizes numbers with long runs of zeros (its time is tested under Node: test/node/)", () => {
+    expect(decimal(`1.${"0".repeat(40_000)}1`)).toBe(`0.1${"0".repeat(40_000)}1e1`);
+    expect(decimal(`-0.000${"0".repeat(40_000)}`)).toBe("0");
+    expect(decimal(`0.00${"0".repeat(40_000)}12000e5`)).toBe(`0.12e${5 - 40_002}`);
+    expect(decimal("-120.0500e-2")).toBe("-0.12005e1");
+  });
+
+  it("checks numbers up to the cap digit by digit, and refuses longer ones at once", async () => {
+    // Under the cap: reaches the exact comparison, which sees that a double would drop the last digit.
+    const near = `1.${"0".repeat(MAX_NUMBER_CHARS - 3)}1`;
+    expect(near.length).toBe(MAX_NUMBER_CHARS);
+    expect((await problems(withData(`{"n":${near}}`)))[0]).toEqual({
+      field: "data",
+      message: expect.stringMatching(/^data holds the number 1\.0{38}…, which would be stored as 1; send it as a string$/),
+    });
+    // Zeros out to the exponent range still survive as doubles, and are accepted.
+    expect(await problems(withData(`{"tiny":0.${"0".repeat(300)}1,"big":1${"0".repeat(300)}}`))).toEqual([null]);
+    // A megabyte-long number: refused by its length, without normalizing it.
+    const [huge] = await problems(withData(`{"n":1.${"0".repeat(1_000_000)}1}`));
+    expect(huge?.message).toMatch(new RegExp(`of more than ${MAX_NUMBER_CHARS} characters; send it as a string`));
+  });
+});
+
+describe("media types", () => {
+  it("reads parameters as RFC 9110 writes them: any case, quoted or not", () => {
+    for (const header of ['application/json; charset="UTF-8"', "application/json;charset=utf-8", 'Application/JSON ; CHARSET = "utf-8" ', 'text/plain; foo="a;b"; charset=utf-8']) {
+      const { type, params } = mediaType(header);
+      expect(type, header).toMatch(/^(application\/json|text\/plain)$/);
+      expect(params.get("charset")?.toLowerCase(), header).toBe("utf-8");
+    }
+    expect(mediaType('text/plain; charset="a\\"b"').params.get("charset")).toBe('a"b');
+    expect(mediaType("application/json").params.size).toBe(0);
   });
 });
