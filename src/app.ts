@@ -4,13 +4,10 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
-import { ApiError, codeOf, errorBody } from "./errors";
+import { ApiError, clip, codeOf, errorBody } from "./errors";
 import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
 import { createSentry } from "./sentry";
-
-/** Echoes at most 100 characters of client input in a message. */
-const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
 
 const isIngestPath = (path: string) => /^\/api\/event\/?$/.test(path);
 

@@ -1,14 +1,17 @@
 // Trusted clients: who is calling, with which kind of key, for which application.
 // Keys are looked up by their SHA-256 and cached per isolate, so a warm isolate's
 // ingestion path costs no D1 round trip; a revoked key stops working within KEY_TTL_MS.
+// Failed authentications are limited per client address before they cost a D1 read.
 import { createHash } from "node:crypto";
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app-env";
 import type { Db } from "./db/events";
+import { BoundedCache } from "./bounded-cache";
+import { clientKey } from "./client-address";
 import { apiKeys, applications } from "./db/schema";
-import { ApiError } from "./errors";
+import { ApiError, clip } from "./errors";
 
 export type KeyKind = "write" | "read";
 
@@ -23,10 +26,13 @@ export interface Principal {
 
 /** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS). */
 export const KEY_TTL_MS = 60_000;
-/** Unknown keys are remembered for less time, and the cache is bounded against key-guessing floods. */
+/** Unknown keys are remembered for less time (a key created a moment ago must start working soon). */
 const UNKNOWN_TTL_MS = 10_000;
 const CACHE_MAX = 10_000;
-const cache = new Map<string, { principal: Principal | null; expires: number }>();
+// Known-good and unknown keys are kept apart: a flood of random keys fills only its own cache
+// and can never evict the keys real clients are using.
+const known = new BoundedCache<Principal>(CACHE_MAX);
+const unknown = new BoundedCache<true>(CACHE_MAX);
 
 /** Keys that `npm run dev` seeds; refused unless ENVIRONMENT is "development". */
 export const DEV_KEY_PREFIX = "eye_dev_";
@@ -43,9 +49,15 @@ function sameHash(a: string, b: string): boolean {
   return x.byteLength === y.byteLength && crypto.subtle.timingSafeEqual(x, y);
 }
 
+/** A key this isolate already knows: the principal, null when known to be unknown, undefined when not cached. */
+export function cachedKey(hash: string, now = Date.now()): Principal | null | undefined {
+  const principal = known.get(hash, now);
+  if (principal !== undefined) return principal;
+  return unknown.get(hash, now) ? null : undefined;
+}
+
+/** Reads a key from D1 (not the cache) and caches what it found. */
 export async function lookupKey(db: Db, hash: string, ttlMs = KEY_TTL_MS, now = Date.now()): Promise<Principal | null> {
-  const hit = cache.get(hash);
-  if (hit && hit.expires > now) return hit.principal;
   const [row] = await db
     .select({ id: apiKeys.id, hash: apiKeys.hash, kind: apiKeys.kind, appId: apiKeys.appId, origins: applications.allowedOrigins })
     .from(apiKeys)
@@ -56,14 +68,43 @@ export async function lookupKey(db: Db, hash: string, ttlMs = KEY_TTL_MS, now = 
     row && sameHash(row.hash, hash)
       ? { keyId: row.id, kind: row.kind, appId: row.appId, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[] }
       : null;
-  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-  cache.set(hash, { principal, expires: now + (principal ? ttlMs : Math.min(ttlMs, UNKNOWN_TTL_MS)) });
+  if (principal) known.set(hash, principal, ttlMs, now);
+  else unknown.set(hash, true, Math.min(ttlMs, UNKNOWN_TTL_MS), now);
   return principal;
 }
 
-/** Forgets cached keys (tests, and after an operator revokes keys through this isolate). */
+/** Forgets cached keys and refusals (tests, and after an operator revokes keys through this isolate). */
 export function clearKeyCache(): void {
-  cache.clear();
+  known.clear();
+  unknown.clear();
+  blocked.clear();
+  denied.clear();
+}
+
+/** The period of the AUTH_LIMITER binding in wrangler.toml: how long a refused address waits at most. */
+export const AUTH_LIMIT_PERIOD_SECONDS = 60;
+/** How long an isolate refuses an address by itself once AUTH_LIMITER has refused it. */
+const BLOCK_MEMO_MS = 10_000;
+const blocked = new BoundedCache<true>(CACHE_MAX);
+
+const tooManyFailures = () =>
+  new ApiError("rate_limited", "too many requests with unknown keys from this address; retry later", {
+    headers: { "Retry-After": String(AUTH_LIMIT_PERIOD_SECONDS) },
+  });
+
+/**
+ * Counts a failed authentication against the client's address (AUTH_LIMITER: 20 per minute);
+ * past the limit the address is refused before any D1 lookup, for BLOCK_MEMO_MS in this isolate
+ * without even a binding call.
+ */
+async function failedAuthentication(c: Context<AppEnv>, address: string): Promise<void> {
+  const limiter = c.env.AUTH_LIMITER;
+  if (!limiter) return;
+  const { success } = await limiter.limit({ key: address });
+  if (!success) {
+    blocked.set(address, true, BLOCK_MEMO_MS);
+    throw tooManyFailures();
+  }
 }
 
 function bearer(c: Context<AppEnv>): string | undefined {
@@ -95,8 +136,17 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
     const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
     const seconds = Number(c.env.KEY_CACHE_SECONDS ?? "");
     const ttl = c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
-    const principal = usable ? await lookupKey(drizzle(c.env.DB), hashKey(key), ttl) : null;
+    const address = clientKey(c.req.header("cf-connecting-ip"));
+    const hash = usable ? hashKey(key) : undefined;
+    // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless
+    // it is known to be unknown, so an address that keeps failing is refused before that read.
+    let principal = hash === undefined ? null : cachedKey(hash);
     if (!principal) {
+      if (blocked.get(address) !== undefined) throw tooManyFailures();
+      if (principal === undefined) principal = await lookupKey(drizzle(c.env.DB), hash!, ttl);
+    }
+    if (!principal) {
+      await failedAuthentication(c, address);
       throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });
     }
     if (principal.kind !== kind) {
@@ -104,7 +154,7 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
     }
     const origin = c.req.header("origin");
     if (kind === "write" && origin && principal.allowedOrigins.length > 0 && !principal.allowedOrigins.includes(origin)) {
-      throw new ApiError("forbidden", `origin ${origin} may not send events for this application`);
+      throw new ApiError("forbidden", `origin ${clip(origin)} may not send events for this application`);
     }
     if (principal.appId) c.set("appId", principal.appId);
     c.set("keyId", principal.keyId);
@@ -114,26 +164,20 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
 
 /**
  * Caps how fast one client may send with one write key (the Workers Rate Limiting binding,
- * counted per Cloudflare location). Keyed by key and client address: a write key is public,
- * so one abusive client must not exhaust the budget of every visitor of the application.
- * A refusal is remembered in the isolate for DENIAL_MEMO_MS, so a client hammering past its
- * limit is turned away without a binding call per request.
+ * counted per Cloudflare location). Keyed by key and client address (IPv6 by /64): a write key
+ * is public, so one abusive client must not exhaust the budget of every visitor of the
+ * application. A refusal is remembered in the isolate for DENIAL_MEMO_MS, so a client
+ * hammering past its limit is turned away without a binding call per request.
  */
 export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   const limiter = c.env.WRITE_LIMITER;
   if (limiter) {
-    const key = `${c.get("keyId")}:${c.req.header("cf-connecting-ip") ?? "local"}`;
-    const now = Date.now();
-    const refusedUntil = denied.get(key);
-    if (refusedUntil === undefined || refusedUntil <= now) {
-      if (refusedUntil !== undefined) denied.delete(key);
+    const key = `${c.get("keyId")}:${clientKey(c.req.header("cf-connecting-ip"))}`;
+    if (denied.get(key) === undefined) {
       const { success } = await limiter.limit({ key });
-      if (!success) {
-        if (denied.size >= CACHE_MAX) denied.delete(denied.keys().next().value!);
-        denied.set(key, now + DENIAL_MEMO_MS);
-      }
+      if (!success) denied.set(key, true, DENIAL_MEMO_MS);
     }
-    if (denied.has(key)) {
+    if (denied.get(key) !== undefined) {
       throw new ApiError("rate_limited", "too many requests for this key from this client; retry later", {
         headers: { "Retry-After": String(RATE_LIMIT_PERIOD_SECONDS) },
       });
@@ -146,4 +190,4 @@ export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
 export const RATE_LIMIT_PERIOD_SECONDS = 10;
 /** How long an isolate answers 429 by itself after the binding refused a client. */
 const DENIAL_MEMO_MS = 1_000;
-const denied = new Map<string, number>();
+const denied = new BoundedCache<true>(CACHE_MAX);

@@ -1,10 +1,10 @@
 // Reading a POST body safely: size cap before and after gzip, strict UTF-8, then JSON.
-import { ApiError } from "./errors";
+import { ApiError, clip } from "./errors";
 
 const ACCEPTED_TYPES = new Set(["application/json", "text/plain"]);
 
-/** A client's header value as quoted in an error message: never echoed back whole. */
-const shown = (value: string) => (value.length > 60 ? `${value.slice(0, 60)}…` : value);
+/** A client's header value as quoted in an error message. */
+const shown = (value: string) => clip(value, 60);
 
 /**
  * A Content-Type's media type (lower case) and parameters, per RFC 9110 §8.3.1: parameter

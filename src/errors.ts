@@ -51,6 +51,11 @@ export class ApiError extends HTTPException {
   }
 }
 
+/** Client input as quoted in an error message: never echoed back whole. */
+export function clip(text: string, max = 100): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** The general code for a status (the first listed above), for HTTP errors raised outside our routes. */
 export function codeOf(status: number): ErrorCode {
   const entry = Object.entries(STATUS).find(([, s]) => s === status);

@@ -1,8 +1,10 @@
 // Trusted clients, from an attacker's side: missing, unknown, revoked and misused keys,
 // keys in URLs, origins, application scoping, dev keys in production, rate limits.
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
+import { drizzle } from "drizzle-orm/d1";
+import { cachedKey, clearKeyCache, hashKey, lookupKey } from "../../src/auth";
 import { api, bearer, BASE, DEV_WRITE_KEY, makeApp, makeEvent, postEvents, waitForCount } from "../helpers";
 
 async function expectError(res: Response, status: number, code: string) {
@@ -106,6 +108,94 @@ describe("application scoping", () => {
   });
 });
 
+/** env.DB wrapped to count the statements the app prepares: a key lookup is one. */
+function countingEnv(overrides: Partial<Env> = {}) {
+  const counter = { statements: 0 };
+  const DB = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") counter.statements++;
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const app = createApp();
+  const fetch = async (path: string, init: RequestInit & { ip: string }) => {
+    const ctx = createExecutionContext();
+    const headers = new Headers(init.headers);
+    headers.set("cf-connecting-ip", init.ip);
+    const res = await app.fetch(new Request(`${BASE}${path}`, { ...init, headers }), { ...env, DB, ...overrides }, ctx);
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+  return { counter, fetch };
+}
+
+const post = (key: string) => ({
+  method: "POST",
+  headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+  body: JSON.stringify(makeEvent()),
+});
+
+describe("failed authentications", () => {
+  it("are limited per client address: after 20 unknown keys the address gets 429 without any D1 lookup", async () => {
+    const { counter, fetch } = countingEnv();
+    const ip = `flooder-${crypto.randomUUID()}`;
+    for (let i = 0; i < 20; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
+    expect(counter.statements).toBe(20);
+    const refused = await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
+    await expectError(refused, 429, "rate_limited");
+    expect(refused.headers.get("retry-after")).toBe("60");
+    // From now on this isolate refuses the address before hashing its way to D1: no lookups at all.
+    const before = counter.statements;
+    for (let i = 0; i < 30; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 429, "rate_limited");
+    await expectError(await fetch("/api/event/?limit=1", { headers: { authorization: `Bearer eye_r_${crypto.randomUUID()}` }, ip }), 429, "rate_limited");
+    expect(counter.statements).toBe(before);
+    // Another address is unaffected.
+    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `other-${crypto.randomUUID()}` }), 401, "unauthorized");
+  });
+
+  it("count an IPv6 client's whole /64 as one address", async () => {
+    const { fetch } = countingEnv();
+    const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`;
+    for (let i = 0; i < 20; i++) {
+      const ip = `${prefix}:${i.toString(16)}::${(i + 1).toString(16)}`; // a fresh address inside the same /64 each time
+      await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
+    }
+    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix}:ffff::9` }), 429, "rate_limited");
+    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix.slice(0, -1)}8::1` }), 401, "unauthorized");
+  });
+
+  it("never lock out a known-good key: a client behind the flooding address keeps sending", async () => {
+    const app = await makeApp();
+    const { counter, fetch } = countingEnv({ KEY_CACHE_SECONDS: "600" });
+    const ip = `shared-nat-${crypto.randomUUID()}`;
+    expect((await fetch("/api/event/", { ...post(app.writeKey), ip })).status).toBe(202);
+    for (let i = 0; i < 40; i++) await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
+    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 429, "rate_limited");
+    const before = counter.statements;
+    const res = await fetch("/api/event/", { ...post(app.writeKey), ip });
+    expect(res.status, await res.clone().text()).toBe(202);
+    expect(counter.statements, "the good key came from the cache").toBe(before);
+  });
+
+  it(
+    "never evict a known-good key: 10,001 distinct unknown keys leave it cached",
+    async () => {
+      clearKeyCache();
+      const app = await makeApp();
+      const db = drizzle(env.DB);
+      const good = hashKey(app.writeKey);
+      expect(await lookupKey(db, good, 600_000)).toMatchObject({ kind: "write", appId: app.appId });
+      // More distinct unknown keys than the cache holds (each is one D1 read, as a flood costs).
+      for (let wave = 0; wave < 10_001; wave += 500) {
+        await Promise.all(Array.from({ length: Math.min(500, 10_001 - wave) }, () => lookupKey(db, hashKey(crypto.randomUUID()), 600_000)));
+      }
+      expect(cachedKey(good)).toMatchObject({ kind: "write", appId: app.appId });
+    },
+    120_000,
+  );
+});
+
 describe("event ids per application", () => {
   it("never lets one application's event_id suppress another's event (write keys are public)", async () => {
     const victim = await makeApp();
@@ -130,6 +220,14 @@ describe("event ids per application", () => {
 });
 
 describe("origins and CORS", () => {
+  it("clips a long refused Origin in the 403 message, as every echo of client input", async () => {
+    const app = await makeApp({ origins: ["https://shop.example"] });
+    const origin = `https://${"a".repeat(10_000)}.example`;
+    const body = await expectError(await postEvents(makeEvent(), { ...bearer(app.writeKey), origin }), 403, "forbidden");
+    expect(String(body.message)).toMatch(/^origin https:\/\/a+… may not send events for this application$/);
+    expect(JSON.stringify(body).length).toBeLessThan(400);
+  });
+
   it("lets only the application's origins send with its write key", async () => {
     const app = await makeApp({ origins: ["https://shop.example"] });
     const ok = await postEvents(makeEvent(), { ...bearer(app.writeKey), origin: "https://shop.example" });

@@ -1,11 +1,12 @@
 // A bug in fetch (SPEC §5, §7): the client gets a 500 with a request id and nothing else; the
 // exception reaches Sentry (the loopback stand-in), without the caller's key. The events table is
 // dropped for this file only (its storage is its own) to make D1 fail for real.
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
 import { createSentry } from "../../src/sentry";
-import { api, BASE, DEV_READ_KEY } from "../helpers";
+import { api, BASE, DEV_READ_KEY, DEV_WRITE_KEY, makeEvent } from "../helpers";
 import { deliver } from "../queue-helpers";
 
 interface Envelope {
@@ -77,3 +78,30 @@ describe("an unhandled error in fetch", () => {
     expect(retried).toEqual([{ id: "no-sentry", delaySeconds: 2 }]);
   });
 });
+
+describe("a write key sent as ?key=", () => {
+  it("never reaches Sentry, while the rest of the query string does", async () => {
+    // A queue failure on the ingestion path is reported with the request; the key rides in the URL (sendBeacon).
+    const marker = `marker-${crypto.randomUUID()}`;
+    const request = new Request(`${BASE}/api/event/?key=${DEV_WRITE_KEY}&probe=${marker}`, {
+      method: "POST",
+      headers: { "content-type": "text/plain;charset=UTF-8", "cf-connecting-ip": crypto.randomUUID() },
+      body: JSON.stringify(makeEvent()),
+    });
+    const failing = {
+      async sendBatch() {
+        throw new Error(`queue down ${marker}`);
+      },
+    } as unknown as Queue;
+    const ctx = createExecutionContext();
+    const res = await createApp().fetch(request, { ...env, EVENTS_QUEUE: failing }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(503);
+    const [envelope] = await envelopesMentioning(marker);
+    expect(envelope, "the failure was reported").toBeDefined();
+    expect(envelope!.body).toContain(`probe=${marker}`);
+    expect(envelope!.body).not.toContain(DEV_WRITE_KEY);
+    expect(envelope!.body).not.toMatch(/[?&]key=/);
+  });
+});
+
