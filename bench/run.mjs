@@ -119,9 +119,9 @@ function meta() {
     git,
     node: process.version,
     sqliteNode: `${s.node} (${s.version})`,
+    sqlite: s.sqlite,
     wrangler: version("wrangler"),
     workerd: version("workerd"),
-    betterSqlite3: version("better-sqlite3"),
     autocannon: version("autocannon"),
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
@@ -371,8 +371,8 @@ async function phaseProbe() {
       ["json_each_bare", "INSERT…SELECT FROM json_each(?) per 512 KiB, nothing else (what the other statements cost)"],
     ]) {
       log(`consumer: raw SQLite ${variant}`);
-      const r = await sqliteTask("insert", { messagesFile, variant, around });
-      R.consumer.push({ writer: `better-sqlite3: ${label}`, variant: `sqlite_${variant}`, rows: r.rows, rowsPerTxn, seconds: r.seconds, rowsPerSec: r.rowsPerSec, stored: r.stored });
+      const r = await sqliteTask("insert", { messagesFile, variant, around, migrationsDir: path.join(SNAP, "migrations") });
+      R.consumer.push({ writer: `node:sqlite: ${label}`, variant: `sqlite_${variant}`, rows: r.rows, rowsPerTxn, seconds: r.seconds, rowsPerSec: r.rowsPerSec, stored: r.stored });
     }
   }
   if (run("fix")) {
@@ -435,7 +435,7 @@ function migrationsHash() {
 
 /**
  * The million rows, loaded the fast way: apply the migrations up to the one that creates `events`,
- * write the rows straight into the local D1 SQLite file with better-sqlite3 (wrangler not running),
+ * write the rows straight into the local D1 SQLite file with node:sqlite (wrangler not running),
  * then apply the remaining migrations and the dev seed as `npm run dev` would, so any backfill in
  * later migrations (e.g. count rollups) covers them as it would have for events stored before it.
  */
@@ -465,7 +465,7 @@ async function queryDataset() {
   const t0 = Date.now();
   execFileSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "--config", stageConfig], { cwd: ROOT, env: childEnv({ CI: "true" }), stdio: ["ignore", "pipe", "pipe"] });
   const [file] = d1Files(dir);
-  log(`query: loading ${rows} events into ${path.relative(ROOT, file)} with better-sqlite3`);
+  log(`query: loading ${rows} events into ${path.relative(ROOT, file)} with node:sqlite`);
   const load = await sqliteTask("load", { file, rows, appId, seed: 42 });
   const t1 = Date.now();
   prepareLocal(dir); // the remaining migrations + dev seed, exactly as `npm run dev`

@@ -1,24 +1,49 @@
-// Raw SQLite (better-sqlite3 12) side of the bench. Run by bench/lib/sqlite.mjs under a Node that
-// can load the native module (it may be a different Node from the one running the bench).
+// Raw SQLite side of the bench: Node 22's built-in node:sqlite (DatabaseSync), no native build.
+// Run by bench/lib/sqlite.mjs in a child of the bench's own Node, with its ExperimentalWarning off.
 //
-//   node bench/sqlite-tasks.cjs <task> <json args>      → prints one JSON result line
+//   node --disable-warning=ExperimentalWarning bench/sqlite-tasks.cjs <task> <json args>   → prints one JSON result line
 //
 // Tasks:
 //   info    {file}                                  file size, rows, journal mode, an app_id
 //   load    {file, rows, appId, seed}               writes `rows` synthetic events into a D1 file
-//   insert  {messagesFile, txnRows, variant}        inserts the consumer bench's rows into a fresh DB
+//   insert  {messagesFile, variant, migrationsDir, around}   inserts the consumer bench's rows into a fresh DB
 //   query   {file, shapes, iterations, maxMs}       times each shape's statements; EXPLAIN QUERY PLAN
 "use strict";
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const Database = require("better-sqlite3");
+const { DatabaseSync } = require("node:sqlite");
 
 const ROOT = path.resolve(__dirname, "..");
 
-/** The project's migrations, in order, split at drizzle-kit's breakpoints. */
-function migrationStatements() {
-  const dir = path.join(ROOT, "migrations");
+/** Opens a SQLite file; `mustExist` refuses to create one (a wrong path would otherwise read as empty). */
+function open(file, { readOnly = false, mustExist = false } = {}) {
+  if (mustExist && !fs.existsSync(file)) throw new Error(`no database file at ${file}`);
+  return new DatabaseSync(file, { readOnly });
+}
+
+/** A PRAGMA's single value (node:sqlite has no pragma helper). */
+function pragma(db, name) {
+  const row = db.prepare(`PRAGMA ${name}`).get();
+  return row ? Object.values(row)[0] : undefined;
+}
+
+/** fn inside one BEGIN … COMMIT (ROLLBACK if it throws). */
+function transaction(db, fn) {
+  return (...args) => {
+    db.exec("BEGIN");
+    try {
+      fn(...args);
+      db.exec("COMMIT");
+    } catch (err) {
+      db.exec("ROLLBACK");
+      throw err;
+    }
+  };
+}
+
+/** The migrations in `dir` (the run's snapshot of migrations/), in order, split at drizzle-kit's breakpoints. */
+function migrationStatements(dir = path.join(ROOT, "migrations")) {
   return fs
     .readdirSync(dir)
     .filter((f) => f.endsWith(".sql"))
@@ -39,17 +64,17 @@ function fileBytes(file) {
 }
 
 function info({ file }) {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = open(file, { readOnly: true, mustExist: true });
   const rows = db.prepare("SELECT count(*) AS n FROM events").get().n;
   const app = db.prepare("SELECT app_id FROM events WHERE app_id IS NOT NULL LIMIT 1").get();
   const out = {
     bytes: fileBytes(file),
     rows,
     appId: app ? app.app_id : null,
-    journalMode: db.pragma("journal_mode", { simple: true }),
-    pageSize: db.pragma("page_size", { simple: true }),
-    pageCount: db.pragma("page_count", { simple: true }),
-    freelist: db.pragma("freelist_count", { simple: true }),
+    journalMode: pragma(db, "journal_mode"),
+    pageSize: pragma(db, "page_size"),
+    pageCount: pragma(db, "page_count"),
+    freelist: pragma(db, "freelist_count"),
     sqliteVersion: db.prepare("select sqlite_version() v").get().v,
     hasStat1: !!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").get(),
   };
@@ -115,10 +140,10 @@ function load({ file, rows, appId, seed = 42 }) {
     }
     return s;
   };
-  const db = new Database(file, { fileMustExist: true });
-  const journalMode = db.pragma("journal_mode", { simple: true });
-  db.pragma("synchronous = OFF");
-  db.pragma("cache_size = -262144"); // 256 MiB
+  const db = open(file, { mustExist: true });
+  const journalMode = pragma(db, "journal_mode");
+  db.exec("PRAGMA synchronous = OFF");
+  db.exec("PRAGMA cache_size = -262144"); // 256 MiB
   const existing = db.prepare("SELECT count(*) AS n FROM events").get().n;
   if (existing > 0) throw new Error(`refusing to load into ${file}: it already holds ${existing} events`);
   // Drop the events indexes, insert in one transaction, recreate them from their own SQL:
@@ -130,7 +155,7 @@ function load({ file, rows, appId, seed = 42 }) {
     "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
   );
   const step = DATASET.spanMicros / rows;
-  db.transaction(() => {
+  transaction(db, () => {
     for (const ix of indexes) db.exec(`DROP INDEX "${ix.name}"`);
     for (let i = 0; i < rows; i++) {
       const category = CATEGORY_NAMES[(rand() * CATEGORY_NAMES.length) | 0];
@@ -142,14 +167,14 @@ function load({ file, rows, appId, seed = 42 }) {
     }
     for (const ix of indexes) db.exec(ix.sql);
   })();
-  if (journalMode === "wal") db.pragma("wal_checkpoint(TRUNCATE)");
+  if (journalMode === "wal") db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   db.close();
   return { rows, seconds: (Date.now() - t0) / 1000, indexesRebuilt: indexes.map((i) => i.name), journalMode };
 }
 
 /** The session, category, name and one-day range the query shapes use (rows near the middle of the range). */
 function probeValues({ file, rows }) {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = open(file, { readOnly: true, mustExist: true });
   const target = Math.floor(rows * (14.5 / 30));
   const row = db.prepare("SELECT session_id, category, name, timestamp FROM events WHERE id = ?").get(target + 1);
   db.close();
@@ -170,40 +195,40 @@ function rowsOf(messagesFile) {
   );
 }
 
-function insert({ messagesFile, variant, around = { before: [], after: [] } }) {
+function insert({ messagesFile, variant, migrationsDir, around = { before: [], after: [] } }) {
   const batches = rowsOf(messagesFile);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eye-bench-"));
   const file = path.join(dir, "raw.sqlite");
-  const db = new Database(file);
-  for (const s of migrationStatements()) db.exec(s);
+  const db = open(file);
+  for (const s of migrationStatements(migrationsDir)) db.exec(s);
   // As durable as D1's local store: WAL, synchronous NORMAL.
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = NORMAL");
-  const single = db.prepare(`INSERT INTO events (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  const single = db.prepare(`INSERT INTO events (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`);
   const multi = new Map();
   const valuesStmt = (n) => {
     if (!multi.has(n)) {
       multi.set(
         n,
-        db.prepare(`INSERT INTO events (${COLS}) VALUES ${Array(n).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ON CONFLICT (event_id) DO NOTHING`),
+        db.prepare(`INSERT INTO events (${COLS}) VALUES ${Array(n).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ON CONFLICT DO NOTHING`),
       );
     }
     return multi.get(n);
   };
   const jsonEach = db.prepare(
     `INSERT INTO events (${COLS}) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 ` +
-      "FROM json_each(?) WHERE true ON CONFLICT (event_id) DO NOTHING",
+      "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
   );
   const write = {
     // The fastest way raw SQLite has: one prepared single-row statement, reused.
     single: (rows) => {
-      for (const r of rows) single.run(r);
+      for (const r of rows) single.run(...r);
     },
     // The same statements the consumer's drizzle insert sends: 12 rows (96 parameters) each.
     values12: (rows) => {
       for (let i = 0; i < rows.length; i += 12) {
         const c = rows.slice(i, i + 12);
-        valuesStmt(c.length).run(c.flat());
+        valuesStmt(c.length).run(...c.flat());
       }
     },
     // The prototype: a chunk of rows as one JSON parameter (≤ 512 KiB).
@@ -230,7 +255,7 @@ function insert({ messagesFile, variant, around = { before: [], after: [] } }) {
   const bare = variant === "single" || variant.endsWith("_bare");
   const before = bare ? [] : aroundStmts(around.before);
   const after = bare ? [] : aroundStmts(around.after);
-  const txn = db.transaction((rows) => {
+  const txn = transaction(db, (rows) => {
     for (const b of before) b.stmt.run(...b.params);
     write(rows);
     for (const a of after) a.stmt.run(...a.params);
@@ -253,11 +278,15 @@ function pct(sorted, p) {
 }
 
 function query({ file, shapes, iterations = 200, maxMs = 2000 }) {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  db.pragma("cache_size = -65536");
+  const db = open(file, { readOnly: true, mustExist: true });
+  db.exec("PRAGMA cache_size = -65536");
   const out = [];
   for (const shape of shapes) {
-    const stmts = shape.statements.map((s) => ({ stmt: db.prepare(s.sql).raw(true), params: s.params, sql: s.sql }));
+    const stmts = shape.statements.map((s) => {
+      const stmt = db.prepare(s.sql);
+      stmt.setReturnArrays(true); // rows as arrays: the timing is SQLite's, not building row objects
+      return { stmt, params: s.params, sql: s.sql };
+    });
     const plans = shape.statements.map((s) =>
       db
         .prepare(`EXPLAIN QUERY PLAN ${s.sql}`)

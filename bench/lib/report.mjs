@@ -18,7 +18,7 @@ export function render(R) {
   out.push("");
   out.push(
     `Commit ${m.git} (code snapshot ${m.snapshot ?? "?"}); ${m.cpus} × ${m.cpuModel}, load average ${m.loadavgAtStart} at start and ${m.loadavgAtEnd ?? "?"} at the end (1/5/15 min; the machine is shared with other work). ` +
-      `Node ${m.node} (bench, wrangler ${m.wrangler}, workerd ${m.workerd}); raw SQLite: better-sqlite3 ${m.betterSqlite3} under ${m.sqliteNode}; autocannon ${m.autocannon}, ` +
+      `Node ${m.node} (bench, wrangler ${m.wrangler}, workerd ${m.workerd}); raw SQLite: node:sqlite (SQLite ${m.sqlite}) under ${m.sqliteNode}; autocannon ${m.autocannon}, ` +
       `on the same cores as the servers. The Worker runs as \`npm run dev\` runs it (\`${m.devCommand}\`), each instance with its own port and --persist-to.`,
   );
   out.push("");
@@ -208,7 +208,7 @@ export function render(R) {
       `Data set: ${n0(q.rows)} synthetic events over 30 days (2021-01), 5 categories × 10 names, sessions of 20 events, the README's \`data\` shape, ` +
         `app_id of the dev key; ${q.reused ? "reused from an earlier run (same migrations and loader)" : "built in this run"}: ` +
         `migrations up to the one creating \`events\` applied by wrangler, the rows written straight into the local D1 SQLite file ` +
-        `(<persist>/v3/d1/miniflare-D1DatabaseObject/<id>.sqlite) by better-sqlite3 with wrangler stopped — indexes dropped, rows inserted in one ` +
+        `(<persist>/v3/d1/miniflare-D1DatabaseObject/<id>.sqlite) by node:sqlite with wrangler stopped — indexes dropped, rows inserted in one ` +
         `transaction, indexes recreated from their own SQL — in ${q.dataset.loadSeconds} s, then the remaining migrations (${q.dataset.appliedAfterLoad.join(", ") || "none"}) ` +
         `and the dev seed applied as \`npm run dev\` does (${q.dataset.migrateSeconds} s), so later backfills cover the rows. ` +
         `rows_read: the probe runs the request through the real app and re-runs each D1 statement it issued alone to read D1's meta.rows_read ` +

@@ -114,7 +114,7 @@ const json = (value, status = 200) =>
 const JSON_EACH_SQL =
   "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) " +
   "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 " +
-  "FROM json_each(?) WHERE true ON CONFLICT (event_id) DO NOTHING";
+  "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
 const JSON_CHUNK_BYTES = 512 * 1024;
 
 /** The SQL of statements the probe builds itself (D1 statements do not expose it). */
@@ -196,7 +196,7 @@ function rawValuesStatements(db, rows) {
     const sql =
       "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES " +
       c.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
-      " ON CONFLICT (event_id) DO NOTHING";
+      " ON CONFLICT DO NOTHING";
     stmts.push(prep(db, sql, c.flatMap((r) => [r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null])));
   }
   return stmts;
