@@ -68,13 +68,39 @@ export function decodeCursor(token: string): Position {
   return { timestamp: value[0] as number, id: value[1] as number };
 }
 
-function linkWith(url: URL, set: Record<string, string | number | undefined>): string {
-  const next = new URL(url);
-  for (const [key, value] of Object.entries(set)) {
-    if (value === undefined) next.searchParams.delete(key);
-    else next.searchParams.set(key, String(value));
+/** Python's `urllib.parse.quote_plus`, which DRF's links are encoded with. */
+const quotePlus = (s: string) =>
+  encodeURIComponent(s)
+    .replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, "+");
+
+/** Python's string order: by code point (JavaScript's default sort compares UTF-16 units). */
+const byCodePoint = (a: string, b: string) => {
+  const [x, y] = [[...a], [...b]];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
   }
-  return next.toString();
+  return x.length - y.length;
+};
+
+/**
+ * The request's URL with some parameters set (or removed, when undefined), written as DRF's
+ * `replace_query_param`/`remove_query_param` write it: parameters sorted by name, repeated
+ * values kept in order, encoded with `quote_plus`. A client comparing links sees the original's.
+ */
+function linkWith(url: URL, set: Record<string, string | number | undefined>): string {
+  const params = new Map<string, string[]>();
+  for (const [key, value] of url.searchParams) params.set(key, [...(params.get(key) ?? []), value]);
+  for (const [key, value] of Object.entries(set)) {
+    if (value === undefined) params.delete(key);
+    else params.set(key, [String(value)]);
+  }
+  const query = [...params.keys()]
+    .sort(byCodePoint)
+    .flatMap((key) => params.get(key)!.map((value) => `${quotePlus(key)}=${quotePlus(value)}`))
+    .join("&");
+  return `${url.origin}${url.pathname}${query === "" ? "" : `?${query}`}${url.hash}`;
 }
 
 /** DRF's LimitOffsetPagination links: absolute, keeping the other parameters, null at the ends. */
