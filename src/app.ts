@@ -5,6 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { ApiError, clip, codeOf, errorBody } from "./errors";
+import { home } from "./home";
 import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
 import { createSentry } from "./sentry";
@@ -81,6 +82,9 @@ export function createApp() {
     return c.json(errorBody("internal_error", "internal error; quote the request id when reporting it", requestId), 500);
   });
 
+  app.route("/", home);
+  app.route("/api", home);
+  app.all("/", methodNotAllowed("GET, HEAD"));
   app.route("/api/event", ingest);
   app.route("/api/event", eventsQuery);
   app.all("/api/event", methodNotAllowed("GET, HEAD, POST, OPTIONS"));
