@@ -4,9 +4,13 @@
 // a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
-//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, quiet, keycache
+//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, quiet, keycache, flood,
+//                        and memory (opt-in: only when named here)
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
+//        --ref <commit>  bench that commit's src/, migrations/ and wrangler.toml instead of the working tree
+//        --flood-base <commit>, --flood-rate <req/s>   the `flood` phase's code before the fix, and its flood's pace
+//        --minutes <n>   the `memory` phase's load duration (default 10)
 import { execFileSync } from "node:child_process";
 import { randomUUID, createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
@@ -15,15 +19,31 @@ import path from "node:path";
 import {
   ROOT, SNAP, STATE, Server, d1Files, devCommand, killAllSync, makeSnapshot, prepareLocal, snapConfig, sleep, stopAll, writeDerivedConfig, writeProbeConfig, withBatchTimeout, childEnv,
 } from "./lib/servers.mjs";
-import { READ_HEADERS, WRITE_HEADERS, body, cannon, countVisible, latencyLoop, postBatches, settle, summarize, waitForCount, pct } from "./lib/load.mjs";
+import { READ_HEADERS, WRITE_HEADERS, body, cannon, countVisible, latencyLoop, measureLoad, postBatches, settle, summarize, waitForCount, warm, pct } from "./lib/load.mjs";
 import { sqliteNode, sqliteTask } from "./lib/sqlite.mjs";
 import { render, writeBenchmarksMd } from "./lib/report.mjs";
+import * as authFlood from "./phases/auth-flood.mjs";
+import * as memory from "./phases/memory.mjs";
 
 const argv = process.argv.slice(2);
+/** The value of `--name v` or `--name=v`. */
+const flag = (name) => {
+  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (i < 0) return undefined;
+  return argv[i].includes("=") ? argv[i].slice(name.length + 1) : argv[i + 1];
+};
 const QUICK = argv.includes("--quick");
-const onlyArg = argv.find((a) => a.startsWith("--only"));
-const ONLY = onlyArg ? (onlyArg.includes("=") ? onlyArg.split("=")[1] : argv[argv.indexOf(onlyArg) + 1]).split(",") : null;
+const ONLY = flag("--only")?.split(",") ?? null;
 const run = (phase) => (!ONLY || ONLY.includes(phase)) && !(argv.includes("--no-quiet") && phase === "quiet");
+
+// Phases that are modules of their own (bench/phases/): each has run(ctx) → results and render(results) → markdown lines.
+// An opt-in phase runs only when --only names it.
+const PHASES = [
+  { name: "flood", module: authFlood },
+  { name: "memory", module: memory, optIn: true },
+];
+const runModule = (p) => (p.optIn ? !!ONLY?.includes(p.name) : run(p.name));
+const FLAGS = { ref: flag("--ref"), floodBase: flag("--flood-base"), floodRate: flag("--flood-rate"), minutes: flag("--minutes") };
 
 const SIZES = QUICK
   ? { ingestSeconds: 2, e2eSingle: 1_000, e2eBatch: 10_000, countSingle: 300, countBatchEvents: 5_000, consumerBatches: 4, queryRows: 100_000, latencySeconds: 0.5, budgetMin: 8 }
@@ -46,11 +66,13 @@ function log(...a) {
 
 async function main() {
   const t0 = Date.now();
+  // The memory phase's sustained loads come on top of the usual budget.
+  const budgetMin = SIZES.budgetMin + PHASES.filter(runModule).reduce((n, p) => n + (p.module.budgetMinutes?.({ quick: QUICK, flags: FLAGS }) ?? 0), 0);
   const deadline = setTimeout(() => {
-    console.error(`bench: over its ${SIZES.budgetMin}-minute budget; stopping everything it started`);
+    console.error(`bench: over its ${budgetMin}-minute budget; stopping everything it started`);
     killAllSync();
     process.exit(3);
-  }, SIZES.budgetMin * 60_000);
+  }, budgetMin * 60_000);
   deadline.unref();
   for (const sig of ["SIGINT", "SIGTERM"]) {
     process.on(sig, () => {
@@ -64,26 +86,28 @@ async function main() {
   const major = Number(process.versions.node.split(".")[0]);
   if (major < 22) throw new Error(`wrangler needs Node >= 22 (this is ${process.version}); run it as \`npm run bench\``);
   meta();
-  R.meta.snapshot = makeSnapshot();
+  R.meta.snapshot = makeSnapshot(FLAGS.ref);
   log(`code under test copied to ${path.relative(ROOT, SNAP)} (content hash ${R.meta.snapshot}); later edits to the working tree do not affect this run`);
   log(`mode ${QUICK ? "QUICK" : "FULL"}; raw SQLite under ${R.meta.sqliteNode}`);
 
   const trivialConfig = path.join(ROOT, "bench/trivial/wrangler.toml");
-  const trivial = await Server.start("trivial", { persist: path.join(STATE, "trivial"), config: trivialConfig });
-  await warm(trivial.url + "/", {});
-  log(`trivial Worker on ${trivial.url}`);
-
-  if (run("e2e") || run("ingest")) await phasePipeline(trivial);
-  if (run("counts") || run("consumer") || run("fix")) await phaseProbe();
-  if (run("query")) await phaseQuery(trivial);
-  await trivial.stop();
+  if (run("e2e") || run("ingest") || run("query")) {
+    const trivial = await Server.start("trivial", { persist: path.join(STATE, "trivial"), config: trivialConfig });
+    await warm(trivial.url + "/", {});
+    log(`trivial Worker on ${trivial.url}`);
+    if (run("e2e") || run("ingest")) await phasePipeline(trivial);
+    if (run("counts") || run("consumer") || run("fix")) await phaseProbe();
+    if (run("query")) await phaseQuery(trivial);
+    await trivial.stop();
+  } else if (run("counts") || run("consumer") || run("fix")) await phaseProbe();
   if (run("quiet")) await phaseQuiet(trivialConfig);
   if (run("keycache")) await phaseKeyCache();
+  for (const p of PHASES.filter(runModule)) R[p.name] = await p.module.run({ sizes: SIZES, quick: QUICK, log, flags: FLAGS, trivialConfig });
 
   await stopAll();
   R.meta.totalSeconds = (Date.now() - t0) / 1000;
   R.meta.loadavgAtEnd = os.loadavg().map((n) => n.toFixed(2)).join(" ");
-  const md = render(R);
+  const md = [render(R), ...PHASES.filter((p) => R[p.name]).map((p) => p.module.render(R[p.name]).join("\n"))].join("\n");
   console.log(`\n${md}`);
   mkdirSync(path.join(ROOT, "bench/.results"), { recursive: true });
   const stamp = `${QUICK ? "quick" : "full"}${ONLY ? `-only-${ONLY.join("-")}` : ""}`;
@@ -108,8 +132,8 @@ function meta() {
   };
   let git = "?";
   try {
-    git = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml"], { cwd: ROOT, encoding: "utf8" }).trim();
+    git = execFileSync("git", ["rev-parse", "--short", `${FLAGS.ref ?? "HEAD"}^{commit}`], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = !FLAGS.ref && execFileSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml"], { cwd: ROOT, encoding: "utf8" }).trim();
     if (dirty) git += " + uncommitted changes in src/migrations/wrangler.toml";
   } catch {}
   const s = sqliteNode();
@@ -129,23 +153,6 @@ function meta() {
     sizes: SIZES,
     devCommand: devCommand().join(" "),
   });
-}
-
-async function warm(url, headers, n = 5) {
-  for (let i = 0; i < n; i++) {
-    const r = await fetch(url, { headers });
-    await r.arrayBuffer();
-  }
-}
-
-/** Runs one autocannon load, with the CPU the server's workerd processes used during it. */
-async function measureLoad(server, label, opts) {
-  const role0 = server.cpuByRole();
-  const r = await cannon(opts.url ?? `${server.url}/api/event/`, opts);
-  const role1 = server.cpuByRole();
-  const cpuProxy = role1.proxy - role0.proxy;
-  const cpuRuntime = role1.runtime - role0.runtime;
-  return { label, ...r, cpuLoad: cpuProxy + cpuRuntime, cpuProxy, cpuRuntime, cpuAtEnd: role1.proxy + role1.runtime };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,13 @@ export const READ_KEY = "eye_dev_read_key";
 export const WRITE_HEADERS = { "content-type": "application/json", authorization: `Bearer ${WRITE_KEY}` };
 export const READ_HEADERS = { authorization: `Bearer ${READ_KEY}` };
 
+/**
+ * The i-th of `n` client addresses taking turns (returning browsers), as a CF-Connecting-IP value, which
+ * local wrangler passes through. A header value only: every request goes to 127.0.0.1. 198.18.0.0/15 is
+ * the range set aside for benchmarks (RFC 2544).
+ */
+export const poolAddress = (i, n = 1000) => `198.18.${(i % n) >> 8}.${(i % n) & 255}`;
+
 /** The README's example event. `[<id>]` is replaced per request by autocannon, so every event is distinct. */
 export function eventJson(seq = 0, id = "[<id>]") {
   return (
@@ -28,18 +35,20 @@ export function body(n, id) {
  * One autocannon run; stops by itself after `duration` seconds or `amount` requests.
  * Returns req/s, latency percentiles and status counts.
  */
-export function cannon(url, { connections = 50, duration, amount, method = "GET", headers = {}, body: b, idReplacement = false, timeout = 30, clientPool }) {
+export function cannon(url, { connections = 50, duration, amount, method = "GET", headers = {}, body: b, idReplacement = false, timeout = 30, clientPool, requestHeaders, overallRate }) {
   return new Promise((resolve, reject) => {
     const statuses = {};
     // With a pool, requests take their CF-Connecting-IP from `clientPool` clients in turn: many
     // browsers each sending a few events, as the per-client rate limiter sees them.
+    // `requestHeaders(i)` adds headers to the i-th request (another address, another key).
+    const perRequest = requestHeaders ?? (clientPool ? (i) => ({ "cf-connecting-ip": `bench-pool-${i % clientPool}` }) : null);
     let next = 0;
-    const pooled = clientPool
+    const pooled = perRequest
       ? {
           requests: [
             {
               setupRequest(req) {
-                req.headers = { ...req.headers, "cf-connecting-ip": `bench-pool-${next++ % clientPool}` };
+                req.headers = { ...req.headers, ...perRequest(next++) };
                 return req;
               },
             },
@@ -56,6 +65,7 @@ export function cannon(url, { connections = 50, duration, amount, method = "GET"
         body: b,
         idReplacement,
         timeout,
+        ...(overallRate ? { overallRate } : {}),
         ...pooled,
       },
       (err, r) => {
@@ -82,6 +92,24 @@ export function cannon(url, { connections = 50, duration, amount, method = "GET"
     const hardStop = setTimeout(() => inst.stop(), ((duration ?? 600) + timeout + 5) * 1000);
     inst.on("done", () => clearTimeout(hardStop));
   });
+}
+
+/** Runs one autocannon load, with the CPU the server's workerd processes used during it. */
+export async function measureLoad(server, label, opts) {
+  const role0 = server.cpuByRole();
+  const r = await cannon(opts.url ?? `${server.url}/api/event/`, opts);
+  const role1 = server.cpuByRole();
+  const cpuProxy = role1.proxy - role0.proxy;
+  const cpuRuntime = role1.runtime - role0.runtime;
+  return { label, ...r, cpuLoad: cpuProxy + cpuRuntime, cpuProxy, cpuRuntime, cpuAtEnd: role1.proxy + role1.runtime };
+}
+
+/** A few sequential requests, so an instance has compiled and cached what the first requests touch. */
+export async function warm(url, headers, n = 5) {
+  for (let i = 0; i < n; i++) {
+    const r = await fetch(url, { headers });
+    await r.arrayBuffer();
+  }
 }
 
 /** The `count` of GET /api/event/ for an optional query, or null when the request fails. */

@@ -17,14 +17,20 @@ const BIN = path.join(ROOT, "node_modules/.bin");
  */
 export const SNAP = path.join(STATE, "snapshot");
 export const snapConfig = () => path.join(SNAP, "wrangler.toml");
-export function makeSnapshot() {
+export function makeSnapshot(ref) {
   rmSync(SNAP, { recursive: true, force: true });
+  if (ref) {
+    // A committed version instead of the working tree (`--ref <commit>`): what others have not committed stays out.
+    exportCommit(ref, SNAP);
+  } else {
+    mkdirSync(SNAP, { recursive: true });
+    cpSync(path.join(ROOT, "src"), path.join(SNAP, "src"), { recursive: true });
+    cpSync(path.join(ROOT, "migrations"), path.join(SNAP, "migrations"), { recursive: true });
+    copyFileSync(path.join(ROOT, "wrangler.toml"), snapConfig());
+    if (existsSync(path.join(ROOT, "tsconfig.json"))) copyFileSync(path.join(ROOT, "tsconfig.json"), path.join(SNAP, "tsconfig.json"));
+  }
   mkdirSync(path.join(SNAP, "bench/probe"), { recursive: true });
-  cpSync(path.join(ROOT, "src"), path.join(SNAP, "src"), { recursive: true });
-  cpSync(path.join(ROOT, "migrations"), path.join(SNAP, "migrations"), { recursive: true });
-  copyFileSync(path.join(ROOT, "wrangler.toml"), snapConfig());
   copyFileSync(path.join(ROOT, "bench/probe/index.js"), path.join(SNAP, "bench/probe/index.js"));
-  if (existsSync(path.join(ROOT, "tsconfig.json"))) copyFileSync(path.join(ROOT, "tsconfig.json"), path.join(SNAP, "tsconfig.json"));
   const h = createHash("sha256");
   const walk = (dir) => {
     for (const f of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -75,8 +81,8 @@ export async function freePort() {
  * The steps `npm run dev` runs, read from package.json, so the bench runs the Worker exactly
  * as a developer does, only with its own port and --persist-to directory.
  */
-export function devSteps() {
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8"));
+export function devSteps(root = ROOT) {
+  const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
   const expand = (script, depth = 0) =>
     script
       .split("&&")
@@ -92,10 +98,13 @@ export function devSteps() {
   return expand(pkg.scripts.dev);
 }
 
-/** Runs the preparatory steps of `npm run dev` (migrations, seeding) against `persist`. */
-export function prepareLocal(persist, { config = snapConfig() } = {}) {
+/**
+ * Runs the preparatory steps of `npm run dev` (migrations, seeding) against `persist`; `root` is the
+ * checkout whose package.json and scripts/ they come from (another commit's, for a before/after).
+ */
+export function prepareLocal(persist, { config = snapConfig(), root = ROOT } = {}) {
   mkdirSync(persist, { recursive: true });
-  for (const argv of devSteps()) {
+  for (const argv of devSteps(root)) {
     if (argv[0] === "wrangler" && argv[1] === "dev") continue;
     const args = [...argv.slice(1)];
     if (argv[0] === "wrangler") {
@@ -104,14 +113,14 @@ export function prepareLocal(persist, { config = snapConfig() } = {}) {
     } else {
       console.warn(`  [bench] note: running dev step as is (cannot redirect its state): ${argv.join(" ")}`);
     }
-    const r = spawnSync(argv[0], args, { cwd: ROOT, env: childEnv({ CI: "true" }), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+    const r = spawnSync(argv[0], args, { cwd: root, env: childEnv({ CI: "true" }), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
     if (r.status !== 0) throw new Error(`${argv.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
   }
 }
 
 /** The `wrangler dev` argv of `npm run dev` (plus the bench's own flags). */
-export function devCommand() {
-  const step = devSteps().find((a) => a[0] === "wrangler" && a[1] === "dev");
+export function devCommand(root = ROOT) {
+  const step = devSteps(root).find((a) => a[0] === "wrangler" && a[1] === "dev");
   if (!step) throw new Error("package.json scripts.dev has no `wrangler dev` step");
   return step;
 }
@@ -183,26 +192,42 @@ export class Server {
    */
   cpuByRole() {
     const out = { proxy: 0, runtime: 0 };
-    for (const pid of this.workerdPids()) {
-      let cmd = "";
-      try {
-        cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      } catch {}
-      out[cmd.includes(`entry=127.0.0.1:${this.port}`) ? "proxy" : "runtime"] += cpuTicks(pid) / CLK_TCK;
-    }
+    for (const pid of this.workerdPids()) out[this.isProxy(pid) ? "proxy" : "runtime"] += cpuTicks(pid) / CLK_TCK;
     return out;
   }
 
   /** Resident memory of the workerd processes, MiB. */
   rssMiB() {
-    let kb = 0;
-    for (const pid of this.workerdPids()) {
-      try {
-        const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-        if (m) kb += Number(m[1]);
-      } catch {}
+    const r = this.rssByRole();
+    return r.proxy + r.runtime;
+  }
+
+  /**
+   * Resident memory (MiB) by role: the two workerd processes as in cpuByRole(), and `wrangler`,
+   * the Node processes of the wrangler CLI itself (its dev server, its log of every request).
+   */
+  rssByRole() {
+    const out = { proxy: 0, runtime: 0, wrangler: 0 };
+    for (const pid of [this.child.pid, ...descendants(this.child.pid)]) {
+      const role = comm(pid) === "workerd" ? (this.isProxy(pid) ? "proxy" : "runtime") : "wrangler";
+      out[role] += rssKiB(pid) / 1024;
     }
-    return kb / 1024;
+    return out;
+  }
+
+  /** CPU seconds of wrangler's own Node processes (not its workerd children). */
+  wranglerCpuSeconds() {
+    let ticks = 0;
+    for (const pid of [this.child.pid, ...descendants(this.child.pid)]) if (comm(pid) !== "workerd") ticks += cpuTicks(pid);
+    return ticks / CLK_TCK;
+  }
+
+  isProxy(pid) {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`entry=127.0.0.1:${this.port}`);
+    } catch {
+      return false;
+    }
   }
 
   async stop() {
@@ -272,6 +297,13 @@ function cpuTicks(pid) {
     return 0;
   }
 }
+function rssKiB(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 function descendants(root) {
   const children = new Map();
   for (const name of readdirSync("/proc")) {
@@ -334,3 +366,23 @@ export const withBatchTimeout = (seconds) => (text) => {
   const rest = text.slice(at);
   return head + rest.replace(/max_batch_timeout\s*=\s*[\d.]+/, `max_batch_timeout = ${seconds}`);
 };
+
+/**
+ * The Worker as it was at git `ref` (src/, migrations/, wrangler.toml, scripts/, package.json), written
+ * to `dir` for a before/after in one run; its imports resolve to this checkout's node_modules.
+ * Returns the short commit, or throws if `ref` is unknown.
+ */
+export function exportCommit(ref, dir) {
+  const commit = spawnSync("git", ["rev-parse", "--short", `${ref}^{commit}`], { cwd: ROOT, encoding: "utf8" });
+  if (commit.status !== 0) throw new Error(`git rev-parse ${ref}: ${commit.stderr.trim()}`);
+  const paths = ["src", "migrations", "wrangler.toml", "scripts", "package.json", "tsconfig.json"].filter(
+    (p) => spawnSync("git", ["cat-file", "-e", `${ref}:${p}`], { cwd: ROOT }).status === 0,
+  );
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const archive = spawnSync("git", ["archive", ref, ...paths], { cwd: ROOT, maxBuffer: 256 * 1024 * 1024 });
+  if (archive.status !== 0) throw new Error(`git archive ${ref}: ${archive.stderr}`);
+  const tar = spawnSync("tar", ["-x", "-C", dir], { input: archive.stdout });
+  if (tar.status !== 0) throw new Error(`tar -x into ${dir}: ${tar.stderr}`);
+  return commit.stdout.trim();
+}
