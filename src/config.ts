@@ -1,4 +1,4 @@
-// Limits read from wrangler.toml [vars]; each falls back to the SPEC's default when unset or malformed.
+// Limits and storage settings read from wrangler.toml [vars]; each falls back to its default when unset or malformed.
 export interface Limits {
   maxBodyBytes: number;
   maxDataBytes: number;
@@ -18,5 +18,26 @@ export function limitsFrom(env: Partial<Record<keyof Env, unknown>>): Limits {
     maxDataBytes: positiveInt(read("MAX_DATA_BYTES"), 32 * 1024),
     maxEventsPerRequest: positiveInt(read("MAX_EVENTS_PER_REQUEST"), 500),
     maxFutureMicros: positiveInt(read("MAX_FUTURE_SECONDS"), 300) * 1_000_000,
+  };
+}
+
+export interface StorageSettings {
+  /** Days of events D1 keeps for the query API (HOT_DAYS). */
+  hotDays: number;
+  /** Days of error-log entries D1 keeps (ERROR_LOG_DAYS). */
+  errorLogDays: number;
+  /** Event ids per archive block (ARCHIVE_BLOCK_IDS). */
+  archiveBlockIds: number;
+  /** Longest range of one export request, in days (EXPORT_MAX_DAYS). */
+  exportMaxDays: number;
+}
+
+export function storageFrom(env: Partial<Record<keyof Env, unknown>>): StorageSettings {
+  const read = (key: keyof Env) => (typeof env[key] === "string" ? (env[key] as string) : undefined);
+  return {
+    hotDays: positiveInt(read("HOT_DAYS"), 30),
+    errorLogDays: positiveInt(read("ERROR_LOG_DAYS"), 30),
+    archiveBlockIds: positiveInt(read("ARCHIVE_BLOCK_IDS"), 10_000),
+    exportMaxDays: positiveInt(read("EXPORT_MAX_DAYS"), 31),
   };
 }

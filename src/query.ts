@@ -10,6 +10,7 @@ import { countQueries, listEvents, sumCounts, type Db, type EventFilters, type P
 import type { ErrorLogRow, EventRow } from "./db/schema";
 import { ApiError } from "./errors";
 import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
+import { renderEvent } from "./render";
 import { formatTimestamp } from "./timestamp";
 
 const DEFAULT_LIMIT = 100;
@@ -109,15 +110,6 @@ function offsetLinks(url: URL, limit: number, offset: number, count: number) {
     next: offset + limit < count ? linkWith(url, { limit, offset: offset + limit }) : null,
     previous: offset <= 0 ? null : linkWith(url, { limit, offset: offset - limit > 0 ? offset - limit : undefined }),
   };
-}
-
-/** A result as the original rendered it (its fields, in its order), then ours. `data` is spliced in as stored. */
-function renderEvent(r: EventRow): string {
-  return (
-    `{"session_id":${JSON.stringify(r.sessionId)},"timestamp":"${formatTimestamp(r.timestamp)}",` +
-    `"category":${JSON.stringify(r.category)},"name":${JSON.stringify(r.name)},"data":${r.data},` +
-    `"event_id":"${r.eventId}","received_at":"${formatTimestamp(r.receivedAt)}","application":${JSON.stringify(r.appId)}}`
-  );
 }
 
 function renderPage(head: Record<string, unknown>, rows: EventRow[]): Response {

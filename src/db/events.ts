@@ -53,14 +53,24 @@ export const HOUR = 3_600_000_000;
 // the insert never become rows. All inside the batch's transaction, so counts never drift.
 // A literal, not a bound parameter: drizzle's D1 batch cannot bind parameters of a raw statement.
 const H = sql.raw(String(HOUR));
-const rollUp = sql`INSERT INTO ${eventCounts} (category, name, hour, app_id, n)
-  SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, count(*)
+
+/**
+ * Adds the events matching `where` to the hourly counts under each of the four shapes, or takes
+ * them away (`sign` -1, before deleting them: retention.ts).
+ */
+export function rollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
+  const n = sql.raw(sign === 1 ? "count(*)" : "-count(*)");
+  return sql`INSERT INTO ${eventCounts} (category, name, hour, app_id, n)
+  SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, ${n}
   FROM (
     SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, coalesce(app_id, '') AS a
-    FROM ${events} WHERE id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)
+    FROM ${events} WHERE ${where}
   ) AS fresh, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape
   WHERE true GROUP BY cc, nn, h, a
   ON CONFLICT (category, name, hour, app_id) DO UPDATE SET n = n + excluded.n`;
+}
+
+const rollUp = rollUpWhere(sql`id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`);
 const advanceMark = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM ${events}))
   ON CONFLICT (id) DO UPDATE SET last_id = max(last_id, excluded.last_id)`;
 

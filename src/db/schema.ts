@@ -64,6 +64,23 @@ export const rollupMark = sqliteTable("rollup_mark", {
   lastId: integer("last_id").notNull(),
 });
 
+/**
+ * Where the storage tiers stand (one row, id 1), kept by the scheduled maintenance: how far
+ * the R2 archive reaches and how far the hot window has been purged. Times are microseconds.
+ */
+export const storageState = sqliteTable("storage_state", {
+  id: integer("id").primaryKey(),
+  // Every event with an id up to here is in R2 in an object that is never rewritten (a sealed
+  // block): the archive watermark. Retention deletes nothing above it.
+  archivedThrough: integer("archived_through").notNull().default(0),
+  // The highest id the last archive run wrote (its last block may still be growing).
+  archivedMaxId: integer("archived_max_id").notNull().default(0),
+  archivedAt: integer("archived_at"),
+  // Events with a timestamp before this were purged from D1 (those archived; see retention.ts).
+  purgedBefore: integer("purged_before"),
+  purgedAt: integer("purged_at"),
+});
+
 export type EventRow = typeof events.$inferSelect;
 export type NewEventRow = typeof events.$inferInsert;
 

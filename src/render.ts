@@ -1,0 +1,13 @@
+// One event as JSON text, the way every reader sees it: the query API's results, the archive's
+// NDJSON lines and the export stream all write this one shape.
+import type { EventRow } from "./db/schema";
+import { formatTimestamp } from "./timestamp";
+
+/** The original's fields, in its order, then ours. `data` is spliced in as stored (the JSON text of an object). */
+export function renderEvent(r: Pick<EventRow, "sessionId" | "timestamp" | "category" | "name" | "data" | "eventId" | "receivedAt" | "appId">): string {
+  return (
+    `{"session_id":${JSON.stringify(r.sessionId)},"timestamp":"${formatTimestamp(r.timestamp)}",` +
+    `"category":${JSON.stringify(r.category)},"name":${JSON.stringify(r.name)},"data":${r.data},` +
+    `"event_id":"${r.eventId}","received_at":"${formatTimestamp(r.receivedAt)}","application":${JSON.stringify(r.appId)}}`
+  );
+}

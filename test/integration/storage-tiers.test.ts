@@ -1,0 +1,193 @@
+// Storage that never fills (issue 8): every stored event archived in R2 (local R2 under workerd),
+// deterministic object names so repeated runs archive nothing twice, and retention that purges
+// the hot window only behind the archive, keeping counts exact.
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
+import { describe, expect, it } from "vitest";
+import { ARCHIVE_ROOT, archiveLines, readStorageState } from "../../src/archive";
+import { countEvents, HOUR, insertAll } from "../../src/db/events";
+import type { NewEventRow } from "../../src/db/schema";
+import worker from "../../src/index";
+import { maintain } from "../../src/maintenance";
+import { DAY } from "../../src/retention";
+
+const db = drizzle(env.DB);
+const NOW = Date.now();
+const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ARCHIVE_BLOCK_IDS: "50", ...overrides });
+
+let serial = 0;
+function event(overrides: Partial<NewEventRow> = {}): NewEventRow {
+  serial += 1;
+  return {
+    eventId: crypto.randomUUID(),
+    sessionId: `tier-session-${serial % 7}`,
+    category: "tier",
+    name: `n${serial % 3}`,
+    data: JSON.stringify({ serial }),
+    timestamp: NOW * 1000 - 2 * HOUR,
+    receivedAt: NOW * 1000,
+    appId: "tier-app",
+    ...overrides,
+  };
+}
+
+/** Every archived line, by event id, with how many times each id appears across all objects. */
+async function archived() {
+  const seen = new Map<string, { line: Record<string, unknown>; copies: number; key: string }>();
+  let cursor: string | undefined;
+  do {
+    const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, cursor });
+    for (const object of listed.objects) {
+      for await (const text of archiveLines(env.ARCHIVE, object.key)) {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        const id = `${line.application}/${line.event_id}`;
+        const prior = seen.get(id);
+        seen.set(id, { line, copies: (prior?.copies ?? 0) + 1, key: object.key });
+      }
+    }
+    cursor = listed.truncated ? listed.cursor : undefined;
+  } while (cursor);
+  return seen;
+}
+
+const storedCount = async () => (await env.DB.prepare("SELECT count(*) AS n FROM events").first<{ n: number }>())!.n;
+
+describe("the archive", () => {
+  it("holds every stored event once, in Hive-style partitions by application and event hour, however often it runs", async () => {
+    const rows = [
+      ...Array.from({ length: 120 }, (_, i) => event({ timestamp: NOW * 1000 - (i % 3) * HOUR, appId: i % 2 ? "tier-a" : "tier-b" })),
+      ...Array.from({ length: 7 }, () => event({ appId: null })),
+    ];
+    await insertAll(db, rows);
+    const first = await maintain(settings());
+    expect(first.archive.done).toBe(true);
+    await maintain(settings()); // again: overwrites the same objects
+    const lines = await archived();
+    const total = await storedCount();
+    expect(lines.size).toBe(total);
+    for (const [id, { copies, key, line }] of lines) {
+      expect(copies, id).toBe(1);
+      expect(key).toMatch(/^events\/app_id=[^/]+\/date=\d{4}-\d{2}-\d{2}\/hour=\d{2}\/part-\d{16}\.ndjson\.gz$/);
+      // The partition is the event's own application and hour (UTC).
+      const ts = String(line.timestamp);
+      expect(key).toContain(`/date=${ts.slice(0, 10)}/hour=${ts.slice(11, 13)}/`);
+      expect(key).toContain(line.application === null ? "app_id=__HIVE_DEFAULT_PARTITION__/" : `app_id=${String(line.application)}/`);
+      expect(Object.keys(line).slice(0, 5)).toEqual(["session_id", "timestamp", "category", "name", "data"]);
+    }
+    const one = rows[5]!;
+    const { line } = lines.get(`${one.appId}/${one.eventId}`)!;
+    expect(line).toMatchObject({ session_id: one.sessionId, category: one.category, name: one.name, data: JSON.parse(one.data) });
+    // Objects are plain gzip NDJSON that any tool can read: content type and encoding say so.
+    const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, include: ["httpMetadata"] });
+    expect(listed.objects[0]!.httpMetadata).toMatchObject({ contentType: "application/x-ndjson", contentEncoding: "gzip" });
+  });
+
+  it("seals blocks as higher ids arrive, rewriting the growing block until then", async () => {
+    await insertAll(db, Array.from({ length: 30 }, () => event()));
+    await maintain(settings());
+    const before = await readStorageState(db);
+    expect(before.archivedMaxId).toBe(await storedCount());
+    expect(before.archivedThrough % 50).toBe(0);
+    expect(before.archivedThrough).toBeLessThan(before.archivedMaxId);
+    await insertAll(db, Array.from({ length: 60 }, () => event()));
+    await maintain(settings());
+    const after = await readStorageState(db);
+    expect(after.archivedThrough).toBeGreaterThan(before.archivedThrough);
+    const lines = await archived();
+    expect(lines.size).toBe(await storedCount());
+    for (const { copies } of lines.values()) expect(copies).toBe(1);
+  });
+});
+
+describe("retention", () => {
+  it("purges events older than HOT_DAYS once archived, keeps newer ones, and keeps count exact", async () => {
+    const old = Array.from({ length: 80 }, (_, i) => event({ category: "retained", timestamp: NOW * 1000 - 40 * DAY - i * HOUR }));
+    const fresh = Array.from({ length: 20 }, (_, i) => event({ category: "retained", timestamp: NOW * 1000 - 5 * DAY - i * HOUR }));
+    await insertAll(db, [...old, ...fresh]);
+    // The newest row (highest id) is never deleted, whatever its age: its id must not be handed out again.
+    await insertAll(db, [event({ category: "retained", timestamp: NOW * 1000 - 50 * DAY })]);
+    const run = await maintain(settings());
+    expect(run.purge.done).toBe(true);
+    const left = await env.DB.prepare("SELECT timestamp FROM events WHERE category = 'retained'").all<{ timestamp: number }>();
+    const cutoff = NOW * 1000 - 30 * DAY;
+    expect(left.results.filter((r) => r.timestamp >= cutoff)).toHaveLength(20);
+    expect(left.results.filter((r) => r.timestamp < cutoff)).toHaveLength(1);
+    for (const f of [{ category: "retained" }, { category: "retained", name: "n1" }, {}, { after: cutoff - 60 * DAY, before: cutoff }]) {
+      const sqlWhere = [
+        f.category ? `category = '${f.category}'` : "1",
+        "name" in f ? `name = '${f.name}'` : "1",
+        "after" in f ? `timestamp BETWEEN ${f.after} AND ${f.before}` : "1",
+      ].join(" AND ");
+      const plain = (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${sqlWhere}`).first<{ n: number }>())!.n;
+      expect(await countEvents(db, f), JSON.stringify(f)).toBe(plain);
+    }
+    // Everything purged is in the archive.
+    const lines = await archived();
+    for (const e of old) expect(lines.has(`${e.appId}/${e.eventId}`), e.eventId).toBe(true);
+    const state = await readStorageState(db);
+    expect(state.purgedBefore).toBe(run.purge.cutoff);
+  });
+
+  it("never deletes an event that is not archived yet", async () => {
+    const old = Array.from({ length: 30 }, () => event({ category: "unarchived", timestamp: NOW * 1000 - 60 * DAY }));
+    await insertAll(db, [...old, event({ category: "unarchived-tail" })]);
+    // A run whose archive step has no time left: nothing new is archived, so nothing new may be purged.
+    let clock = NOW;
+    const stalled = await maintain(settings(), () => (clock += 30_000));
+    expect(stalled.archive.blocks).toBe(0);
+    const count = async () => (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE category = 'unarchived'").first<{ n: number }>())!.n;
+    expect(await count()).toBe(30);
+    // Archived, but in the block still growing (not sealed): still kept.
+    await maintain(settings());
+    expect(await count()).toBe(30);
+    // Once later events seal the block, the next run purges them.
+    await insertAll(db, Array.from({ length: 60 }, () => event({ category: "unarchived-tail" })));
+    await maintain(settings());
+    expect(await count()).toBe(0);
+  });
+
+  it("bounds the error log by age", async () => {
+    const now = NOW * 1000;
+    await env.DB.batch(
+      [now - 45 * DAY, now - 31 * DAY, now - DAY].map((at, i) =>
+        env.DB.prepare("INSERT INTO error_log (kind, occurred_at, payload, reasons, source) VALUES ('invalid_event', ?, '{}', '[]', ?)").bind(at, `retention-${i}`),
+      ),
+    );
+    await maintain(settings());
+    const left = await env.DB.prepare("SELECT source FROM error_log WHERE source LIKE 'retention-%' ORDER BY source").all<{ source: string }>();
+    expect(left.results.map((r) => r.source)).toEqual(["retention-2"]);
+  });
+});
+
+describe("scheduled()", () => {
+  it("runs the maintenance from the cron trigger", async () => {
+    await insertAll(db, [event({ category: "cron" })]);
+    const controller = createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" });
+    const ctx = createExecutionContext();
+    await worker.scheduled(controller, settings(), ctx);
+    await waitOnExecutionContext(ctx);
+    const state = await readStorageState(db);
+    expect(state.archivedMaxId).toBe((await env.DB.prepare("SELECT max(id) AS n FROM events").first<{ n: number }>())!.n);
+  });
+
+  it("reports a failure to Sentry tagged with the cron, and throws", async () => {
+    await insertAll(db, [event({ category: "cron-fail" })]);
+    const marker = `archive down ${crypto.randomUUID()}`;
+    const broken = { ...env.ARCHIVE, put: () => Promise.reject(new Error(marker)) } as unknown as R2Bucket;
+    const controller = createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" });
+    const ctx = createExecutionContext();
+    await expect(worker.scheduled(controller, settings({ ARCHIVE: broken }), ctx)).rejects.toThrow(marker);
+    await waitOnExecutionContext(ctx);
+    const deadline = Date.now() + 10_000;
+    let envelope: string | undefined;
+    while (!envelope && Date.now() < deadline) {
+      const received = (await (await fetch(env.SENTRY_RECEIVER)).json()) as { body: string }[];
+      envelope = received.map((e) => e.body).find((b) => b.includes(marker));
+      if (!envelope) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(envelope, "an envelope reached Sentry").toBeDefined();
+    expect(envelope).toContain('"cron":"*/5 * * * *"');
+    expect(envelope).toContain('"handler":"scheduled"');
+  });
+});
