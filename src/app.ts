@@ -5,6 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { ApiError, clip, codeOf, errorBody } from "./errors";
+import { exportEvents } from "./export";
 import { home } from "./home";
 import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
@@ -91,6 +92,8 @@ export function createApp() {
   app.route("/api/sessions", sessions);
   app.all("/api/sessions/:session_id/events", methodNotAllowed("GET, HEAD"));
   app.route("/api/errors", errorsQuery);
+  app.route("/api/export", exportEvents);
+  app.all("/api/export", methodNotAllowed("GET, HEAD"));
   app.all("/api/errors", methodNotAllowed("GET, HEAD"));
 
   return app;

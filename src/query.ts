@@ -1,7 +1,6 @@
 // GET routes: events filtered, ordered and paginated (limit/offset as the original, or a cursor),
 // one session's events in the order they happened, and the error log.
 import { Hono } from "hono";
-import type * as z from "zod/mini";
 import type { AppEnv } from "./app-env";
 import { requireKey } from "./auth";
 import { drizzle } from "drizzle-orm/d1";
@@ -9,46 +8,12 @@ import { countErrors, listErrors } from "./db/error-log";
 import { countQueries, listEvents, sumCounts, type Db, type EventFilters, type Position } from "./db/events";
 import type { ErrorLogRow, EventRow } from "./db/schema";
 import { ApiError } from "./errors";
+import { filtersOf, parseQuery } from "./query-string";
 import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
 import { renderEvent } from "./render";
 import { formatTimestamp } from "./timestamp";
 
 const DEFAULT_LIMIT = 100;
-
-/**
- * Validates a query string; a bad value is a 400 that names the parameter. A parameter the
- * schema knows, given twice, is refused rather than silently taking one of the values.
- */
-export function parseQuery<S extends z.ZodMiniObject>(schema: S, queries: Record<string, string[]>): z.output<S> {
-  const repeated = Object.keys(queries).filter((key) => Object.hasOwn(schema.shape, key) && queries[key]!.length > 1);
-  if (repeated.length > 0) {
-    throw new ApiError("invalid_query", `invalid query parameter ${repeated.join(", ")}: given more than once`, {
-      errors: repeated.map((field) => ({ field, message: `${field} is given more than once` })),
-    });
-  }
-  const parsed = schema.safeParse(Object.fromEntries(Object.entries(queries).map(([k, v]) => [k, v[0]])));
-  if (parsed.success) return parsed.data;
-  const errors = parsed.error.issues.map((issue) => {
-    const field = String(issue.path[0] ?? "query");
-    return { field, message: issue.message.startsWith(field) ? issue.message : `${field} ${issue.message}` };
-  });
-  throw new ApiError("invalid_query", `invalid query parameter ${errors.map((e) => e.field).join(", ")}: ${errors[0]!.message}`, { errors });
-}
-
-/** The tighter of two optional bounds. */
-const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number) =>
-  a === undefined ? b : b === undefined ? a : pick(a, b);
-
-function filtersOf(q: EventQuery, appId?: string): EventFilters {
-  return {
-    sessionId: q.session_id,
-    category: q.category,
-    name: q.name,
-    appId,
-    after: tighter(Math.max, q.timestamp_after, q.timestamp_start),
-    before: tighter(Math.min, q.timestamp_before, q.timestamp_end),
-  };
-}
 
 // Cursor: base64url of [timestamp, id], the first row of the page it points to.
 export function encodeCursor(p: Position): string {

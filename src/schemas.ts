@@ -158,6 +158,17 @@ export const eventQuery = z.object({
 });
 export type EventQuery = z.output<typeof eventQuery>;
 
+/** GET /api/export query string: the event filters; the handler requires a time range. */
+export const exportQuery = z.object({
+  session_id: eventQuery.shape.session_id,
+  category: eventQuery.shape.category,
+  name: eventQuery.shape.name,
+  timestamp_after: eventQuery.shape.timestamp_after,
+  timestamp_before: eventQuery.shape.timestamp_before,
+  timestamp_start: eventQuery.shape.timestamp_start,
+  timestamp_end: eventQuery.shape.timestamp_end,
+});
+
 /** GET /api/errors/ query string. */
 export const errorQuery = z.object({
   kind: z.optional(z.enum(["invalid_event", "malformed_message", "consumer_failure", "dead_letter"])),

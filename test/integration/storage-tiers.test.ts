@@ -11,6 +11,8 @@ import type { NewEventRow } from "../../src/db/schema";
 import worker from "../../src/index";
 import { maintain } from "../../src/maintenance";
 import { DAY } from "../../src/retention";
+import { formatTimestamp } from "../../src/timestamp";
+import { api, bearer, makeApp } from "../helpers";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
@@ -191,3 +193,61 @@ describe("scheduled()", () => {
     expect(envelope).toContain('"handler":"scheduled"');
   });
 });
+
+describe("GET /api/export", () => {
+  const exportOf = async (query: string, key?: string) => {
+    const res = await api(`/api/export?${query}`, key ? { headers: bearer(key) } : {});
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+    return text === "" ? [] : text.trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+
+  it("streams every matching event once across the boundary: purged (archive only), hot and archived, not yet archived", async () => {
+    const app = await makeApp();
+    const at = (daysAgo: number, i: number) => NOW * 1000 - daysAgo * DAY - i * 1000;
+    const purged = Array.from({ length: 40 }, (_, i) => event({ appId: app.appId, category: "exported", timestamp: at(35, i) }));
+    const hot = Array.from({ length: 40 }, (_, i) => event({ appId: app.appId, category: "exported", timestamp: at(3, i) }));
+    const other = Array.from({ length: 10 }, (_, i) => event({ appId: "another-app", category: "exported", timestamp: at(3, i) }));
+    await insertAll(db, [...purged, ...hot, ...other]);
+    await insertAll(db, Array.from({ length: 60 }, () => event({ category: "filler" }))); // seals their blocks
+    await maintain(settings());
+    for (const e of purged) expect((await env.DB.prepare("SELECT 1 FROM events WHERE event_id = ?").bind(e.eventId).first()), "purged from D1").toBeNull();
+    const late = Array.from({ length: 5 }, (_, i) => event({ appId: app.appId, category: "exported", timestamp: at(2, i) }));
+    await insertAll(db, late); // above the watermark: only in D1
+
+    // Two ranges (an export covers at most 31 days), meeting without overlap.
+    const split = NOW * 1000 - 20 * DAY;
+    const ranges = [
+      `timestamp_after=${formatTimestamp(NOW * 1000 - 40 * DAY)}&timestamp_before=${formatTimestamp(split)}`,
+      `timestamp_after=${formatTimestamp(split + 1)}&timestamp_before=${formatTimestamp(NOW * 1000)}`,
+    ];
+    const both = async (extra: string, key?: string) => [...(await exportOf(`${ranges[0]}${extra}`, key)), ...(await exportOf(`${ranges[1]}${extra}`, key))];
+    const all = await both("&category=exported");
+    const ids = all.map((l) => l.event_id as string);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual([...purged, ...hot, ...other, ...late].map((e) => e.eventId).sort());
+    // A read key scoped to one application exports only its events.
+    const scoped = await both("&category=exported", app.readKey);
+    expect(scoped.map((l) => l.event_id as string).sort()).toEqual([...purged, ...hot, ...late].map((e) => e.eventId).sort());
+    expect(new Set(scoped.map((l) => l.application))).toEqual(new Set([app.appId]));
+    // Inclusive bounds, to the microsecond, on archived lines too.
+    const edge = purged[7]!;
+    const exact = await exportOf(`timestamp_after=${formatTimestamp(edge.timestamp)}&timestamp_start=${formatTimestamp(edge.timestamp)}&timestamp_before=${formatTimestamp(edge.timestamp)}`);
+    expect(exact.map((l) => l.event_id)).toEqual([edge.eventId]);
+    expect(exact[0]).toMatchObject({ session_id: edge.sessionId, category: "exported", data: JSON.parse(edge.data) });
+  });
+
+  it("needs a time range of at most EXPORT_MAX_DAYS and a read key", async () => {
+    for (const [query, field] of [["", "timestamp_after"], ["timestamp_after=2024-01-01", "timestamp_before"], ["timestamp_after=2024-01-01&timestamp_before=2024-03-01", "timestamp_before"]] as const) {
+      const res = await api(`/api/export?${query}`);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { code: string; errors: { field: string }[] };
+      expect(body.code).toBe("invalid_query");
+      expect(body.errors.map((e) => e.field)).toContain(field);
+    }
+    expect((await api("/api/export?timestamp_after=2024-01-01&timestamp_before=2024-01-02", { headers: { authorization: "" } })).status).toBe(401);
+    expect((await api("/api/export?timestamp_after=2024-01-01&timestamp_before=2024-01-02", { method: "POST" })).status).toBe(405);
+  });
+});
+

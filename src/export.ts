@@ -1,0 +1,100 @@
+// GET /api/export: every event in a time range, hot or archived, as NDJSON streamed while it is
+// read (never held in memory whole). Sealed archive objects (ids up to the archive watermark) come
+// from R2, the events above the watermark from D1, so each event is sent exactly once whether or
+// not retention has purged it from D1 yet. Lines are the query API's results; they come by
+// application and hour, in storage order within each, not sorted by timestamp.
+import { drizzle } from "drizzle-orm/d1";
+import { Hono } from "hono";
+import type { AppEnv } from "./app-env";
+import { archiveLines, archiveObjects, readStorageState } from "./archive";
+import { requireKey } from "./auth";
+import { storageFrom } from "./config";
+import { listAboveId, type EventFilters } from "./db/events";
+import { ApiError } from "./errors";
+import { filtersOf, parseQuery } from "./query-string";
+import { renderEvent } from "./render";
+import { DAY } from "./retention";
+import { exportQuery } from "./schemas";
+import { parseTimestamp } from "./timestamp";
+
+/** Events read from D1 per statement, and lines per chunk written to the stream. */
+const PAGE = 1000;
+
+/** Whether an archived line (as rendered) passes the filters; its application is its partition's. */
+function matches(line: string, f: EventFilters): boolean {
+  const e = JSON.parse(line) as { session_id: string; timestamp: string; category: string; name: string };
+  if (f.sessionId !== undefined && e.session_id !== f.sessionId) return false;
+  if (f.category !== undefined && e.category !== f.category) return false;
+  if (f.name !== undefined && e.name !== f.name) return false;
+  const at = parseTimestamp(e.timestamp);
+  return at.ok && at.micros >= f.after! && at.micros <= f.before!;
+}
+
+/** What an export reads: the sealed archive objects in range, then D1 above the watermark. */
+async function planExport(env: Env, f: EventFilters) {
+  const { archivedThrough } = await readStorageState(drizzle(env.DB));
+  const keys = await archiveObjects(env.ARCHIVE, {
+    appIds: f.appId !== undefined ? [f.appId] : undefined,
+    after: f.after!,
+    before: f.before!,
+    archivedThrough,
+  });
+  return { archivedThrough, keys };
+}
+
+async function* exportChunks(env: Env, f: EventFilters, plan: Awaited<ReturnType<typeof planExport>>): AsyncGenerator<string> {
+  let chunk: string[] = [];
+  for (const key of plan.keys) {
+    for await (const line of archiveLines(env.ARCHIVE, key)) {
+      if (!matches(line, f)) continue;
+      chunk.push(line);
+      if (chunk.length >= PAGE) {
+        yield `${chunk.join("\n")}\n`;
+        chunk = [];
+      }
+    }
+  }
+  if (chunk.length > 0) yield `${chunk.join("\n")}\n`;
+  const db = drizzle(env.DB);
+  for (let after = plan.archivedThrough; ; ) {
+    const rows = await listAboveId(db, f, after, PAGE);
+    if (rows.length > 0) yield `${rows.map(renderEvent).join("\n")}\n`;
+    if (rows.length < PAGE) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
+  const q = parseQuery(exportQuery, c.req.queries());
+  const f = filtersOf(q, c.get("appId"));
+  const missing = [f.after === undefined ? "timestamp_after" : null, f.before === undefined ? "timestamp_before" : null].filter((x) => x !== null);
+  if (missing.length > 0) {
+    throw new ApiError("invalid_query", `invalid query parameter ${missing.join(", ")}: an export needs a time range`, {
+      errors: missing.map((field) => ({ field, message: `${field} is required (or its alias ${field.replace("after", "start").replace("before", "end")})` })),
+    });
+  }
+  const maxDays = storageFrom(c.env).exportMaxDays;
+  if (f.before! - f.after! > maxDays * DAY) {
+    throw new ApiError("invalid_query", `invalid query parameter timestamp_before: an export covers at most ${maxDays} days; split the range`, {
+      errors: [{ field: "timestamp_before", message: `the range is longer than ${maxDays} days` }],
+    });
+  }
+  // The plan is made before answering, so a failure to reach D1 or R2 is a 500, not a cut stream.
+  const plan = await planExport(c.env, f);
+  const encoder = new TextEncoder();
+  const chunks = exportChunks(c.env, f, plan);
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await chunks.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
+    },
+    async cancel() {
+      await chunks.return(undefined);
+    },
+  });
+  return c.body(body, 200, {
+    "Content-Type": "application/x-ndjson; charset=UTF-8",
+    "X-Archive-Watermark": String(plan.archivedThrough),
+  });
+});

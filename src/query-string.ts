@@ -1,0 +1,43 @@
+// Query strings: validated against their zod schema (a bad value is a 400 naming it), and the
+// event filters they ask for. Used by every GET route that reads events.
+import type * as z from "zod/mini";
+import type { EventFilters } from "./db/events";
+import { ApiError } from "./errors";
+import type { EventQuery } from "./schemas";
+
+/**
+ * Validates a query string; a bad value is a 400 that names the parameter. A parameter the
+ * schema knows, given twice, is refused rather than silently taking one of the values.
+ */
+export function parseQuery<S extends z.ZodMiniObject>(schema: S, queries: Record<string, string[]>): z.output<S> {
+  const repeated = Object.keys(queries).filter((key) => Object.hasOwn(schema.shape, key) && queries[key]!.length > 1);
+  if (repeated.length > 0) {
+    throw new ApiError("invalid_query", `invalid query parameter ${repeated.join(", ")}: given more than once`, {
+      errors: repeated.map((field) => ({ field, message: `${field} is given more than once` })),
+    });
+  }
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(queries).map(([k, v]) => [k, v[0]])));
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.map((issue) => {
+    const field = String(issue.path[0] ?? "query");
+    return { field, message: issue.message.startsWith(field) ? issue.message : `${field} ${issue.message}` };
+  });
+  throw new ApiError("invalid_query", `invalid query parameter ${errors.map((e) => e.field).join(", ")}: ${errors[0]!.message}`, { errors });
+}
+
+/** The tighter of two optional bounds. */
+const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number) =>
+  a === undefined ? b : b === undefined ? a : pick(a, b);
+
+/** The event filters a query string asks for, the timestamp aliases folded into one range. */
+export function filtersOf(q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end">, appId?: string): EventFilters {
+  return {
+    sessionId: q.session_id,
+    category: q.category,
+    name: q.name,
+    appId,
+    after: tighter(Math.max, q.timestamp_after, q.timestamp_start),
+    before: tighter(Math.min, q.timestamp_before, q.timestamp_end),
+  };
+}
+
