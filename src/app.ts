@@ -6,6 +6,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { ApiError, clip, codeOf, errorBody } from "./errors";
 import { exportEvents } from "./export";
+import { health } from "./health";
 import { home } from "./home";
 import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
@@ -93,6 +94,8 @@ export function createApp() {
   app.all("/api/sessions/:session_id/events", methodNotAllowed("GET, HEAD"));
   app.route("/api/errors", errorsQuery);
   app.route("/api/export", exportEvents);
+  app.route("/api/health", health);
+  app.all("/api/health", methodNotAllowed("GET, HEAD"));
   app.all("/api/export", methodNotAllowed("GET, HEAD"));
   app.all("/api/errors", methodNotAllowed("GET, HEAD"));
 

@@ -251,3 +251,34 @@ describe("GET /api/export", () => {
   });
 });
 
+describe("GET /api/health", () => {
+  it("says without a key whether D1 answers, and the version, and nothing more", async () => {
+    const res = await api("/api/health", { headers: { authorization: "" } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toEqual({ status: "ok", service: "The Eye", version: expect.stringMatching(/^\d+\.\d+\.\d+/) as string, database: "ok" });
+  });
+
+  it("adds size, hot window, archive watermark and retention with a read key for every application", async () => {
+    await insertAll(db, Array.from({ length: 70 }, (_, i) => event({ category: "health", timestamp: NOW * 1000 - i * HOUR })));
+    await maintain(settings());
+    const res = await api("/api/health");
+    expect(res.status).toBe(200);
+    const { storage } = (await res.json()) as { storage: Record<string, Record<string, unknown>> };
+    const state = await readStorageState(db);
+    const top = (await env.DB.prepare("SELECT min(timestamp) AS lo, max(timestamp) AS hi, max(id) AS id FROM events").first<{ lo: number; hi: number; id: number }>())!;
+    expect(storage.database!.bytes).toBeGreaterThan(0);
+    expect(storage.hot).toMatchObject({ days: 30, oldest_event: formatTimestamp(top.lo), newest_event: formatTimestamp(top.hi) });
+    expect(storage.archive).toMatchObject({ watermark_id: state.archivedThrough, newest_id: top.id, backlog_events: top.id - state.archivedThrough });
+    expect(storage.error_log).toEqual({ days: 30 });
+  });
+
+  it("refuses a wrong key, and keeps storage details from a key scoped to one application", async () => {
+    expect((await api("/api/health", { headers: bearer("eye_r_nope") })).status).toBe(401);
+    const app = await makeApp();
+    expect((await api("/api/health", { headers: bearer(app.writeKey) })).status).toBe(403);
+    const scoped = (await (await api("/api/health", { headers: bearer(app.readKey) })).json()) as Record<string, unknown>;
+    expect(scoped.storage).toBe("needs a read key for every application");
+  });
+});
+
