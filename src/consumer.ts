@@ -4,7 +4,7 @@
 import { drizzle } from "drizzle-orm/d1";
 import { insertAll, type Db } from "./db/events";
 import type { NewErrorLogRow, NewEventRow } from "./db/schema";
-import { excerpt } from "./queue";
+import { excerpt, sendAll } from "./queue";
 import { queueMessage } from "./schemas";
 import { createSentry, type Sentry } from "./sentry";
 import { nowMicros } from "./timestamp";
@@ -95,6 +95,55 @@ async function fail(db: Db, p: Planned): Promise<void> {
   p.message.retry({ delaySeconds });
 }
 
+/** D1 refusing writes for lack of space: SQLite's SQLITE_FULL, or D1's size limits in production. */
+const FULL = /SQLITE_FULL|database or disk is full|Exceeded maximum (DB size|account storage)/i;
+
+/**
+ * D1 cannot write at all for now: it is full, or its storage was reset under the write (what a
+ * full disk looks like to the Worker under the local runtime, which hides the SQLite error behind
+ * "internal error" with `durableObjectReset`). Waiting is the cure; retrying toward the
+ * dead-letter queue is not.
+ */
+export function isStorageUnavailable(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (FULL.test(e.message) || (e as { durableObjectReset?: unknown }).durableObjectReset === true) return true;
+  }
+  return false;
+}
+
+/** Seconds a message waits in the queue after its n-th hold while D1 is full: 5, 10, 20 … up to 15 minutes. */
+export const holdDelay = (held: number) => Math.min(5 * 2 ** Math.max(0, held - 1), 900);
+
+/** How long an isolate stays quiet in Sentry about unwritable storage after reporting it once. */
+const FULL_REPORT_QUIET_MS = 10 * 60_000;
+let fullReportedAt = -Infinity;
+
+/**
+ * D1 cannot write (full): nothing can be stored until space is made (retention, a purge). Each
+ * message goes back to its queue as a fresh copy that waits longer each time, and the original is
+ * acknowledged only once the copy is queued: a retry would count toward max_retries and end in the
+ * dead-letter queue, and past its own retries, nowhere. Sentry hears of it once, not per message.
+ */
+async function holdWhileFull(messages: readonly Message<unknown>[], queue: Queue, queueName: string, sentry: Sentry | undefined, err: unknown) {
+  if (Date.now() - fullReportedAt > FULL_REPORT_QUIET_MS) {
+    fullReportedAt = Date.now();
+    sentry?.setExtra("cause", String(err));
+    sentry?.captureMessage(`D1 cannot write (full, or its storage was reset): ${messages.length} message(s) of ${queueName} held in the queue until it can`, "error");
+  }
+  const byDelay = new Map<number, Message<unknown>[]>();
+  for (const m of messages) {
+    const held = typeof m.body === "object" && m.body !== null ? Number((m.body as { held?: unknown }).held ?? 0) || 0 : 0;
+    const delay = holdDelay(held + 1);
+    byDelay.set(delay, [...(byDelay.get(delay) ?? []), m]);
+  }
+  for (const [delaySeconds, group] of byDelay) {
+    const copies = group.map((m) => (typeof m.body === "object" && m.body !== null && !Array.isArray(m.body) ? { ...m.body, held: ((m.body as { held?: number }).held ?? 0) + 1 } : m.body));
+    const { sent } = await sendAll(queue, copies, { delaySeconds });
+    // Copies that could not be queued stay with the original, which the queue delivers again.
+    group.forEach((m, i) => (i < sent ? m.ack() : m.retry({ delaySeconds })));
+  }
+}
+
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sentry?: Sentry): Promise<void> {
   const db = drizzle(env.DB);
   const plans = batch.messages.map(plan);
@@ -103,15 +152,17 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sent
     for (const p of plans) p.message.ack();
     return;
   } catch (err) {
+    if (isStorageUnavailable(err)) return holdWhileFull(batch.messages, env.EVENTS_QUEUE, batch.queue, sentry, err);
     sentry?.captureException(err);
     if (plans.length === 1) return fail(db, plans[0]!);
   }
   // The batch write failed: store message by message, so one bad message cannot hold back the rest.
-  for (const p of plans) {
+  for (const [i, p] of plans.entries()) {
     try {
       await store(db, [p]);
       p.message.ack();
     } catch (err) {
+      if (isStorageUnavailable(err)) return holdWhileFull(plans.slice(i).map((q) => q.message), env.EVENTS_QUEUE, batch.queue, sentry, err);
       sentry?.captureException(err);
       await fail(db, p);
     }
@@ -133,6 +184,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     await insertAll(drizzle(env.DB), [], rows);
     batch.ackAll();
   } catch (err) {
+    if (isStorageUnavailable(err)) return holdWhileFull(batch.messages, env.DEAD_LETTERS, batch.queue, sentry, err);
     sentry?.captureException(err);
     for (const m of batch.messages) m.retry({ delaySeconds: backoff(m.attempts) });
   }

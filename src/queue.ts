@@ -24,25 +24,20 @@ export function eventMessages(events: PreparedEvent[], app: string | null, recei
   }));
 }
 
-/** What a Queue accepts as one message body, with its serialized size. */
-export interface Outgoing {
-  body: QueueMessage;
-  bytes: number;
-}
-
 /**
  * Sends messages in as few sendBatch calls as the limits allow, in order. Returns how
  * many messages were sent before a failure (all of them when it returns normally) and the error.
  */
 export async function sendAll(
   queue: Queue,
-  messages: QueueMessage[],
+  messages: unknown[],
+  options: { delaySeconds?: number } = {},
 ): Promise<{ sent: number; error?: unknown }> {
-  const outgoing: Outgoing[] = messages.map((body) => ({ body, bytes: jsonBytes(body) + MESSAGE_OVERHEAD }));
+  const outgoing = messages.map((body) => ({ body, bytes: jsonBytes(body) + MESSAGE_OVERHEAD }));
   let sent = 0;
   for (const group of packBySize(outgoing, (m) => m.bytes, SEND_BATCH_BYTES, SEND_BATCH_MESSAGES)) {
     try {
-      await queue.sendBatch(group.map((m) => ({ body: m.body, contentType: "json" as const })));
+      await queue.sendBatch(group.map((m) => ({ body: m.body, contentType: "json" as const })), options);
     } catch (error) {
       return { sent, error };
     }

@@ -93,18 +93,21 @@ export type PreparedEvent = z.infer<typeof preparedEvent>;
 const reason = z.object({ index: z.optional(z.int()), field: z.nullable(z.string()), message: z.string() });
 
 /** Queue messages: a pack of accepted events, or refused ones bound for the error log. */
+// held: how many times the consumer has put the message back because D1 was full (consumer.ts).
 export const queueMessage = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("events"),
     app: z.nullable(z.string()),
     received_at: z.int(),
     events: z.array(preparedEvent).check(z.minLength(1)),
+    held: z.optional(z.int()),
   }),
   z.object({
     kind: z.literal("invalid"),
     app: z.nullable(z.string()),
     received_at: z.int(),
     request_id: z.string(),
+    held: z.optional(z.int()),
     // index: the event's position in its request (absent in messages queued before it existed).
     items: z.array(z.object({ index: z.optional(z.int()), payload: z.string(), reasons: z.array(reason) })).check(z.minLength(1)),
   }),
