@@ -1,4 +1,6 @@
 // The Hono context every route sees: the Worker's bindings and per-request values.
+import type { Db } from "./db/events";
+
 export interface AppEnv {
   Bindings: Env;
   Variables: {
@@ -7,5 +9,8 @@ export interface AppEnv {
     appId?: string;
     /** The key that authorised this request. */
     keyId?: string;
+    /** Reads for this request, through one D1 session (read-session.ts). */
+    reads?: Db;
+    readsRaw?: D1DatabaseSession;
   };
 }

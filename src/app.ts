@@ -55,8 +55,8 @@ export function createApp() {
         return origin && allowed.includes(origin) ? origin : null;
       },
       allowMethods: (_origin, c) => (isIngestPath(c.req.path) ? ["POST", "GET", "HEAD", "OPTIONS"] : ["GET", "HEAD", "OPTIONS"]),
-      allowHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
-      exposeHeaders: ["X-Request-Id", "Retry-After"],
+      allowHeaders: ["Authorization", "Content-Type", "Content-Encoding", "X-D1-Bookmark"],
+      exposeHeaders: ["X-Request-Id", "Retry-After", "X-D1-Bookmark"],
       maxAge: 86400,
     }),
   );

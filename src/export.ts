@@ -3,15 +3,15 @@
 // from R2, the events above the watermark from D1, so each event is sent exactly once whether or
 // not retention has purged it from D1 yet. Lines are the query API's results; they come by
 // application and hour, in storage order within each, not sorted by timestamp.
-import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { archiveLines, archiveObjects, readStorageState } from "./archive";
 import { requireKey } from "./auth";
 import { storageFrom } from "./config";
-import { listAboveId, type EventFilters } from "./db/events";
+import { listAboveId, type Db, type EventFilters } from "./db/events";
 import { ApiError } from "./errors";
 import { filtersOf, parseQuery } from "./query-string";
+import { readSession } from "./read-session";
 import { renderEvent } from "./render";
 import { DAY } from "./retention";
 import { exportQuery } from "./schemas";
@@ -31,8 +31,8 @@ function matches(line: string, f: EventFilters): boolean {
 }
 
 /** What an export reads: the sealed archive objects in range, then D1 above the watermark. */
-async function planExport(env: Env, f: EventFilters) {
-  const { archivedThrough } = await readStorageState(drizzle(env.DB));
+async function planExport(env: Env, db: Db, f: EventFilters) {
+  const { archivedThrough } = await readStorageState(db);
   const keys = await archiveObjects(env.ARCHIVE, {
     appIds: f.appId !== undefined ? [f.appId] : undefined,
     after: f.after!,
@@ -42,7 +42,7 @@ async function planExport(env: Env, f: EventFilters) {
   return { archivedThrough, keys };
 }
 
-async function* exportChunks(env: Env, f: EventFilters, plan: Awaited<ReturnType<typeof planExport>>): AsyncGenerator<string> {
+async function* exportChunks(env: Env, db: Db, f: EventFilters, plan: Awaited<ReturnType<typeof planExport>>): AsyncGenerator<string> {
   let chunk: string[] = [];
   for (const key of plan.keys) {
     for await (const line of archiveLines(env.ARCHIVE, key)) {
@@ -55,7 +55,6 @@ async function* exportChunks(env: Env, f: EventFilters, plan: Awaited<ReturnType
     }
   }
   if (chunk.length > 0) yield `${chunk.join("\n")}\n`;
-  const db = drizzle(env.DB);
   for (let after = plan.archivedThrough; ; ) {
     const rows = await listAboveId(db, f, after, PAGE);
     if (rows.length > 0) yield `${rows.map(renderEvent).join("\n")}\n`;
@@ -64,7 +63,7 @@ async function* exportChunks(env: Env, f: EventFilters, plan: Awaited<ReturnType
   }
 }
 
-export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
+export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(exportQuery, c.req.queries());
   const f = filtersOf(q, c.get("appId"));
   const missing = [f.after === undefined ? "timestamp_after" : null, f.before === undefined ? "timestamp_before" : null].filter((x) => x !== null);
@@ -80,9 +79,11 @@ export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), asyn
     });
   }
   // The plan is made before answering, so a failure to reach D1 or R2 is a 500, not a cut stream.
-  const plan = await planExport(c.env, f);
+  // One D1 session for the whole export: the watermark and the rows above it come from one state.
+  const db = c.get("reads")!;
+  const plan = await planExport(c.env, db, f);
   const encoder = new TextEncoder();
-  const chunks = exportChunks(c.env, f, plan);
+  const chunks = exportChunks(c.env, db, f, plan);
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const next = await chunks.next();

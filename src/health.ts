@@ -8,18 +8,19 @@ import type { AppEnv } from "./app-env";
 import { readStorageState } from "./archive";
 import { requireKey } from "./auth";
 import { storageFrom } from "./config";
+import { readSession } from "./read-session";
 import { formatTimestamp } from "./timestamp";
 
 const at = (micros: number | null | undefined) => (micros === null || micros === undefined ? null : formatTimestamp(micros));
 
-async function storage(env: Env) {
+async function storage(env: Env, reads: D1DatabaseSession) {
   // One statement per extreme: SQLite answers a lone min() or max() from the index's end.
-  const [oldest, newest, top] = await env.DB.batch<{ v: number | null }>([
-    env.DB.prepare("SELECT min(timestamp) AS v FROM events"),
-    env.DB.prepare("SELECT max(timestamp) AS v FROM events"),
-    env.DB.prepare("SELECT max(id) AS v FROM events"),
+  const [oldest, newest, top] = await reads.batch<{ v: number | null }>([
+    reads.prepare("SELECT min(timestamp) AS v FROM events"),
+    reads.prepare("SELECT max(timestamp) AS v FROM events"),
+    reads.prepare("SELECT max(id) AS v FROM events"),
   ]);
-  const state = await readStorageState(drizzle(env.DB));
+  const state = await readStorageState(drizzle(reads as unknown as D1Database));
   const settings = storageFrom(env);
   const maxId = top!.results[0]?.v ?? 0;
   return {
@@ -42,18 +43,18 @@ async function storage(env: Env) {
   };
 }
 
-export const health = new Hono<AppEnv>().get("/", async (c) => {
+export const health = new Hono<AppEnv>().get("/", readSession, async (c) => {
   // A key is optional here; one that is sent must be a valid read key.
   if (c.req.header("authorization") !== undefined) await requireKey("read")(c, async () => {});
   const allApps = c.get("keyId") !== undefined && c.get("appId") === undefined;
   let database = "ok";
   try {
-    await c.env.DB.prepare("SELECT 1").first();
+    await c.get("readsRaw")!.prepare("SELECT 1").first();
   } catch {
     database = "unavailable";
   }
   const body = { status: database === "ok" ? "ok" : "degraded", service: "The Eye", version, database };
   if (database !== "ok") return c.json(body, 503);
   if (!allApps) return c.json(c.get("keyId") ? { ...body, storage: "needs a read key for every application" } : body);
-  return c.json({ ...body, storage: await storage(c.env) });
+  return c.json({ ...body, storage: await storage(c.env, c.get("readsRaw")!) });
 });

@@ -3,12 +3,12 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { requireKey } from "./auth";
-import { drizzle } from "drizzle-orm/d1";
 import { countErrors, listErrors } from "./db/error-log";
 import { countQueries, listEvents, sumCounts, type Db, type EventFilters, type Position } from "./db/events";
 import type { ErrorLogRow, EventRow } from "./db/schema";
 import { ApiError } from "./errors";
 import { filtersOf, parseQuery } from "./query-string";
+import { readSession } from "./read-session";
 import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
 import { renderEvent } from "./render";
 import { formatTimestamp } from "./timestamp";
@@ -106,12 +106,12 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
   return renderPage({ count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
 
-export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
+export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(eventQuery, c.req.queries());
-  return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, filtersOf(q, c.get("appId")), "desc");
+  return eventsPage(c.get("reads")!, new URL(c.req.url), q, filtersOf(q, c.get("appId")), "desc");
 });
 
-export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey("read"), async (c) => {
+export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey("read"), readSession, async (c) => {
   const sessionId = label.safeParse(c.req.param("session_id"));
   if (!sessionId.success) {
     throw new ApiError("invalid_query", `invalid session id: ${sessionId.error.issues[0]?.message}`, {
@@ -120,7 +120,7 @@ export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey
   }
   const q = parseQuery(eventQuery, c.req.queries());
   const f = { ...filtersOf(q, c.get("appId")), sessionId: sessionId.data };
-  return eventsPage(drizzle(c.env.DB), new URL(c.req.url), q, f, "asc");
+  return eventsPage(c.get("reads")!, new URL(c.req.url), q, f, "asc");
 });
 
 function renderError(r: ErrorLogRow) {
@@ -135,9 +135,9 @@ function renderError(r: ErrorLogRow) {
   };
 }
 
-export const errorsQuery = new Hono<AppEnv>().get("/", requireKey("read"), async (c) => {
+export const errorsQuery = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(errorQuery, c.req.queries());
-  const db = drizzle(c.env.DB);
+  const db = c.get("reads")!;
   const f = { kind: q.kind, appId: c.get("appId"), after: q.occurred_after, before: q.occurred_before };
   const limit = q.limit ?? DEFAULT_LIMIT;
   const offset = q.offset ?? 0;
