@@ -10,7 +10,8 @@
 //        --rebuild       reload the query data set even if a cached one matches
 //        --ref <commit>  bench that commit's src/, migrations/ and wrangler.toml instead of the working tree
 //        --flood-base <commit>, --flood-rate <req/s>   the `flood` phase's code before the fix, and its flood's pace
-//        --minutes <n>   the `memory` phase's load duration (default 10)
+//        --minutes <n>, --control-minutes <m>, --clients each   the `memory` phase's load (10 min), its
+//                        control's (half that; 0 = none), a new client address per request instead of 1,000
 import { execFileSync } from "node:child_process";
 import { randomUUID, createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
@@ -43,7 +44,10 @@ const PHASES = [
   { name: "memory", module: memory, optIn: true },
 ];
 const runModule = (p) => (p.optIn ? !!ONLY?.includes(p.name) : run(p.name));
-const FLAGS = { ref: flag("--ref"), floodBase: flag("--flood-base"), floodRate: flag("--flood-rate"), minutes: flag("--minutes") };
+const FLAGS = {
+  ref: flag("--ref"), floodBase: flag("--flood-base"), floodRate: flag("--flood-rate"),
+  minutes: flag("--minutes"), controlMinutes: flag("--control-minutes"), clients: flag("--clients"),
+};
 
 const SIZES = QUICK
   ? { ingestSeconds: 2, e2eSingle: 1_000, e2eBatch: 10_000, countSingle: 300, countBatchEvents: 5_000, consumerBatches: 4, queryRows: 100_000, latencySeconds: 0.5, budgetMin: 8 }
@@ -617,7 +621,7 @@ async function phaseQuery(trivial) {
 
 async function phaseQuiet(trivialConfig) {
   const persist = path.join(STATE, "real");
-  if (!existsSync(persist)) prepareLocal(persist);
+  prepareLocal(persist); // as `npm run dev` does on every start: pending migrations, the (idempotent) seed
   const extra = ["--log-level", "warn"];
   const trivial = await Server.start("trivial-quiet", { persist: path.join(STATE, "trivial"), config: trivialConfig, extra });
   const real = await Server.start("real-quiet", { persist, config: snapConfig(), argv: devCommand(), extra });
@@ -642,9 +646,9 @@ async function phaseQuiet(trivialConfig) {
 
 async function phaseKeyCache() {
   const persist = path.join(STATE, "real");
-  if (!existsSync(persist)) prepareLocal(persist);
+  prepareLocal(persist); // as `npm run dev` does on every start: pending migrations, the (idempotent) seed
   const persistNoCache = path.join(STATE, "real-nokeycache");
-  if (!existsSync(persistNoCache)) prepareLocal(persistNoCache);
+  prepareLocal(persistNoCache);
   const cached = await Server.start("real-keycache", { persist, config: snapConfig(), argv: devCommand() });
   const uncached = await Server.start("real-nokeycache", {
     persist: persistNoCache,

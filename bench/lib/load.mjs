@@ -14,6 +14,8 @@ export const READ_HEADERS = { authorization: `Bearer ${READ_KEY}` };
  * the range set aside for benchmarks (RFC 2544).
  */
 export const poolAddress = (i, n = 1000) => `198.18.${(i % n) >> 8}.${(i % n) & 255}`;
+/** A new client per request: the i-th address in a /64 of its own (2001:db8::/32 is the documentation range). */
+export const uniqueAddress = (i) => `2001:db8:${((i >>> 16) & 0xffff).toString(16)}:${(i & 0xffff).toString(16)}::1`;
 
 /** The README's example event. `[<id>]` is replaced per request by autocannon, so every event is distinct. */
 export function eventJson(seq = 0, id = "[<id>]") {

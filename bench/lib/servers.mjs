@@ -27,6 +27,7 @@ export function makeSnapshot(ref) {
     cpSync(path.join(ROOT, "src"), path.join(SNAP, "src"), { recursive: true });
     cpSync(path.join(ROOT, "migrations"), path.join(SNAP, "migrations"), { recursive: true });
     copyFileSync(path.join(ROOT, "wrangler.toml"), snapConfig());
+    copyFileSync(path.join(ROOT, "package.json"), path.join(SNAP, "package.json")); // src/ imports its version
     if (existsSync(path.join(ROOT, "tsconfig.json"))) copyFileSync(path.join(ROOT, "tsconfig.json"), path.join(SNAP, "tsconfig.json"));
   }
   mkdirSync(path.join(SNAP, "bench/probe"), { recursive: true });
@@ -227,6 +228,18 @@ export class Server {
       return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`entry=127.0.0.1:${this.port}`);
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * How often wrangler has reloaded the Worker since it started: it rebuilds and restarts the runtime
+   * when a file it watches changes (another engineer's edit can do it), which resets what a load measures.
+   */
+  reloads() {
+    try {
+      return readFileSync(this.log, "utf8").split("Reloading local server").length - 1;
+    } catch {
+      return 0;
     }
   }
 

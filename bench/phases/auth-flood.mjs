@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { READ_HEADERS, WRITE_HEADERS, body, cannon, poolAddress, warm } from "../lib/load.mjs";
+import { READ_HEADERS, WRITE_HEADERS, body, cannon, poolAddress, uniqueAddress, warm } from "../lib/load.mjs";
 import { STATE, Server, devCommand, exportCommit, prepareLocal, snapConfig } from "../lib/servers.mjs";
 
 /** The code before the fix: its src/auth.ts let every unknown key through to a D1 read. */
@@ -15,7 +15,7 @@ export const DEFAULT_BASE = "41dfa2f";
 /** An attacker behind 20 addresses. */
 const attacker = (i) => `198.19.0.${1 + (i % 20)}`;
 /** A botnet: a new address, in a /64 of its own, for every request. */
-const botnet = (i) => `2001:db8:${((i >>> 16) & 0xffff).toString(16)}:${(i & 0xffff).toString(16)}::1`;
+const botnet = uniqueAddress;
 
 // Each load: real traffic with or without a flood beside it, or a flood alone (what one bad request costs).
 const LOADS = [
@@ -83,10 +83,12 @@ export async function run({ sizes, log, flags }) {
           real: r && { accepted: r.statuses[202] ?? 0, requests: r.requests, p50: r.p50, p99: r.p99, statuses: r.statuses, errors: r.errors },
           bad: f && { requests: f.requests, seconds: f.seconds, p50: f.p50, p99: f.p99, statuses: f.statuses, errors: f.errors },
           cpu: { proxy: cpu1.proxy - cpu0.proxy, runtime: cpu1.runtime - cpu0.runtime, wrangler: inst.server.wranglerCpuSeconds() - wrangler0 },
+          reloads: inst.server.reloads(),
         });
       }
     }
   }
+  const reloads = Object.fromEntries(instances.map((i) => [i.key, i.server.reloads()]));
   for (const inst of instances) await inst.server.stop();
 
   // Both passes summed per instance and load; latency percentiles are the worse pass's.
@@ -121,7 +123,7 @@ export async function run({ sizes, log, flags }) {
     const alone = rows.find((x) => x.instance === r.instance && x.load === "alone");
     r.vsAlone = r.realAcceptedPerSec / alone.realAcceptedPerSec;
   }
-  return { base: baseCommit, seconds, passes: 2, floodRate, rows, runs };
+  return { base: baseCommit, seconds, passes: 2, floodRate, rows, runs, reloads };
 }
 
 const n0 = (x) => (x === null || x === undefined || Number.isNaN(x) ? "—" : Math.round(x).toLocaleString("en"));
@@ -141,6 +143,8 @@ export function render(f) {
     );
   }
   out.push("");
+  const reloaded = Object.entries(f.reloads ?? {}).filter(([, n]) => n > 0);
+  if (reloaded.length) out.push(`**wrangler reloaded the Worker during this phase** (a watched file changed): ${reloaded.map(([k, n]) => `${k} ${n}×`).join(", ")}; the loads around it are suspect.`, "");
   out.push("What one bad request costs (the flood alone, no real traffic):");
   out.push("");
   out.push("| code | load | flood req/s | p50 / p99 ms | statuses | CPU µs per bad request: Worker runtime + proxy + wrangler |");

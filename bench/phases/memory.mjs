@@ -3,9 +3,11 @@
 // client addresses, sampling every 10 s: resident memory of its workerd processes and of wrangler,
 // the Worker isolate's JS heap (DevTools protocol), and the local D1 file. Then the trivial Worker under
 // the same requests for half as long (it serves about twice as many per second) as the control.
+// `--control-minutes M` sets the control's length (0: none); `--clients each` gives every request a new
+// client address instead (a new rate-limiter key per request, as the ingest table's first row).
 import { rmSync, statSync } from "node:fs";
 import path from "node:path";
-import { READ_HEADERS, WRITE_HEADERS, body, cannon, countVisible, poolAddress, warm } from "../lib/load.mjs";
+import { READ_HEADERS, WRITE_HEADERS, body, cannon, countVisible, poolAddress, uniqueAddress, warm } from "../lib/load.mjs";
 import { inspect } from "../lib/inspector.mjs";
 import { STATE, Server, d1Files, devCommand, prepareLocal, sleep, snapConfig } from "../lib/servers.mjs";
 
@@ -13,35 +15,41 @@ const SAMPLE_SECONDS = 10;
 const IDLE_SAMPLES = 3; // after the load: 3 × 10 s without requests
 
 const minutesOf = ({ quick, flags }) => Number(flags.minutes ?? (quick ? 1 : 10));
+const controlMinutesOf = (ctx) => Number(ctx.flags.controlMinutes ?? minutesOf(ctx) / 2);
 /** What this phase adds to the run's time budget. */
-export const budgetMinutes = (ctx) => minutesOf(ctx) * 1.5 + 3;
+export const budgetMinutes = (ctx) => minutesOf(ctx) + controlMinutesOf(ctx) + 3;
 
 export async function run(ctx) {
   const { log, trivialConfig } = ctx;
   const minutes = minutesOf(ctx);
+  const controlMinutes = controlMinutesOf(ctx);
+  const eachClient = ctx.flags.clients === "each";
+  // A fixed set of 1,000 returning clients, or (--clients each) a new one per request.
+  const client = eachClient ? uniqueAddress : (i) => poolAddress(i);
 
   const persist = path.join(STATE, "memory-real");
   rmSync(persist, { recursive: true, force: true });
   prepareLocal(persist);
   const real = await Server.start("memory-real", { persist, config: snapConfig(), argv: devCommand() });
   await warm(`${real.url}/api/event/?limit=1`, READ_HEADERS);
-  log(`memory: real Worker on ${real.url}, ${minutes} min of single-event POSTs from 1,000 clients, a sample every ${SAMPLE_SECONDS} s`);
-  const realRun = await sustain(real, { seconds: minutes * 60, persist, stored: true, log });
+  log(`memory: real Worker on ${real.url}, ${minutes} min of single-event POSTs from ${eachClient ? "a new client per request" : "1,000 clients"}, a sample every ${SAMPLE_SECONDS} s`);
+  const realRun = await sustain(real, { seconds: minutes * 60, persist, stored: true, client, log });
   await real.stop();
+  if (controlMinutes <= 0) return { minutes, controlMinutes, eachClient, sampleSeconds: SAMPLE_SECONDS, real: realRun, control: null };
 
   const trivialPersist = path.join(STATE, "memory-trivial");
   rmSync(trivialPersist, { recursive: true, force: true });
   const trivial = await Server.start("memory-trivial", { persist: trivialPersist, config: trivialConfig });
   await warm(`${trivial.url}/`, {});
-  log(`memory: control, trivial Worker on ${trivial.url}, ${minutes / 2} min of the same requests`);
-  const control = await sustain(trivial, { seconds: (minutes / 2) * 60, log });
+  log(`memory: control, trivial Worker on ${trivial.url}, ${controlMinutes} min of the same requests`);
+  const control = await sustain(trivial, { seconds: controlMinutes * 60, client, log });
   await trivial.stop();
 
-  return { minutes, sampleSeconds: SAMPLE_SECONDS, real: realRun, control };
+  return { minutes, controlMinutes, eachClient, sampleSeconds: SAMPLE_SECONDS, real: realRun, control };
 }
 
 /** One sustained load with samples every SAMPLE_SECONDS, then IDLE_SAMPLES samples without load. */
-async function sustain(server, { seconds, persist, stored = false, log }) {
+async function sustain(server, { seconds, persist, stored = false, client, log }) {
   const inspector = await inspect(server).catch((err) => {
     log(`memory: no JS heap figures for ${server.name}: ${err.message}`);
     return null;
@@ -62,6 +70,7 @@ async function sustain(server, { seconds, persist, stored = false, log }) {
       embedder: heap?.embedderHeapUsedSize ?? null,
       backing: heap?.backingStorageSize ?? null,
       d1Bytes: persist ? d1Bytes(persist) : null,
+      reloads: server.reloads(),
     });
   };
   await sample("start");
@@ -70,7 +79,7 @@ async function sustain(server, { seconds, persist, stored = false, log }) {
     connections: 50, duration: seconds, method: "POST", headers: WRITE_HEADERS, body: body(1), idReplacement: true,
     requestHeaders: (i) => {
       sent = i + 1;
-      return { "cf-connecting-ip": poolAddress(i) };
+      return { "cf-connecting-ip": client(i) };
     },
   }).finally(() => (done = true));
   let next = SAMPLE_SECONDS;
@@ -123,7 +132,7 @@ function slope(samples, get) {
 
 export function render(m) {
   const out = [];
-  out.push(`#### Memory under sustained load (issue 7 item 17) — ${m.minutes} min, single-event POSTs, 50 connections, 1,000 client addresses`);
+  out.push(`#### Memory under sustained load (issue 7 item 17) — ${m.minutes} min, single-event POSTs, 50 connections, ${m.eachClient ? "a new client address per request" : "1,000 client addresses"}`);
   out.push("");
   const table = (run, withD1) => {
     out.push(`| t s | phase | requests sent | ${withD1 ? "events stored | " : ""}RSS MiB: Worker runtime (workerd) | proxy (workerd) | wrangler (node) | JS heap used / total MiB | ${withD1 ? "D1 file MiB |" : ""}`);
@@ -132,7 +141,7 @@ export function render(m) {
     const shown = run.samples.filter((s, i) => s.phase !== "load" || Math.round(s.t) % 60 < m.sampleSeconds || i === 1);
     for (const s of shown) {
       out.push(
-        `| ${s.t.toFixed(0)} | ${s.phase} | ${n0(s.sent)} | ${withD1 ? `${n0(s.stored)} | ` : ""}${s.rss.runtime.toFixed(0)} | ${s.rss.proxy.toFixed(0)} | ${s.rss.wrangler.toFixed(0)} | ` +
+        `| ${s.t.toFixed(0)} | ${s.phase}${s.reloads ? ` (**wrangler reloaded the Worker ${s.reloads}×** so far)` : ""} | ${n0(s.sent)} | ${withD1 ? `${n0(s.stored)} | ` : ""}${s.rss.runtime.toFixed(0)} | ${s.rss.proxy.toFixed(0)} | ${s.rss.wrangler.toFixed(0)} | ` +
           `${mib(s.heapUsed)} / ${mib(s.heapTotal)} | ${withD1 ? `${mib(s.d1Bytes)} |` : ""}`,
       );
     }
@@ -151,9 +160,11 @@ export function render(m) {
   out.push("The Worker as `npm run dev` runs it:");
   out.push("");
   table(m.real, true);
-  out.push(`Control: the trivial Worker (\`return new Response("ok")\`, no bindings) under the same requests for ${m.minutes / 2} min:`);
-  out.push("");
-  table(m.control, false);
+  if (m.control) {
+    out.push(`Control: the trivial Worker (\`return new Response("ok")\`, no bindings) under the same requests for ${m.controlMinutes} min:`);
+    out.push("");
+    table(m.control, false);
+  }
   out.push(
     "RSS: VmRSS of each process under the instance's wrangler (/proc/<pid>/status). JS heap: V8's Runtime.getHeapUsage of the Worker's isolate " +
       "over the DevTools protocol on wrangler's --inspector-port. D1 file: the local database under --persist-to with its -wal and -shm.",
