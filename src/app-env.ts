@@ -7,6 +7,8 @@ export interface AppEnv {
     requestId: string;
     /** The application whose key authorised this request, when keys are in use. */
     appId?: string;
+    /** Its number in events and counts. */
+    appNum?: number;
     /** The key that authorised this request. */
     keyId?: string;
     /** Reads for this request, through one D1 session (read-session.ts). */

@@ -8,6 +8,7 @@
 // it); the archive watermark is the end of the last sealed block, and retention purges nothing
 // above it. The block still growing is rewritten by each run until it is sealed.
 import { and, between, eq, gt, sql } from "drizzle-orm";
+import { directoryKnowing } from "./applications";
 import type { Db } from "./db/events";
 import { events, storageState, type EventRow } from "./db/schema";
 import { renderEvent } from "./render";
@@ -15,14 +16,14 @@ import { formatTimestamp } from "./timestamp";
 
 export const ARCHIVE_ROOT = "events";
 /** The partition of events stored without an application (Hive's name for a null partition value). */
-export const NO_APP = "__HIVE_DEFAULT_PARTITION__";
+export const NO_APP_PARTITION = "__HIVE_DEFAULT_PARTITION__";
 /** Digits of the first id in an object's name: lexical order is id order. */
 const ID_DIGITS = 16;
 
 /** `events/app_id=…/date=…/hour=…/`: the partition an event is archived under, by its own timestamp (UTC). */
 export function partitionOf(appId: string | null, timestamp: number): string {
   const at = formatTimestamp(timestamp);
-  return `${ARCHIVE_ROOT}/app_id=${encodeURIComponent(appId ?? NO_APP)}/date=${at.slice(0, 10)}/hour=${at.slice(11, 13)}/`;
+  return `${ARCHIVE_ROOT}/app_id=${encodeURIComponent(appId ?? NO_APP_PARTITION)}/date=${at.slice(0, 10)}/hour=${at.slice(11, 13)}/`;
 }
 
 export function objectName(partition: string, firstId: number): string {
@@ -54,13 +55,15 @@ export async function readStorageState(db: Db): Promise<StorageState> {
 }
 
 /** Writes one block's events (ids first..last, those that exist) to R2: one object per partition. */
-async function writeBlock(bucket: R2Bucket, rows: EventRow[], first: number): Promise<number> {
+async function writeBlock(db: Db, bucket: R2Bucket, rows: EventRow[], first: number): Promise<number> {
+  const apps = await directoryKnowing(db, new Set(rows.map((r) => r.app)));
   const byPartition = new Map<string, string[]>();
   for (const row of rows) {
-    const partition = partitionOf(row.appId, row.timestamp);
+    const appId = apps.idOf(row.app);
+    const partition = partitionOf(appId, row.timestamp);
     const lines = byPartition.get(partition);
-    if (lines) lines.push(renderEvent(row));
-    else byPartition.set(partition, [renderEvent(row)]);
+    if (lines) lines.push(renderEvent(row, appId));
+    else byPartition.set(partition, [renderEvent(row, appId)]);
   }
   await Promise.all(
     [...byPartition].map(async ([partition, lines]) =>
@@ -102,7 +105,7 @@ export async function archiveNew(
     if (now() >= deadline) return run;
     const last = first + blockIds - 1;
     const rows = await db.select().from(events).where(between(events.id, first, last)).orderBy(events.id);
-    run.objects += await writeBlock(bucket, rows, first);
+    run.objects += await writeBlock(db, bucket, rows, first);
     run.rows += rows.length;
     run.blocks++;
     // Sealed: a higher id exists, so no event can still join this block.
@@ -150,7 +153,7 @@ const HOUR = 3_600_000_000;
  */
 export async function archiveObjects(bucket: R2Bucket, scan: ArchiveScan): Promise<string[]> {
   const apps = scan.appIds
-    ? scan.appIds.map((a) => `app_id=${encodeURIComponent(a ?? NO_APP)}`)
+    ? scan.appIds.map((a) => `app_id=${encodeURIComponent(a ?? NO_APP_PARTITION)}`)
     : await archivedApps(bucket);
   const firstHour = formatTimestamp(scan.after - (((scan.after % HOUR) + HOUR) % HOUR)).slice(0, 13);
   const lastHour = formatTimestamp(scan.before).slice(0, 13);

@@ -20,6 +20,8 @@ export interface Principal {
   kind: KeyKind;
   /** The key's application; null for a read key that sees every application. */
   appId: string | null;
+  /** That application's number in events and counts (applications.num). */
+  appNum: number | null;
   /** Origins the application's write keys may send from; empty means any. */
   allowedOrigins: string[];
 }
@@ -59,14 +61,14 @@ export function cachedKey(hash: string, now = Date.now()): Principal | null | un
 /** Reads a key from D1 (not the cache) and caches what it found. */
 export async function lookupKey(db: Db, hash: string, ttlMs = KEY_TTL_MS, now = Date.now()): Promise<Principal | null> {
   const [row] = await db
-    .select({ id: apiKeys.id, hash: apiKeys.hash, kind: apiKeys.kind, appId: apiKeys.appId, origins: applications.allowedOrigins })
+    .select({ id: apiKeys.id, hash: apiKeys.hash, kind: apiKeys.kind, appId: apiKeys.appId, appNum: applications.num, origins: applications.allowedOrigins })
     .from(apiKeys)
     .leftJoin(applications, eq(applications.id, apiKeys.appId))
     .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)))
     .limit(1);
   const principal =
     row && sameHash(row.hash, hash)
-      ? { keyId: row.id, kind: row.kind, appId: row.appId, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[] }
+      ? { keyId: row.id, kind: row.kind, appId: row.appId, appNum: row.appNum, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[] }
       : null;
   if (principal) known.set(hash, principal, ttlMs, now);
   else unknown.set(hash, true, Math.min(ttlMs, UNKNOWN_TTL_MS), now);
@@ -157,6 +159,7 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
       throw new ApiError("forbidden", `origin ${clip(origin)} may not send events for this application`);
     }
     if (principal.appId) c.set("appId", principal.appId);
+    if (principal.appNum !== null) c.set("appNum", principal.appNum);
     c.set("keyId", principal.keyId);
     await next();
   };

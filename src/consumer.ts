@@ -2,6 +2,7 @@
 // Failures are retried with backoff; a message that keeps failing goes to the dead-letter
 // queue, whose consumer records it in the error log and reports it to Sentry.
 import { drizzle } from "drizzle-orm/d1";
+import { numbersOf } from "./applications";
 import { insertAll, type Db } from "./db/events";
 import type { NewErrorLogRow, NewEventRow } from "./db/schema";
 import { excerpt, sendAll } from "./queue";
@@ -14,7 +15,8 @@ export const backoff = (attempts: number) => Math.min(2 ** Math.max(1, attempts)
 
 interface Planned {
   message: Message<unknown>;
-  events: NewEventRow[];
+  /** Events as rows, but with the application's id: its number is looked up when they are stored. */
+  events: (Omit<NewEventRow, "app"> & { appId: string | null })[];
   errors: NewErrorLogRow[];
 }
 
@@ -71,8 +73,12 @@ export function plan(message: Message<unknown>): Planned {
   };
 }
 
+/** Stores what the messages ask, in one D1 batch; applications go in by number. */
 async function store(db: Db, plans: Planned[]): Promise<void> {
-  await insertAll(db, plans.flatMap((p) => p.events), plans.flatMap((p) => p.errors));
+  const planned = plans.flatMap((p) => p.events);
+  const nums = await numbersOf(db, new Set(planned.map((e) => e.appId)));
+  const rows: NewEventRow[] = planned.map(({ appId, ...e }) => ({ ...e, app: nums.get(appId)! }));
+  await insertAll(db, rows, plans.flatMap((p) => p.errors));
 }
 
 /**

@@ -6,11 +6,12 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { archiveLines, archiveObjects, readStorageState } from "./archive";
+import { directoryKnowing } from "./applications";
 import { requireKey } from "./auth";
 import { storageFrom } from "./config";
 import { listAboveId, type Db, type EventFilters } from "./db/events";
 import { ApiError } from "./errors";
-import { filtersOf, parseQuery } from "./query-string";
+import { filtersOf, parseQuery, scopeOf } from "./query-string";
 import { readSession } from "./read-session";
 import { renderEvent } from "./render";
 import { DAY } from "./retention";
@@ -31,10 +32,10 @@ function matches(line: string, f: EventFilters): boolean {
 }
 
 /** What an export reads: the sealed archive objects in range, then D1 above the watermark. */
-async function planExport(env: Env, db: Db, f: EventFilters) {
+async function planExport(env: Env, db: Db, f: EventFilters, appId: string | undefined) {
   const { archivedThrough } = await readStorageState(db);
   const keys = await archiveObjects(env.ARCHIVE, {
-    appIds: f.appId !== undefined ? [f.appId] : undefined,
+    appIds: appId !== undefined ? [appId] : undefined,
     after: f.after!,
     before: f.before!,
     archivedThrough,
@@ -57,7 +58,8 @@ async function* exportChunks(env: Env, db: Db, f: EventFilters, plan: Awaited<Re
   if (chunk.length > 0) yield `${chunk.join("\n")}\n`;
   for (let after = plan.archivedThrough; ; ) {
     const rows = await listAboveId(db, f, after, PAGE);
-    if (rows.length > 0) yield `${rows.map(renderEvent).join("\n")}\n`;
+    const apps = await directoryKnowing(db, new Set(rows.map((r) => r.app)));
+    if (rows.length > 0) yield `${rows.map((r) => renderEvent(r, apps.idOf(r.app))).join("\n")}\n`;
     if (rows.length < PAGE) return;
     after = rows[rows.length - 1]!.id;
   }
@@ -65,7 +67,7 @@ async function* exportChunks(env: Env, db: Db, f: EventFilters, plan: Awaited<Re
 
 export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(exportQuery, c.req.queries());
-  const f = filtersOf(q, c.get("appId"));
+  const f = filtersOf(q, await scopeOf(c, c.get("reads")!));
   const missing = [f.after === undefined ? "timestamp_after" : null, f.before === undefined ? "timestamp_before" : null].filter((x) => x !== null);
   if (missing.length > 0) {
     throw new ApiError("invalid_query", `invalid query parameter ${missing.join(", ")}: an export needs a time range`, {
@@ -81,7 +83,7 @@ export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), read
   // The plan is made before answering, so a failure to reach D1 or R2 is a 500, not a cut stream.
   // One D1 session for the whole export: the watermark and the rows above it come from one state.
   const db = c.get("reads")!;
-  const plan = await planExport(c.env, db, f);
+  const plan = await planExport(c.env, db, f, c.get("appId"));
   const encoder = new TextEncoder();
   const chunks = exportChunks(c.env, db, f, plan);
   const body = new ReadableStream<Uint8Array>({

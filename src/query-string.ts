@@ -1,7 +1,10 @@
 // Query strings: validated against their zod schema (a bad value is a 400 naming it), and the
-// event filters they ask for. Used by every GET route that reads events.
+// event filters they ask for, within what the read key may see. Used by every GET route that reads events.
+import type { Context } from "hono";
 import type * as z from "zod/mini";
-import type { EventFilters } from "./db/events";
+import type { AppEnv } from "./app-env";
+import { directory } from "./applications";
+import type { Db, EventFilters } from "./db/events";
 import { ApiError } from "./errors";
 import type { EventQuery } from "./schemas";
 
@@ -30,14 +33,23 @@ const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number)
   a === undefined ? b : b === undefined ? a : pick(a, b);
 
 /** The event filters a query string asks for, the timestamp aliases folded into one range. */
-export function filtersOf(q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end">, appId?: string): EventFilters {
+export function filtersOf(
+  q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end">,
+  scope: { app?: number; apps?: readonly number[] },
+): EventFilters {
   return {
     sessionId: q.session_id,
     category: q.category,
     name: q.name,
-    appId,
+    app: scope.app,
+    apps: scope.app === undefined ? scope.apps : undefined,
     after: tighter(Math.max, q.timestamp_after, q.timestamp_start),
     before: tighter(Math.min, q.timestamp_before, q.timestamp_end),
   };
 }
 
+/** What a read key may see: its application, or every application (whose numbers the directory lists). */
+export async function scopeOf(c: Context<AppEnv>, db: Db): Promise<{ app?: number; apps?: readonly number[] }> {
+  if (c.get("appId") !== undefined) return { app: c.get("appNum") ?? -1 };
+  return { apps: (await directory(db)).nums };
+}

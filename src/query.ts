@@ -2,12 +2,13 @@
 // one session's events in the order they happened, and the error log.
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
+import { directoryKnowing } from "./applications";
 import { requireKey } from "./auth";
 import { countErrors, listErrors } from "./db/error-log";
 import { countQueries, listEvents, sumCounts, type Db, type EventFilters, type Position } from "./db/events";
 import type { ErrorLogRow, EventRow } from "./db/schema";
 import { ApiError } from "./errors";
-import { filtersOf, parseQuery } from "./query-string";
+import { filtersOf, parseQuery, scopeOf } from "./query-string";
 import { readSession } from "./read-session";
 import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
 import { renderEvent } from "./render";
@@ -77,9 +78,10 @@ function offsetLinks(url: URL, limit: number, offset: number, count: number) {
   };
 }
 
-function renderPage(head: Record<string, unknown>, rows: EventRow[]): Response {
+async function renderPage(db: Db, head: Record<string, unknown>, rows: EventRow[]): Promise<Response> {
+  const apps = await directoryKnowing(db, new Set(rows.map((r) => r.app)));
   const prefix = JSON.stringify(head).slice(0, -1);
-  const body = `${prefix}${prefix.length > 1 ? "," : ""}"results":[${rows.map(renderEvent).join(",")}]}`;
+  const body = `${prefix}${prefix.length > 1 ? "," : ""}"results":[${rows.map((r) => renderEvent(r, apps.idOf(r.app))).join(",")}]}`;
   return new Response(body, { headers: { "content-type": "application/json; charset=UTF-8" } });
 }
 
@@ -97,18 +99,19 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     const rows = await listEvents(db, f, { limit: limit + 1, after, direction });
     const lookahead = rows[limit];
     const next = lookahead ? linkWith(url, { cursor: encodeCursor(lookahead), pagination: "cursor" }) : null;
-    return renderPage({ next, previous: null }, rows.slice(0, limit));
+    return renderPage(db, { next, previous: null }, rows.slice(0, limit));
   }
   const offset = q.offset ?? 0;
   // The page and its count in one D1 round trip.
   const [rows, ...counts] = await db.batch([listEvents(db, f, { limit, offset, direction }), ...countQueries(db, f)]);
   const count = sumCounts(counts);
-  return renderPage({ count, ...offsetLinks(url, limit, offset, count) }, rows);
+  return renderPage(db, { count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
 
 export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(eventQuery, c.req.queries());
-  return eventsPage(c.get("reads")!, new URL(c.req.url), q, filtersOf(q, c.get("appId")), "desc");
+  const db = c.get("reads")!;
+  return eventsPage(db, new URL(c.req.url), q, filtersOf(q, await scopeOf(c, db)), "desc");
 });
 
 export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey("read"), readSession, async (c) => {
@@ -119,8 +122,9 @@ export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey
     });
   }
   const q = parseQuery(eventQuery, c.req.queries());
-  const f = { ...filtersOf(q, c.get("appId")), sessionId: sessionId.data };
-  return eventsPage(c.get("reads")!, new URL(c.req.url), q, f, "asc");
+  const db = c.get("reads")!;
+  const f = { ...filtersOf(q, await scopeOf(c, db)), sessionId: sessionId.data };
+  return eventsPage(db, new URL(c.req.url), q, f, "asc");
 });
 
 function renderError(r: ErrorLogRow) {

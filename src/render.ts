@@ -3,11 +3,14 @@
 import type { EventRow } from "./db/schema";
 import { formatTimestamp } from "./timestamp";
 
-/** The original's fields, in its order, then ours. `data` is spliced in as stored (the JSON text of an object). */
-export function renderEvent(r: Pick<EventRow, "sessionId" | "timestamp" | "category" | "name" | "data" | "eventId" | "receivedAt" | "appId">): string {
+/**
+ * The original's fields, in its order, then ours. `data` is spliced in as stored (the JSON text
+ * of an object); `application` is the application's id (events store its number).
+ */
+export function renderEvent(r: Pick<EventRow, "sessionId" | "timestamp" | "category" | "name" | "data" | "eventId" | "receivedAt">, application: string | null): string {
   return (
     `{"session_id":${JSON.stringify(r.sessionId)},"timestamp":"${formatTimestamp(r.timestamp)}",` +
     `"category":${JSON.stringify(r.category)},"name":${JSON.stringify(r.name)},"data":${r.data},` +
-    `"event_id":"${r.eventId}","received_at":"${formatTimestamp(r.receivedAt)}","application":${JSON.stringify(r.appId)}}`
+    `"event_id":"${r.eventId}","received_at":"${formatTimestamp(r.receivedAt)}","application":${JSON.stringify(application)}}`
   );
 }

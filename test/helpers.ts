@@ -107,7 +107,16 @@ export async function makeApp(options: { origins?: string[]; readScope?: "app" |
       options.readScope === "all" ? null : appId,
     ),
   ]);
-  return { appId, writeKey, readKey, keyIds };
+  const row = await env.DB.prepare("SELECT num FROM applications WHERE id = ?").bind(appId).first<{ num: number }>();
+  return { appId, num: row!.num, writeKey, readKey, keyIds };
+}
+
+/** The number events carry for an application id, registering the application if it is new (as the consumer does). */
+export async function appNum(id: string): Promise<number> {
+  const { env } = await import("cloudflare:test");
+  const { drizzle } = await import("drizzle-orm/d1");
+  const { numbersOf } = await import("../src/applications");
+  return (await numbersOf(drizzle(env.DB), [id])).get(id)!;
 }
 
 export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });

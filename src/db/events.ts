@@ -1,8 +1,10 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
-import { and, asc, between, count, desc, eq, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { unionAll } from "drizzle-orm/sqlite-core";
 import { packBySize, utf8Length } from "../sizes";
-import { errorLog, eventCounts, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { errorLog, eventCounts, events, rollupMark, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
 
 export type Db = DrizzleD1Database<Record<string, unknown>>;
 
@@ -27,18 +29,18 @@ export const INSERT_JSON_BYTES = 1_000_000;
 
 function insertEvents(db: Db, rows: NewEventRow[]) {
   const tuples = rows.map((r) =>
-    JSON.stringify([r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null]),
+    JSON.stringify([r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt]),
   );
   return packBySize(tuples, (t) => utf8Length(t) + 1, INSERT_JSON_BYTES).map((group) =>
     db
       .insert(events)
       .select(
-        // Columns in table order; NULL id lets SQLite assign the next rowid. `WHERE true` keeps
-        // SQLite from reading the upsert's ON as a join constraint.
-        sql`SELECT NULL, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+        // Columns in table order; NULL id lets SQLite assign the next rowid; the UUID goes in as
+        // its 16 bytes. `WHERE true` keeps SQLite from reading the upsert's ON as a join constraint.
+        sql`SELECT NULL, value ->> 0, unhex(replace(value ->> 1, '-', '')), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
             FROM json_each(${`[${group.join(",")}]`}) WHERE true`,
       )
-      // The one uniqueness to meet is (event_id, app_id): a redelivered or resent event is skipped.
+      // The one uniqueness to meet is (event_id, app): a redelivered or resent event is skipped.
       .onConflictDoNothing(),
   );
 }
@@ -60,14 +62,14 @@ const H = sql.raw(String(HOUR));
  */
 export function rollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
   const n = sql.raw(sign === 1 ? "count(*)" : "-count(*)");
-  return sql`INSERT INTO ${eventCounts} (category, name, hour, app_id, n)
+  return sql`INSERT INTO ${eventCounts} (category, name, hour, app, n)
   SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, ${n}
   FROM (
-    SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, coalesce(app_id, '') AS a
+    SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, app AS a
     FROM ${events} WHERE ${where}
   ) AS fresh, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape
   WHERE true GROUP BY cc, nn, h, a
-  ON CONFLICT (category, name, hour, app_id) DO UPDATE SET n = n + excluded.n`;
+  ON CONFLICT (category, name, hour, app) DO UPDATE SET n = n + excluded.n`;
 }
 
 const rollUp = rollUpWhere(sql`id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`);
@@ -93,7 +95,10 @@ export interface EventFilters {
   sessionId?: string;
   category?: string;
   name?: string;
-  appId?: string;
+  /** One application's number: a read scoped to it. */
+  app?: number;
+  /** Without `app`: the applications a read covers (every one: Directory.nums). */
+  apps?: readonly number[];
   /** Inclusive bounds, microseconds. */
   after?: number;
   before?: number;
@@ -112,37 +117,61 @@ export interface Position {
 // Equality on a column outside the chosen index is written `+col = ?`, which tells SQLite
 // not to use an index for it: each filter shape then reads the one index built for it
 // (SPEC §4) instead of whichever the planner guesses without statistics.
-const unindexed = (column: Column, value: string) => sql`+${column} = ${value}`;
+const unindexed = (column: Column, value: string | number) => sql`+${column} = ${value}`;
+/** An integer the code computed (an application number, a bound, an id), written into the SQL. */
+const int = (n: number) => sql.raw(String(Math.trunc(n)));
 
-/** The equality filters, each written so the shape's own index is the one used. */
-function filterTerms(f: EventFilters): (SQL | undefined)[] {
-  const indexed = f.sessionId !== undefined ? "session" : f.category !== undefined ? "category" : "name";
+type Shape = "session" | "category" | "name" | "time";
+const shapeOf = (f: EventFilters): Shape =>
+  f.sessionId !== undefined ? "session" : f.category !== undefined ? "category" : f.name !== undefined ? "name" : "time";
+
+/**
+ * The equality filters for one range read, each written so the shape's own index is the one
+ * used: the application first (every filter index starts with it), then category or name.
+ * `app` is the application this range reads (none: a session, or every application by the
+ * global time index). `values` writes the strings: bound here, or read from the merge's CTE.
+ */
+function filterTerms(f: EventFilters, app: number | undefined, values: Values = bound(f)): (SQL | undefined)[] {
+  const shape = shapeOf(f);
   return [
     f.sessionId !== undefined ? eq(events.sessionId, f.sessionId) : undefined,
-    f.category !== undefined
-      ? indexed === "category" ? eq(events.category, f.category) : unindexed(events.category, f.category)
-      : undefined,
-    f.name !== undefined
-      ? indexed === "session" ? unindexed(events.name, f.name) : eq(events.name, f.name)
-      : undefined,
-    f.appId !== undefined ? unindexed(events.appId, f.appId) : undefined,
+    app === undefined ? undefined : shape === "session" ? unindexed(events.app, app) : sql`${events.app} = ${int(app)}`,
+    f.category !== undefined ? (shape === "category" ? sql`${events.category} = ${values.category}` : sql`+${events.category} = ${values.category}`) : undefined,
+    f.name !== undefined ? (shape === "session" ? sql`+${events.name} = ${values.name}` : sql`${events.name} = ${values.name}`) : undefined,
   ];
 }
+
+interface Values {
+  category?: SQL;
+  name?: SQL;
+}
+const bound = (f: EventFilters): Values => ({ category: sql`${f.category}`, name: sql`${f.name}` });
 
 /**
  * The timestamp range as one index range: both bounds go as one BETWEEN (SQLite seeks on
  * only one of two separate bounds on a column, and BETWEEN keeps the planner on the
- * (category, name, timestamp) index when a range is added to category+name).
+ * (app, category, name, timestamp) index when a range is added to category+name).
  */
 function rangeTerm(after: number | undefined, before: number | undefined): SQL | undefined {
-  if (after !== undefined && before !== undefined) return between(events.timestamp, after, before);
-  if (after !== undefined) return gte(events.timestamp, after);
-  if (before !== undefined) return lte(events.timestamp, before);
+  if (after !== undefined && before !== undefined) return sql`${events.timestamp} BETWEEN ${int(after)} AND ${int(before)}`;
+  if (after !== undefined) return sql`${events.timestamp} >= ${int(after)}`;
+  if (before !== undefined) return sql`${events.timestamp} <= ${int(before)}`;
   return undefined;
 }
 
-export function whereOf(f: EventFilters): SQL | undefined {
-  return and(...filterTerms(f), rangeTerm(f.after, f.before));
+/**
+ * The ranges a read covers: one per application when the shape's indexes lead with it and the
+ * read spans several applications; otherwise one (a scoped read, a session, or every
+ * application by the global time index).
+ */
+function shardsOf(f: EventFilters): (number | undefined)[] {
+  if (f.app !== undefined) return [f.app];
+  if (shapeOf(f) === "session" || shapeOf(f) === "time" || f.apps === undefined) return [undefined];
+  return [...f.apps];
+}
+
+export function whereOf(f: EventFilters, app: number | undefined = f.app, values?: Values): SQL | undefined {
+  return and(...filterTerms(f, app, values), rangeTerm(f.after, f.before));
 }
 
 /**
@@ -152,11 +181,11 @@ export function whereOf(f: EventFilters): SQL | undefined {
  * row-value condition `(timestamp, id) <= (T, P)` cannot seek on the id, so a page deep inside
  * a group of equal timestamps would re-read the rest of the group.
  */
-function positionArms(f: EventFilters, p: Position, direction: "asc" | "desc"): SQL[] {
-  const filters = filterTerms(f);
+function positionArms(f: EventFilters, app: number | undefined, p: Position, direction: "asc" | "desc", values?: Values): SQL[] {
+  const filters = filterTerms(f, app, values);
   const inRange = (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
   const tie = inRange
-    ? and(...filters, eq(events.timestamp, p.timestamp), direction === "desc" ? lte(events.id, p.id) : gte(events.id, p.id))
+    ? and(...filters, sql`${events.timestamp} = ${int(p.timestamp)}`, direction === "desc" ? sql`${events.id} <= ${int(p.id)}` : sql`${events.id} >= ${int(p.id)}`)
     : undefined;
   const beyond =
     direction === "desc"
@@ -173,24 +202,46 @@ export interface Page {
   direction?: "asc" | "desc";
 }
 
-/** One page of events, newest first (or oldest first with direction "asc"), ties broken by id. A batchable query. */
-export function listEvents(db: Db, f: EventFilters, page: Page) {
+/**
+ * One page of events, newest first (or oldest first with direction "asc"), ties broken by id.
+ * A batchable query. A read over one range is a plain index range read. A read across several
+ * applications merges one ordered range per application (SQLite's MERGE of a UNION ALL with an
+ * ORDER BY reads each arm only as far as the page needs: about one page plus one row per
+ * application); its filter strings are bound once, in a CTE every arm reads.
+ */
+export function listEvents(db: Db, f: EventFilters, page: Page): EventRead {
   const direction = page.direction ?? "desc";
   const order = direction === "desc" ? desc : asc;
-  const read = (where: SQL | undefined) =>
-    db.select().from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
-  if (page.after === undefined) return read(whereOf(f)).offset(page.offset ?? 0);
-  const [tie, beyond] = positionArms(f, page.after, direction);
-  if (beyond === undefined) return read(tie);
-  // Each arm is an ordered, limited subquery, and UNION ALL runs its arms in turn: when the
-  // position's own timestamp fills the page the second arm is never started, so a page reads
-  // exactly its own rows. (A compound ORDER BY would merge the arms and read one more row.)
-  return db
-    .select()
-    .from(read(tie).as("tie"))
-    .unionAll(db.select().from(read(beyond).as("beyond")))
+  const shards = shardsOf(f);
+  if (shards.length === 1) {
+    const app = shards[0];
+    const read = (where: SQL | undefined) =>
+      db.select().from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
+    if (page.after === undefined) return read(whereOf(f, app)).offset(page.offset ?? 0) as unknown as EventRead;
+    const [tie, beyond] = positionArms(f, app, page.after, direction);
+    if (beyond === undefined) return read(tie) as unknown as EventRead;
+    // Each arm is an ordered, limited subquery, and UNION ALL runs its arms in turn: when the
+    // position's own timestamp fills the page the second arm is never started, so a page reads
+    // exactly its own rows. (A compound ORDER BY would merge the arms and read one more row.)
+    return db
+      .select()
+      .from(read(tie).as("tie"))
+      .unionAll(db.select().from(read(beyond).as("beyond")))
+      .limit(page.limit) as unknown as EventRead;
+  }
+  const q = db.$with("q").as(db.select({ category: sql`${f.category ?? null}`.as("category"), name: sql`${f.name ?? null}`.as("name") }).from(sql`(SELECT 1)`));
+  const values: Values = { category: sql`(SELECT category FROM q)`, name: sql`(SELECT name FROM q)` };
+  const arms = shards.flatMap((app) => (page.after === undefined ? [whereOf(f, app, values)] : positionArms(f, app, page.after, direction, values)));
+  // WITH belongs to the whole compound, so only its first arm carries it.
+  const [first, ...rest] = arms.map((where, i) => (i === 0 ? db.with(q) : db).select().from(events).where(where));
+  const merged = unionAll(first!, rest[0]!, ...rest.slice(1))
+    .orderBy(order(events.timestamp), order(events.id))
     .limit(page.limit);
+  return (page.after === undefined ? merged.offset(page.offset ?? 0) : merged) as unknown as EventRead;
 }
+
+/** What every form of listEvents is: a read of event rows that runs alone or in a D1 batch. */
+export type EventRead = BatchItem<"sqlite"> & Promise<EventRow[]>;
 
 /**
  * Events above an id that match the filters, in id order: the export's read of what the archive
@@ -207,7 +258,7 @@ export function listAboveId(db: Db, f: EventFilters, afterId: number, limit: num
         f.sessionId !== undefined ? unindexed(events.sessionId, f.sessionId) : undefined,
         f.category !== undefined ? unindexed(events.category, f.category) : undefined,
         f.name !== undefined ? unindexed(events.name, f.name) : undefined,
-        f.appId !== undefined ? unindexed(events.appId, f.appId) : undefined,
+        f.app !== undefined ? unindexed(events.app, f.app) : undefined,
         f.after !== undefined ? sql`+${events.timestamp} >= ${f.after}` : undefined,
         f.before !== undefined ? sql`+${events.timestamp} <= ${f.before}` : undefined,
       ),
@@ -237,10 +288,16 @@ export function sumCounts(results: readonly unknown[]): number {
  * A session's events are counted in its index (sessions are small). Otherwise whole hours
  * come from the hourly rollup and only the partial hours at the edges of a time range are
  * counted row by row: a count over a million events reads a few hundred rollup rows plus at
- * most two hours of matching events, and stays exact.
+ * most two hours of matching events, and stays exact. Row counts across applications seek
+ * each application's range (`app IN (…)`): a count needs no order, so no merge.
  */
 export function countQueries(db: Db, f: EventFilters) {
-  const exact = (g: EventFilters) => db.select({ n: count() }).from(events).where(whereOf(g));
+  const exact = (g: EventFilters) => {
+    const shards = shardsOf(g);
+    if (shards.length === 1) return db.select({ n: count() }).from(events).where(whereOf(g, shards[0]));
+    const apps = sql.join(shards.map((a) => int(a!)), sql`, `);
+    return db.select({ n: count() }).from(events).where(and(sql`${events.app} IN (${apps})`, ...filterTerms(g, undefined).slice(2), rangeTerm(g.after, g.before)));
+  };
   // Whole hours inside [after, before]: first..last (either open when its bound is absent).
   const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);
   const last = f.before === undefined ? undefined : Math.floor((f.before + 1) / HOUR) - 1;
@@ -254,7 +311,7 @@ export function countQueries(db: Db, f: EventFilters) {
         eq(eventCounts.name, f.name ?? ""),
         first !== undefined ? gte(eventCounts.hour, first) : undefined,
         last !== undefined ? lte(eventCounts.hour, last) : undefined,
-        f.appId !== undefined ? eq(eventCounts.appId, f.appId) : undefined,
+        f.app !== undefined ? eq(eventCounts.app, f.app) : undefined,
       ),
     );
   const head = first !== undefined && f.after! < first * HOUR ? [exact({ ...f, before: first * HOUR - 1 })] : [];

@@ -4,7 +4,7 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ARCHIVE_ROOT, archiveLines, readStorageState } from "../../src/archive";
 import { countEvents, HOUR, insertAll } from "../../src/db/events";
 import type { NewEventRow } from "../../src/db/schema";
@@ -12,11 +12,19 @@ import worker from "../../src/index";
 import { maintain } from "../../src/maintenance";
 import { DAY } from "../../src/retention";
 import { formatTimestamp } from "../../src/timestamp";
-import { api, bearer, makeApp } from "../helpers";
+import { api, appNum, bearer, makeApp } from "../helpers";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
 const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ARCHIVE_BLOCK_IDS: "50", ...overrides });
+
+/** Application numbers of the ids these tests use, and back (rows carry numbers; archives and reads, ids). */
+const apps = new Map<string, number>();
+const idOf = (num: number) => [...apps].find(([, n]) => n === num)?.[0] ?? null;
+beforeAll(async () => {
+  for (const id of ["tier-app", "tier-a", "tier-b", "another-app"]) apps.set(id, await appNum(id));
+});
+const num = (id: string) => apps.get(id)!;
 
 let serial = 0;
 function event(overrides: Partial<NewEventRow> = {}): NewEventRow {
@@ -29,7 +37,7 @@ function event(overrides: Partial<NewEventRow> = {}): NewEventRow {
     data: JSON.stringify({ serial }),
     timestamp: NOW * 1000 - 2 * HOUR,
     receivedAt: NOW * 1000,
-    appId: "tier-app",
+    app: num("tier-app"),
     ...overrides,
   };
 }
@@ -58,8 +66,8 @@ const storedCount = async () => (await env.DB.prepare("SELECT count(*) AS n FROM
 describe("the archive", () => {
   it("holds every stored event once, in Hive-style partitions by application and event hour, however often it runs", async () => {
     const rows = [
-      ...Array.from({ length: 120 }, (_, i) => event({ timestamp: NOW * 1000 - (i % 3) * HOUR, appId: i % 2 ? "tier-a" : "tier-b" })),
-      ...Array.from({ length: 7 }, () => event({ appId: null })),
+      ...Array.from({ length: 120 }, (_, i) => event({ timestamp: NOW * 1000 - (i % 3) * HOUR, app: num(i % 2 ? "tier-a" : "tier-b") })),
+      ...Array.from({ length: 7 }, () => event({ app: 0 })),
     ];
     await insertAll(db, rows);
     const first = await maintain(settings());
@@ -78,7 +86,7 @@ describe("the archive", () => {
       expect(Object.keys(line).slice(0, 5)).toEqual(["session_id", "timestamp", "category", "name", "data"]);
     }
     const one = rows[5]!;
-    const { line } = lines.get(`${one.appId}/${one.eventId}`)!;
+    const { line } = lines.get(`${idOf(one.app)}/${one.eventId}`)!;
     expect(line).toMatchObject({ session_id: one.sessionId, category: one.category, name: one.name, data: JSON.parse(one.data) });
     // Objects are plain gzip NDJSON that any tool can read: content type and encoding say so.
     const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, include: ["httpMetadata"] });
@@ -126,7 +134,7 @@ describe("retention", () => {
     }
     // Everything purged is in the archive.
     const lines = await archived();
-    for (const e of old) expect(lines.has(`${e.appId}/${e.eventId}`), e.eventId).toBe(true);
+    for (const e of old) expect(lines.has(`${idOf(e.app)}/${e.eventId}`), e.eventId).toBe(true);
     const state = await readStorageState(db);
     expect(state.purgedBefore).toBe(run.purge.cutoff);
   });
@@ -206,14 +214,14 @@ describe("GET /api/export", () => {
   it("streams every matching event once across the boundary: purged (archive only), hot and archived, not yet archived", async () => {
     const app = await makeApp();
     const at = (daysAgo: number, i: number) => NOW * 1000 - daysAgo * DAY - i * 1000;
-    const purged = Array.from({ length: 40 }, (_, i) => event({ appId: app.appId, category: "exported", timestamp: at(35, i) }));
-    const hot = Array.from({ length: 40 }, (_, i) => event({ appId: app.appId, category: "exported", timestamp: at(3, i) }));
-    const other = Array.from({ length: 10 }, (_, i) => event({ appId: "another-app", category: "exported", timestamp: at(3, i) }));
+    const purged = Array.from({ length: 40 }, (_, i) => event({ app: app.num, category: "exported", timestamp: at(35, i) }));
+    const hot = Array.from({ length: 40 }, (_, i) => event({ app: app.num, category: "exported", timestamp: at(3, i) }));
+    const other = Array.from({ length: 10 }, (_, i) => event({ app: num("another-app"), category: "exported", timestamp: at(3, i) }));
     await insertAll(db, [...purged, ...hot, ...other]);
     await insertAll(db, Array.from({ length: 60 }, () => event({ category: "filler" }))); // seals their blocks
     await maintain(settings());
-    for (const e of purged) expect((await env.DB.prepare("SELECT 1 FROM events WHERE event_id = ?").bind(e.eventId).first()), "purged from D1").toBeNull();
-    const late = Array.from({ length: 5 }, (_, i) => event({ appId: app.appId, category: "exported", timestamp: at(2, i) }));
+    for (const e of purged) expect((await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))").bind(e.eventId).first()), "purged from D1").toBeNull();
+    const late = Array.from({ length: 5 }, (_, i) => event({ app: app.num, category: "exported", timestamp: at(2, i) }));
     await insertAll(db, late); // above the watermark: only in D1
 
     // Two ranges (an export covers at most 31 days), meeting without overlap.

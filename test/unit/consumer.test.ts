@@ -31,8 +31,16 @@ const eventsMessage = (events: PreparedEvent[], app: string | null = "consumer-a
   events,
 });
 
+/** A session's stored rows, with the event id as text and the application by its id (events store its number). */
 const rowsOf = (session: string) =>
-  env.DB.prepare("SELECT * FROM events WHERE session_id = ? ORDER BY timestamp").bind(session).all<Record<string, unknown>>().then((r) => r.results);
+  env.DB.prepare(
+    `SELECT e.id, e.session_id, e.category, e.name, e.data, e.timestamp, e.received_at, a.id AS app_id,
+       lower(substr(hex(e.event_id), 1, 8) || '-' || substr(hex(e.event_id), 9, 4) || '-' || substr(hex(e.event_id), 13, 4) || '-' || substr(hex(e.event_id), 17, 4) || '-' || substr(hex(e.event_id), 21)) AS event_id
+     FROM events AS e LEFT JOIN applications AS a ON a.num = e.app WHERE e.session_id = ? ORDER BY e.timestamp`,
+  )
+    .bind(session)
+    .all<Record<string, unknown>>()
+    .then((r) => r.results);
 
 const errorsFrom = (source: string) =>
   env.DB.prepare("SELECT * FROM error_log WHERE source = ? ORDER BY id").bind(source).all<Record<string, unknown>>().then((r) => r.results);

@@ -7,6 +7,8 @@ import { countEvents, HOUR, insertAll, type EventFilters } from "../../src/db/ev
 import type { NewEventRow } from "../../src/db/schema";
 
 const db = drizzle(env.DB);
+/** Application numbers the rows carry (0: none); counts across all applications read these. */
+const APPS = [101, 102, 0];
 
 /** The count the slow way, in plain SQL, to hold the rollup to. */
 async function plainCount(f: EventFilters): Promise<number> {
@@ -19,7 +21,7 @@ async function plainCount(f: EventFilters): Promise<number> {
   if (f.sessionId !== undefined) add("session_id = ?", f.sessionId);
   if (f.category !== undefined) add("category = ?", f.category);
   if (f.name !== undefined) add("name = ?", f.name);
-  if (f.appId !== undefined) add("app_id = ?", f.appId);
+  if (f.app !== undefined) add("app = ?", f.app);
   if (f.after !== undefined) add("timestamp >= ?", f.after);
   if (f.before !== undefined) add("timestamp <= ?", f.before);
   const row = await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ") || "1"}`)
@@ -40,7 +42,7 @@ function rows(prefix: string, count: number, start: number, span: number, seed: 
     // Some land exactly on hour boundaries, the rest anywhere in the span.
     timestamp: i % 10 === 0 ? start + (next() % Math.ceil(span / HOUR)) * HOUR : start + (next() % span),
     receivedAt: 0,
-    appId: ["app-a", "app-b", null][next() % 3]!,
+    app: APPS[next() % 3]!,
   }));
 }
 
@@ -61,13 +63,13 @@ describe("countEvents", () => {
       { category: `${p}-c0` },
       { name: `${p}-n1` },
       { category: `${p}-c2`, name: `${p}-n0` },
-      { category: `${p}-c1`, appId: "app-a" },
+      { category: `${p}-c1`, app: APPS[0] },
       { sessionId: `${p}-s3` },
     ];
     let checked = 0;
     for (const shape of shapes) {
       for (const [after, before] of ranges) {
-        const f = { ...shape, after, before };
+        const f = { apps: APPS, ...shape, after, before };
         expect(await countEvents(db, f), JSON.stringify(f)).toBe(await plainCount(f));
         checked++;
       }
@@ -98,12 +100,12 @@ describe("countEvents", () => {
     });
     const measured = drizzle(counting);
 
-    expect(await countEvents(measured, { category: `${p}-all` })).toBe(3000);
+    expect(await countEvents(measured, { category: `${p}-all`, apps: APPS })).toBe(3000);
     // Three hours x three apps (each app's rollup row), not 3,000 events.
     expect(rowsRead).toBeLessThanOrEqual(12);
 
     rowsRead = 0;
-    const f = { category: `${p}-all`, after: start + HOUR / 2, before: start + 2 * HOUR + HOUR / 2 };
+    const f = { category: `${p}-all`, apps: APPS, after: start + HOUR / 2, before: start + 2 * HOUR + HOUR / 2 };
     expect(await countEvents(measured, f)).toBe(await plainCount(f));
     // One whole hour from the rollup; the two half hours at the edges row by row.
     expect(rowsRead).toBeLessThan(1000 + 12);
@@ -118,16 +120,16 @@ describe("countEvents", () => {
     await env.DB.batch(
       manual.map((r) =>
         env.DB.prepare(
-          "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ).bind(r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId),
+          "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app) VALUES (unhex(replace(?, '-', '')), ?, ?, ?, ?, ?, ?, ?)",
+        ).bind(r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.app),
       ),
     );
     // The next batch the consumer stores rolls up everything above the stored mark, not only its own rows.
     await insertAll(db, rows(p, 15, base, 3 * HOUR, 9));
-    for (const f of [{ category: `${p}-c0` }, { category: `${p}-c1`, name: `${p}-n2` }, { name: `${p}-n1`, appId: "app-a" }, {}]) {
-      const g = { ...f, after: base - HOUR, before: base + 4 * HOUR };
+    for (const f of [{ category: `${p}-c0` }, { category: `${p}-c1`, name: `${p}-n2` }, { name: `${p}-n1`, app: APPS[0] }, {}]) {
+      const g = { apps: APPS, ...f, after: base - HOUR, before: base + 4 * HOUR };
       expect(await countEvents(db, g), JSON.stringify(f)).toBe(await plainCount(g));
     }
-    expect(await countEvents(db, { category: `${p}-c0` })).toBe(await plainCount({ category: `${p}-c0` }));
+    expect(await countEvents(db, { category: `${p}-c0`, apps: APPS })).toBe(await plainCount({ category: `${p}-c0` }));
   });
 });
