@@ -80,6 +80,7 @@ export function clearKeyCache(): void {
   known.clear();
   unknown.clear();
   blocked.clear();
+  failures.clear();
   denied.clear();
 }
 
@@ -95,13 +96,25 @@ const tooManyFailures = () =>
   });
 
 /**
- * Counts a failed authentication against the client's address (AUTH_LIMITER: 20 per minute);
- * past the limit the address is refused before any D1 lookup, for BLOCK_MEMO_MS in this isolate
- * without even a binding call.
+ * Failures an address may have in one isolate before the binding counts them: a botnet that
+ * spends each address once costs no binding call per bad key (the cache separation is what
+ * protects real keys from it), while an address that keeps failing is counted across isolates.
+ */
+export const LOCAL_FAILURES = 2;
+const failures = new BoundedCache<number>(CACHE_MAX);
+
+/**
+ * Counts a failed authentication against the client's address: its first LOCAL_FAILURES in this
+ * isolate (per minute) locally, every later one through AUTH_LIMITER (20 per minute); past the
+ * limit the address is refused before any D1 lookup, for BLOCK_MEMO_MS in this isolate without
+ * even a binding call.
  */
 async function failedAuthentication(c: Context<AppEnv>, address: string): Promise<void> {
   const limiter = c.env.AUTH_LIMITER;
   if (!limiter) return;
+  const seen = (failures.get(address) ?? 0) + 1;
+  failures.set(address, seen, AUTH_LIMIT_PERIOD_SECONDS * 1000);
+  if (seen <= LOCAL_FAILURES) return;
   const { success } = await limiter.limit({ key: address });
   if (!success) {
     blocked.set(address, true, BLOCK_MEMO_MS);

@@ -4,7 +4,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { drizzle } from "drizzle-orm/d1";
-import { cachedKey, clearKeyCache, hashKey, lookupKey } from "../../src/auth";
+import { cachedKey, clearKeyCache, hashKey, LOCAL_FAILURES, lookupKey } from "../../src/auth";
 import { api, bearer, BASE, DEV_WRITE_KEY, makeApp, makeEvent, postEvents, waitForCount } from "../helpers";
 
 async function expectError(res: Response, status: number, code: string) {
@@ -137,11 +137,13 @@ const post = (key: string) => ({
 });
 
 describe("failed authentications", () => {
-  it("are limited per client address: after 20 unknown keys the address gets 429 without any D1 lookup", async () => {
+  it("are limited per client address: after 20 counted unknown keys the address gets 429 without any D1 lookup", async () => {
     const { counter, fetch } = countingEnv();
     const ip = `flooder-${crypto.randomUUID()}`;
-    for (let i = 0; i < 20; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
-    expect(counter.statements).toBe(20);
+    // The first LOCAL_FAILURES an isolate counts itself; the binding counts the next 20.
+    const allowed = LOCAL_FAILURES + 20;
+    for (let i = 0; i < allowed; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
+    expect(counter.statements).toBe(allowed);
     const refused = await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
     await expectError(refused, 429, "rate_limited");
     expect(refused.headers.get("retry-after")).toBe("60");
@@ -157,12 +159,23 @@ describe("failed authentications", () => {
   it("count an IPv6 client's whole /64 as one address", async () => {
     const { fetch } = countingEnv();
     const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`;
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < LOCAL_FAILURES + 20; i++) {
       const ip = `${prefix}:${i.toString(16)}::${(i + 1).toString(16)}`; // a fresh address inside the same /64 each time
       await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
     }
     await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix}:ffff::9` }), 429, "rate_limited");
     await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix.slice(0, -1)}8::1` }), 401, "unauthorized");
+  });
+
+  it("cost no limiter call for an address that fails once (a botnet), and are counted from an address's third failure", async () => {
+    let calls = 0;
+    const limiter = { limit: async (o: { key: string }) => (calls++, env.AUTH_LIMITER.limit(o)) } as unknown as RateLimit;
+    const { fetch } = countingEnv({ AUTH_LIMITER: limiter });
+    for (let i = 0; i < 50; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `bot-${crypto.randomUUID()}` }), 401, "unauthorized");
+    expect(calls).toBe(0);
+    const ip = `repeat-${crypto.randomUUID()}`;
+    for (let i = 0; i < LOCAL_FAILURES + 3; i++) await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
+    expect(calls).toBe(3);
   });
 
   it("never lock out a known-good key: a client behind the flooding address keeps sending", async () => {
