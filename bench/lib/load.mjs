@@ -7,6 +7,13 @@ export const WRITE_KEY = "eye_dev_write_key";
 export const READ_KEY = "eye_dev_read_key";
 export const WRITE_HEADERS = { "content-type": "application/json", authorization: `Bearer ${WRITE_KEY}` };
 export const READ_HEADERS = { authorization: `Bearer ${READ_KEY}` };
+/** Connections of every throughput load. */
+export const CONNECTIONS = 50;
+/**
+ * A distinct client per request (`CF-Connecting-IP`, which local wrangler passes through; autocannon
+ * replaces `[<id>]`): 50 connections stand for 50+ browsers, as the per-client rate limiter sees them.
+ */
+export const MANY_CLIENTS = { "cf-connecting-ip": "bench-client-[<id>]" };
 
 /**
  * The i-th of `n` client addresses taking turns (returning browsers), as a CF-Connecting-IP value, which

@@ -1,0 +1,99 @@
+// Phases `e2e` and `ingest` (issues 2 and 4): the real Worker as `npm run dev` runs it, on a fresh
+// local D1 — first POST until all visible, then each ingest load beside the trivial Worker (`trivial`).
+import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { ROOT, STATE, Server, d1Files, devCommand, prepareLocal, snapConfig } from "../lib/servers.mjs";
+import { READ_HEADERS, WRITE_HEADERS, CONNECTIONS, MANY_CLIENTS, body, cannon, countVisible, measureLoad, postBatches, settle, waitForCount, warm } from "../lib/load.mjs";
+import { sqliteTask } from "../lib/sqlite.mjs";
+
+export async function run(ctx, trivial) {
+  const { sizes: SIZES, log, R, selected } = ctx;
+  const persist = path.join(STATE, "real");
+  rmSync(persist, { recursive: true, force: true });
+  prepareLocal(persist);
+  const real = await Server.start("real", { persist, config: snapConfig(), argv: devCommand() });
+  log(`real Worker (\`${devCommand().join(" ")}\`) on ${real.url}, state in ${path.relative(ROOT, persist)}`);
+  await warm(`${real.url}/api/event/?limit=1`, READ_HEADERS);
+  const warmPost = await fetch(`${real.url}/api/event/`, { method: "POST", headers: WRITE_HEADERS, body: body(1, `warm-${randomUUID()}`) });
+  if (warmPost.status !== 202) throw new Error(`real Worker refused a POST: ${warmPost.status} ${await warmPost.text()}`);
+  await waitForCount(real.url, 1, { timeoutMs: 15_000 });
+
+  if (selected("e2e")) {
+    // Issue 2: 10,000 single-event POSTs at 50 connections, first POST → all visible through GET.
+    {
+      const before = await countVisible(real.url);
+      log(`e2e: ${SIZES.e2eSingle} single-event POSTs at ${CONNECTIONS} connections`);
+      const t0 = Date.now();
+      const r = await cannon(`${real.url}/api/event/`, {
+        connections: CONNECTIONS, amount: SIZES.e2eSingle, method: "POST", headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, body: body(1), idReplacement: true,
+      });
+      const postedAt = Date.now();
+      const accepted = r.statuses[202] ?? 0;
+      const w = await waitForCount(real.url, before + accepted);
+      R.e2e.push({
+        label: `${SIZES.e2eSingle.toLocaleString("en")} single-event POSTs, ${CONNECTIONS} connections`,
+        events: accepted, requests: r.requests, statuses: r.statuses, postSeconds: (postedAt - t0) / 1000,
+        seconds: (w.at - t0) / 1000, reached: w.reached, visible: w.count - before, p50: r.p50, p99: r.p99,
+      });
+    }
+    // Issue 4 item 2: 100,000 events in 500-event POSTs.
+    {
+      const before = await countVisible(real.url);
+      log(`e2e: ${SIZES.e2eBatch} events in 500-event POSTs, 10 at a time`);
+      const t0 = Date.now();
+      const r = await postBatches(real.url, { total: SIZES.e2eBatch, perRequest: 500, concurrency: 10, runId: `e2e-${randomUUID()}`, headers: { "cf-connecting-ip": "bench-e2e" }, clientPerRequest: true });
+      const postedAt = Date.now();
+      const w = await waitForCount(real.url, before + r.accepted);
+      R.e2e.push({
+        label: `${SIZES.e2eBatch.toLocaleString("en")} events in 500-event POSTs, 10 connections`,
+        events: r.accepted, requests: r.requests, statuses: r.statuses, retries: r.retries, postSeconds: (postedAt - t0) / 1000,
+        seconds: (w.at - t0) / 1000, reached: w.reached, visible: w.count - before, p50: r.p50, p99: r.p99,
+      });
+    }
+  }
+
+  if (selected("ingest")) {
+    const D = SIZES.ingestSeconds;
+    const loads = [
+      { server: trivial, key: "trivial", label: "trivial Worker (`return new Response(\"ok\")`), same POST", n: 1, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, url: `${trivial.url}/api/event/` },
+      { server: real, key: "single", label: "single-event POST, a client per request", n: 1, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS } },
+      { server: real, key: "single-pool", label: "single-event POST, 1,000 clients taking turns", n: 1, headers: WRITE_HEADERS, clientPool: 1000 },
+      { server: real, key: "single-1client", label: "single-event POST, one client (rate limiter on)", n: 1, headers: { ...WRITE_HEADERS, "cf-connecting-ip": `bench-one-${randomUUID()}` } },
+      { server: real, key: "batch100", label: "100-event POST", n: 100, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS } },
+      { server: real, key: "batch500", label: "500-event POST", n: 500, headers: { ...WRITE_HEADERS, ...MANY_CLIENTS } },
+    ];
+    for (const l of loads) {
+      log(`ingest: ${l.label}, ${CONNECTIONS} connections, ${D} s`);
+      const before = l.server === real ? await countVisible(real.url) : 0;
+      const m = await measureLoad(l.server, l.label, {
+        url: l.url, connections: CONNECTIONS, duration: D, method: "POST", headers: l.headers, body: body(l.n), idReplacement: true, clientPool: l.clientPool,
+      });
+      const accepted = (m.statuses[202] ?? 0) * l.n;
+      const row = { key: l.key, label: l.label, perRequest: l.n, seconds: m.seconds, requests: m.requests, reqPerSec: m.reqPerSec,
+        acceptedReqPerSec: (l.server === real ? (m.statuses[202] ?? 0) : (m.statuses[200] ?? 0)) / m.seconds,
+        eventsPerSec: l.server === real ? accepted / m.seconds : m.reqPerSec, accepted, p50: m.p50, p99: m.p99, statuses: m.statuses,
+        errors: m.errors, timeouts: m.timeouts, cpuLoad: m.cpuLoad, cpuPerEventUs: (m.cpuLoad / Math.max(1, l.server === real ? accepted : m.requests)) * 1e6,
+        proxyPerEventUs: (m.cpuProxy / Math.max(1, l.server === real ? accepted : m.requests)) * 1e6, runtimePerEventUs: (m.cpuRuntime / Math.max(1, l.server === real ? accepted : m.requests)) * 1e6 };
+      if (l.server === real) {
+        const t = Date.now();
+        const w = await waitForCount(real.url, before + accepted);
+        const cpuDrained = real.cpuSeconds();
+        Object.assign(row, {
+          drainSeconds: (w.at - t) / 1000, drained: w.reached, visible: w.count - before,
+          cpuTotal: cpuDrained - (m.cpuAtEnd - m.cpuLoad), cpuTotalPerEventUs: ((cpuDrained - (m.cpuAtEnd - m.cpuLoad)) / Math.max(1, accepted)) * 1e6,
+          storedPerSec: (w.count - before) / ((w.at - t) / 1000 + m.seconds),
+        });
+        // Requests in flight when autocannon stopped were accepted too (no response counted): let them land.
+        row.inFlightAccepted = (await settle(real.url)) - w.count;
+      }
+      row.rssMiB = l.server.rssMiB();
+      R.ingest.push(row);
+    }
+  }
+  await real.stop();
+  const [file] = d1Files(persist);
+  const info = await sqliteTask("info", { file });
+  R.cost.pipeline = { ...info, bytesPerEvent: info.bytes / Math.max(1, info.rows) };
+  R.meta.appId = info.appId;
+}

@@ -1,0 +1,193 @@
+// Phase `query` (issue 4): latency, rows_read and raw SQLite for each query shape at 1,000,000 events
+// (100,000 with --quick), beside the trivial Worker (`trivial`).
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import path from "node:path";
+import { ROOT, SNAP, STATE, Server, d1Files, devCommand, prepareLocal, snapConfig, writeDerivedConfig, writeProbeConfig, childEnv } from "../lib/servers.mjs";
+import { READ_HEADERS, cannon, latencyLoop, summarize } from "../lib/load.mjs";
+import { sqliteTask } from "../lib/sqlite.mjs";
+
+const LIMIT = 100;
+
+function migrationsHash() {
+  const dir = path.join(SNAP, "migrations");
+  const h = createHash("sha256");
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) h.update(f).update(readFileSync(path.join(dir, f)));
+  h.update(readFileSync(path.join(ROOT, "bench/sqlite-tasks.cjs")));
+  return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * The million rows, loaded the fast way: apply the migrations up to the one that creates `events`,
+ * write the rows straight into the local D1 SQLite file with node:sqlite (wrangler not running),
+ * then apply the remaining migrations and the dev seed as `npm run dev` would, so any backfill in
+ * later migrations (e.g. count rollups) covers them as it would have for events stored before it.
+ */
+async function queryDataset(ctx) {
+  const { sizes: SIZES, log, R, flags } = ctx;
+  const rows = SIZES.queryRows;
+  const dir = path.join(STATE, `query-${rows}`);
+  const markerFile = path.join(dir, "dataset.json");
+  const hash = migrationsHash();
+  const appId = R.meta.appId ?? "app_dev";
+  if (!flags.rebuild && existsSync(markerFile)) {
+    const marker = JSON.parse(readFileSync(markerFile, "utf8"));
+    if (marker.rows === rows && marker.hash === hash && marker.appId === appId && d1Files(dir).length === 1) {
+      log(`query: reusing the ${rows}-event data set in ${path.relative(ROOT, dir)} (built ${marker.builtAt}, load ${marker.loadSeconds} s)`);
+      return { dir, file: d1Files(dir)[0], marker, reused: true };
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const migDir = path.join(SNAP, "migrations");
+  const all = readdirSync(migDir).filter((f) => f.endsWith(".sql")).sort();
+  const firstWithEvents = all.findIndex((f) => /CREATE TABLE [`"]?events[`"]?/i.test(readFileSync(path.join(migDir, f), "utf8")));
+  const stage = path.join(STATE, "migrations-stage1");
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  for (const f of all.slice(0, firstWithEvents + 1)) copyFileSync(path.join(migDir, f), path.join(stage, f));
+  const stageConfig = writeDerivedConfig({ file: path.join(STATE, "stage1-wrangler.toml"), main: "src/index.ts", nameSuffix: "bench-stage1", migrationsDir: stage });
+  const t0 = Date.now();
+  execFileSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "--config", stageConfig], { cwd: ROOT, env: childEnv({ CI: "true" }), stdio: ["ignore", "pipe", "pipe"] });
+  const [file] = d1Files(dir);
+  log(`query: loading ${rows} events into ${path.relative(ROOT, file)} with node:sqlite`);
+  const load = await sqliteTask("load", { file, rows, appId, seed: 42 });
+  const t1 = Date.now();
+  prepareLocal(dir); // the remaining migrations + dev seed, exactly as `npm run dev`
+  const migrateSeconds = (Date.now() - t1) / 1000;
+  const marker = { rows, hash, appId, builtAt: new Date().toISOString(), loadSeconds: load.seconds, migrateSeconds, totalSeconds: (Date.now() - t0) / 1000, appliedAfterLoad: all.slice(firstWithEvents + 1) };
+  writeFileSync(markerFile, JSON.stringify(marker, null, 2));
+  return { dir, file, marker, reused: false };
+}
+
+function shapesFor(v, rows) {
+  const q = (o) => new URLSearchParams(Object.entries(o).filter(([, x]) => x !== undefined)).toString();
+  const range = { timestamp_after: v.day, timestamp_before: v.nextDay };
+  const filters = [
+    ["none", {}],
+    ["session", { session_id: v.sessionId }],
+    ["category", { category: v.category }],
+    ["name", { name: v.name }],
+    ["category+name", { category: v.category, name: v.name }],
+  ];
+  const shapes = [];
+  for (const [name, f] of filters) {
+    for (const withRange of [false, true]) {
+      const params = { ...f, ...(withRange ? range : {}), limit: LIMIT };
+      const label = `${name}${withRange ? " + 1-day range" : ""}`;
+      shapes.push({ name: `${label}`, mode: "offset", offset: 0, query: q(params) });
+      shapes.push({ name: `${label}, cursor page 2`, mode: "cursor", query: q({ ...params, pagination: "cursor" }) });
+    }
+  }
+  const deep = Math.min(100_000, Math.floor(rows / 10));
+  shapes.push({ name: `none, offset ${deep.toLocaleString("en")}`, mode: "offset", offset: deep, query: q({ limit: LIMIT, offset: deep }) });
+  shapes.push({ name: `category, offset ${deep.toLocaleString("en")}`, mode: "offset", offset: deep, query: q({ category: v.category, limit: LIMIT, offset: deep }) });
+  return shapes;
+}
+
+export async function run(ctx, trivial) {
+  const { sizes: SIZES, quick: QUICK, log, R } = ctx;
+  const ds = await queryDataset(ctx);
+  const rows = SIZES.queryRows;
+  const v = await sqliteTask("probeValues", { file: ds.file, rows });
+  const shapes = shapesFor(v, rows);
+  const real = await Server.start("real-query", { persist: ds.dir, config: snapConfig(), argv: devCommand() });
+  log(`query: real Worker on ${real.url} over ${rows} events`);
+  // Resolve each cursor shape to its second page (a real `next` link), and warm every shape.
+  for (const s of shapes) {
+    const url = `${real.url}/api/event/?${s.query}`;
+    const res = await fetch(url, { headers: READ_HEADERS });
+    const page = await res.json();
+    if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${JSON.stringify(page)}`);
+    if (s.mode === "cursor") {
+      if (page.next) {
+        s.query = new URL(page.next).search.slice(1);
+        const p2 = await (await fetch(`${real.url}/api/event/?${s.query}`, { headers: READ_HEADERS })).json();
+        s.results = p2.results.length;
+      } else {
+        // Fewer matches than one page (a session holds ~20 events): page 1 is the only page.
+        s.name = s.name.replace("page 2", "page 1 (only page)");
+        s.results = page.results.length;
+      }
+    } else {
+      s.results = page.results.length;
+      s.count = page.count;
+    }
+  }
+  const D = SIZES.latencySeconds;
+  const PASSES = 3;
+  log(`query: latency of ${shapes.length} shapes and the trivial Worker, 1 connection, ${PASSES} interleaved passes of ${(D / PASSES).toFixed(2)} s each`);
+  // Interleaved passes, so a burst of foreign load on the shared machine hits every shape alike.
+  const trivTimes = [];
+  const statusesOf = new Map(shapes.map((s) => [s, {}]));
+  const timesOf = new Map(shapes.map((s) => [s, []]));
+  for (let pass = 0; pass < PASSES; pass++) {
+    trivTimes.push(...(await latencyLoop(`${trivial.url}/`, { seconds: D / PASSES })).times);
+    for (const s of shapes) {
+      const r = await latencyLoop(`${real.url}/api/event/?${s.query}`, { headers: READ_HEADERS, seconds: D / PASSES });
+      timesOf.get(s).push(...r.times);
+      for (const [k, v] of Object.entries(r.statuses)) statusesOf.get(s)[k] = (statusesOf.get(s)[k] ?? 0) + v;
+    }
+  }
+  const triv = summarize(trivTimes);
+  for (const s of shapes) {
+    const t = summarize(timesOf.get(s));
+    Object.assign(s, { p50: t.p50, p99: t.p99, n: t.n, statuses: statusesOf.get(s) });
+    if (Object.keys(s.statuses).some((k) => k !== "200")) throw new Error(`shape ${s.name}: statuses ${JSON.stringify(s.statuses)}`);
+  }
+  // The same at 10 connections for two shapes: throughput under concurrency.
+  const conc = [];
+  for (const s of [shapes[0], shapes[4]]) {
+    const r = await cannon(`${real.url}/api/event/?${s.query}`, { connections: 10, duration: D, headers: READ_HEADERS });
+    conc.push({ name: s.name, reqPerSec: r.reqPerSec, p50: r.p50, p99: r.p99 });
+  }
+  const trivConc = await cannon(`${trivial.url}/`, { connections: 10, duration: D });
+  await real.stop();
+
+  // rows_read: the probe runs the same request through the real app and D1 reports each statement.
+  const config = writeProbeConfig();
+  const probe = await Server.start("probe-query", { persist: ds.dir, config, argv: devCommand() });
+  for (const s of shapes) {
+    const res = await fetch(`${probe.url}/api/event/?${s.query}`, { headers: { ...READ_HEADERS, "x-bench-probe": "1" } });
+    const out = await res.json();
+    if (out.status !== 200) throw new Error(`probe ${s.name}: ${out.status} ${out.response}`);
+    // The statements on events and its rollups (a key lookup on a cold isolate is not the query's cost).
+    s.statements = out.statements.filter((x) => !/api_keys|applications/.test(x.sql));
+    s.rowsRead = s.statements.reduce((n, x) => n + x.rows_read, 0);
+    s.rowsReadList = s.statements.filter((x) => /order by/i.test(x.sql)).reduce((n, x) => n + x.rows_read, 0);
+    s.rowsReadCount = s.rowsRead - s.rowsReadList;
+  }
+  // Where a query's time goes, in one instance: the runtime alone, the statements on D1 alone, the whole app.
+  const picks = [0, shapes.findIndex((s) => s.name === "category+name + 1-day range"), shapes.length - 2].filter((i) => i >= 0);
+  await fetch(`${probe.url}/__bench/d1/register`, { method: "POST", body: JSON.stringify({ shapes: shapes.map((s) => s.statements.map(({ sql, params }) => ({ sql, params }))) }) });
+  const split = { ok: [], d1: new Map(picks.map((i) => [i, []])), d1batch: new Map(picks.map((i) => [i, []])), app: new Map(picks.map((i) => [i, []])) };
+  const slice = Math.max(0.2, D / 3);
+  const timed = async (url, opts) => {
+    const r = await latencyLoop(url, opts);
+    if (Object.keys(r.statuses).some((k) => k !== "200")) throw new Error(`GET ${url}: statuses ${JSON.stringify(r.statuses)}`);
+    return r;
+  };
+  for (let pass = 0; pass < 3; pass++) {
+    split.ok.push(...(await timed(`${probe.url}/__bench/ok`, { seconds: slice })).times);
+    for (const i of picks) {
+      split.d1.get(i).push(...(await timed(`${probe.url}/__bench/d1?i=${i}`, { seconds: slice })).times);
+      split.d1batch.get(i).push(...(await timed(`${probe.url}/__bench/d1?i=${i}&batch=1`, { seconds: slice })).times);
+      split.app.get(i).push(...(await timed(`${probe.url}/api/event/?${shapes[i].query}`, { headers: READ_HEADERS, seconds: slice })).times);
+    }
+  }
+  for (const [what, list] of [["ok", [split.ok]], ["d1", [...split.d1.values()]], ["d1batch", [...split.d1batch.values()]], ["app", [...split.app.values()]]]) {
+    if (list.some((t) => t.length === 0)) throw new Error(`query split: no ${what} timings`);
+  }
+  R.querySplit = { ok: summarize(split.ok), shapes: picks.map((i) => ({ name: shapes[i].name, statements: shapes[i].statements.length, d1: summarize(split.d1.get(i)), d1batch: summarize(split.d1batch.get(i)), app: summarize(split.app.get(i)) })) };
+  await probe.stop();
+  log("query: the same SQL on raw SQLite");
+  const raw = await sqliteTask("query", { file: ds.file, shapes: shapes.map((s) => ({ name: s.name, statements: s.statements.map(({ sql, params }) => ({ sql, params })) })), iterations: QUICK ? 50 : 300, maxMs: QUICK ? 300 : 1500 });
+  for (const s of shapes) {
+    const r = raw.find((x) => x.name === s.name);
+    Object.assign(s, { rawP50: r.p50, rawP99: r.p99, plans: r.plans });
+  }
+  const info = await sqliteTask("info", { file: ds.file });
+  R.cost.query = { ...info, bytesPerEvent: info.bytes / info.rows };
+  R.query = { rows, dataset: ds.marker, reused: ds.reused, values: v, trivialP50: triv.p50, trivialP99: triv.p99, trivialN: triv.n, passes: PASSES, shapes, concurrency: { shapes: conc, trivial: { reqPerSec: trivConc.reqPerSec, p50: trivConc.p50, p99: trivConc.p99 } } };
+}
