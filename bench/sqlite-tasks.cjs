@@ -22,6 +22,10 @@ function open(file, { readOnly = false, mustExist = false } = {}) {
   return new DatabaseSync(file, { readOnly });
 }
 
+function hasColumn(db, table, column) {
+  return db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column) !== undefined;
+}
+
 /** A PRAGMA's single value (node:sqlite has no pragma helper). */
 function pragma(db, name) {
   const row = db.prepare(`PRAGMA ${name}`).get();
@@ -66,7 +70,10 @@ function fileBytes(file) {
 function info({ file }) {
   const db = open(file, { readOnly: true, mustExist: true });
   const rows = db.prepare("SELECT count(*) AS n FROM events").get().n;
-  const app = db.prepare("SELECT app_id FROM events WHERE app_id IS NOT NULL LIMIT 1").get();
+  // The application of some stored event, by id (events keep applications.num since migration 0005).
+  const app = hasColumn(db, "events", "app")
+    ? db.prepare("SELECT a.id AS app_id FROM events AS e JOIN applications AS a ON a.num = e.app LIMIT 1").get()
+    : db.prepare("SELECT app_id FROM events WHERE app_id IS NOT NULL LIMIT 1").get();
   const out = {
     bytes: fileBytes(file),
     rows,
@@ -184,40 +191,59 @@ function probeValues({ file, rows }) {
 // ---------------------------------------------------------------------------------------------
 // Raw inserts: the consumer bench's rows, in transactions of the consumer's batch size.
 
-const COLS = "event_id, session_id, category, name, data, timestamp, received_at, app_id";
-function rowsOf(messagesFile) {
+/**
+ * The events table's columns as the consumer fills them, for the schema the migrations made: since
+ * migration 0005 the application's number first and the event_id as its 16 bytes (unhex, as
+ * src/db/events.ts does); before it the application's id last and the event_id as text.
+ */
+function eventsShape(db) {
+  if (hasColumn(db, "events", "app")) {
+    return {
+      cols: "app, event_id, session_id, category, name, data, timestamp, received_at",
+      values: "(?, unhex(replace(?, '-', '')), ?, ?, ?, ?, ?, ?)",
+      fromJson: "value->>0, unhex(replace(value->>1, '-', '')), value->>2, value->>3, value->>4, value->>5, value->>6, value->>7",
+      // One application: the raw database has no applications table rows to number, so it is 1.
+      row: (e, m) => [m.app ? 1 : 0, e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, m.received_at],
+    };
+  }
+  return {
+    cols: "event_id, session_id, category, name, data, timestamp, received_at, app_id",
+    values: "(?, ?, ?, ?, ?, ?, ?, ?)",
+    fromJson: "value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7",
+    row: (e, m) => [e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, m.received_at, m.app],
+  };
+}
+
+function rowsOf(messagesFile, shape) {
   const { batches } = JSON.parse(fs.readFileSync(messagesFile, "utf8"));
   // Exactly what src/consumer.ts plan() makes of an events message.
-  return batches.map((messages) =>
-    messages.flatMap((m) =>
-      m.events.map((e) => [e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, m.received_at, m.app]),
-    ),
-  );
+  return batches.map((messages) => messages.flatMap((m) => m.events.map((e) => shape.row(e, m))));
 }
 
 function insert({ messagesFile, variant, migrationsDir, around = { before: [], after: [] } }) {
-  const batches = rowsOf(messagesFile);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eye-bench-"));
   const file = path.join(dir, "raw.sqlite");
   const db = open(file);
   for (const s of migrationStatements(migrationsDir)) db.exec(s);
+  const shape = eventsShape(db);
+  const COLS = shape.cols;
+  const batches = rowsOf(messagesFile, shape);
   // As durable as D1's local store: WAL, synchronous NORMAL.
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = NORMAL");
-  const single = db.prepare(`INSERT INTO events (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`);
+  const single = db.prepare(`INSERT INTO events (${COLS}) VALUES ${shape.values} ON CONFLICT DO NOTHING`);
   const multi = new Map();
   const valuesStmt = (n) => {
     if (!multi.has(n)) {
       multi.set(
         n,
-        db.prepare(`INSERT INTO events (${COLS}) VALUES ${Array(n).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ON CONFLICT DO NOTHING`),
+        db.prepare(`INSERT INTO events (${COLS}) VALUES ${Array(n).fill(shape.values).join(", ")} ON CONFLICT DO NOTHING`),
       );
     }
     return multi.get(n);
   };
   const jsonEach = db.prepare(
-    `INSERT INTO events (${COLS}) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 ` +
-      "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
+    `INSERT INTO events (${COLS}) SELECT ${shape.fromJson} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`,
   );
   const write = {
     // The fastest way raw SQLite has: one prepared single-row statement, reused.

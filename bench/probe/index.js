@@ -8,7 +8,7 @@
 //   GET  /__bench/counters, POST /__bench/counters/reset
 //   POST /__bench/consume?variant=real|values12|json_each   body: {"messages": [queue message bodies]}
 //                          → one consumer batch, stored by the real handler or a prototype insert
-//   POST /__bench/reset-events  → DELETE FROM events
+//   POST /__bench/reset-events  → DELETE FROM events, and their counts (event_counts, rollup_mark)
 //   POST /__bench/consumer-mode?mode=real|json_each|values12  → which insert the probe's queue() uses
 //   GET  /__bench/consumer-around → the statements the real insertAll() runs around its event INSERTs
 //   GET  /__bench/ok        → "ok" (the trivial Worker, inside the probe)
@@ -18,6 +18,7 @@
 import { drizzle } from "drizzle-orm/d1";
 import worker from "../../src/index";
 import { plan } from "../../src/consumer";
+import { numbersOf } from "../../src/applications";
 import { insertAll } from "../../src/db/events";
 import { limitsFrom } from "../../src/config";
 import { eventMessages } from "../../src/queue";
@@ -68,7 +69,11 @@ function wrapDb(db, { onRun = () => {}, onBatch = () => {} }) {
     },
     exec: (sql) => db.exec(sql),
     dump: () => db.dump(),
-    withSession: (...a) => db.withSession(...a),
+    // GET routes read through a D1 session (src/read-session.ts): its statements are reported too.
+    withSession: (...a) => {
+      const session = db.withSession(...a);
+      return { ...wrapDb(session, { onRun, onBatch }), getBookmark: () => session.getBookmark() };
+    },
   };
 }
 
@@ -110,10 +115,15 @@ const countingDb = (db) =>
 const json = (value, status = 200) =>
   new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
 
+// The events table as src/db/schema.ts has it: the application's number first, the event_id as its
+// 16 bytes (unhex of the UUID without dashes, as src/db/events.ts inserts it).
+const EVENT_COLUMNS = "app, event_id, session_id, category, name, data, timestamp, received_at";
+const tupleOf = (r) => [r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt];
+
 /** The prototype: rows inserted as one JSON parameter per chunk through json_each, not 12-row VALUES. */
 const JSON_EACH_SQL =
-  "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) " +
-  "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 " +
+  `INSERT INTO events (${EVENT_COLUMNS}) ` +
+  "SELECT value->>0, unhex(replace(value->>1, '-', '')), value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 " +
   "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
 const JSON_CHUNK_BYTES = 512 * 1024;
 
@@ -135,7 +145,7 @@ function jsonEachStatements(db, rows) {
     bytes = 2;
   };
   for (const r of rows) {
-    const text = JSON.stringify([r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null]);
+    const text = JSON.stringify(tupleOf(r));
     if (bytes + text.length + 1 > JSON_CHUNK_BYTES) flush();
     chunk.push(text);
     bytes += text.length + 1;
@@ -174,7 +184,7 @@ let around;
 async function statementsAround() {
   if (around) return around;
   let captured = [];
-  const row = { eventId: "00000000-0000-8000-8000-000000000000", sessionId: "s", category: "c", name: "n", data: "{}", timestamp: 0, receivedAt: 0, appId: null };
+  const row = { app: 0, eventId: "00000000-0000-8000-8000-000000000000", sessionId: "s", category: "c", name: "n", data: "{}", timestamp: 0, receivedAt: 0 };
   await insertAll(drizzle(recordingDb((c) => (captured = c))), [row], []);
   const first = captured.findIndex((c) => isEventInsert(c.sql));
   const last = captured.length - 1 - [...captured].reverse().findIndex((c) => isEventInsert(c.sql));
@@ -194,10 +204,10 @@ function rawValuesStatements(db, rows) {
   for (let i = 0; i < rows.length; i += 12) {
     const c = rows.slice(i, i + 12);
     const sql =
-      "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app_id) VALUES " +
-      c.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
+      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ` +
+      c.map(() => "(?, unhex(replace(?, '-', '')), ?, ?, ?, ?, ?, ?)").join(", ") +
       " ON CONFLICT DO NOTHING";
-    stmts.push(prep(db, sql, c.flatMap((r) => [r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.appId ?? null])));
+    stmts.push(prep(db, sql, c.flatMap(tupleOf)));
   }
   return stmts;
 }
@@ -238,6 +248,12 @@ function describe(sqls) {
   return { statements: sqls.length, shape: parts.join(" + ") };
 }
 
+/** plan()'s rows name their application by id; stored rows carry its number, as the real store() looks it up. */
+async function numbered(db, planned) {
+  const nums = await numbersOf(drizzle(db), new Set(planned.map((e) => e.appId)));
+  return planned.map(({ appId, ...e }) => ({ ...e, app: nums.get(appId) }));
+}
+
 /** The prototypes' statements for a batch's rows: 12-row VALUES INSERTs, or json_each, with insertAll()'s other statements. */
 async function prototypeStatements(db, variant, rows) {
   return withAround(db, variant === "json_each" ? jsonEachStatements(db, rows) : rawValuesStatements(db, rows));
@@ -254,7 +270,7 @@ async function consume(request, env, ctx, variant) {
     return { ...state, ms: Date.now() - t0, ...describe(sqls) };
   }
   const { batch } = fakeBatch(messages);
-  const rows = batch.messages.flatMap((m) => plan(m).events);
+  const rows = await numbered(env.DB, batch.messages.flatMap((m) => plan(m).events));
   const stmts = await prototypeStatements(env.DB, variant, rows);
   await env.DB.batch(stmts);
   return { acked: messages.length, retried: 0, rows: rows.length, ms: Date.now() - t0, ...describe(stmts.map((x) => sqlOf.get(x) ?? "")) };
@@ -272,7 +288,7 @@ let registered = [];
  */
 async function consumePrototype(batch, env, variant) {
   const plans = batch.messages.map(plan);
-  const rows = plans.flatMap((p) => p.events);
+  const rows = await numbered(env.DB, plans.flatMap((p) => p.events));
   counters.queueBatches++;
   counters.queueMessages += batch.messages.length;
   counters.consumerRows += rows.length;
@@ -357,7 +373,13 @@ export default {
     }
     if (url.pathname === "/__bench/profile") return json(await profile(request, env, url));
     if (url.pathname === "/__bench/reset-events") {
-      await env.DB.prepare("DELETE FROM events").run();
+      // The counts go with the rows: new rows reuse the freed ids, which a roll-up mark left above
+      // them would never count (the consumer only moves the mark up).
+      await env.DB.batch([
+        env.DB.prepare("DELETE FROM events"),
+        env.DB.prepare("DELETE FROM event_counts"),
+        env.DB.prepare("DELETE FROM rollup_mark"),
+      ]);
       return json({ ok: true });
     }
     if (request.headers.get("x-bench-probe") === "1") return probeRequest(request, env, ctx);
