@@ -17,8 +17,10 @@ import { formatTimestamp } from "./timestamp";
 const DEFAULT_LIMIT = 100;
 
 // Cursor: base64url of [timestamp, id], the first row of the page it points to.
+// A third element, 0, says the row is the first of its timestamp in the walk (Position.tie).
 export function encodeCursor(p: Position): string {
-  return btoa(JSON.stringify([p.timestamp, p.id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const value = p.tie === false ? [p.timestamp, p.id, 0] : [p.timestamp, p.id];
+  return btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 export function decodeCursor(token: string): Position {
@@ -31,8 +33,9 @@ export function decodeCursor(token: string): Position {
   } catch {
     throw bad();
   }
-  if (!Array.isArray(value) || value.length !== 2 || !value.every((n) => Number.isSafeInteger(n))) throw bad();
-  return { timestamp: value[0] as number, id: value[1] as number };
+  if (!Array.isArray(value) || (value.length !== 2 && value.length !== 3) || !value.every((n) => Number.isSafeInteger(n))) throw bad();
+  if (value.length === 3 && value[2] !== 0) throw bad();
+  return { timestamp: value[0] as number, id: value[1] as number, tie: value.length === 2 };
 }
 
 /** Python's `urllib.parse.quote_plus`, which DRF's links are encoded with. */
@@ -98,7 +101,9 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     // One row of lookahead: it tells whether there is a next page, and is where that page starts.
     const rows = await listEvents(db, f, { limit: limit + 1, after, direction });
     const lookahead = rows[limit];
-    const next = lookahead ? linkWith(url, { cursor: encodeCursor(lookahead), pagination: "cursor" }) : null;
+    // Where the next page starts, and whether rows of its timestamp were on this page.
+    const tie = lookahead !== undefined && rows[limit - 1]?.timestamp === lookahead.timestamp;
+    const next = lookahead ? linkWith(url, { cursor: encodeCursor({ timestamp: lookahead.timestamp, id: lookahead.id, tie }), pagination: "cursor" }) : null;
     return renderPage(db, { next, previous: null }, rows.slice(0, limit));
   }
   const offset = q.offset ?? 0;

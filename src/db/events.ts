@@ -112,6 +112,12 @@ export interface EventFilters {
 export interface Position {
   timestamp: number;
   id: number;
+  /**
+   * False when the position is the first row of its timestamp in the walk (the previous page
+   * ended on another timestamp): the page is then one range from that timestamp, with no id
+   * condition. True or unknown: rows of the same timestamp came before it, so the page seeks to its id.
+   */
+  tie?: boolean;
 }
 
 // Equality on a column outside the chosen index is written `+col = ?`, which tells SQLite
@@ -183,6 +189,12 @@ export function whereOf(f: EventFilters, app: number | undefined = f.app, values
  */
 function positionArms(f: EventFilters, app: number | undefined, p: Position, direction: "asc" | "desc", values?: Values): SQL[] {
   const filters = filterTerms(f, app, values);
+  if (p.tie === false) {
+    // Every matching row of the position's timestamp is at or past it: one range from that timestamp.
+    return direction === "desc"
+      ? [and(...filters, rangeTerm(f.after, f.before === undefined ? p.timestamp : Math.min(f.before, p.timestamp)))!]
+      : [and(...filters, rangeTerm(f.after === undefined ? p.timestamp : Math.max(f.after, p.timestamp), f.before))!];
+  }
   const inRange = (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
   const tie = inRange
     ? and(...filters, sql`${events.timestamp} = ${int(p.timestamp)}`, direction === "desc" ? sql`${events.id} <= ${int(p.id)}` : sql`${events.id} >= ${int(p.id)}`)

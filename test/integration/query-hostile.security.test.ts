@@ -254,6 +254,8 @@ describe("cursors", () => {
       b64url([1.5, 2]),
       b64url(["1", 2]),
       b64url([1, 2, 3]),
+      b64url([1, 2, 1]),
+      b64url([1, 2, 0, 0]),
       b64url([1]),
       b64url({ timestamp: 1, id: 2 }),
       b64url(null),

@@ -150,6 +150,24 @@ describe("listEvents order", () => {
     expect(ids).toEqual(all.map((r) => r.id));
   });
 
+  it("pages by position as the API does (a clean position reads one range), without overlap or gap, both ways", async () => {
+    for (const direction of ["desc", "asc"] as const) {
+      for (const size of [1, 7, 20, 59, 60, 61]) {
+        const ids: number[] = [];
+        let after: Position | undefined;
+        for (;;) {
+          const page = await listEvents(db, { sessionId }, { limit: size + 1, after, direction });
+          ids.push(...page.slice(0, size).map((r) => r.id));
+          const lookahead = page[size];
+          if (!lookahead) break;
+          after = { timestamp: lookahead.timestamp, id: lookahead.id, tie: page[size - 1]!.timestamp === lookahead.timestamp };
+        }
+        const expected = all.map((r) => r.id);
+        expect(ids, `${direction}, pages of ${size}`).toEqual(direction === "desc" ? expected : expected.reverse());
+      }
+    }
+  });
+
   it("pages by position over equal timestamps without overlap or gap, both ways", async () => {
     for (const direction of ["desc", "asc"] as const) {
       const ids: number[] = [];
@@ -275,6 +293,22 @@ describe("rows read per page", () => {
       });
     }
   }
+
+  it("reads exactly one page (limit + 1 rows) from a position that starts its timestamp, in one range", async () => {
+    for (const [shape, f] of [["no filter", {}], ["scoped category+name and a range", { app: APP, category: "rr-click", name: "rr-pay", after: T0 + 2 * DAY, before: T0 + 8 * DAY }]] as const) {
+      const expected = matching(f);
+      // A row whose predecessor in the walk has another timestamp: what the API marks clean.
+      const i = expected.findIndex((r, k) => k > expected.length / 2 && expected[k - 1]!.timestamp !== r.timestamp);
+      const at = expected[i]!;
+      const built = listEvents(db, { apps: APPS, ...f }, { limit: LIMIT + 1, after: { timestamp: at.timestamp, id: at.id, tie: false } }) as unknown as {
+        toSQL(): { sql: string; params: unknown[] };
+      };
+      const query = built.toSQL();
+      const result = await env.DB.prepare(query.sql).bind(...query.params).all<{ id: number }>();
+      expect(result.results.map((r) => r.id), shape).toEqual(expected.slice(i, i + LIMIT + 1).map((r) => r.id));
+      expect(result.meta.rows_read, shape).toBeLessThanOrEqual(LIMIT + 1);
+    }
+  });
 
   it("counts what it lists", async () => {
     for (const f of Object.values(shapes)) {
