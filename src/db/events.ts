@@ -1,5 +1,5 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
-import { and, asc, count, desc, eq, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, inArray, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { unionAll } from "drizzle-orm/sqlite-core";
@@ -244,12 +244,28 @@ export function listEvents(db: Db, f: EventFilters, page: Page): EventRead {
   const q = db.$with("q").as(db.select({ category: sql`${f.category ?? null}`.as("category"), name: sql`${f.name ?? null}`.as("name") }).from(sql`(SELECT 1)`));
   const values: Values = { category: sql`(SELECT category FROM q)`, name: sql`(SELECT name FROM q)` };
   const arms = shards.flatMap((app) => (page.after === undefined ? [whereOf(f, app, values)] : positionArms(f, app, page.after, direction, values)));
+  if (page.after === undefined && (page.offset ?? 0) > 0) {
+    // A deep offset: the arms' merge would read every skipped row whole, so it merges only
+    // (timestamp, id), which every index covers, and the page's rows are then read by id.
+    const [head, ...tail] = arms.map((where, i) =>
+      (i === 0 ? db.with(q) : db).select({ id: events.id, timestamp: events.timestamp }).from(events).where(where),
+    );
+    const ids = unionAll(head!, tail[0]!, ...tail.slice(1))
+      .orderBy(order(events.timestamp), order(events.id))
+      .limit(page.limit)
+      .offset(page.offset!)
+      .as("page");
+    return db
+      .select()
+      .from(events)
+      .where(inArray(events.id, db.select({ id: ids.id }).from(ids)))
+      .orderBy(order(events.timestamp), order(events.id)) as unknown as EventRead;
+  }
   // WITH belongs to the whole compound, so only its first arm carries it.
   const [first, ...rest] = arms.map((where, i) => (i === 0 ? db.with(q) : db).select().from(events).where(where));
-  const merged = unionAll(first!, rest[0]!, ...rest.slice(1))
+  return unionAll(first!, rest[0]!, ...rest.slice(1))
     .orderBy(order(events.timestamp), order(events.id))
-    .limit(page.limit);
-  return (page.after === undefined ? merged.offset(page.offset ?? 0) : merged) as unknown as EventRead;
+    .limit(page.limit) as unknown as EventRead;
 }
 
 /** What every form of listEvents is: a read of event rows that runs alone or in a D1 batch. */

@@ -440,3 +440,22 @@ describe("a tenant with a thousandth of the events", () => {
     });
   }
 });
+
+describe("deep offsets across applications", () => {
+  it("returns the same page as a walk from the start, reading the skipped rows from the index only", async () => {
+    const T = Date.UTC(2025, 6, 1) * 1000;
+    const rows = Array.from({ length: 3000 }, (_, i) =>
+      row({ app: i % 3 === 0 ? 9 : APP, category: "deep-offset", name: "deep", timestamp: T + Math.floor(i / 2) * 1000 }),
+    );
+    await insertAll(db, rows);
+    const f: EventFilters = { category: "deep-offset", apps: [0, APP, 9] };
+    const all = await listEvents(db, f, { limit: 3000 });
+    expect(all).toHaveLength(3000);
+    for (const offset of [1, 999, 2950]) {
+      const page = await listEvents(db, f, { limit: 100, offset });
+      expect(page.map((r) => r.id), `offset ${offset}`).toEqual(all.slice(offset, offset + 100).map((r) => r.id));
+      expect(page[0]).toMatchObject({ category: "deep-offset", name: "deep" });
+      expect(page[0]!.eventId).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
