@@ -38,6 +38,9 @@ CREATE UNIQUE INDEX `events_event_id_app` ON `events` (`event_id`,`app`);--> sta
 CREATE INDEX `events_timestamp` ON `events` (`timestamp`);--> statement-breakpoint
 CREATE INDEX `events_app_time` ON `events` (`app`,`timestamp`);--> statement-breakpoint
 CREATE INDEX `events_session` ON `events` (`session_id`,`timestamp`);--> statement-breakpoint
+CREATE INDEX `events_category` ON `events` (`category`,`timestamp`);--> statement-breakpoint
+CREATE INDEX `events_name` ON `events` (`name`,`timestamp`);--> statement-breakpoint
+CREATE INDEX `events_category_name` ON `events` (`category`,`name`,`timestamp`);--> statement-breakpoint
 CREATE INDEX `events_app_category` ON `events` (`app`,`category`,`timestamp`);--> statement-breakpoint
 CREATE INDEX `events_app_name` ON `events` (`app`,`name`,`timestamp`);--> statement-breakpoint
 CREATE INDEX `events_app_category_name` ON `events` (`app`,`category`,`name`,`timestamp`);--> statement-breakpoint

@@ -8,11 +8,11 @@ import { applications } from "./db/schema";
 /** Events stored without an application carry this number. */
 export const NO_APP = 0;
 
-/** How long an isolate trusts its directory: a new application appears in all-apps reads within this. */
+/** How long an isolate trusts its directory (it is reloaded sooner when asked for a number it lacks). */
 export const DIRECTORY_TTL_MS = 60_000;
 
 export interface Directory {
-  /** Every application's number, ascending, with NO_APP first: the shards an all-apps read merges. */
+  /** Every application's number, ascending, with NO_APP first. */
   nums: number[];
   idOf(num: number): string | null;
   numOf(id: string): number | undefined;

@@ -3,8 +3,7 @@
 import type { Context } from "hono";
 import type * as z from "zod/mini";
 import type { AppEnv } from "./app-env";
-import { directory } from "./applications";
-import type { Db, EventFilters } from "./db/events";
+import type { EventFilters } from "./db/events";
 import { ApiError } from "./errors";
 import type { EventQuery } from "./schemas";
 
@@ -35,21 +34,19 @@ const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number)
 /** The event filters a query string asks for, the timestamp aliases folded into one range. */
 export function filtersOf(
   q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end">,
-  scope: { app?: number; apps?: readonly number[] },
+  scope: { app?: number },
 ): EventFilters {
   return {
     sessionId: q.session_id,
     category: q.category,
     name: q.name,
     app: scope.app,
-    apps: scope.app === undefined ? scope.apps : undefined,
     after: tighter(Math.max, q.timestamp_after, q.timestamp_start),
     before: tighter(Math.min, q.timestamp_before, q.timestamp_end),
   };
 }
 
-/** What a read key may see: its application, or every application (whose numbers the directory lists). */
-export async function scopeOf(c: Context<AppEnv>, db: Db): Promise<{ app?: number; apps?: readonly number[] }> {
-  if (c.get("appId") !== undefined) return { app: c.get("appNum") ?? -1 };
-  return { apps: (await directory(db)).nums };
+/** What a read key may see: its application (by number), or every application. */
+export function scopeOf(c: Context<AppEnv>): { app?: number } {
+  return c.get("appId") !== undefined ? { app: c.get("appNum") ?? -1 } : {};
 }

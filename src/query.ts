@@ -116,7 +116,7 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
 export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(eventQuery, c.req.queries());
   const db = c.get("reads")!;
-  return eventsPage(db, new URL(c.req.url), q, filtersOf(q, await scopeOf(c, db)), "desc");
+  return eventsPage(db, new URL(c.req.url), q, filtersOf(q, scopeOf(c)), "desc");
 });
 
 export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey("read"), readSession, async (c) => {
@@ -128,7 +128,7 @@ export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey
   }
   const q = parseQuery(eventQuery, c.req.queries());
   const db = c.get("reads")!;
-  const f = { ...filtersOf(q, await scopeOf(c, db)), sessionId: sessionId.data };
+  const f = { ...filtersOf(q, scopeOf(c)), sessionId: sessionId.data };
   return eventsPage(db, new URL(c.req.url), q, f, "asc");
 });
 

@@ -1,10 +1,8 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
-import { and, asc, count, desc, eq, gt, gte, inArray, lte, sql, type Column, type SQL } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
+import { and, asc, between, count, desc, eq, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { unionAll } from "drizzle-orm/sqlite-core";
 import { packBySize, utf8Length } from "../sizes";
-import { errorLog, eventCounts, events, rollupMark, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { errorLog, eventCounts, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
 
 export type Db = DrizzleD1Database<Record<string, unknown>>;
 
@@ -95,10 +93,8 @@ export interface EventFilters {
   sessionId?: string;
   category?: string;
   name?: string;
-  /** One application's number: a read scoped to it. */
+  /** One application's number: a read scoped to it. Without it, every application's events. */
   app?: number;
-  /** Without `app`: the applications a read covers (every one: Directory.nums). */
-  apps?: readonly number[];
   /** Inclusive bounds, microseconds. */
   after?: number;
   before?: number;
@@ -124,80 +120,60 @@ export interface Position {
 // not to use an index for it: each filter shape then reads the one index built for it
 // (SPEC §4) instead of whichever the planner guesses without statistics.
 const unindexed = (column: Column, value: string | number) => sql`+${column} = ${value}`;
-/** An integer the code computed (an application number, a bound, an id), written into the SQL. */
-const int = (n: number) => sql.raw(String(Math.trunc(n)));
 
 type Shape = "session" | "category" | "name" | "time";
 const shapeOf = (f: EventFilters): Shape =>
   f.sessionId !== undefined ? "session" : f.category !== undefined ? "category" : f.name !== undefined ? "name" : "time";
 
 /**
- * The equality filters for one range read, each written so the shape's own index is the one
- * used: the application first (every filter index starts with it), then category or name.
- * `app` is the application this range reads (none: a session, or every application by the
- * global time index). `values` writes the strings: bound here, or read from the merge's CTE.
+ * The equality filters, each written so the shape's own index is the one used: a scoped read's
+ * application leads its index (events_app_*), a read across all applications uses the global
+ * one of the same shape; a session's index serves both, the application checked on its rows.
  */
-function filterTerms(f: EventFilters, app: number | undefined, values: Values = bound(f)): (SQL | undefined)[] {
+function filterTerms(f: EventFilters): (SQL | undefined)[] {
   const shape = shapeOf(f);
   return [
     f.sessionId !== undefined ? eq(events.sessionId, f.sessionId) : undefined,
-    app === undefined ? undefined : shape === "session" ? unindexed(events.app, app) : sql`${events.app} = ${int(app)}`,
-    f.category !== undefined ? (shape === "category" ? sql`${events.category} = ${values.category}` : sql`+${events.category} = ${values.category}`) : undefined,
-    f.name !== undefined ? (shape === "session" ? sql`+${events.name} = ${values.name}` : sql`${events.name} = ${values.name}`) : undefined,
+    f.app === undefined ? undefined : shape === "session" ? unindexed(events.app, f.app) : eq(events.app, f.app),
+    f.category !== undefined ? (shape === "category" ? eq(events.category, f.category) : unindexed(events.category, f.category)) : undefined,
+    f.name !== undefined ? (shape === "session" ? unindexed(events.name, f.name) : eq(events.name, f.name)) : undefined,
   ];
 }
-
-interface Values {
-  category?: SQL;
-  name?: SQL;
-}
-const bound = (f: EventFilters): Values => ({ category: sql`${f.category}`, name: sql`${f.name}` });
 
 /**
  * The timestamp range as one index range: both bounds go as one BETWEEN (SQLite seeks on
  * only one of two separate bounds on a column, and BETWEEN keeps the planner on the
- * (app, category, name, timestamp) index when a range is added to category+name).
+ * (category, name, timestamp) index when a range is added to category+name).
  */
 function rangeTerm(after: number | undefined, before: number | undefined): SQL | undefined {
-  if (after !== undefined && before !== undefined) return sql`${events.timestamp} BETWEEN ${int(after)} AND ${int(before)}`;
-  if (after !== undefined) return sql`${events.timestamp} >= ${int(after)}`;
-  if (before !== undefined) return sql`${events.timestamp} <= ${int(before)}`;
+  if (after !== undefined && before !== undefined) return between(events.timestamp, after, before);
+  if (after !== undefined) return gte(events.timestamp, after);
+  if (before !== undefined) return lte(events.timestamp, before);
   return undefined;
 }
 
-/**
- * The ranges a read covers: one per application when the shape's indexes lead with it and the
- * read spans several applications; otherwise one (a scoped read, a session, or every
- * application by the global time index).
- */
-function shardsOf(f: EventFilters): (number | undefined)[] {
-  if (f.app !== undefined) return [f.app];
-  if (shapeOf(f) === "session" || shapeOf(f) === "time" || f.apps === undefined) return [undefined];
-  return [...f.apps];
-}
-
-export function whereOf(f: EventFilters, app: number | undefined = f.app, values?: Values): SQL | undefined {
-  return and(...filterTerms(f, app, values), rangeTerm(f.after, f.before));
+export function whereOf(f: EventFilters): SQL | undefined {
+  return and(...filterTerms(f), rangeTerm(f.after, f.before));
 }
 
 /**
- * The rows from a position on, as two index range reads that each seek: the rest of the
+ * The rows from a position on. From a clean position (the first of its timestamp in the walk),
+ * one range from its timestamp. Otherwise two index range reads that each seek: the rest of the
  * position's own timestamp from its id (`timestamp = T AND id <= P`: every index ends in
  * timestamp and then the rowid, so this is one seek), then the timestamps past it. A single
  * row-value condition `(timestamp, id) <= (T, P)` cannot seek on the id, so a page deep inside
  * a group of equal timestamps would re-read the rest of the group.
  */
-function positionArms(f: EventFilters, app: number | undefined, p: Position, direction: "asc" | "desc", values?: Values): SQL[] {
-  const filters = filterTerms(f, app, values);
+function positionArms(f: EventFilters, p: Position, direction: "asc" | "desc"): SQL[] {
+  const filters = filterTerms(f);
   if (p.tie === false) {
-    // Every matching row of the position's timestamp is at or past it: one range from that timestamp.
     return direction === "desc"
       ? [and(...filters, rangeTerm(f.after, f.before === undefined ? p.timestamp : Math.min(f.before, p.timestamp)))!]
       : [and(...filters, rangeTerm(f.after === undefined ? p.timestamp : Math.max(f.after, p.timestamp), f.before))!];
   }
   const inRange = (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
   const tie = inRange
-    ? and(...filters, sql`${events.timestamp} = ${int(p.timestamp)}`, direction === "desc" ? sql`${events.id} <= ${int(p.id)}` : sql`${events.id} >= ${int(p.id)}`)
+    ? and(...filters, eq(events.timestamp, p.timestamp), direction === "desc" ? lte(events.id, p.id) : gte(events.id, p.id))
     : undefined;
   const beyond =
     direction === "desc"
@@ -214,62 +190,24 @@ export interface Page {
   direction?: "asc" | "desc";
 }
 
-/**
- * One page of events, newest first (or oldest first with direction "asc"), ties broken by id.
- * A batchable query. A read over one range is a plain index range read. A read across several
- * applications merges one ordered range per application (SQLite's MERGE of a UNION ALL with an
- * ORDER BY reads each arm only as far as the page needs: about one page plus one row per
- * application); its filter strings are bound once, in a CTE every arm reads.
- */
-export function listEvents(db: Db, f: EventFilters, page: Page): EventRead {
+/** One page of events, newest first (or oldest first with direction "asc"), ties broken by id. A batchable query. */
+export function listEvents(db: Db, f: EventFilters, page: Page) {
   const direction = page.direction ?? "desc";
   const order = direction === "desc" ? desc : asc;
-  const shards = shardsOf(f);
-  if (shards.length === 1) {
-    const app = shards[0];
-    const read = (where: SQL | undefined) =>
-      db.select().from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
-    if (page.after === undefined) return read(whereOf(f, app)).offset(page.offset ?? 0) as unknown as EventRead;
-    const [tie, beyond] = positionArms(f, app, page.after, direction);
-    if (beyond === undefined) return read(tie) as unknown as EventRead;
-    // Each arm is an ordered, limited subquery, and UNION ALL runs its arms in turn: when the
-    // position's own timestamp fills the page the second arm is never started, so a page reads
-    // exactly its own rows. (A compound ORDER BY would merge the arms and read one more row.)
-    return db
-      .select()
-      .from(read(tie).as("tie"))
-      .unionAll(db.select().from(read(beyond).as("beyond")))
-      .limit(page.limit) as unknown as EventRead;
-  }
-  const q = db.$with("q").as(db.select({ category: sql`${f.category ?? null}`.as("category"), name: sql`${f.name ?? null}`.as("name") }).from(sql`(SELECT 1)`));
-  const values: Values = { category: sql`(SELECT category FROM q)`, name: sql`(SELECT name FROM q)` };
-  const arms = shards.flatMap((app) => (page.after === undefined ? [whereOf(f, app, values)] : positionArms(f, app, page.after, direction, values)));
-  if (page.after === undefined && (page.offset ?? 0) > 0) {
-    // A deep offset: the arms' merge would read every skipped row whole, so it merges only
-    // (timestamp, id), which every index covers, and the page's rows are then read by id.
-    const [head, ...tail] = arms.map((where, i) =>
-      (i === 0 ? db.with(q) : db).select({ id: events.id, timestamp: events.timestamp }).from(events).where(where),
-    );
-    const ids = unionAll(head!, tail[0]!, ...tail.slice(1))
-      .orderBy(order(events.timestamp), order(events.id))
-      .limit(page.limit)
-      .offset(page.offset!)
-      .as("page");
-    return db
-      .select()
-      .from(events)
-      .where(inArray(events.id, db.select({ id: ids.id }).from(ids)))
-      .orderBy(order(events.timestamp), order(events.id)) as unknown as EventRead;
-  }
-  // WITH belongs to the whole compound, so only its first arm carries it.
-  const [first, ...rest] = arms.map((where, i) => (i === 0 ? db.with(q) : db).select().from(events).where(where));
-  return unionAll(first!, rest[0]!, ...rest.slice(1))
-    .orderBy(order(events.timestamp), order(events.id))
-    .limit(page.limit) as unknown as EventRead;
+  const read = (where: SQL | undefined) =>
+    db.select().from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
+  if (page.after === undefined) return read(whereOf(f)).offset(page.offset ?? 0);
+  const [first, beyond] = positionArms(f, page.after, direction);
+  if (beyond === undefined) return read(first);
+  // Each arm is an ordered, limited subquery, and UNION ALL runs its arms in turn: when the
+  // position's own timestamp fills the page the second arm is never started, so a page reads
+  // exactly its own rows. (A compound ORDER BY would merge the arms and read one more row.)
+  return db
+    .select()
+    .from(read(first).as("tie"))
+    .unionAll(db.select().from(read(beyond).as("beyond")))
+    .limit(page.limit) as unknown as ReturnType<typeof read>;
 }
-
-/** What every form of listEvents is: a read of event rows that runs alone or in a D1 batch. */
-export type EventRead = BatchItem<"sqlite"> & Promise<EventRow[]>;
 
 /**
  * Events above an id that match the filters, in id order: the export's read of what the archive
@@ -316,16 +254,10 @@ export function sumCounts(results: readonly unknown[]): number {
  * A session's events are counted in its index (sessions are small). Otherwise whole hours
  * come from the hourly rollup and only the partial hours at the edges of a time range are
  * counted row by row: a count over a million events reads a few hundred rollup rows plus at
- * most two hours of matching events, and stays exact. Row counts across applications seek
- * each application's range (`app IN (…)`): a count needs no order, so no merge.
+ * most two hours of matching events, and stays exact.
  */
 export function countQueries(db: Db, f: EventFilters) {
-  const exact = (g: EventFilters) => {
-    const shards = shardsOf(g);
-    if (shards.length === 1) return db.select({ n: count() }).from(events).where(whereOf(g, shards[0]));
-    const apps = sql.join(shards.map((a) => int(a!)), sql`, `);
-    return db.select({ n: count() }).from(events).where(and(sql`${events.app} IN (${apps})`, ...filterTerms(g, undefined).slice(2), rangeTerm(g.after, g.before)));
-  };
+  const exact = (g: EventFilters) => db.select({ n: count() }).from(events).where(whereOf(g));
   // Whole hours inside [after, before]: first..last (either open when its bound is absent).
   const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);
   const last = f.before === undefined ? undefined : Math.floor((f.before + 1) / HOUR) - 1;
