@@ -76,7 +76,8 @@ const advanceMark = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELE
 
 /**
  * Inserts events (an event_id its application already stored is skipped), their counts, and
- * error-log rows (an entry already logged is skipped) in one D1 batch, which D1 runs as one transaction: all of it is stored, or none of it.
+ * error-log rows (an entry already logged is skipped) in one D1 batch, which D1 runs as one
+ * transaction: all of it is stored, or none of it.
  */
 export async function insertAll(db: Db, rows: NewEventRow[], errors: NewErrorLogRow[] = []): Promise<void> {
   const inserts = insertEvents(db, rows);
