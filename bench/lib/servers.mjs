@@ -349,13 +349,14 @@ export function d1Files(persist) {
 }
 
 /**
- * A wrangler config derived from the snapshot's wrangler.toml (same bindings, vars, queues, D1), written
- * to `file` with another entry point (a path inside the snapshot) and optionally another migrations folder.
+ * A wrangler config derived from the snapshot's wrangler.toml (or `template`, another commit's), same
+ * bindings, vars, queues and D1, written to `file` with another entry point (a path relative to the
+ * template's folder) and optionally another migrations folder.
  */
-export function writeDerivedConfig({ file, main, nameSuffix, migrationsDir, transform = (t) => t }) {
-  let text = readFileSync(snapConfig(), "utf8");
+export function writeDerivedConfig({ file, main, nameSuffix, migrationsDir, transform = (t) => t, template = snapConfig() }) {
+  let text = readFileSync(template, "utf8");
   const dir = path.dirname(file);
-  const rel = (p) => path.relative(dir, path.resolve(SNAP, p));
+  const rel = (p) => path.relative(dir, path.resolve(path.dirname(template), p));
   text = text
     .replace(/^main\s*=\s*".*"/m, `main = "${rel(main)}"`)
     .replace(/^name\s*=\s*"(.*)"/m, `name = "$1-${nameSuffix}"`)

@@ -20,37 +20,7 @@ export async function run(ctx, trivial) {
   await waitForCount(real.url, 1, { timeoutMs: 15_000 });
 
   if (selected("e2e")) {
-    // Issue 2: 10,000 single-event POSTs at 50 connections, first POST → all visible through GET.
-    {
-      const before = await countVisible(real.url);
-      log(`e2e: ${SIZES.e2eSingle} single-event POSTs at ${CONNECTIONS} connections`);
-      const t0 = Date.now();
-      const r = await cannon(`${real.url}/api/event/`, {
-        connections: CONNECTIONS, amount: SIZES.e2eSingle, method: "POST", headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, body: body(1), idReplacement: true,
-      });
-      const postedAt = Date.now();
-      const accepted = r.statuses[202] ?? 0;
-      const w = await waitForCount(real.url, before + accepted);
-      R.e2e.push({
-        label: `${SIZES.e2eSingle.toLocaleString("en")} single-event POSTs, ${CONNECTIONS} connections`,
-        events: accepted, requests: r.requests, statuses: r.statuses, postSeconds: (postedAt - t0) / 1000,
-        seconds: (w.at - t0) / 1000, reached: w.reached, visible: w.count - before, p50: r.p50, p99: r.p99,
-      });
-    }
-    // Issue 4 item 2: 100,000 events in 500-event POSTs.
-    {
-      const before = await countVisible(real.url);
-      log(`e2e: ${SIZES.e2eBatch} events in 500-event POSTs, 10 at a time`);
-      const t0 = Date.now();
-      const r = await postBatches(real.url, { total: SIZES.e2eBatch, perRequest: 500, concurrency: 10, runId: `e2e-${randomUUID()}`, headers: { "cf-connecting-ip": "bench-e2e" }, clientPerRequest: true });
-      const postedAt = Date.now();
-      const w = await waitForCount(real.url, before + r.accepted);
-      R.e2e.push({
-        label: `${SIZES.e2eBatch.toLocaleString("en")} events in 500-event POSTs, 10 connections`,
-        events: r.accepted, requests: r.requests, statuses: r.statuses, retries: r.retries, postSeconds: (postedAt - t0) / 1000,
-        seconds: (w.at - t0) / 1000, reached: w.reached, visible: w.count - before, p50: r.p50, p99: r.p99,
-      });
-    }
+    R.e2e.push(...(await endToEnd(real.url, SIZES, log)));
   }
 
   if (selected("ingest")) {
@@ -65,30 +35,7 @@ export async function run(ctx, trivial) {
     ];
     for (const l of loads) {
       log(`ingest: ${l.label}, ${CONNECTIONS} connections, ${D} s`);
-      const before = l.server === real ? await countVisible(real.url) : 0;
-      const m = await measureLoad(l.server, l.label, {
-        url: l.url, connections: CONNECTIONS, duration: D, method: "POST", headers: l.headers, body: body(l.n), idReplacement: true, clientPool: l.clientPool,
-      });
-      const accepted = (m.statuses[202] ?? 0) * l.n;
-      const row = { key: l.key, label: l.label, perRequest: l.n, seconds: m.seconds, requests: m.requests, reqPerSec: m.reqPerSec,
-        acceptedReqPerSec: (l.server === real ? (m.statuses[202] ?? 0) : (m.statuses[200] ?? 0)) / m.seconds,
-        eventsPerSec: l.server === real ? accepted / m.seconds : m.reqPerSec, accepted, p50: m.p50, p99: m.p99, statuses: m.statuses,
-        errors: m.errors, timeouts: m.timeouts, cpuLoad: m.cpuLoad, cpuPerEventUs: (m.cpuLoad / Math.max(1, l.server === real ? accepted : m.requests)) * 1e6,
-        proxyPerEventUs: (m.cpuProxy / Math.max(1, l.server === real ? accepted : m.requests)) * 1e6, runtimePerEventUs: (m.cpuRuntime / Math.max(1, l.server === real ? accepted : m.requests)) * 1e6 };
-      if (l.server === real) {
-        const t = Date.now();
-        const w = await waitForCount(real.url, before + accepted);
-        const cpuDrained = real.cpuSeconds();
-        Object.assign(row, {
-          drainSeconds: (w.at - t) / 1000, drained: w.reached, visible: w.count - before,
-          cpuTotal: cpuDrained - (m.cpuAtEnd - m.cpuLoad), cpuTotalPerEventUs: ((cpuDrained - (m.cpuAtEnd - m.cpuLoad)) / Math.max(1, accepted)) * 1e6,
-          storedPerSec: (w.count - before) / ((w.at - t) / 1000 + m.seconds),
-        });
-        // Requests in flight when autocannon stopped were accepted too (no response counted): let them land.
-        row.inFlightAccepted = (await settle(real.url)) - w.count;
-      }
-      row.rssMiB = l.server.rssMiB();
-      R.ingest.push(row);
+      R.ingest.push(await ingestLoad(l, { real: l.server === real, seconds: D }));
     }
   }
   await real.stop();
@@ -96,4 +43,77 @@ export async function run(ctx, trivial) {
   const info = await sqliteTask("info", { file });
   R.cost.pipeline = { ...info, bytesPerEvent: info.bytes / Math.max(1, info.rows) };
   R.meta.appId = info.appId;
+}
+
+/**
+ * Issue 2 and issue 4 item 2 on one Worker: 10,000 single-event POSTs at 50 connections ("single"),
+ * then 100,000 events in 500-event POSTs 10 at a time ("batch"), each timed from the first POST until
+ * GET's count shows them all. Returns the rows of the end-to-end table, in that order.
+ */
+export async function endToEnd(url, SIZES, log = () => {}, which = ["single", "batch"]) {
+  const out = [];
+  if (which.includes("single")) {
+    const before = await countVisible(url);
+    log(`e2e: ${SIZES.e2eSingle} single-event POSTs at ${CONNECTIONS} connections`);
+    const t0 = Date.now();
+    const r = await cannon(`${url}/api/event/`, {
+      connections: CONNECTIONS, amount: SIZES.e2eSingle, method: "POST", headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, body: body(1), idReplacement: true,
+    });
+    const postedAt = Date.now();
+    const accepted = r.statuses[202] ?? 0;
+    const w = await waitForCount(url, before + accepted);
+    out.push({
+      label: `${SIZES.e2eSingle.toLocaleString("en")} single-event POSTs, ${CONNECTIONS} connections`,
+      events: accepted, requests: r.requests, statuses: r.statuses, postSeconds: (postedAt - t0) / 1000,
+      seconds: (w.at - t0) / 1000, reached: w.reached, visible: w.count - before, p50: r.p50, p99: r.p99,
+    });
+  }
+  if (which.includes("batch")) {
+    const before = await countVisible(url);
+    log(`e2e: ${SIZES.e2eBatch} events in 500-event POSTs, 10 at a time`);
+    const t0 = Date.now();
+    const r = await postBatches(url, { total: SIZES.e2eBatch, perRequest: 500, concurrency: 10, runId: `e2e-${randomUUID()}`, headers: { "cf-connecting-ip": "bench-e2e" }, clientPerRequest: true });
+    const postedAt = Date.now();
+    const w = await waitForCount(url, before + r.accepted);
+    out.push({
+      label: `${SIZES.e2eBatch.toLocaleString("en")} events in 500-event POSTs, 10 connections`,
+      events: r.accepted, requests: r.requests, statuses: r.statuses, retries: r.retries, postSeconds: (postedAt - t0) / 1000,
+      seconds: (w.at - t0) / 1000, reached: w.reached, visible: w.count - before, p50: r.p50, p99: r.p99,
+    });
+  }
+  return out;
+}
+
+/**
+ * One ingest load (autocannon, 50 connections, `seconds`) on `l.server`, with its workerd CPU; on the
+ * real Worker (`real`) also until every accepted event is visible, so the CPU includes the consumer.
+ * `l`: { server, key, label, n (events per POST), headers, url?, clientPool? }. Returns a row of the ingest table.
+ */
+export async function ingestLoad(l, { real, seconds }) {
+  const url = l.server.url;
+  const before = real ? await countVisible(url) : 0;
+  const m = await measureLoad(l.server, l.label, {
+    url: l.url, connections: CONNECTIONS, duration: seconds, method: "POST", headers: l.headers, body: body(l.n), idReplacement: true, clientPool: l.clientPool,
+  });
+  const accepted = (m.statuses[202] ?? 0) * l.n;
+  const per = Math.max(1, real ? accepted : m.requests);
+  const row = { key: l.key, label: l.label, perRequest: l.n, seconds: m.seconds, requests: m.requests, reqPerSec: m.reqPerSec,
+    acceptedReqPerSec: (real ? (m.statuses[202] ?? 0) : (m.statuses[200] ?? 0)) / m.seconds,
+    eventsPerSec: real ? accepted / m.seconds : m.reqPerSec, accepted, p50: m.p50, p99: m.p99, statuses: m.statuses,
+    errors: m.errors, timeouts: m.timeouts, cpuLoad: m.cpuLoad, cpuPerEventUs: (m.cpuLoad / per) * 1e6,
+    proxyPerEventUs: (m.cpuProxy / per) * 1e6, runtimePerEventUs: (m.cpuRuntime / per) * 1e6 };
+  if (real) {
+    const t = Date.now();
+    const w = await waitForCount(url, before + accepted);
+    const cpuDrained = l.server.cpuSeconds();
+    Object.assign(row, {
+      drainSeconds: (w.at - t) / 1000, drained: w.reached, visible: w.count - before,
+      cpuTotal: cpuDrained - (m.cpuAtEnd - m.cpuLoad), cpuTotalPerEventUs: ((cpuDrained - (m.cpuAtEnd - m.cpuLoad)) / Math.max(1, accepted)) * 1e6,
+      storedPerSec: (w.count - before) / ((w.at - t) / 1000 + m.seconds),
+    });
+    // Requests in flight when autocannon stopped were accepted too (no response counted): let them land.
+    row.inFlightAccepted = (await settle(url)) - w.count;
+  }
+  row.rssMiB = l.server.rssMiB();
+  return row;
 }

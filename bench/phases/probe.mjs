@@ -86,23 +86,7 @@ export async function run(ctx) {
 
   if (selected("consumer")) {
     // The same rows for every writer: consumer batches of 20 messages × 250 events.
-    const batches = [];
-    const receivedAt = Date.now() * 1000;
-    let seq = 0;
-    for (let b = 0; b < SIZES.consumerBatches; b++) {
-      const messages = [];
-      for (let m = 0; m < CONSUMER.messagesPerBatch; m++) {
-        const events = [];
-        for (let e = 0; e < CONSUMER.eventsPerMessage; e++, seq++) {
-          events.push({
-            event_id: randomUUID(), session_id: `s-${Math.floor(seq / 20)}`, category: ["page interaction", "navigation", "form", "media", "error"][seq % 5],
-            name: `name ${seq % 50}`, data: `{"host":"www.xxxxx.com","path":"/p/${seq % 500}","element":"chat bubble"}`, timestamp: 1609492527243860 + seq * 1000,
-          });
-        }
-        messages.push({ kind: "events", app: R.meta.appId ?? "app_dev", received_at: receivedAt, events });
-      }
-      batches.push(messages);
-    }
+    const batches = consumerBatches(SIZES.consumerBatches, R.meta.appId ?? "app_dev");
     const messagesFile = path.join(STATE, "consumer-messages.json");
     writeFileSync(messagesFile, JSON.stringify({ batches }));
     const rowsPerTxn = CONSUMER.eventsPerMessage * CONSUMER.messagesPerBatch;
@@ -115,19 +99,7 @@ export async function run(ctx) {
     for (const [variant, label] of variants) {
       await fetch(`${probe.url}/__bench/reset-events`, { method: "POST" }).then((r) => r.arrayBuffer());
       log(`consumer: ${variant}, ${total} rows in transactions of ${rowsPerTxn}`);
-      let inWorkerMs = 0;
-      let retried = 0;
-      let shape;
-      const t0 = performance.now();
-      for (const messages of batches) {
-        const res = await fetch(`${probe.url}/__bench/consume?variant=${variant}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages }) });
-        const out = await res.json();
-        if (!res.ok) throw new Error(`consume ${variant}: ${res.status} ${JSON.stringify(out)}`);
-        inWorkerMs += out.ms;
-        retried += out.retried;
-        shape = `${out.statements} (${out.shape})`;
-      }
-      const seconds = (performance.now() - t0) / 1000;
+      const { seconds, inWorkerMs, retried, shape } = await consumeThrough(probe.url, batches, variant);
       R.consumer.push({ writer: `workerd + D1: ${label}`, variant, rows: total, rowsPerTxn, seconds, rowsPerSec: total / seconds, inWorkerRowsPerSec: total / (inWorkerMs / 1000), retried, statementsPerTxn: shape });
     }
     const around = await (await fetch(`${probe.url}/__bench/consumer-around`)).json();
@@ -190,4 +162,47 @@ async function fixRun(ctx, probe, mode, settings, withLoad) {
   }
   await fetch(`${probe.url}/__bench/consumer-mode?mode=real`, { method: "POST" }).then((r) => r.arrayBuffer());
   return row;
+}
+
+/** `n` consumer batches of 20 messages × 250 events, as 500-event POSTs pack them, for application `appId`. */
+export function consumerBatches(n, appId) {
+  const batches = [];
+  const receivedAt = Date.now() * 1000;
+  let seq = 0;
+  for (let b = 0; b < n; b++) {
+    const messages = [];
+    for (let m = 0; m < CONSUMER.messagesPerBatch; m++) {
+      const events = [];
+      for (let e = 0; e < CONSUMER.eventsPerMessage; e++, seq++) {
+        events.push({
+          event_id: randomUUID(), session_id: `s-${Math.floor(seq / 20)}`, category: ["page interaction", "navigation", "form", "media", "error"][seq % 5],
+          name: `name ${seq % 50}`, data: `{"host":"www.xxxxx.com","path":"/p/${seq % 500}","element":"chat bubble"}`, timestamp: 1609492527243860 + seq * 1000,
+        });
+      }
+      messages.push({ kind: "events", app: appId, received_at: receivedAt, events });
+    }
+    batches.push(messages);
+  }
+  return batches;
+}
+
+/**
+ * Each batch through the probe's POST /__bench/consume (the real queue() export, or a prototype
+ * insert), one request at a time, timed from Node. Returns the seconds, the time inside the Worker,
+ * retried messages and the statements of the last batch.
+ */
+export async function consumeThrough(probeUrl, batches, variant = "real") {
+  let inWorkerMs = 0;
+  let retried = 0;
+  let shape;
+  const t0 = performance.now();
+  for (const messages of batches) {
+    const res = await fetch(`${probeUrl}/__bench/consume?variant=${variant}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages }) });
+    const out = await res.json();
+    if (!res.ok) throw new Error(`consume ${variant}: ${res.status} ${JSON.stringify(out)}`);
+    inWorkerMs += out.ms;
+    retried += out.retried;
+    shape = `${out.statements} (${out.shape})`;
+  }
+  return { seconds: (performance.now() - t0) / 1000, inWorkerMs, retried, shape };
 }

@@ -1,67 +1,19 @@
 // Phase `query` (issue 4): latency, rows_read and raw SQLite for each query shape at 1,000,000 events
 // (100,000 with --quick), beside the trivial Worker (`trivial`).
-import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
-import path from "node:path";
-import { ROOT, SNAP, STATE, Server, d1Files, devCommand, prepareLocal, snapConfig, writeDerivedConfig, writeProbeConfig, childEnv } from "../lib/servers.mjs";
+import { Server, devCommand, snapConfig, writeProbeConfig } from "../lib/servers.mjs";
+import { buildDataset } from "../lib/dataset.mjs";
 import { READ_HEADERS, cannon, latencyLoop, summarize } from "../lib/load.mjs";
 import { sqliteTask } from "../lib/sqlite.mjs";
 
 const LIMIT = 100;
 
-function migrationsHash() {
-  const dir = path.join(SNAP, "migrations");
-  const h = createHash("sha256");
-  for (const f of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) h.update(f).update(readFileSync(path.join(dir, f)));
-  h.update(readFileSync(path.join(ROOT, "bench/sqlite-tasks.cjs")));
-  return h.digest("hex").slice(0, 16);
-}
-
-/**
- * The million rows, loaded the fast way: apply the migrations up to the one that creates `events`,
- * write the rows straight into the local D1 SQLite file with node:sqlite (wrangler not running),
- * then apply the remaining migrations and the dev seed as `npm run dev` would, so any backfill in
- * later migrations (e.g. count rollups) covers them as it would have for events stored before it.
- */
-async function queryDataset(ctx) {
+/** The million rows (100,000 with --quick) of one application, the dev key's, in the run's snapshot's schema. */
+function queryDataset(ctx) {
   const { sizes: SIZES, log, R, flags } = ctx;
-  const rows = SIZES.queryRows;
-  const dir = path.join(STATE, `query-${rows}`);
-  const markerFile = path.join(dir, "dataset.json");
-  const hash = migrationsHash();
-  const appId = R.meta.appId ?? "app_dev";
-  if (!flags.rebuild && existsSync(markerFile)) {
-    const marker = JSON.parse(readFileSync(markerFile, "utf8"));
-    if (marker.rows === rows && marker.hash === hash && marker.appId === appId && d1Files(dir).length === 1) {
-      log(`query: reusing the ${rows}-event data set in ${path.relative(ROOT, dir)} (built ${marker.builtAt}, load ${marker.loadSeconds} s)`);
-      return { dir, file: d1Files(dir)[0], marker, reused: true };
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const migDir = path.join(SNAP, "migrations");
-  const all = readdirSync(migDir).filter((f) => f.endsWith(".sql")).sort();
-  const firstWithEvents = all.findIndex((f) => /CREATE TABLE [`"]?events[`"]?/i.test(readFileSync(path.join(migDir, f), "utf8")));
-  const stage = path.join(STATE, "migrations-stage1");
-  rmSync(stage, { recursive: true, force: true });
-  mkdirSync(stage, { recursive: true });
-  for (const f of all.slice(0, firstWithEvents + 1)) copyFileSync(path.join(migDir, f), path.join(stage, f));
-  const stageConfig = writeDerivedConfig({ file: path.join(STATE, "stage1-wrangler.toml"), main: "src/index.ts", nameSuffix: "bench-stage1", migrationsDir: stage });
-  const t0 = Date.now();
-  execFileSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "--config", stageConfig], { cwd: ROOT, env: childEnv({ CI: "true" }), stdio: ["ignore", "pipe", "pipe"] });
-  const [file] = d1Files(dir);
-  log(`query: loading ${rows} events into ${path.relative(ROOT, file)} with node:sqlite`);
-  const load = await sqliteTask("load", { file, rows, appId, seed: 42 });
-  const t1 = Date.now();
-  prepareLocal(dir); // the remaining migrations + dev seed, exactly as `npm run dev`
-  const migrateSeconds = (Date.now() - t1) / 1000;
-  const marker = { rows, hash, appId, builtAt: new Date().toISOString(), loadSeconds: load.seconds, migrateSeconds, totalSeconds: (Date.now() - t0) / 1000, appliedAfterLoad: all.slice(firstWithEvents + 1) };
-  writeFileSync(markerFile, JSON.stringify(marker, null, 2));
-  return { dir, file, marker, reused: false };
+  return buildDataset({ name: `query-${SIZES.queryRows}`, rows: SIZES.queryRows, load: { appId: R.meta.appId ?? "app_dev" }, rebuild: flags.rebuild, log: (m) => log(`query: ${m}`) });
 }
 
-function shapesFor(v, rows) {
+export function shapesFor(v, rows) {
   const q = (o) => new URLSearchParams(Object.entries(o).filter(([, x]) => x !== undefined)).toString();
   const range = { timestamp_after: v.day, timestamp_before: v.nextDay };
   const filters = [
@@ -86,24 +38,20 @@ function shapesFor(v, rows) {
   return shapes;
 }
 
-export async function run(ctx, trivial) {
-  const { sizes: SIZES, quick: QUICK, log, R } = ctx;
-  const ds = await queryDataset(ctx);
-  const rows = SIZES.queryRows;
-  const v = await sqliteTask("probeValues", { file: ds.file, rows });
-  const shapes = shapesFor(v, rows);
-  const real = await Server.start("real-query", { persist: ds.dir, config: snapConfig(), argv: devCommand() });
-  log(`query: real Worker on ${real.url} over ${rows} events`);
-  // Resolve each cursor shape to its second page (a real `next` link), and warm every shape.
+/**
+ * Each cursor shape resolved to its second page (a real `next` link, in the format of the code
+ * answering), every shape warmed once; sets each shape's results (and count for offset pages).
+ */
+export async function resolveShapes(baseUrl, shapes, headers = READ_HEADERS) {
   for (const s of shapes) {
-    const url = `${real.url}/api/event/?${s.query}`;
-    const res = await fetch(url, { headers: READ_HEADERS });
+    const url = `${baseUrl}/api/event/?${s.query}`;
+    const res = await fetch(url, { headers });
     const page = await res.json();
     if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${JSON.stringify(page)}`);
     if (s.mode === "cursor") {
       if (page.next) {
         s.query = new URL(page.next).search.slice(1);
-        const p2 = await (await fetch(`${real.url}/api/event/?${s.query}`, { headers: READ_HEADERS })).json();
+        const p2 = await (await fetch(`${baseUrl}/api/event/?${s.query}`, { headers })).json();
         s.results = p2.results.length;
       } else {
         // Fewer matches than one page (a session holds ~20 events): page 1 is the only page.
@@ -115,6 +63,37 @@ export async function run(ctx, trivial) {
       s.count = page.count;
     }
   }
+}
+
+/**
+ * D1's rows_read for each shape: the probe runs the request through the real app and re-runs each
+ * statement alone for its meta. The statements on events and its roll-ups count as the query's
+ * (page = the ORDER BY statement, count = the others); key and application-directory lookups, which
+ * a warm isolate serves from its caches, are counted apart (`lookups`).
+ */
+export async function readRowsRead(probeUrl, shapes, headers = READ_HEADERS) {
+  for (const s of shapes) {
+    const res = await fetch(`${probeUrl}/api/event/?${s.query}`, { headers: { ...headers, "x-bench-probe": "1" } });
+    const out = await res.json();
+    if (out.status !== 200) throw new Error(`probe ${s.name}: ${out.status} ${out.response}`);
+    const isLookup = (x) => /api_keys|applications/.test(x.sql);
+    s.lookups = out.statements.filter(isLookup).length;
+    s.statements = out.statements.filter((x) => !isLookup(x));
+    s.rowsRead = s.statements.reduce((n, x) => n + x.rows_read, 0);
+    s.rowsReadList = s.statements.filter((x) => /order by/i.test(x.sql)).reduce((n, x) => n + x.rows_read, 0);
+    s.rowsReadCount = s.rowsRead - s.rowsReadList;
+  }
+}
+
+export async function run(ctx, trivial) {
+  const { sizes: SIZES, quick: QUICK, log, R } = ctx;
+  const ds = await queryDataset(ctx);
+  const rows = SIZES.queryRows;
+  const v = await sqliteTask("probeValues", { file: ds.file, rows });
+  const shapes = shapesFor(v, rows);
+  const real = await Server.start("real-query", { persist: ds.dir, config: snapConfig(), argv: devCommand() });
+  log(`query: real Worker on ${real.url} over ${rows} events`);
+  await resolveShapes(real.url, shapes);
   const D = SIZES.latencySeconds;
   const PASSES = 3;
   log(`query: latency of ${shapes.length} shapes and the trivial Worker, 1 connection, ${PASSES} interleaved passes of ${(D / PASSES).toFixed(2)} s each`);
@@ -148,16 +127,7 @@ export async function run(ctx, trivial) {
   // rows_read: the probe runs the same request through the real app and D1 reports each statement.
   const config = writeProbeConfig();
   const probe = await Server.start("probe-query", { persist: ds.dir, config, argv: devCommand() });
-  for (const s of shapes) {
-    const res = await fetch(`${probe.url}/api/event/?${s.query}`, { headers: { ...READ_HEADERS, "x-bench-probe": "1" } });
-    const out = await res.json();
-    if (out.status !== 200) throw new Error(`probe ${s.name}: ${out.status} ${out.response}`);
-    // The statements on events and its rollups (a key lookup on a cold isolate is not the query's cost).
-    s.statements = out.statements.filter((x) => !/api_keys|applications/.test(x.sql));
-    s.rowsRead = s.statements.reduce((n, x) => n + x.rows_read, 0);
-    s.rowsReadList = s.statements.filter((x) => /order by/i.test(x.sql)).reduce((n, x) => n + x.rows_read, 0);
-    s.rowsReadCount = s.rowsRead - s.rowsReadList;
-  }
+  await readRowsRead(probe.url, shapes);
   // Where a query's time goes, in one instance: the runtime alone, the statements on D1 alone, the whole app.
   const picks = [0, shapes.findIndex((s) => s.name === "category+name + 1-day range"), shapes.length - 2].filter((i) => i >= 0);
   await fetch(`${probe.url}/__bench/d1/register`, { method: "POST", body: JSON.stringify({ shapes: shapes.map((s) => s.statements.map(({ sql, params }) => ({ sql, params }))) }) });
