@@ -4,14 +4,15 @@
 // by side with their ceilings, prints a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
-//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, quiet, keycache, flood,
-//                        and memory (opt-in: only when named here)
+//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, flood, storage, cost,
+//                        and memory, before-after (opt-in: only when named here)
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
 //        --ref <commit>  bench that commit's src/, migrations/ and wrangler.toml instead of the working tree
 //        --flood-base <commit>, --flood-rate <req/s>   the `flood` phase's code before the fix, and its flood's pace
 //        --minutes <n>, --control-minutes <m>, --clients each   the `memory` phase's load (10 min), its
 //                        control's (half that; 0 = none), a new client address per request instead of 1,000
+//        --base <commit> the earlier version of the `before-after`, `storage` and `tenants` phases (16f69f7)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -27,6 +28,10 @@ import * as quiet from "./phases/quiet.mjs";
 import * as keyCache from "./phases/key-cache.mjs";
 import * as authFlood from "./phases/auth-flood.mjs";
 import * as memory from "./phases/memory.mjs";
+import * as beforeAfter from "./phases/before-after.mjs";
+import * as storage from "./phases/storage.mjs";
+import * as tenants from "./phases/tenants.mjs";
+import * as cost from "./phases/cost.mjs";
 
 const argv = process.argv.slice(2);
 /** The value of `--name v` or `--name=v`. */
@@ -41,7 +46,7 @@ const ONLY = flag("--only")?.split(",") ?? null;
 const selected = (name) => (!ONLY || ONLY.includes(name)) && !(argv.includes("--no-quiet") && name === "quiet");
 const FLAGS = {
   ref: flag("--ref"), rebuild: argv.includes("--rebuild"), floodBase: flag("--flood-base"), floodRate: flag("--flood-rate"),
-  minutes: flag("--minutes"), controlMinutes: flag("--control-minutes"), clients: flag("--clients"),
+  minutes: flag("--minutes"), controlMinutes: flag("--control-minutes"), clients: flag("--clients"), base: flag("--base"),
 };
 
 // The phases, in the order they run; each is a module in bench/phases/ with run(ctx[, trivial]).
@@ -53,10 +58,14 @@ const PHASES = [
   { names: ["e2e", "ingest"], module: pipeline, trivial: true },
   { names: ["counts", "consumer", "fix"], module: probe },
   { names: ["query"], module: query, trivial: true },
+  { names: ["tenants"], module: tenants, key: "tenants", trivial: true },
   { names: ["quiet"], module: quiet },
   { names: ["keycache"], module: keyCache },
   { names: ["flood"], module: authFlood, key: "flood" },
+  { names: ["storage"], module: storage, key: "storage" },
+  { names: ["cost"], module: cost, key: "cost" },
   { names: ["memory"], module: memory, key: "memory", optIn: true },
+  { names: ["before-after"], module: beforeAfter, key: "beforeAfter", trivial: true, optIn: true },
 ];
 const runs = (p) => (p.optIn ? p.names.some((n) => ONLY?.includes(n)) : p.names.some(selected));
 

@@ -5,7 +5,10 @@
 //
 // Tasks:
 //   info    {file}                                  file size, rows, journal mode, an app_id
-//   load    {file, rows, appId, seed}               writes `rows` synthetic events into a D1 file
+//   load    {file, rows, appId | apps, tenant, seed}  writes `rows` synthetic events into a D1 file
+//   storage {migrationsDir, rows, apps, txnRows}   a fresh file of that schema filled as the consumer fills it; bytes per table and index (dbstat)
+//   keys    {file, keys: [{id, key, kind, appId}]}  adds API keys (stored as SHA-256) to a D1 file
+//   migrate {file, migration}                       applies one migration file's statements, timed
 //   insert  {messagesFile, variant, migrationsDir, around}   inserts the consumer bench's rows into a fresh DB
 //   query   {file, shapes, iterations, maxMs}       times each shape's statements; EXPLAIN QUERY PLAN
 "use strict";
@@ -132,8 +135,19 @@ function sessionOf(i, sessionIds) {
   return sessionIds(block * DATASET.concurrentSessions + (i % DATASET.concurrentSessions));
 }
 
-function load({ file, rows, appId, seed = 42 }) {
+/**
+ * The application of the i-th loaded row: `appId` for all, or with `apps` (ids) in turn, and with
+ * `tenant` ({ id, every }) one row in `every` for that application (a tenant holding 1/every of the rows).
+ */
+function appOf({ appId, apps, tenant }) {
+  if (!apps && !tenant) return () => appId;
+  const others = apps ?? [appId];
+  return (i) => (tenant && i % tenant.every === Math.floor(tenant.every / 2) ? tenant.id : others[i % others.length]);
+}
+
+function load({ file, rows, appId, apps, tenant, seed = 42 }) {
   const t0 = Date.now();
+  const appFor = appOf({ appId, apps, tenant });
   const rand = prng(seed);
   const sessionRand = prng(seed + 1);
   const sessionCache = new Map();
@@ -170,7 +184,7 @@ function load({ file, rows, appId, seed = 42 }) {
       const name = names[(rand() * names.length) | 0];
       const timestamp = Math.floor(DATASET.start + i * step + rand() * step);
       const data = `{"host":"www.xxxxx.com","path":"/p/${(rand() * 500) | 0}","element":"${ELEMENTS[(rand() * ELEMENTS.length) | 0]}"}`;
-      insert.run(uuid(rand), sessionOf(i, sessionIds), category, name, data, timestamp, timestamp + 50_000 + Math.floor(rand() * 2e6), appId);
+      insert.run(uuid(rand), sessionOf(i, sessionIds), category, name, data, timestamp, timestamp + 50_000 + Math.floor(rand() * 2e6), appFor(i));
     }
     for (const ix of indexes) db.exec(ix.sql);
   })();
@@ -336,7 +350,153 @@ function query({ file, shapes, iterations = 200, maxMs = 2000 }) {
   return out;
 }
 
-const tasks = { info, load, insert, query, probeValues };
+// ---------------------------------------------------------------------------------------------
+// Storage: where a schema's bytes go, on a fresh file filled the way the consumer fills it.
+
+/** The roll-up the consumer runs after each insert: rows above the mark, counted under four shapes; then the mark moves up. */
+function rollupStatements(db) {
+  const compact = hasColumn(db, "events", "app");
+  const H = 3_600_000_000;
+  const appCol = compact ? "app" : "app_id";
+  const appExpr = compact ? "app" : "coalesce(app_id, '')";
+  return [
+    `INSERT INTO event_counts (category, name, hour, ${appCol}, n)
+      SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, count(*)
+      FROM (SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, ${appExpr} AS a
+            FROM events WHERE id > coalesce((SELECT last_id FROM rollup_mark WHERE id = 1), 0)) AS fresh,
+           (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape
+      WHERE true GROUP BY cc, nn, h, a
+      ON CONFLICT (category, name, hour, ${appCol}) DO UPDATE SET n = n + excluded.n`,
+    `INSERT INTO rollup_mark (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM events))
+      ON CONFLICT (id) DO UPDATE SET last_id = max(last_id, excluded.last_id)`,
+  ].map((sql) => db.prepare(sql));
+}
+
+/**
+ * README-shaped events for `apps` (application ids, taking turns at random): a 36-character session
+ * UUID (sessions of 20 events, 10 at a time), a 36-character event_id, category and name from the
+ * query data set's lists ("page interaction" / "cta click" …), `data` of 62–68 bytes, timestamps in
+ * order over `spanHours`, received 50 ms–2 s later.
+ */
+function* readmeEvents({ rows, apps, spanHours, seed }) {
+  const rand = prng(seed);
+  const sessionRand = prng(seed + 1);
+  const sessions = new Map();
+  const sessionIds = (k) => {
+    let id = sessions.get(k);
+    if (!id) {
+      id = uuid(sessionRand);
+      sessions.set(k, id);
+      if (sessions.size > 1000) sessions.delete(sessions.keys().next().value);
+    }
+    return id;
+  };
+  const start = DATASET.start;
+  const step = (spanHours * 3600e6) / rows;
+  for (let i = 0; i < rows; i++) {
+    const category = CATEGORY_NAMES[(rand() * CATEGORY_NAMES.length) | 0];
+    const names = CATEGORIES[category];
+    const timestamp = Math.floor(start + i * step + rand() * step);
+    yield {
+      app: apps[(rand() * apps.length) | 0],
+      event_id: uuid(rand),
+      session_id: sessionIds(i),
+      category,
+      name: names[(rand() * names.length) | 0],
+      data: `{"host":"www.xxxxx.com","path":"/p/${(rand() * 500) | 0}","element":"${ELEMENTS[(rand() * ELEMENTS.length) | 0]}"}`,
+      timestamp,
+      received_at: timestamp + 50_000 + Math.floor(rand() * 2e6),
+    };
+  }
+}
+
+/** Pages, bytes and payload of every table and index of an open database (SQLite's dbstat). */
+function dbstat(db) {
+  return db
+    .prepare(
+      `SELECT s.name AS name, coalesce(m.type, 'table') AS type, count(*) AS pages, sum(s.pgsize) AS bytes, sum(s.payload) AS payload, sum(s.unused) AS unused
+       FROM dbstat AS s LEFT JOIN sqlite_master AS m ON m.name = s.name GROUP BY s.name ORDER BY bytes DESC`,
+    )
+    .all()
+    .map((r) => ({ ...r }));
+}
+
+function storage({ migrationsDir, rows, apps, txnRows = 5000, spanHours = 24, seed = 7 }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eye-storage-"));
+  const file = path.join(dir, "storage.sqlite");
+  const db = open(file);
+  db.exec("PRAGMA journal_mode = WAL"); // as wrangler's local D1 files are
+  for (const s of migrationStatements(migrationsDir)) db.exec(s);
+  const shape = eventsShape(db);
+  const compact = hasColumn(db, "events", "app");
+  const register = db.prepare("INSERT INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, '[]', 0)");
+  for (const id of apps) register.run(id, id);
+  const numOf = new Map(apps.map((id) => [id, compact ? db.prepare("SELECT num FROM applications WHERE id = ?").get(id).num : id]));
+  const insert = db.prepare(`INSERT INTO events (${shape.cols}) SELECT ${shape.fromJson} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`);
+  const rollup = rollupStatements(db);
+  const txn = transaction(db, (batch) => {
+    insert.run(JSON.stringify(batch));
+    for (const r of rollup) r.run();
+  });
+  const t0 = process.hrtime.bigint();
+  let batch = [];
+  for (const e of readmeEvents({ rows, apps, spanHours, seed })) {
+    // Each application under its own number (shape.row() numbers every application 1, for one-application runs).
+    batch.push(compact ? [numOf.get(e.app), e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, e.received_at] : shape.row(e, { app: e.app, received_at: e.received_at }));
+    if (batch.length === txnRows) {
+      txn(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) txn(batch);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  const out = {
+    schema: compact ? "compact (app number, 16-byte event_id)" : "text (app_id, 36-character event_id)",
+    rows: db.prepare("SELECT count(*) AS n FROM events").get().n,
+    rollupRows: db.prepare("SELECT count(*) AS n FROM event_counts").get().n,
+    apps: apps.length,
+    spanHours,
+    txnRows,
+    seconds,
+    pageSize: pragma(db, "page_size"),
+    objects: dbstat(db),
+    indexes: db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").all().map((r) => ({ ...r })),
+    avgRow: db.prepare("SELECT avg(length(event_id)) AS event_id, avg(length(session_id)) AS session_id, avg(length(category)) AS category, avg(length(name)) AS name, avg(length(data)) AS data FROM events").get(),
+  };
+  out.fileBytes = fileBytes(file);
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
+/** API keys added straight into a D1 file (wrangler stopped): stored as SHA-256, as src/auth.ts looks them up. */
+function keys({ file, keys: list }) {
+  const crypto = require("node:crypto");
+  const db = open(file, { mustExist: true });
+  // The key's application must exist (api_keys.app_id references it; node:sqlite enforces foreign keys).
+  const app = db.prepare("INSERT OR IGNORE INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, '[]', 0)");
+  const add = db.prepare("INSERT OR REPLACE INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, ?, ?, ?, 0)");
+  for (const k of list) if (k.appId) app.run(k.appId, k.appId);
+  for (const k of list) add.run(k.id, crypto.createHash("sha256").update(k.key).digest("hex"), k.kind, k.appId ?? null, k.key.slice(0, 9));
+  db.close();
+  return { keys: list.length };
+}
+
+/** One migration file's statements applied to a file with node:sqlite, in one transaction, timed (raw SQLite's share of a migration). */
+function migrate({ file, migration }) {
+  const db = open(file, { mustExist: true });
+  const statements = fs.readFileSync(migration, "utf8").split("--> statement-breakpoint").map((x) => x.trim()).filter(Boolean);
+  const t0 = process.hrtime.bigint();
+  transaction(db, () => {
+    for (const st of statements) db.exec(st);
+  })();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  db.close();
+  return { seconds, statements: statements.length };
+}
+
+const tasks = { info, load, insert, query, probeValues, storage, keys, migrate };
 const [task, arg] = process.argv.slice(2);
 if (!tasks[task]) {
   console.error(`unknown task ${task}`);

@@ -15,6 +15,14 @@
 //   POST /__bench/d1/register {"shapes": [[{sql, params}]]}, GET /__bench/d1?i=N[&batch=1] → shape N's statements on D1 alone (in parallel, or as one batch)
 //   POST /__bench/profile?part=parse|validate|pack&rounds=K   body: a POST body
 //                          → runs that much of the ingest path K times (the bench reads workerd's CPU around it)
+//   POST /__bench/meter?on=1|0 (resets), GET /__bench/meter → what the bindings did while metering was on:
+//                          requests, queue messages and their JSON bytes, and D1's meta.rows_read / rows_written
+//                          summed per statement, for fetch (requests with `x-bench-meter: 1`), queue() and maintain
+//   POST /__bench/maintain  → the real scheduled maintenance (src/maintenance.ts: archive, retention), metered,
+//                          with R2 puts, lists and bytes counted; answers its run and the meter
+//   GET  /__bench/archive   → every object in the ARCHIVE bucket: key, size, events (custom metadata)
+//   GET  /__bench/archive-object?key=K → that object's stored (gzip) bytes
+//   scheduled               → the real scheduled() (`wrangler dev --test-scheduled` answers /__scheduled)
 import { drizzle } from "drizzle-orm/d1";
 import worker from "../../src/index";
 import { plan } from "../../src/consumer";
@@ -23,6 +31,7 @@ import { insertAll } from "../../src/db/events";
 import { limitsFrom } from "../../src/config";
 import { eventMessages } from "../../src/queue";
 import { eventsOf, validateEvents } from "../../src/validate";
+import { maintain } from "../../src/maintenance";
 
 const counters = fresh();
 function fresh() {
@@ -38,6 +47,95 @@ function fresh() {
     d1Batches: 0,
     d1BatchStatements: 0,
     d1SingleStatements: 0,
+  };
+}
+
+// Metering (off unless the bench turns it on): what each binding call would be billed for.
+let metering = false;
+let meter = freshMeter();
+function freshMeter() {
+  const d1 = () => ({ statements: 0, rowsRead: 0, rowsWritten: 0, bySql: {} });
+  return { requests: 0, messages: 0, messageBytes: [], fetch: d1(), queue: d1(), maintain: d1(), r2: { puts: 0, putBytes: 0, lists: 0, gets: 0 } };
+}
+const utf8 = new TextEncoder();
+/** Adds one statement's D1 meta to a role's totals, keyed by the statement's first words. */
+function addMeta(role, sql, meta) {
+  if (!meta) return;
+  const m = meter[role];
+  m.statements++;
+  m.rowsRead += meta.rows_read ?? 0;
+  m.rowsWritten += meta.rows_written ?? 0;
+  const key = sql.replace(/\s+/g, " ").trim().slice(0, 90);
+  const e = (m.bySql[key] ??= { n: 0, rowsRead: 0, rowsWritten: 0 });
+  e.n++;
+  e.rowsRead += meta.rows_read ?? 0;
+  e.rowsWritten += meta.rows_written ?? 0;
+}
+/**
+ * A D1 database whose every statement adds D1's meta (rows_read, rows_written) to `role`. run() and
+ * all() return the meta; a read through raw() or first() does not, so a SELECT read that way is run
+ * once more with all() for it (reads only: nothing is written twice).
+ */
+function meteredDb(db, role) {
+  const statement = (inner, sql) => ({
+    __inner: inner,
+    __sql: sql,
+    bind: (...p) => statement(inner.bind(...p), sql),
+    run: async () => {
+      const r = await inner.run();
+      addMeta(role, sql, r.meta);
+      return r;
+    },
+    all: async () => {
+      const r = await inner.all();
+      addMeta(role, sql, r.meta);
+      return r;
+    },
+    raw: async (o) => {
+      const r = await inner.raw(o);
+      if (/^\s*(select|with)\b/i.test(sql)) addMeta(role, sql, (await inner.all()).meta);
+      return r;
+    },
+    first: async (c) => {
+      const r = await inner.first(c);
+      if (/^\s*(select|with)\b/i.test(sql)) addMeta(role, sql, (await inner.all()).meta);
+      return r;
+    },
+  });
+  const wrapped = {
+    prepare: (sql) => statement(db.prepare(sql), sql),
+    batch: async (stmts) => {
+      const results = await db.batch(stmts.map((x) => x.__inner ?? x));
+      results.forEach((r, i) => addMeta(role, stmts[i].__sql ?? "?", r.meta));
+      return results;
+    },
+    exec: (sql) => db.exec(sql),
+    dump: () => db.dump(),
+    withSession: (...a) => {
+      const session = db.withSession(...a);
+      return { ...meteredDb(session, role), getBookmark: () => session.getBookmark() };
+    },
+  };
+  return wrapped;
+}
+/** An R2 bucket that counts Class A calls (put, list) with the bytes put, and gets (Class B). */
+function meteredBucket(bucket) {
+  return {
+    put: (key, value, o) => {
+      meter.r2.puts++;
+      meter.r2.putBytes += value?.byteLength ?? value?.length ?? 0;
+      return bucket.put(key, value, o);
+    },
+    list: (o) => {
+      meter.r2.lists++;
+      return bucket.list(o);
+    },
+    get: (key, o) => {
+      meter.r2.gets++;
+      return bucket.get(key, o);
+    },
+    head: (key) => bucket.head(key),
+    delete: (k) => bucket.delete(k),
   };
 }
 
@@ -81,6 +179,10 @@ function wrapQueue(queue) {
   const count = (body) => {
     counters.messagesSent++;
     if (body && body.kind === "events") counters.eventsInMessages += body.events.length;
+    if (metering) {
+      meter.messages++;
+      meter.messageBytes.push(utf8.encode(JSON.stringify(body)).length);
+    }
   };
   return {
     send: (body, o) => {
@@ -265,7 +367,7 @@ async function consume(request, env, ctx, variant) {
   if (variant === "real") {
     const { state, batch } = fakeBatch(messages);
     const sqls = [];
-    const db = wrapDb(env.DB, { onRun: (sql) => sqls.push(sql), onBatch: (stmts) => sqls.push(...stmts.map((x) => x.sql)) });
+    const db = wrapDb(metering ? meteredDb(env.DB, "queue") : env.DB, { onRun: (sql) => sqls.push(sql), onBatch: (stmts) => sqls.push(...stmts.map((x) => x.sql)) });
     await worker.queue(batch, envWith(env, { DB: db }), ctx);
     return { ...state, ms: Date.now() - t0, ...describe(sqls) };
   }
@@ -372,6 +474,31 @@ export default {
       return json({ rows: results.reduce((n, r) => n + r.length, 0) });
     }
     if (url.pathname === "/__bench/profile") return json(await profile(request, env, url));
+    if (url.pathname === "/__bench/meter") {
+      if (request.method === "POST") {
+        meter = freshMeter();
+        metering = url.searchParams.get("on") === "1";
+      }
+      return json(meter);
+    }
+    if (url.pathname === "/__bench/maintain") {
+      const run = await maintain(envWith(env, { DB: meteredDb(env.DB, "maintain"), ARCHIVE: meteredBucket(env.ARCHIVE) }));
+      return json({ run, meter });
+    }
+    if (url.pathname === "/__bench/archive") {
+      const objects = [];
+      let cursor;
+      do {
+        const listed = await env.ARCHIVE.list({ cursor, include: ["customMetadata"] });
+        for (const o of listed.objects) objects.push({ key: o.key, size: o.size, events: Number(o.customMetadata?.events ?? 0) });
+        cursor = listed.truncated ? listed.cursor : undefined;
+      } while (cursor);
+      return json({ objects });
+    }
+    if (url.pathname === "/__bench/archive-object") {
+      const object = await env.ARCHIVE.get(url.searchParams.get("key"));
+      return object ? new Response(object.body) : json({ error: "no such object" }, 404);
+    }
     if (url.pathname === "/__bench/reset-events") {
       // The counts go with the rows: new rows reuse the freed ids, which a roll-up mark left above
       // them would never count (the consumer only moves the mark up).
@@ -386,6 +513,10 @@ export default {
     // Ablation: `x-bench-stub: limiter,queue` replaces those bindings with no-ops, to see what each costs.
     const stub = request.headers.get("x-bench-stub") ?? "";
     const overrides = { EVENTS_QUEUE: stub.includes("queue") ? NOOP_QUEUE : wrapQueue(env.EVENTS_QUEUE) };
+    if (metering && request.headers.get("x-bench-meter") === "1") {
+      meter.requests++;
+      overrides.DB = meteredDb(env.DB, "fetch");
+    }
     if (stub.includes("limiter")) overrides.WRITE_LIMITER = NOOP_LIMITER;
     return worker.fetch(request, envWith(env, overrides), ctx);
   },
@@ -398,6 +529,10 @@ export default {
     for (const m of batch.messages) if (m.body && m.body.kind === "events") rows += m.body.events.length;
     counters.consumerRows += rows;
     counters.consumerBatchRows.push(rows);
-    return worker.queue(batch, envWith(env, { DB: countingDb(env.DB) }), ctx);
+    return worker.queue(batch, envWith(env, { DB: countingDb(metering ? meteredDb(env.DB, "queue") : env.DB) }), ctx);
+  },
+
+  scheduled(controller, env, ctx) {
+    return worker.scheduled(controller, env, ctx);
   },
 };
