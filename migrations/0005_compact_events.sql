@@ -47,14 +47,17 @@ CREATE INDEX `events_app_category_name` ON `events` (`app`,`category`,`name`,`ti
 CREATE TABLE `__new_event_counts` (
 	`category` text NOT NULL,
 	`name` text NOT NULL,
-	`hour` integer NOT NULL,
 	`app` integer NOT NULL,
+	`hour` integer NOT NULL,
 	`n` integer NOT NULL,
-	PRIMARY KEY(`category`, `name`, `hour`, `app`)
+	PRIMARY KEY(`category`, `name`, `app`, `hour`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
-INSERT INTO `__new_event_counts` (`category`, `name`, `hour`, `app`, `n`)
-  SELECT c.`category`, c.`name`, c.`hour`, coalesce(a.`num`, 0), c.`n`
+INSERT INTO `__new_event_counts` (`category`, `name`, `app`, `hour`, `n`)
+  SELECT c.`category`, c.`name`, coalesce(a.`num`, 0), c.`hour`, c.`n`
   FROM `event_counts` AS c LEFT JOIN `applications` AS a ON a.`id` = c.`app_id`;--> statement-breakpoint
+-- The counts of every application together (app -1), so a count across all of them reads one row an hour.
+INSERT INTO `__new_event_counts` (`category`, `name`, `app`, `hour`, `n`)
+  SELECT `category`, `name`, -1, `hour`, sum(`n`) FROM `event_counts` GROUP BY `category`, `name`, `hour`;--> statement-breakpoint
 DROP TABLE `event_counts`;--> statement-breakpoint
 ALTER TABLE `__new_event_counts` RENAME TO `event_counts`;

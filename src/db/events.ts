@@ -2,7 +2,7 @@
 import { and, asc, between, count, desc, eq, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { packBySize, utf8Length } from "../sizes";
-import { errorLog, eventCounts, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { ALL_APPS, errorLog, eventCounts, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
 
 export type Db = DrizzleD1Database<Record<string, unknown>>;
 
@@ -55,19 +55,22 @@ export const HOUR = 3_600_000_000;
 const H = sql.raw(String(HOUR));
 
 /**
- * Adds the events matching `where` to the hourly counts under each of the four shapes, or takes
- * them away (`sign` -1, before deleting them: retention.ts).
+ * Adds the events matching `where` to the hourly counts under each of the four shapes, for their
+ * application and for all applications, or takes them away (`sign` -1, before deleting them:
+ * retention.ts).
  */
 export function rollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
   const n = sql.raw(sign === 1 ? "count(*)" : "-count(*)");
-  return sql`INSERT INTO ${eventCounts} (category, name, hour, app, n)
-  SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn, h, a, ${n}
+  return sql`INSERT INTO ${eventCounts} (category, name, app, hour, n)
+  SELECT CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn,
+    CASE WHEN s = 1 THEN a ELSE ${sql.raw(String(ALL_APPS))} END AS aa, h, ${n}
   FROM (
     SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, app AS a
     FROM ${events} WHERE ${where}
-  ) AS fresh, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape
-  WHERE true GROUP BY cc, nn, h, a
-  ON CONFLICT (category, name, hour, app) DO UPDATE SET n = n + excluded.n`;
+  ) AS fresh, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape,
+    (SELECT 1 AS s UNION ALL SELECT 2) AS scope
+  WHERE true GROUP BY cc, nn, aa, h
+  ON CONFLICT (category, name, app, hour) DO UPDATE SET n = n + excluded.n`;
 }
 
 const rollUp = rollUpWhere(sql`id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`);
@@ -272,7 +275,7 @@ export function countQueries(db: Db, f: EventFilters) {
         eq(eventCounts.name, f.name ?? ""),
         first !== undefined ? gte(eventCounts.hour, first) : undefined,
         last !== undefined ? lte(eventCounts.hour, last) : undefined,
-        f.app !== undefined ? eq(eventCounts.app, f.app) : undefined,
+        eq(eventCounts.app, f.app ?? ALL_APPS),
       ),
     );
   const head = first !== undefined && f.after! < first * HOUR ? [exact({ ...f, before: first * HOUR - 1 })] : [];

@@ -63,21 +63,26 @@ export const events = sqliteTable(
  * Event counts per hour, kept by the consumer in the same D1 batch as the events it stores,
  * so a `count` over a million matching events sums a few hundred rows instead of reading
  * a million. Each stored event counts once under each of four shapes: (category, name),
- * (category, ''), ('', name) and ('', ''); '' means "any" (real values are never empty).
+ * (category, ''), ('', name) and ('', ''); '' means "any" (real values are never empty); and
+ * each of those once for its application and once for all applications (ALL_APPS), so a count
+ * reads one row per hour whether it is scoped or not, however many applications there are.
  */
 export const eventCounts = sqliteTable(
   "event_counts",
   {
     category: text("category").notNull(),
     name: text("name").notNull(),
+    // The application's number (0 for events stored without one), or ALL_APPS.
+    app: integer("app").notNull(),
     // floor(timestamp / 1 hour): the bucket the events' own timestamps fall in.
     hour: integer("hour").notNull(),
-    // The application's number, 0 for events stored without one.
-    app: integer("app").notNull(),
     n: integer("n").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.category, t.name, t.hour, t.app] })],
+  (t) => [primaryKey({ columns: [t.category, t.name, t.app, t.hour] })],
 );
+
+/** event_counts.app of the rows that count every application's events. */
+export const ALL_APPS = -1;
 
 /** The highest events.id already counted in event_counts: the consumer counts rows above it. */
 export const rollupMark = sqliteTable("rollup_mark", {
