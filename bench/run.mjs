@@ -63,7 +63,7 @@ const PHASES = [
   { names: ["keycache"], module: keyCache },
   { names: ["flood"], module: authFlood, key: "flood" },
   { names: ["storage"], module: storage, key: "storage" },
-  { names: ["cost"], module: cost, key: "cost" },
+  { names: ["cost"], module: cost, key: "billing" }, // R.cost is the shared report's cost table
   { names: ["memory"], module: memory, key: "memory", optIn: true },
   { names: ["before-after"], module: beforeAfter, key: "beforeAfter", trivial: true, optIn: true },
 ];
@@ -124,11 +124,12 @@ async function main() {
   await stopAll();
   R.meta.totalSeconds = (Date.now() - t0) / 1000;
   R.meta.loadavgAtEnd = os.loadavg().map((n) => n.toFixed(2)).join(" ");
-  const md = [render(R), ...PHASES.filter((p) => p.key && R[p.key]).map((p) => p.module.render(R[p.key]).join("\n"))].join("\n");
-  console.log(`\n${md}`);
+  // The measurements first, so a failure in rendering loses none of them.
   mkdirSync(path.join(ROOT, "bench/.results"), { recursive: true });
   const stamp = `${QUICK ? "quick" : "full"}${ONLY ? `-only-${ONLY.join("-")}` : ""}`;
   writeFileSync(path.join(ROOT, `bench/.results/${stamp}.json`), JSON.stringify(R, null, 2));
+  const md = [render(R), ...PHASES.filter((p) => p.key && R[p.key]).map((p) => p.module.render(R[p.key]).join("\n"))].join("\n");
+  console.log(`\n${md}`);
   writeFileSync(path.join(ROOT, `bench/.results/${stamp}.md`), md);
   if (!QUICK && !ONLY && !argv.includes("--no-write")) {
     writeBenchmarksMd(path.join(ROOT, "BENCHMARKS.md"), md);

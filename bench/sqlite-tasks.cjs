@@ -487,13 +487,19 @@ function keys({ file, keys: list }) {
 function migrate({ file, migration }) {
   const db = open(file, { mustExist: true });
   const statements = fs.readFileSync(migration, "utf8").split("--> statement-breakpoint").map((x) => x.trim()).filter(Boolean);
+  const each = [];
   const t0 = process.hrtime.bigint();
   transaction(db, () => {
-    for (const st of statements) db.exec(st);
+    for (const st of statements) {
+      const t = process.hrtime.bigint();
+      db.exec(st);
+      each.push({ sql: st.replace(/\s+/g, " ").replace(/^(--[^\n]*\s)+/, "").slice(0, 80), seconds: Number(process.hrtime.bigint() - t) / 1e9 });
+    }
   })();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   db.close();
-  return { seconds, statements: statements.length };
+  // The longest statements: D1 stops any one statement after 30 s.
+  return { seconds, statements: statements.length, longest: [...each].sort((a, b) => b.seconds - a.seconds).slice(0, 3) };
 }
 
 const tasks = { info, load, insert, query, probeValues, storage, keys, migrate };

@@ -198,7 +198,7 @@ async function migrationTime(ctx, rows) {
   const info1 = await sqliteTask("info", { file });
   const raw = await sqliteTask("migrate", { file: copy, migration: path.join(migDir, target) });
   for (const suffix of ["", "-wal", "-shm"]) rmSync(copy + suffix, { force: true });
-  return { rows, target, loadSeconds: loaded.seconds, earlierSeconds: before, wranglerSeconds, noopSeconds, rawSeconds: raw.seconds, bytesBefore: info0.bytes, bytesAfter: info1.bytes };
+  return { rows, target, loadSeconds: loaded.seconds, earlierSeconds: before, wranglerSeconds, noopSeconds, rawSeconds: raw.seconds, longest: raw.longest, bytesBefore: info0.bytes, bytesAfter: info1.bytes };
 }
 
 const n0 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "—" : Math.round(x).toLocaleString("en"));
@@ -257,7 +257,8 @@ export function render(o) {
   const m = o.migrate;
   out.push(
     `Migration ${m.target} over ${n0(m.rows)} events (${APPS.length} applications): \`wrangler d1 migrations apply --local\` ${m.wranglerSeconds.toFixed(1)} s, of which wrangler's own start-up ≈ ${m.noopSeconds.toFixed(1)} s (an apply with nothing left); ` +
-      `its statements alone on a copy with node:sqlite ${m.rawSeconds.toFixed(1)} s; **≈ ${((m.wranglerSeconds - m.noopSeconds) / (m.rows / 1e6)).toFixed(1)} s per million events**. File ${n0(m.bytesBefore / 1048576)} → ${n0(m.bytesAfter / 1048576)} MiB.`,
+      `its statements alone on a copy with node:sqlite ${m.rawSeconds.toFixed(1)} s${m.longest ? ` (longest: ${m.longest.map((x) => `\`${x.sql.slice(0, 40)}…\` ${x.seconds.toFixed(1)} s`).join(", ")})` : ""}; ` +
+      `**≈ ${((m.wranglerSeconds - m.noopSeconds) / (m.rows / 1e6)).toFixed(1)} s per million events**. File ${n0(m.bytesBefore / 1048576)} → ${n0(m.bytesAfter / 1048576)} MiB.`,
   );
   out.push("");
   return out;
