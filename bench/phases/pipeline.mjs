@@ -111,6 +111,9 @@ export async function ingestLoad(l, { real, seconds }) {
       cpuTotal: cpuDrained - (m.cpuAtEnd - m.cpuLoad), cpuTotalPerEventUs: ((cpuDrained - (m.cpuAtEnd - m.cpuLoad)) / Math.max(1, accepted)) * 1e6,
       storedPerSec: (w.count - before) / ((w.at - t) / 1000 + m.seconds),
     });
+    // A workerd process whose /proc/<pid>/stat could not be read counts 0 ticks: a total under the load's
+    // own CPU is such a misreading (one run printed a negative figure), not a measurement.
+    if (!(row.cpuTotal >= m.cpuLoad)) Object.assign(row, { cpuTotal: undefined, cpuTotalPerEventUs: undefined });
     // Requests in flight when autocannon stopped were accepted too (no response counted): let them land.
     row.inFlightAccepted = (await settle(url)) - w.count;
   }
