@@ -22,6 +22,7 @@ export default defineConfig({
                 TEST_DEV_SEED: readFileSync(path.join(import.meta.dirname, "scripts/dev-seed.sql"), "utf8"),
                 ENVIRONMENT: "development",
                 KEY_CACHE_SECONDS: "1",
+                PAYLOAD_SCHEMA_CACHE_SECONDS: "1",
                 SENTRY_DSN: `http://public@127.0.0.1:${inject<number>("sentryPort")}/1`,
                 SENTRY_RECEIVER: `http://127.0.0.1:${inject<number>("sentryPort")}`,
               },

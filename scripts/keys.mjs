@@ -2,8 +2,8 @@
 // Operator CLI for applications and keys. It runs `wrangler d1 execute` against the local
 // database (default) or production (--remote), so it needs no admin endpoint on the Worker.
 // Keys are generated here, printed once, and only their SHA-256 is stored.
-import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { d1, flag as flagOf, now, quote, run } from "./d1.mjs";
 
 const USAGE = `usage: npm run keys -- <command> [--remote]
   create-app <name> [--origins https://a.example,https://b.example]
@@ -15,27 +15,8 @@ const USAGE = `usage: npm run keys -- <command> [--remote]
   list                         applications and keys (never the keys themselves)
   revoke <key_id>              stops the key; effective within 60 s (the Worker's key cache TTL)`;
 
-const args = process.argv.slice(2);
-const remote = args.includes("--remote");
-const flag = (name) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const positional = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1] === "--origins"));
-const [command, ...rest] = positional;
-
-const quote = (s) => `'${String(s).replace(/'/g, "''")}'`;
-const now = () => Date.now() * 1000;
+const flag = (name) => flagOf(process.argv.slice(2), name);
 const id = (prefix) => `${prefix}_${randomBytes(8).toString("hex")}`;
-
-function d1(sql) {
-  const out = execFileSync(
-    "wrangler",
-    ["d1", "execute", "DB", remote ? "--remote" : "--local", "--json", "--command", sql],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-  );
-  return JSON.parse(out).flatMap((r) => r.results ?? []);
-}
 
 function origins(list) {
   const values = (list ?? "").split(",").map((o) => o.trim()).filter(Boolean);
@@ -93,10 +74,4 @@ const commands = {
   },
 };
 
-try {
-  if (!commands[command]) throw new Error(USAGE);
-  commands[command](rest);
-} catch (err) {
-  console.error(err.message);
-  process.exit(1);
-}
+await run(commands, USAGE, ["--origins"]);

@@ -138,6 +138,7 @@ export async function readJson(request: Request, maxBytes: number): Promise<Pars
 export interface HiddenProblem {
   field: string;
   message: string;
+  rule: string;
 }
 
 /** Nesting levels whose keys are checked for duplicates: deeper events are refused anyway (data ≤ 32). */
@@ -226,9 +227,9 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
           else frame.add(key);
         }
         if (repeated && !problems.has(element)) {
-          if (depth === eventDepth) problems.set(element, { field: key, message: `${key} appears more than once in the event` });
+          if (depth === eventDepth) problems.set(element, { field: key, message: `${key} appears more than once in the event`, rule: "duplicate_key" });
           else if (field !== null && depth > eventDepth) {
-            problems.set(element, { field, message: `${field} has the key ${quoted(key)} more than once in one object` });
+            problems.set(element, { field, message: `${field} has the key ${quoted(key)} more than once in one object`, rule: "duplicate_key" });
           }
         }
       }
@@ -263,7 +264,7 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
       }
       if (field === "data" && depth > eventDepth && !(plain && j - i <= 15) && !problems.has(element)) {
         const problem = numberProblem(text.slice(i, j));
-        if (problem) problems.set(element, { field: "data", message: `data ${problem}` });
+        if (problem) problems.set(element, { field: "data", message: `data ${problem}`, rule: "inexact_number" });
       }
       i = j;
     } else {

@@ -10,6 +10,7 @@ const STATUS = {
   forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
+  conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
@@ -24,6 +25,12 @@ export interface FieldError {
   index?: number;
   field: string | null;
   message: string;
+  /**
+   * What rule the value broke, for machines and for the error summary: a JSON Schema keyword
+   * (`minimum`, `required`) for a payload schema, `future` for a timestamp too far ahead, zod's
+   * issue code otherwise (`invalid_type`, `too_big`).
+   */
+  rule?: string;
 }
 
 export class ApiError extends HTTPException {

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import type { HiddenProblem } from "./body";
 import type { Limits } from "./config";
 import { ApiError, type FieldError } from "./errors";
+import type { PayloadCheck } from "./payload-schemas";
 import { eventInput, type PreparedEvent } from "./schemas";
 import { utf8Length } from "./sizes";
 
@@ -37,15 +38,15 @@ export function eventsOf(body: unknown, maxEvents: number): unknown[] {
  * Why `data` cannot be stored exactly as sent, or null. Walks without recursion, so a
  * hostile nesting depth costs at most MAX_DATA_DEPTH levels of work.
  */
-function dataProblem(data: Record<string, unknown>): string | null {
+function dataProblem(data: Record<string, unknown>): { rule: string; message: string } | null {
   let level: unknown[] = [data];
   for (let depth = 1; level.length > 0; depth++) {
-    if (depth > MAX_DATA_DEPTH) return `must not nest deeper than ${MAX_DATA_DEPTH} levels`;
+    if (depth > MAX_DATA_DEPTH) return { rule: "too_deep", message: `must not nest deeper than ${MAX_DATA_DEPTH} levels` };
     const next: unknown[] = [];
     for (const value of level) {
       for (const child of Array.isArray(value) ? value : Object.values(value as object)) {
         if (typeof child === "number" && !Number.isFinite(child)) {
-          return "holds a number too large to represent (JSON numbers must be finite doubles)";
+          return { rule: "not_finite", message: "holds a number too large to represent (JSON numbers must be finite doubles)" };
         }
         if (typeof child === "object" && child !== null) next.push(child);
       }
@@ -78,6 +79,7 @@ export function validateEvents(
   receivedAt: number,
   app: string | null,
   hiddenProblems: Map<number, HiddenProblem> = new Map(),
+  checkPayload: PayloadCheck = () => null,
 ): Validated {
   const accepted: PreparedEvent[] = [];
   const refused: Refused[] = [];
@@ -99,21 +101,26 @@ export function validateEvents(
           index,
           field,
           message: field === null ? "each event must be a JSON object" : `${field} ${issue.message}`,
+          rule: issue.code,
         });
       }
       if (hidden && !seen.has(hidden.field)) reasons.push({ index, ...hidden });
     } else {
       const e = parsed.data;
       if (hidden) reasons.push({ index, ...hidden });
-      const problem = hidden?.field === "data" ? hidden.message : dataProblem(e.data);
+      const problem = hidden?.field === "data" ? hidden : dataProblem(e.data);
       const data = problem ? "" : JSON.stringify(e.data);
       if (problem) {
-        if (hidden?.field !== "data") reasons.push({ index, field: "data", message: `data ${problem}` });
+        if (hidden?.field !== "data") reasons.push({ index, field: "data", message: `data ${problem.message}`, rule: problem.rule });
       } else if (utf8Length(data) > limits.maxDataBytes) {
-        reasons.push({ index, field: "data", message: `data is larger than ${limits.maxDataBytes} bytes once serialized` });
+        reasons.push({ index, field: "data", message: `data is larger than ${limits.maxDataBytes} bytes once serialized`, rule: "too_big" });
+      } else {
+        // The event type's payload schema, if one is registered; checked only on storable data.
+        const failure = checkPayload(e.category, e.name, e.data);
+        if (failure) reasons.push({ index, ...failure });
       }
       if (e.timestamp > receivedAt + limits.maxFutureMicros) {
-        reasons.push({ index, field: "timestamp", message: "timestamp is in the future" });
+        reasons.push({ index, field: "timestamp", message: "timestamp is in the future", rule: "future" });
       }
       if (reasons.length === 0) {
         const event = { session_id: e.session_id, category: e.category, name: e.name, data, timestamp: e.timestamp };
@@ -128,7 +135,7 @@ export function validateEvents(
         // rather than counted as accepted and silently dropped by the store.
         const earlier = firstAt.get(eventId);
         if (earlier !== undefined) {
-          reasons.push({ index, field: "event_id", message: `event_id repeats the event at index ${earlier}; an event_id is stored once` });
+          reasons.push({ index, field: "event_id", message: `event_id repeats the event at index ${earlier}; an event_id is stored once`, rule: "duplicate" });
         } else {
           firstAt.set(eventId, index);
           accepted.push({ event_id: eventId, ...event });

@@ -129,13 +129,70 @@ export const errorLog = sqliteTable(
     // log it twice: the request id and event index of a refused event, the message id of a
     // malformed message or a dead letter, the message id and attempt of a consumer failure.
     dedupKey: text("dedup_key"),
+    // A refused event's type as sent (when it sent strings there), for the monitoring filters.
+    category: text("category"),
+    name: text("name"),
+    // The first reason's field (`timestamp`, `data/price`) and rule (`future`, a JSON Schema
+    // keyword such as `minimum`, zod's issue code): what the event was refused for first.
+    field: text("field"),
+    rule: text("rule"),
   },
   (t) => [
     index("error_log_time").on(t.occurredAt),
     index("error_log_kind").on(t.kind, t.occurredAt),
+    index("error_log_app").on(t.appId, t.occurredAt),
+    index("error_log_type").on(t.category, t.name, t.occurredAt),
+    index("error_log_field").on(t.field, t.occurredAt),
     uniqueIndex("error_log_dedup").on(t.dedupKey),
   ],
 );
+
+/**
+ * Error-log entries counted per hour as they are written (by a trigger on error_log, so an
+ * entry a redelivery does not insert again is not counted again): `GET /api/errors/summary`
+ * sums these rows and never scans the log. '' stands for "none" in each text column.
+ */
+export const errorCounts = sqliteTable(
+  "error_counts",
+  {
+    // floor(occurred_at / 1 hour).
+    hour: integer("hour").notNull(),
+    appId: text("app_id").notNull(),
+    kind: text("kind").notNull(),
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    field: text("field").notNull(),
+    rule: text("rule").notNull(),
+    n: integer("n").notNull(),
+  },
+  // The key leads with the hour (a summary across applications, retention); error_counts_app
+  // serves a summary scoped to one application, which then reads its own rows only.
+  (t) => [
+    primaryKey({ columns: [t.hour, t.appId, t.kind, t.category, t.name, t.field, t.rule] }),
+    index("error_counts_app").on(t.appId, t.hour),
+  ],
+);
+
+/**
+ * JSON Schemas for event payloads, one per event type (category, name), for every application
+ * (app_id '') or for one, which then takes precedence. Written by the operator CLI
+ * (`npm run schemas`), which refuses a schema that is invalid or too costly to check.
+ */
+export const payloadSchemas = sqliteTable(
+  "payload_schemas",
+  {
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    appId: text("app_id").notNull().default(""),
+    // The schema's JSON text, as registered.
+    schema: text("schema").notNull(),
+    // Microseconds since the epoch, UTC.
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.category, t.name, t.appId] }), index("payload_schemas_app").on(t.appId)],
+);
+
+export type PayloadSchemaRow = typeof payloadSchemas.$inferSelect;
 
 export type ErrorLogRow = typeof errorLog.$inferSelect;
 export type NewErrorLogRow = typeof errorLog.$inferInsert;
