@@ -198,8 +198,11 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
 
 export async function queue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
   const sentry = createSentry(env, ctx);
+  sentry?.setTag("handler", "queue");
   sentry?.setTag("queue", batch.queue);
   sentry?.setExtra("messages", batch.messages.length);
+  // Which messages, to find them in the dead-letter queue or the error log (ids carry no key).
+  sentry?.setExtra("message_ids", batch.messages.slice(0, 10).map((m) => m.id));
   try {
     if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env, sentry);
     else await consumeEvents(batch, env, sentry);

@@ -35,6 +35,7 @@ export async function scheduled(controller: ScheduledController, env: Env, ctx: 
   const sentry = createSentry(env, ctx);
   sentry?.setTag("handler", "scheduled");
   sentry?.setTag("cron", controller.cron);
+  sentry?.setExtra("scheduled_time", new Date(controller.scheduledTime).toISOString());
   try {
     const run = await maintain(env);
     console.log(`maintenance: ${JSON.stringify(run)}`);

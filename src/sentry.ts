@@ -1,6 +1,9 @@
 // The one seam to Sentry: fetch, queue and scheduled all build their client here.
 // No SENTRY_DSN means no client, not a crash. Keys never leave: Authorization and ?key= are not sent.
+// Every report names its release (this package's version) and environment (ENVIRONMENT); each
+// handler tags its own name (`handler`: fetch, queue, scheduled) and what it served.
 import { Toucan } from "toucan-js";
+import { name, version } from "../package.json";
 
 declare global {
   interface Env {
@@ -13,10 +16,16 @@ const SAFE_HEADERS = ["user-agent", "content-type", "content-length", "content-e
 
 export type Sentry = Toucan;
 
+/** What Sentry calls this build. */
+export const RELEASE = `${name}@${version}`;
+
+/** A client for one invocation; with a request, one tagged `handler: fetch` (queue and scheduled tag their own). */
 export function createSentry(env: Env, ctx: Pick<ExecutionContext, "waitUntil">, request?: Request): Sentry | undefined {
   if (!env.SENTRY_DSN) return undefined;
-  return new Toucan({
+  const sentry = new Toucan({
     dsn: env.SENTRY_DSN,
+    release: RELEASE,
+    environment: env.ENVIRONMENT,
     context: ctx,
     request,
     requestDataOptions: {
@@ -26,4 +35,6 @@ export function createSentry(env: Env, ctx: Pick<ExecutionContext, "waitUntil">,
       allowedIps: false,
     },
   });
+  if (request) sentry.setTag("handler", "fetch");
+  return sentry;
 }

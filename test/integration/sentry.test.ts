@@ -1,13 +1,25 @@
-// A bug in fetch (SPEC §5, §7): the client gets a 500 with a request id and nothing else; the
-// exception reaches Sentry (the loopback stand-in), without the caller's key. The events table is
-// dropped for this file only (its storage is its own) to make D1 fail for real.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+// Sentry everywhere (SPEC §5, §7; issue 9): a bug in fetch gets the client a 500 with a request id
+// and nothing else, and a failure in fetch, queue or scheduled reaches Sentry (the loopback
+// stand-in) tagged with its handler and what it served, with the release and environment, and
+// without key material. The events table is dropped for this file only (its storage is its own)
+// to make D1 fail for real.
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { createSentry } from "../../src/sentry";
-import { api, BASE, DEV_READ_KEY, DEV_WRITE_KEY, makeEvent } from "../helpers";
+import worker from "../../src/index";
+import { createSentry, RELEASE } from "../../src/sentry";
+import { api, BASE, DEV_READ_KEY, DEV_WRITE_KEY, makeApp, makeEvent } from "../helpers";
 import { deliver } from "../queue-helpers";
+
+/** What every envelope must say, and must not: release, environment, its handler; no key, no Authorization. */
+function expectWellFormed(body: string, handler: string) {
+  expect(body).toContain(`"release":"${RELEASE}"`);
+  expect(body).toContain(`"environment":"${env.ENVIRONMENT}"`);
+  expect(body).toContain(`"handler":"${handler}"`);
+  expect(body).not.toMatch(/eye_(w|r|dev)_/);
+  expect(body.toLowerCase()).not.toContain("authorization");
+}
 
 interface Envelope {
   path: string;
@@ -61,6 +73,7 @@ describe("an unhandled error in fetch", () => {
     // The key the request carried never leaves.
     expect(body).not.toContain(DEV_READ_KEY);
     expect(body.toLowerCase()).not.toContain('"authorization"');
+    expectWellFormed(body, "fetch");
   });
 
   it("is off, not a crash, when SENTRY_DSN is unset", async () => {
@@ -105,3 +118,44 @@ describe("a write key sent as ?key=", () => {
   });
 });
 
+
+describe("a failure in queue()", () => {
+  it("reaches Sentry tagged with the handler and the queue, with release and environment, and no key material", async () => {
+    // An application with keys, whose message the consumer cannot store (no events table).
+    const app = await makeApp();
+    const id = `sentry-queue-${crypto.randomUUID()}`;
+    const body = {
+      kind: "events",
+      app: app.appId,
+      received_at: Date.now() * 1000,
+      events: [{ event_id: crypto.randomUUID(), session_id: "s", category: "c", name: "n", data: "{}", timestamp: 1 }],
+    };
+    const { retried } = await deliver("the-eye-events", [{ id, body }]);
+    expect(retried).toEqual([{ id, delaySeconds: 2 }]);
+
+    const [envelope] = await envelopesMentioning(id);
+    expect(envelope, "no envelope named the message").toBeDefined();
+    expect(envelope!.body).toMatch(/no such table: events/);
+    expect(envelope!.body).toContain('"queue":"the-eye-events"');
+    expectWellFormed(envelope!.body, "queue");
+    expect(envelope!.body).not.toContain(app.writeKey);
+    expect(envelope!.body).not.toContain(app.readKey);
+  });
+});
+
+describe("a failure in scheduled()", () => {
+  it("reaches Sentry tagged with the handler and the cron, with release and environment, and no key material, and throws", async () => {
+    // A scheduled time no other run uses names this run's envelope.
+    const scheduledTime = new Date(Date.UTC(2031, 0, 1) + Math.floor(Math.random() * 1e10));
+    const controller = createScheduledController({ scheduledTime, cron: "*/5 * * * *" });
+    const ctx = createExecutionContext();
+    await expect(worker.scheduled(controller, env, ctx)).rejects.toThrow();
+    await waitOnExecutionContext(ctx);
+
+    const [envelope] = await envelopesMentioning(scheduledTime.toISOString());
+    expect(envelope, "no envelope named the scheduled time").toBeDefined();
+    expect(envelope!.body).toContain('"exception"');
+    expect(envelope!.body).toContain('"cron":"*/5 * * * *"');
+    expectWellFormed(envelope!.body, "scheduled");
+  });
+});
