@@ -10,6 +10,7 @@ import { health } from "./health";
 import { home } from "./home";
 import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
+import { receipt } from "./receipt";
 import { createSentry } from "./sentry";
 
 const isIngestPath = (path: string) => /^\/api\/event\/?$/.test(path);
@@ -90,6 +91,10 @@ export function createApp() {
   app.route("/api/event", ingest);
   app.route("/api/event", eventsQuery);
   app.all("/api/event", methodNotAllowed("GET, HEAD, POST, OPTIONS"));
+  // Before the receipt's /:event_id, which would otherwise take a GET of the dry run's path.
+  app.all("/api/event/validate", methodNotAllowed("POST, OPTIONS"));
+  app.route("/api/event", receipt);
+  app.all("/api/event/:event_id", methodNotAllowed("GET, HEAD"));
   app.route("/api/sessions", sessions);
   app.all("/api/sessions/:session_id/events", methodNotAllowed("GET, HEAD"));
   app.route("/api/errors", errorsQuery);

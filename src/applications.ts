@@ -46,6 +46,11 @@ export async function directoryKnowing(db: Db, nums: Iterable<number>): Promise<
   return current;
 }
 
+/** An application's number, reloading the directory once if it does not know the id (created since). */
+export async function numberKnowing(db: Db, id: string): Promise<number | undefined> {
+  return (await directory(db)).numOf(id) ?? (await load(db)).numOf(id);
+}
+
 /**
  * The numbers of the application ids a queue batch names. An id the directory does not know is
  * registered (a message can name an application created a moment ago, or, from before keys

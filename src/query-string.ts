@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import type * as z from "zod/mini";
 import type { AppEnv } from "./app-env";
 import type { EventFilters } from "./db/events";
-import { ApiError } from "./errors";
+import { ApiError, clip } from "./errors";
 import type { EventQuery } from "./schemas";
 
 /**
@@ -49,4 +49,17 @@ export function filtersOf(
 /** What a read key may see: its application (by number), or every application. */
 export function scopeOf(c: Context<AppEnv>): { app?: number } {
   return c.get("appId") !== undefined ? { app: c.get("appNum") ?? -1 } : {};
+}
+
+/**
+ * The application a read covers when the query names one (`app_id`): a scoped key's own, always;
+ * a key for every application, the one named, or all (undefined). A scoped key naming another
+ * application is refused (403) rather than answered with nothing, which would read as "none there".
+ */
+export function appOf(c: Context<AppEnv>, asked: string | undefined): string | undefined {
+  const own = c.get("appId");
+  if (own === undefined || asked === undefined || asked === own) return own ?? asked;
+  throw new ApiError("forbidden", `this read key is scoped to application ${own}; it cannot read ${clip(asked)}`, {
+    errors: [{ field: "app_id", message: `app_id must be ${own} (the key's application) or absent` }],
+  });
 }

@@ -172,6 +172,15 @@ export const exportQuery = z.object({
   timestamp_end: eventQuery.shape.timestamp_end,
 });
 
+/** An event id in a path: a UUID, compared in lower case as stored. */
+export const eventId = z.pipe(
+  z.string().check(z.regex(UUID, "must be a UUID")),
+  z.transform((s: string) => s.toLowerCase()),
+);
+
+/** GET /api/event/{event_id} query string: which application's event, for a key that reads all. */
+export const receiptQuery = z.object({ app_id: filter(label) });
+
 /** GET /api/errors/ query string. */
 export const errorQuery = z.object({
   kind: z.optional(z.enum(["invalid_event", "malformed_message", "consumer_failure", "dead_letter"])),

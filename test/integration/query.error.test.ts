@@ -89,7 +89,7 @@ describe("unknown routes", () => {
   for (const [method, path] of [
     ["GET", "/nothing-here"],
     ["GET", "/api/nothing-here"],
-    ["GET", "/api/event/123"],
+    ["GET", "/api/event/123/more"],
     ["POST", "/api/events/"],
     ["GET", "/api/sessions/abc"],
     ["DELETE", "/api/unknown/"],
