@@ -103,6 +103,7 @@ export function createApp() {
   app.all("/api/health", methodNotAllowed("GET, HEAD"));
   app.all("/api/export", methodNotAllowed("GET, HEAD"));
   app.all("/api/errors", methodNotAllowed("GET, HEAD"));
+  app.all("/api/errors/summary", methodNotAllowed("GET, HEAD"));
 
   return app;
 }

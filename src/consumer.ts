@@ -7,6 +7,7 @@ import { insertAll, type Db } from "./db/events";
 import type { NewErrorLogRow, NewEventRow } from "./db/schema";
 import { excerpt, sendAll } from "./queue";
 import { queueMessage } from "./schemas";
+import { clipChars } from "./sizes";
 import { createSentry, type Sentry } from "./sentry";
 import { nowMicros } from "./timestamp";
 
@@ -24,7 +25,8 @@ interface Planned {
 export function plan(message: Message<unknown>): Planned {
   const parsed = queueMessage.safeParse(message.body);
   if (!parsed.success) {
-    const reasons = parsed.error.issues.slice(0, 10).map((i) => ({ field: i.path.join(".") || null, message: i.message }));
+    const issues = parsed.error.issues.slice(0, 10);
+    const reasons = issues.map((i) => ({ field: i.path.join(".") || null, message: i.message }));
     return {
       message,
       events: [],
@@ -36,6 +38,9 @@ export function plan(message: Message<unknown>): Planned {
           reasons: JSON.stringify(reasons),
           source: message.id,
           dedupKey: `malformed:${message.id}`,
+          // What the summary counts it by: the first issue's path and zod's code for it.
+          field: reasons[0]?.field ? clipChars(reasons[0].field) : null,
+          rule: issues[0]?.code ?? null,
         },
       ],
     };
@@ -45,16 +50,24 @@ export function plan(message: Message<unknown>): Planned {
     return {
       message,
       events: [],
-      errors: body.items.map((item, position) => ({
-        kind: "invalid_event",
-        appId: body.app,
-        occurredAt: body.received_at,
-        payload: item.payload,
-        reasons: JSON.stringify(item.reasons),
-        source: body.request_id,
-        // A request's refused events all travel in its messages, each once per index.
-        dedupKey: `invalid:${body.request_id}:${item.index ?? item.reasons[0]?.index ?? `m${message.id}:${position}`}`,
-      })),
+      errors: body.items.map((item, position) => {
+        // The first reason is what the error summary counts the event under.
+        const first = item.reasons[0];
+        return {
+          kind: "invalid_event",
+          appId: body.app,
+          occurredAt: body.received_at,
+          payload: item.payload,
+          reasons: JSON.stringify(item.reasons),
+          source: body.request_id,
+          // A request's refused events all travel in its messages, each once per index.
+          dedupKey: `invalid:${body.request_id}:${item.index ?? first?.index ?? `m${message.id}:${position}`}`,
+          category: item.category === undefined ? null : clipChars(item.category),
+          name: item.name === undefined ? null : clipChars(item.name),
+          field: first?.field == null ? null : clipChars(first.field),
+          rule: first?.rule === undefined ? null : clipChars(first.rule),
+        };
+      }),
     };
   }
   return {

@@ -1,7 +1,8 @@
 // scheduled(): the maintenance that keeps storage from filling. Each run archives the events
 // stored since the last one to R2, then purges from D1 what is older than the hot window and
-// already archived, then the error log's old entries. Each step has a time budget and picks up
-// where it stopped on the next run. Failures go to Sentry tagged with the cron.
+// already archived, then the error log's old entries and their hourly counts. Each step has a
+// time budget and picks up where it stopped on the next run. Failures go to Sentry tagged with
+// the handler and the cron.
 import { drizzle } from "drizzle-orm/d1";
 import { eq } from "drizzle-orm";
 import { archiveNew, type ArchiveRun } from "./archive";
@@ -16,7 +17,8 @@ export const STEP_BUDGET_MS = 20_000;
 export interface MaintenanceRun {
   archive: ArchiveRun;
   purge: PurgeRun & { cutoff: number };
-  errorLog: PurgeRun & { cutoff: number };
+  /** deleted: error-log entries; counts: hourly error-count rows. */
+  errorLog: PurgeRun & { counts: number; cutoff: number };
 }
 
 export async function maintain(env: Env, now: () => number = Date.now): Promise<MaintenanceRun> {

@@ -1,18 +1,18 @@
 // GET routes: events filtered, ordered and paginated (limit/offset as the original, or a cursor),
-// one session's events in the order they happened, and the error log.
+// one session's events in the order they happened, the error log and its summary.
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { directoryKnowing } from "./applications";
 import { requireKey } from "./auth";
-import { countErrors, listErrors } from "./db/error-log";
-import { countQueries, listEvents, sumCounts, type Db, type EventFilters, type Position } from "./db/events";
+import { countErrors, listErrors, summaryQueries } from "./db/error-log";
+import { countQueries, HOUR, listEvents, sumCounts, type Db, type EventFilters, type Position } from "./db/events";
 import type { ErrorLogRow, EventRow } from "./db/schema";
 import { ApiError } from "./errors";
-import { filtersOf, parseQuery, scopeOf } from "./query-string";
+import { appOf, filtersOf, parseQuery, scopeOf } from "./query-string";
 import { readSession } from "./read-session";
-import { errorQuery, eventQuery, label, type EventQuery } from "./schemas";
+import { errorQuery, errorSummaryQuery, eventQuery, label, type EventQuery } from "./schemas";
 import { renderEvent } from "./render";
-import { formatTimestamp } from "./timestamp";
+import { formatTimestamp, nowMicros } from "./timestamp";
 
 const DEFAULT_LIMIT = 100;
 
@@ -138,18 +138,65 @@ function renderError(r: ErrorLogRow) {
     kind: r.kind,
     occurred_at: formatTimestamp(r.occurredAt),
     application: r.appId,
+    category: r.category,
+    name: r.name,
+    field: r.field,
+    rule: r.rule,
     payload: r.payload,
     reasons: JSON.parse(r.reasons) as unknown,
     source: r.source,
   };
 }
 
-export const errorsQuery = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
-  const q = parseQuery(errorQuery, c.req.queries());
-  const db = c.get("reads")!;
-  const f = { kind: q.kind, appId: c.get("appId"), after: q.occurred_after, before: q.occurred_before };
-  const limit = q.limit ?? DEFAULT_LIMIT;
-  const offset = q.offset ?? 0;
-  const [rows, count] = await Promise.all([listErrors(db, f, limit, offset), countErrors(db, f)]);
-  return c.json({ count, ...offsetLinks(new URL(c.req.url), limit, offset, count), results: rows.map(renderError) });
-});
+export const errorsQuery = new Hono<AppEnv>()
+  .get("/", requireKey("read"), readSession, async (c) => {
+    const q = parseQuery(errorQuery, c.req.queries());
+    const db = c.get("reads")!;
+    const f = {
+      kind: q.kind,
+      appId: appOf(c, q.app_id),
+      category: q.category,
+      name: q.name,
+      field: q.field,
+      rule: q.rule,
+      after: q.occurred_after,
+      before: q.occurred_before,
+    };
+    const limit = q.limit ?? DEFAULT_LIMIT;
+    const offset = q.offset ?? 0;
+    const [rows, count] = await Promise.all([listErrors(db, f, limit, offset), countErrors(db, f)]);
+    return c.json({ count, ...offsetLinks(new URL(c.req.url), limit, offset, count), results: rows.map(renderError) });
+  })
+  .get("/summary", requireKey("read"), readSession, async (c) => {
+    const q = parseQuery(errorSummaryQuery, c.req.queries());
+    const db = c.get("reads")!;
+    // Whole hours, since the counts are hourly: the window widens to the start of the hour holding
+    // `after` and the end of the hour holding `before`; by default the 24 hours up to this one's end.
+    if (q.after !== undefined && q.before !== undefined && q.after > q.before) {
+      throw new ApiError("invalid_query", "invalid query parameter after: after is later than before", {
+        errors: [{ field: "after", message: "after must not be later than before" }],
+      });
+    }
+    const lastHour = Math.floor((q.before ?? nowMicros()) / HOUR);
+    const firstHour = q.after !== undefined ? Math.min(Math.floor(q.after / HOUR), lastHour) : lastHour - 23;
+    const appId = appOf(c, q.app_id);
+    const limit = q.limit ?? DEFAULT_LIMIT;
+    // One more group than asked tells whether there are more.
+    const [groups, totals] = await db.batch(summaryQueries(db, { firstHour, lastHour, appId, kind: q.kind }, limit + 1));
+    const orNull = (s: string) => (s === "" ? null : s);
+    return c.json({
+      window: { after: formatTimestamp(firstHour * HOUR), before: formatTimestamp((lastHour + 1) * HOUR), hours: lastHour - firstHour + 1 },
+      application: appId ?? null,
+      total: totals.reduce((n, t) => n + t.n, 0),
+      totals: Object.fromEntries(totals.map((t) => [t.kind, t.n])),
+      truncated: groups.length > limit,
+      results: groups.slice(0, limit).map((g) => ({
+        kind: g.kind,
+        rule: orNull(g.rule),
+        category: orNull(g.category),
+        name: orNull(g.name),
+        field: orNull(g.field),
+        count: g.n,
+      })),
+    });
+  });

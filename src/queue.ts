@@ -2,7 +2,7 @@
 // a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Events are packed many per message.
 import type { FieldError } from "./errors";
 import type { EventsMessage, PreparedEvent, QueueMessage } from "./schemas";
-import { packBySize, utf8Length } from "./sizes";
+import { clipChars, packBySize, utf8Length } from "./sizes";
 
 /** Serialized bytes per message we aim under (the platform's cap is 128 KB). */
 export const MESSAGE_BYTES = 96 * 1024;
@@ -60,13 +60,26 @@ export function excerpt(value: unknown, max = PAYLOAD_EXCERPT): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
+/** A refused event's `category` or `name` when it sent a string there, cut to 150 characters. */
+function labelOf(payload: unknown, key: "category" | "name"): string | undefined {
+  const value = typeof payload === "object" && payload !== null ? (payload as Record<string, unknown>)[key] : undefined;
+  return typeof value === "string" ? clipChars(value) : undefined;
+}
+
 export function invalidMessages(
   refused: { index: number; payload: unknown; reasons: FieldError[] }[],
   app: string | null,
   receivedAt: number,
   requestId: string,
 ): QueueMessage[] {
-  const items = refused.map((r) => ({ index: r.index, payload: excerpt(r.payload), reasons: r.reasons }));
+  // The type rides beside the excerpt, which may cut it off, so the error summary can count by it.
+  const items = refused.map((r) => ({
+    index: r.index,
+    payload: excerpt(r.payload),
+    reasons: r.reasons,
+    category: labelOf(r.payload, "category"),
+    name: labelOf(r.payload, "name"),
+  }));
   return packBySize(items, (i) => jsonBytes(i) + 1, MESSAGE_BYTES - 512).map((group) => ({
     kind: "invalid",
     app,

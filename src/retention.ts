@@ -2,11 +2,12 @@
 // bounded chunks, each in one transaction with the hourly counts it takes away, so `count` stays
 // exact for what a GET can still page through. Only archived events are deleted (ids up to the
 // archive watermark) and only counted ones (up to the roll-up mark), and never the row with the
-// highest id, whose deletion would let SQLite hand its id out again.
+// highest id, whose deletion would let SQLite hand its id out again. The error log and its hourly
+// counts keep ERROR_LOG_DAYS.
 import { sql } from "drizzle-orm";
 import type { Db } from "./db/events";
 import { HOUR, rollUpWhere } from "./db/events";
-import { errorLog, events, rollupMark, storageState } from "./db/schema";
+import { errorCounts, errorLog, events, rollupMark, storageState } from "./db/schema";
 
 export const DAY = 24 * HOUR;
 
@@ -48,20 +49,30 @@ export async function purgeHotWindow(
   return run;
 }
 
-/** Deletes error-log entries older than `cutoff`, in chunks, until none is left or the deadline passes. */
+/**
+ * Deletes error-log entries older than `cutoff`, then the hourly error counts of hours wholly
+ * before it, in chunks, until none is left or the deadline passes. A count outlives its entries
+ * by at most the hour `cutoff` falls in, whose rows go on the next run after it.
+ */
 export async function purgeErrorLog(
   db: Db,
   { cutoff, deadline, chunk = PURGE_CHUNK * 5, now = Date.now }: { cutoff: number; deadline: number; chunk?: number; now?: () => number },
-): Promise<PurgeRun> {
-  const run: PurgeRun = { deleted: 0, done: false };
-  for (;;) {
-    if (now() >= deadline) return run;
-    const result = await db.run(
-      sql`DELETE FROM ${errorLog} WHERE id IN (SELECT id FROM ${errorLog} WHERE occurred_at < ${cutoff} ORDER BY occurred_at LIMIT ${chunk})`,
-    );
-    const n = (result as unknown as { meta: { changes: number } }).meta.changes;
-    run.deleted += n;
-    if (n < chunk) break;
+): Promise<PurgeRun & { counts: number }> {
+  const run = { deleted: 0, counts: 0, done: false };
+  const hour = Math.floor(cutoff / HOUR);
+  const steps = [
+    { table: errorLog, doomed: sql`SELECT id FROM ${errorLog} WHERE occurred_at < ${cutoff} ORDER BY occurred_at LIMIT ${chunk}`, add: (n: number) => (run.deleted += n) },
+    // error_counts' primary key leads with the hour: each chunk is one range of it.
+    { table: errorCounts, doomed: sql`SELECT rowid FROM ${errorCounts} WHERE hour < ${hour} LIMIT ${chunk}`, add: (n: number) => (run.counts += n) },
+  ];
+  for (const step of steps) {
+    for (;;) {
+      if (now() >= deadline) return run;
+      const result = await db.run(sql`DELETE FROM ${step.table} WHERE rowid IN (${step.doomed})`);
+      const n = (result as unknown as { meta: { changes: number } }).meta.changes;
+      step.add(n);
+      if (n < chunk) break;
+    }
   }
   run.done = true;
   return run;

@@ -90,7 +90,8 @@ export const preparedEvent = z.object({
 });
 export type PreparedEvent = z.infer<typeof preparedEvent>;
 
-const reason = z.object({ index: z.optional(z.int()), field: z.nullable(z.string()), message: z.string() });
+// rule: what the value broke (errors.ts FieldError), absent in messages queued before it existed.
+const reason = z.object({ index: z.optional(z.int()), field: z.nullable(z.string()), message: z.string(), rule: z.optional(z.string()) });
 
 /** Queue messages: a pack of accepted events, or refused ones bound for the error log. */
 // held: how many times the consumer has put the message back because D1 was full (consumer.ts).
@@ -108,8 +109,19 @@ export const queueMessage = z.discriminatedUnion("kind", [
     received_at: z.int(),
     request_id: z.string(),
     held: z.optional(z.int()),
-    // index: the event's position in its request (absent in messages queued before it existed).
-    items: z.array(z.object({ index: z.optional(z.int()), payload: z.string(), reasons: z.array(reason) })).check(z.minLength(1)),
+    // index: the event's position in its request; category, name: the refused event's type when it
+    // sent strings there, cut to 150 characters (each absent in messages queued before it existed).
+    items: z
+      .array(
+        z.object({
+          index: z.optional(z.int()),
+          payload: z.string(),
+          reasons: z.array(reason),
+          category: z.optional(z.string()),
+          name: z.optional(z.string()),
+        }),
+      )
+      .check(z.minLength(1)),
   }),
 ]);
 export type QueueMessage = z.infer<typeof queueMessage>;
@@ -178,15 +190,38 @@ export const eventId = z.pipe(
   z.transform((s: string) => s.toLowerCase()),
 );
 
-/** GET /api/event/{event_id} query string: which application's event, for a key that reads all. */
-export const receiptQuery = z.object({ app_id: filter(label) });
+const errorKind = z.optional(
+  z.enum(["invalid_event", "malformed_message", "consumer_failure", "dead_letter"], {
+    error: "kind must be invalid_event, malformed_message, consumer_failure or dead_letter",
+  }),
+);
+
+/** A reason's field (`timestamp`, `data/price`) or rule (`future`, `minimum`) to filter by. */
+const reasonPart = filter(z.string().check(z.maxLength(150, "must be at most 150 characters")));
 
 /** GET /api/errors/ query string. */
 export const errorQuery = z.object({
-  kind: z.optional(z.enum(["invalid_event", "malformed_message", "consumer_failure", "dead_letter"])),
+  kind: errorKind,
+  app_id: filter(label),
+  category: filter(label),
+  name: filter(label),
+  field: reasonPart,
+  rule: reasonPart,
   occurred_after: filter(bound),
   occurred_before: filter(bound),
   limit: eventQuery.shape.limit,
   offset: eventQuery.shape.offset,
 });
 export type ErrorQuery = z.output<typeof errorQuery>;
+
+/** GET /api/event/{event_id} query string: which application's event, for a key that reads all. */
+export const receiptQuery = z.object({ app_id: filter(label) });
+
+/** GET /api/errors/summary query string. */
+export const errorSummaryQuery = z.object({
+  after: filter(bound),
+  before: filter(bound),
+  app_id: filter(label),
+  kind: errorKind,
+  limit: eventQuery.shape.limit,
+});

@@ -29,3 +29,17 @@ export function packBySize<T>(items: T[], sizeOf: (item: T) => number, max: numb
   if (group.length > 0) groups.push(group);
   return groups;
 }
+
+/**
+ * The first `max` characters (code points) of a string, well-formed: what the error log keeps of a
+ * client's label, whose length the client chose.
+ */
+export function clipChars(s: string, max = 150): string {
+  if (s.length <= max) return s.toWellFormed();
+  let end = 0;
+  for (let n = 0; n < max && end < s.length; n++) {
+    const c = s.charCodeAt(end);
+    end += c >= 0xd800 && c <= 0xdbff && end + 1 < s.length ? 2 : 1;
+  }
+  return s.slice(0, end).toWellFormed();
+}

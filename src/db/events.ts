@@ -16,7 +16,7 @@ function chunk<T>(rows: T[], size: number): T[][] {
 }
 
 /** Columns per error-log row, so a chunk of rows stays under D1's parameter limit. */
-const ERROR_COLUMNS = 7;
+const ERROR_COLUMNS = 11;
 
 /**
  * Bytes of events per INSERT. Events go in as one bound JSON array per statement, read back

@@ -131,6 +131,42 @@ describe("events consumer", () => {
     expect(JSON.parse(logged[1]!.reasons as string)).toEqual([{ index: 3, field: null, message: "each event must be a JSON object" }]);
   });
 
+  it("fills an entry's type from the message and its field and rule from the first reason", async () => {
+    const requestId = unique("consumer-columns");
+    const body: QueueMessage = {
+      kind: "invalid",
+      app: "app-9",
+      received_at: 1_700_000_000_000_003,
+      request_id: requestId,
+      items: [
+        {
+          index: 0,
+          payload: '{"category":"shop"}',
+          category: "shop",
+          name: "checkout",
+          reasons: [
+            { index: 0, field: "data/price", message: "data/price must be >= 0", rule: "minimum" },
+            { index: 0, field: "timestamp", message: "timestamp is in the future", rule: "future" },
+          ],
+        },
+        // As queued before the columns existed: no type, no rule.
+        { index: 1, payload: "{}", reasons: [{ index: 1, field: "data", message: "data is required" }] },
+      ],
+    };
+    await deliver(QUEUE, [{ body }]);
+    const logged = await errorsFrom(requestId);
+    expect(logged.map((r) => [r.category, r.name, r.field, r.rule])).toEqual([
+      ["shop", "checkout", "data/price", "minimum"],
+      [null, null, "data", null],
+    ]);
+
+    const malformed: Delivery = { id: unique("malformed-columns"), body: { kind: "mystery" } };
+    await deliver(QUEUE, [malformed]);
+    const [entry] = await errorsFrom(malformed.id!);
+    expect(entry).toMatchObject({ kind: "malformed_message", category: null, name: null, field: "kind" });
+    expect(entry!.rule).toEqual(expect.any(String));
+  });
+
   it("stores nothing twice when a message is redelivered", async () => {
     const session = unique("consumer-redelivery");
     const message = { id: unique("redelivered"), body: eventsMessage([prepared(session), prepared(session)]) };

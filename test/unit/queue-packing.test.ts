@@ -99,6 +99,28 @@ describe("invalidMessages", () => {
   });
 });
 
+describe("invalidMessages: the refused event's type", () => {
+  it("rides beside the excerpt when the event sent strings there, cut to 150 characters, and is absent otherwise", () => {
+    const long = `${"x".repeat(149)}😀${"y".repeat(10_000)}`;
+    const refused = [
+      { index: 0, payload: { category: "nav", name: "view", data: { blob: "z".repeat(5000) } }, reasons: [{ index: 0, field: "data/price", message: "…", rule: "minimum" }] },
+      { index: 1, payload: { category: long, name: 7 }, reasons: [{ index: 1, field: "category", message: "…", rule: "custom" }] },
+      { index: 2, payload: "text", reasons: [{ index: 2, field: null, message: "each event must be a JSON object" }] },
+    ];
+    const [message] = invalidMessages(refused, null, 5, "req-type");
+    const items = message!.kind === "invalid" ? message!.items : [];
+    expect(items.map((i) => [i.category, i.name])).toEqual([
+      ["nav", "view"],
+      [`${"x".repeat(149)}😀`, undefined],
+      [undefined, undefined],
+    ]);
+    // The rule survives the queue message's schema, which the consumer parses.
+    const parsed = queueMessage.parse(JSON.parse(JSON.stringify(message)));
+    expect(parsed.kind === "invalid" && parsed.items[0]!.reasons[0]!.rule).toBe("minimum");
+    expect(parsed.kind === "invalid" && parsed.items[1]!.category).toBe(`${"x".repeat(149)}😀`);
+  });
+});
+
 describe("excerpt", () => {
   it("keeps short payloads whole and cuts long ones", () => {
     expect(excerpt({ a: 1 })).toBe('{"a":1}');
