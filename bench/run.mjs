@@ -4,7 +4,7 @@
 // by side with their ceilings, prints a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
-//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, flood, storage, cost,
+//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, schemas, flood, storage, cost,
 //                        and memory, before-after (opt-in: only when named here)
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
@@ -26,6 +26,7 @@ import * as probe from "./phases/probe.mjs";
 import * as query from "./phases/query.mjs";
 import * as quiet from "./phases/quiet.mjs";
 import * as keyCache from "./phases/key-cache.mjs";
+import * as payloadSchemas from "./phases/payload-schemas.mjs";
 import * as authFlood from "./phases/auth-flood.mjs";
 import * as memory from "./phases/memory.mjs";
 import * as beforeAfter from "./phases/before-after.mjs";
@@ -61,6 +62,7 @@ const PHASES = [
   { names: ["tenants"], module: tenants, key: "tenants", trivial: true },
   { names: ["quiet"], module: quiet },
   { names: ["keycache"], module: keyCache },
+  { names: ["schemas"], module: payloadSchemas, key: "payloadSchemas" },
   { names: ["flood"], module: authFlood, key: "flood" },
   { names: ["storage"], module: storage, key: "storage" },
   { names: ["cost"], module: cost, key: "billing" }, // R.cost is the shared report's cost table
