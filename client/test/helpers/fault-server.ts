@@ -1,0 +1,82 @@
+// A stand-in for the network between the client and The Eye, on 127.0.0.1: each request takes
+// the next scripted step — answer with a status (429, 503, 401…), drop the connection, or pass
+// the request on to the real Worker (and optionally drop the connection after the Worker
+// answered: the response lost on the way back). Every request is recorded.
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+
+export type Step =
+  | { status: number; headers?: Record<string, string>; body?: unknown }
+  | "drop"
+  | "forward"
+  | "forward-then-drop";
+
+export interface Recorded {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+  /** What the Worker answered, for forwarded requests. */
+  upstream?: { status: number; body: string };
+}
+
+export interface FaultServer {
+  url: string;
+  requests: Recorded[];
+  /** Steps still to come; when none is left, requests are forwarded. */
+  steps: Step[];
+  close(): Promise<void>;
+}
+
+export async function faultServer(upstream: string, steps: Step[] = []): Promise<FaultServer> {
+  const requests: Recorded[] = [];
+  const state = { steps: [...steps] };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      const record: Recorded = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), at: Date.now() };
+      requests.push(record);
+      const step = state.steps.shift() ?? "forward";
+      if (step === "drop") return req.socket.destroy();
+      if (typeof step === "object") {
+        res.writeHead(step.status, { "content-type": "application/json", ...step.headers });
+        return res.end(JSON.stringify(step.body ?? { success: false, message: `injected ${step.status}` }));
+      }
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "host" && k !== "content-length") headers[k] = v;
+      const answer = await fetch(`${upstream}${record.url}`, {
+        method: record.method,
+        headers,
+        body: record.method === "GET" || record.method === "HEAD" ? undefined : record.body,
+      });
+      const text = await answer.text();
+      record.upstream = { status: answer.status, body: text };
+      if (step === "forward-then-drop") return req.socket.destroy();
+      const out: Record<string, string> = {};
+      answer.headers.forEach((v, k) => {
+        if (k !== "content-length" && k !== "content-encoding" && k !== "transfer-encoding") out[k] = v;
+      });
+      res.writeHead(answer.status, out);
+      res.end(text);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    get steps() {
+      return state.steps;
+    },
+    set steps(next: Step[]) {
+      state.steps = [...next];
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
