@@ -1,0 +1,182 @@
+// The built client in a real headless browser (Debian's chromium, driven by playwright-core),
+// on a page served from another origin than The Eye: events tracked and then left behind when
+// the page is navigated away from or closed go out by beacon; what the browser will not take in
+// one go waits in localStorage for the next page. Checked through GET /api/event/ with the read key.
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type * as Client from "../src/index.js";
+import { faultServer, type FaultServer } from "./helpers/fault-server.js";
+import { eyeUrl, newSession, sleep, waitForEvents, WRITE_KEY } from "./helpers/eye.js";
+import { staticServer } from "./helpers/static-server.js";
+
+declare global {
+  interface Window {
+    EyeClient: typeof Client;
+    tracker: Client.Tracker;
+  }
+}
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+// Locally a missing browser skips these tests; in CI (which installs it) it fails them.
+const run = existsSync(CHROMIUM) || process.env.CI !== undefined;
+if (!run) console.warn(`browser tests skipped: no ${CHROMIUM} (apt-get install -y chromium)`);
+if (run && !existsSync(path.resolve(import.meta.dirname, "../dist/index.js"))) throw new Error("build the client first: npm run build");
+
+let browser: Browser;
+let context: BrowserContext;
+let site: Awaited<ReturnType<typeof staticServer>>;
+let net: FaultServer;
+
+beforeAll(async () => {
+  if (!run) return;
+  site = await staticServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Root in CI needs --no-sandbox; the rest keeps Chromium off a network it does not have.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await site?.close();
+});
+
+afterEach(async () => {
+  await context?.close();
+  await net?.close();
+});
+
+/** A fresh browser profile, and a recording loopback proxy in front of The Eye. */
+async function fresh() {
+  context = await browser.newContext();
+  net = await faultServer(eyeUrl());
+}
+
+/** Opens the test page and waits for the built client to load. */
+async function openPage(): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${site.url}/page.html`);
+  await page.waitForFunction(() => window.EyeClient !== undefined);
+  return page;
+}
+
+/** Waits until the proxy has seen `n` POSTs. */
+async function posts(n: number, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  while (net.requests.filter((r) => r.method === "POST").length < n) {
+    if (Date.now() > until) throw new Error(`${net.requests.length} requests seen, wanted ${n} POSTs`);
+    await sleep(50);
+  }
+  return net.requests.filter((r) => r.method === "POST");
+}
+
+describe.runIf(run)("in a browser", () => {
+  it("events left in the queue go out by beacon when the page is navigated away: text/plain, ?key=, no preflight", async () => {
+    await fresh();
+    const session = newSession("beacon-navigate");
+    const page = await openPage();
+    await page.evaluate(
+      ({ endpoint, writeKey, session }) => {
+        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        for (let i = 0; i < 3; i++) window.tracker.track("browser", "navigate", { i });
+      },
+      { endpoint: net.url, writeKey: WRITE_KEY, session },
+    );
+    await sleep(300);
+    expect(net.requests).toHaveLength(0); // nothing sent while the page stays
+
+    await page.goto("about:blank");
+    const [beacon] = await posts(1);
+    expect(beacon!.url).toBe(`/api/event/?key=${WRITE_KEY}`);
+    expect(beacon!.headers["content-type"]).toBe("text/plain;charset=UTF-8");
+    expect(beacon!.headers.authorization).toBeUndefined();
+    expect(Buffer.byteLength(beacon!.body)).toBeLessThan(64 * 1024);
+    expect(net.requests.some((r) => r.method === "OPTIONS")).toBe(false);
+
+    const stored = await waitForEvents(session, 3);
+    expect(beacon!.upstream?.status).toBe(202);
+    expect(stored.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+
+  it("closing the tab sends them by beacon too", async () => {
+    await fresh();
+    const session = newSession("beacon-close");
+    const page = await openPage();
+    await page.evaluate(
+      ({ endpoint, writeKey, session }) => {
+        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker.track("browser", "close", { last: true });
+      },
+      { endpoint: net.url, writeKey: WRITE_KEY, session },
+    );
+    await page.close();
+    await posts(1);
+    expect((await waitForEvents(session, 1))[0]!.data).toEqual({ last: true });
+  });
+
+  it("a queue larger than one beacon goes in beacons under 64 KiB; what the browser refuses waits in localStorage for the next page", async () => {
+    await fresh();
+    const session = newSession("beacon-large");
+    const page = await openPage();
+    const options = { endpoint: net.url, writeKey: WRITE_KEY, session, persist: true };
+    await page.evaluate(({ endpoint, writeKey, session, persist }) => {
+      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist, flushInterval: 600_000 });
+      for (let i = 0; i < 150; i++) window.tracker.track("browser", "large", { i, pad: "x".repeat(1000) });
+    }, options);
+    await page.goto(`${site.url}/page.html`); // leaves the page: beacons
+    await page.waitForFunction(() => window.EyeClient !== undefined);
+    await sleep(500);
+    const beacons = net.requests.filter((r) => r.method === "POST");
+    const left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length);
+
+    // The next page's tracker adopts what is stored and sends it.
+    await page.evaluate(({ endpoint, writeKey, session, persist }) => {
+      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist, flushInterval: 600_000 });
+    }, options);
+    const stored = await waitForEvents(session, 150, { settleMs: 2500 });
+    expect(stored.map((e) => e.data.i)).toEqual([...Array(150).keys()]);
+    expect(beacons.length).toBeGreaterThan(0);
+    for (const b of beacons) expect(Buffer.byteLength(b.body)).toBeLessThan(64 * 1024);
+    const beaconed = beacons.reduce((n, b) => n + (JSON.parse(b.body) as unknown[]).length, 0);
+    console.log(`150 events of ~1 KB on leaving the page: ${beacons.length} beacon(s) took ${beaconed}; ${150 - beaconed} waited in ${left} localStorage slot(s) for the next page`);
+    expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length)).toBe(0);
+    // The next page's flush went by fetch, text/plain with ?key= as well: no preflight either.
+    expect(net.requests.filter((r) => r.method === "POST").length).toBeGreaterThan(beacons.length);
+    expect(net.requests.some((r) => r.method === "OPTIONS")).toBe(false);
+  });
+
+  it("a closed tab's unsent events go out from the next page when persist is on", async () => {
+    await fresh();
+    const session = newSession("persist");
+    const first = await openPage();
+    const options = { endpoint: net.url, writeKey: WRITE_KEY, session };
+    await first.evaluate(({ endpoint, writeKey, session }) => {
+      // No timer and no beacon: the events can only survive through localStorage.
+      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist: true, unload: false, flushInterval: 0 });
+      for (let i = 0; i < 3; i++) window.tracker.track("browser", "persist", { i });
+    }, options);
+    await first.close();
+    expect(net.requests).toHaveLength(0);
+
+    const next = await openPage();
+    await next.evaluate(({ endpoint, writeKey, session }) => {
+      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist: true, flushInterval: 0 });
+    }, options);
+    const stored = await waitForEvents(session, 3);
+    expect(stored.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+
+  it("sessionId() lasts for the tab: the same after a reload, another in a new tab", async () => {
+    await fresh();
+    const page = await openPage();
+    const a = await page.evaluate(() => window.EyeClient.sessionId());
+    await page.reload();
+    await page.waitForFunction(() => window.EyeClient !== undefined);
+    expect(await page.evaluate(() => window.EyeClient.sessionId())).toBe(a);
+    const other = await openPage();
+    expect(await other.evaluate(() => window.EyeClient.sessionId())).not.toBe(a);
+  });
+});

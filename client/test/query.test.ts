@@ -1,0 +1,100 @@
+// The query client against the Worker in `wrangler dev`: typed filters, every page by cursor,
+// one session in order, receipts.
+import { beforeAll, describe, expect, it } from "vitest";
+import { createQueryClient, createTracker, EyeError, type Fetch } from "../src/index.js";
+import { eyeUrl, newSession, READ_KEY, waitForEvents, WRITE_KEY } from "./helpers/eye.js";
+
+const session = newSession("query");
+const base = Date.UTC(2026, 0, 1, 12, 0, 0);
+const ids: string[] = [];
+
+beforeAll(async () => {
+  const t = createTracker({ endpoint: eyeUrl(), writeKey: WRITE_KEY, sessionId: session, flushInterval: 0 });
+  // 25 events a minute apart: 15 "view", 10 "click".
+  for (let i = 0; i < 25; i++) ids.push(t.track("query-test", i % 5 < 3 ? "view" : "click", { i }, { timestamp: new Date(base + i * 60_000) })!);
+  await t.close();
+  await waitForEvents(session, 25, { settleMs: 0 });
+});
+
+/** A query client that records the URLs it fetches. */
+function client() {
+  const urls: string[] = [];
+  const fetchFn: Fetch = (url, init) => {
+    urls.push(url);
+    return fetch(url, init);
+  };
+  return { urls, query: createQueryClient({ endpoint: eyeUrl(), readKey: READ_KEY, fetch: fetchFn }) };
+}
+
+describe("query client", () => {
+  it("walks every page in cursor mode, following next, newest first, nothing twice", async () => {
+    const { urls, query } = client();
+    const seen: number[] = [];
+    for await (const e of query.events({ session_id: session, limit: 10 })) seen.push(e.data.i as number);
+    expect(seen).toEqual([...Array(25).keys()].reverse());
+    expect(urls).toHaveLength(3);
+    expect(urls.every((u) => new URL(u).searchParams.get("pagination") === "cursor")).toBe(true);
+    expect(urls.slice(1).every((u) => new URL(u).searchParams.has("cursor"))).toBe(true);
+    // The read key travels in the header only.
+    expect(urls.some((u) => u.includes(READ_KEY))).toBe(false);
+  });
+
+  it("filters by category, name and an inclusive time range", async () => {
+    const { query } = client();
+    const got: number[] = [];
+    for await (const e of query.events({
+      session_id: session,
+      category: "query-test",
+      name: "view",
+      timestamp_after: new Date(base + 5 * 60_000),
+      timestamp_before: new Date(base + 14 * 60_000).toISOString(),
+    })) {
+      got.push(e.data.i as number);
+    }
+    expect(got).toEqual([12, 11, 10, 7, 6, 5]);
+  });
+
+  it("returns results with the stored event's fields, and pages one at a time", async () => {
+    const { query } = client();
+    const pages = query.pages({ session_id: session, limit: 20 });
+    const first = await pages.next();
+    expect(first.done).toBe(false);
+    const page = first.value!;
+    expect(page.results).toHaveLength(20);
+    expect(page.next).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/event\/\?/);
+    const newest = page.results[0]!;
+    expect(newest).toEqual({
+      session_id: session,
+      timestamp: new Date(base + 24 * 60_000).toISOString().replace(".000Z", "Z"),
+      category: "query-test",
+      name: "click",
+      data: { i: 24 },
+      event_id: ids[24],
+      received_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$/),
+      application: "app_dev",
+    });
+    await pages.return(undefined);
+  });
+
+  it("reads one session oldest first", async () => {
+    const { query } = client();
+    const order: number[] = [];
+    for await (const e of query.session(session, { limit: 7 })) order.push(e.data.i as number);
+    expect(order).toEqual([...Array(25).keys()]);
+  });
+
+  it("answers a receipt by event_id, and null for one never stored", async () => {
+    const { query } = client();
+    expect((await query.event(ids[3]!))?.data).toEqual({ i: 3 });
+    expect(await query.event("01900000-0000-7000-8000-000000000000")).toBeNull();
+  });
+
+  it("throws the server's error for a bad key or a bad filter", async () => {
+    const bad = createQueryClient({ endpoint: eyeUrl(), readKey: WRITE_KEY });
+    await expect(bad.page({ session_id: session })).rejects.toMatchObject({ name: "EyeError", status: 403, code: "forbidden" });
+    const { query } = client();
+    const err = await query.page({ timestamp_after: "not a date" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EyeError);
+    expect(err).toMatchObject({ status: 400, code: "invalid_query" });
+  });
+});
