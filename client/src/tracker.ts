@@ -36,7 +36,7 @@ export interface TrackerOptions {
   writeKey: string;
   /** The session of events tracked without one. Default: sessionId() (per tab, or per process). */
   sessionId?: string | (() => string);
-  /** Milliseconds between automatic flushes; 0 turns the timer off (Workers: flush in waitUntil). Default 5000. */
+  /** Milliseconds between automatic flushes; 0 turns the timer off. Default 5000; 0 in Workers (flush in ctx.waitUntil). */
   flushInterval?: number;
   /** Events per request. Default and ceiling: the server's MAX_EVENTS_PER_REQUEST (500). */
   maxBatchEvents?: number;
@@ -83,6 +83,8 @@ export const BEACON_MAX_BYTES = 64_000;
 const STORAGE_PREFIX = "the-eye:queue:";
 
 const hasDocument = () => typeof document !== "undefined" && typeof addEventListener === "function";
+/** Cloudflare Workers say so in navigator.userAgent; a timer there outlives the request that set it. */
+const inWorkers = () => globalThis.navigator?.userAgent === "Cloudflare-Workers";
 
 function localStore(): Storage | undefined {
   try {
@@ -110,6 +112,8 @@ export class Tracker {
   private readonly storage?: Storage;
   private readonly storageKey?: string;
   private persistQueued = false;
+  /** Entries already handed to a beacon (visibilitychange and pagehide both fire when a page is left). */
+  private readonly beaconed = new WeakSet<Entry>();
   private readonly onPageHide = () => this.beacon();
   private readonly onVisibility = () => {
     if (document.visibilityState === "hidden") this.beacon();
@@ -121,7 +125,7 @@ export class Tracker {
     this.o = {
       endpoint: options.endpoint,
       writeKey: options.writeKey,
-      flushInterval: options.flushInterval ?? 5000,
+      flushInterval: options.flushInterval ?? (inWorkers() ? 0 : 5000),
       maxBatchEvents: Math.min(options.maxBatchEvents ?? Infinity, SERVER_LIMITS.maxEventsPerRequest),
       maxBatchBytes: Math.min(options.maxBatchBytes ?? Infinity, SERVER_LIMITS.maxBodyBytes),
       maxQueueEvents: options.maxQueueEvents ?? 1000,
@@ -242,7 +246,7 @@ export class Tracker {
    */
   beacon(): number {
     const seen = new Set<string>();
-    const pending = [...this.inflight, ...this.queue].filter((e) => !seen.has(e.event.event_id) && seen.add(e.event.event_id));
+    const pending = [...this.inflight, ...this.queue].filter((e) => !this.beaconed.has(e) && !seen.has(e.event.event_id) && seen.add(e.event.event_id));
     const url = `${this.url}?key=${encodeURIComponent(this.o.writeKey)}`;
     const handed = new Set<Entry>();
     for (let rest = pending; rest.length > 0; ) {
@@ -250,7 +254,10 @@ export class Tracker {
       rest = rest.slice(batch.length);
       if (bodyBytes(batch) > BEACON_MAX_BYTES) continue; // one event too large for a beacon: left for fetch
       if (!sendBeacon(url, bodyOf(batch))) break;
-      for (const e of batch) handed.add(e);
+      for (const e of batch) {
+        handed.add(e);
+        this.beaconed.add(e);
+      }
     }
     this.stats.beaconed += handed.size;
     this.queue = this.queue.filter((e) => !handed.has(e));

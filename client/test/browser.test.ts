@@ -101,6 +101,29 @@ describe.runIf(run)("in a browser", () => {
     expect(stored.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
   });
 
+  it("when the page is hidden (visibilitychange, dispatched by the test) the queue goes by beacon once, and leaving the page later sends nothing twice", async () => {
+    await fresh();
+    const session = newSession("beacon-hidden");
+    const page = await openPage();
+    await page.evaluate(
+      ({ endpoint, writeKey, session }) => {
+        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker.track("browser", "hidden", { n: 1 });
+        window.tracker.track("browser", "hidden", { n: 2 });
+        Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+      },
+      { endpoint: net.url, writeKey: WRITE_KEY, session },
+    );
+    const [beacon] = await posts(1);
+    expect((JSON.parse(beacon!.body) as unknown[]).length).toBe(2);
+    expect(await page.evaluate(() => window.tracker.queued)).toBe(0);
+    await page.goto("about:blank"); // pagehide: nothing left to send
+    const stored = await waitForEvents(session, 2);
+    expect(net.requests.filter((r) => r.method === "POST")).toHaveLength(1);
+    expect(stored.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
   it("closing the tab sends them by beacon too", async () => {
     await fresh();
     const session = newSession("beacon-close");

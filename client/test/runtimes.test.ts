@@ -29,8 +29,8 @@ describe("runtimes", () => {
       export default {
         async fetch(request, env, ctx) {
           const { endpoint, writeKey, session } = await request.json();
-          // No timer in a Worker: the flush runs in waitUntil, after the response.
-          const tracker = createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 0 });
+          // No timer in a Worker (the default there): the flush runs in waitUntil, after the response.
+          const tracker = createTracker({ endpoint, writeKey, sessionId: session });
           const id = tracker.track("worker", "request", { runtime: navigator.userAgent });
           ctx.waitUntil(tracker.flush());
           return Response.json({ id });
