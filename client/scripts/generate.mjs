@@ -74,9 +74,9 @@ function jsonSchemaOf(server, name, schema) {
   });
 }
 
-/** The constraints a TypeScript type cannot say, as a doc comment line. */
+/** The schema's description and the constraints a TypeScript type cannot say, as a doc comment line. */
 function constraints(s) {
-  const parts = [];
+  const parts = s.description ? [s.description] : [];
   for (const key of ["pattern", "minLength", "maxLength", "format"]) if (s[key] !== undefined) parts.push(`${key}: ${s[key]}`);
   return parts.join(", ").replaceAll("*/", "*\\/");
 }
@@ -114,7 +114,7 @@ function members(s, indent) {
   const required = new Set(s.required ?? []);
   let text = "";
   for (const [key, value] of Object.entries(s.properties)) {
-    const note = constraints(value.anyOf?.find((x) => x.type === "string") ?? value);
+    const note = constraints({ description: value.description, ...(value.anyOf?.find((x) => x.type === "string") ?? value) });
     if (note) text += `${indent}/** ${note} */\n`;
     text += `${indent}${key}${required.has(key) ? "" : "?"}: ${tsType(value, indent)};\n`;
   }
