@@ -13,7 +13,7 @@ import { errorsQuery, eventsQuery, sessions } from "./query";
 import { receipt } from "./receipt";
 import { createSentry } from "./sentry";
 
-const isIngestPath = (path: string) => /^\/api\/event\/?$/.test(path);
+const isIngestPath = (path: string) => /^\/api\/event(\/validate)?\/?$/.test(path);
 
 /** Answers a method the path does not serve: 405 with the methods it does. */
 const methodNotAllowed = (allow: string) => (c: Context<AppEnv>) => {

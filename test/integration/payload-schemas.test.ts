@@ -141,6 +141,16 @@ describe.concurrent("POST /api/event/validate (dry run)", () => {
     expect(page.results.map((r) => r.event_id).sort()).toEqual([body.events[0]!.event_id, body.events[3]!.event_id].sort());
   });
 
+  it("is open to any page's preflight, like ingestion (a client developer calls it from the browser)", async () => {
+    const res = await api("/api/event/validate", {
+      method: "OPTIONS",
+      headers: { authorization: "", origin: "https://shop.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://shop.example");
+    expect(res.headers.get("access-control-allow-methods")).toContain("POST");
+  });
+
   it("needs a write key and answers a body it cannot read as ingestion does", async () => {
     const noKey = await api("/api/event/validate", { method: "POST", headers: { authorization: "" }, body: "{}" });
     expect(noKey.status).toBe(401);
