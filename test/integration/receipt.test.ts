@@ -94,6 +94,10 @@ describe("GET /api/event/{event_id} (error)", () => {
     }
     expect((await postEvents(makeEvent())).status).toBe(202);
     expect((await api("/api/event/?limit=1")).status).toBe(200);
+    // The dry run's path is not an event id.
+    const dryRun = await api("/api/event/validate");
+    expect(dryRun.status).toBe(405);
+    expect(dryRun.headers.get("allow")).toBe("POST, OPTIONS");
   });
 
   it("answers 409 when several applications stored the id and the key reads them all; app_id chooses", async () => {
