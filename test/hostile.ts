@@ -50,7 +50,8 @@ export async function expectError(res: Response, status: number, code: string, n
 /** One refused event in a 400/202 body: its index, the field named, and a message naming the problem. */
 export function expectFieldError(body: ErrorBody | { errors?: ErrorBody["errors"] }, index: number, field: string | null, message: RegExp) {
   const mine = (body.errors ?? []).filter((e) => e.index === index);
-  expect(mine, JSON.stringify(body.errors)).toContainEqual({ index, field, message: expect.stringMatching(message) });
+  // Every field error also says which rule it broke (README: Payload schemas).
+  expect(mine, JSON.stringify(body.errors)).toContainEqual({ index, field, message: expect.stringMatching(message), rule: expect.stringMatching(/^[a-z_]+$/) });
 }
 
 /** A client address of its own per test file, so other files' traffic never rate-limits these tests. */

@@ -75,7 +75,7 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
     const logged = await waitForErrors(requestId, 6);
     const future = logged.find((r) => r.reasons.some((x) => x.index === 6))!;
     expect(JSON.parse(future.payload)).toEqual(batch[6]);
-    expect(future.reasons).toEqual([{ index: 6, field: "timestamp", message: "timestamp is in the future" }]);
+    expect(future.reasons).toEqual([{ index: 6, field: "timestamp", message: "timestamp is in the future", rule: "future" }]);
     expect(logged.find((r) => r.reasons.some((x) => x.index === 5))!.payload).toBe('"not an event"');
     expect(new Date(logged[0]!.occurred_at).getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
@@ -106,7 +106,7 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
     const res = await postEvents(makeEvent({ timestamp: 1609492527 }));
     expect(res.status).toBe(400);
     const body = (await res.json()) as { errors: unknown[] };
-    expect(body.errors).toEqual([{ index: 0, field: "timestamp", message: "timestamp must be a string" }]);
+    expect(body.errors).toEqual([{ index: 0, field: "timestamp", message: "timestamp must be a string", rule: "invalid_type" }]);
   });
 
   it("refuses 501 events with 400 and stores none of them", async () => {

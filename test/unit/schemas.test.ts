@@ -121,7 +121,7 @@ describe("validateEvents", () => {
       [1, "timestamp"],
     ]);
     expect(refused[0]!.reasons[0]!.message).toBe("session_id must not be empty");
-    expect(refused[1]!.reasons).toEqual([{ index: 2, field: null, message: "each event must be a JSON object" }]);
+    expect(refused[1]!.reasons).toEqual([{ index: 2, field: null, message: "each event must be a JSON object", rule: "invalid_type" }]);
     expect(refused[1]!.payload).toBe("not an object");
   });
 
