@@ -12,6 +12,7 @@ import { ingest } from "./ingest";
 import { errorsQuery, eventsQuery, sessions } from "./query";
 import { receipt } from "./receipt";
 import { createSentry } from "./sentry";
+import { stats } from "./stats";
 
 const isIngestPath = (path: string) => /^\/api\/event(\/validate)?\/?$/.test(path);
 
@@ -104,6 +105,8 @@ export function createApp() {
   app.all("/api/export", methodNotAllowed("GET, HEAD"));
   app.all("/api/errors", methodNotAllowed("GET, HEAD"));
   app.all("/api/errors/summary", methodNotAllowed("GET, HEAD"));
+  app.route("/api/stats", stats);
+  app.all("/api/stats/counts", methodNotAllowed("GET, HEAD"));
 
   return app;
 }

@@ -10,6 +10,7 @@ const ENDPOINTS = [
   { method: "GET", path: "/api/event/{event_id}", key: "read", what: "a delivery receipt: the stored event, or 404 while it is not stored" },
   { method: "GET", path: "/api/errors/", key: "read", what: "the error log: refused events, malformed and dead-lettered messages; by kind, application, type, field, rule" },
   { method: "GET", path: "/api/errors/summary", key: "read", what: "refused events and failures counted by kind, rule, type and field over a time window" },
+  { method: "GET", path: "/api/stats/counts", key: "read", what: "events counted per hour or day by category or name, from the hourly counts" },
   { method: "GET", path: "/api/export", key: "read", what: "every event in a time range as NDJSON, hot or archived" },
   { method: "GET", path: "/api/health", key: "none (read key: storage details)", what: "liveness, version, storage tiers" },
 ] as const;

@@ -225,3 +225,19 @@ export const errorSummaryQuery = z.object({
   kind: errorKind,
   limit: eventQuery.shape.limit,
 });
+
+/** Series a stats response carries at most (the rest are summed into `other`). */
+export const MAX_STATS_SERIES = 100;
+
+/** GET /api/stats/counts query string: the window and filters of GET /api/event/, counted per hour or day. */
+export const statsQuery = z.object({
+  interval: z.optional(z.enum(["hour", "day"], { error: "interval must be hour or day" })),
+  by: z.optional(z.enum(["category", "name"], { error: "by must be category or name" })),
+  category: eventQuery.shape.category,
+  name: eventQuery.shape.name,
+  timestamp_after: eventQuery.shape.timestamp_after,
+  timestamp_before: eventQuery.shape.timestamp_before,
+  app_id: filter(label),
+  limit: z.optional(digits("limit", 1, MAX_STATS_SERIES)),
+});
+export type StatsQuery = z.output<typeof statsQuery>;

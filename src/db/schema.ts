@@ -78,7 +78,15 @@ export const eventCounts = sqliteTable(
     hour: integer("hour").notNull(),
     n: integer("n").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.category, t.name, t.app, t.hour] })],
+  // The key serves a count of one series (a category, a name, both, or all); the two indexes serve
+  // the stats endpoint's series side by side (stats.ts): every category for one name (or for any),
+  // and every name for one category (or for any), over an hour range, without reading other
+  // applications' or other hours' rows. Only new rows touch them: an upsert changes n alone.
+  (t) => [
+    primaryKey({ columns: [t.category, t.name, t.app, t.hour] }),
+    index("event_counts_app_name").on(t.app, t.name, t.hour),
+    index("event_counts_app_category").on(t.app, t.category, t.hour),
+  ],
 );
 
 /** event_counts.app of the rows that count every application's events. */

@@ -1,0 +1,47 @@
+// Event counts per hour split into series (by category or by name), read from the hourly roll-ups
+// (event_counts), never from the events: what the stats endpoint and the explorer's chart draw.
+import { and, between, eq } from "drizzle-orm";
+import type { Db } from "./events";
+import { ALL_APPS, eventCounts } from "./schema";
+
+export interface SeriesFilters {
+  /** What splits the events into series. */
+  by: "category" | "name";
+  category?: string;
+  name?: string;
+  /** One application's number; undefined: every application (the ALL_APPS rows). */
+  app?: number;
+  /** Whole hours, floor(microseconds / 1 hour), both inclusive. */
+  firstHour: number;
+  lastHour: number;
+}
+
+export interface SeriesRow {
+  /** The series' category or name; '' for the row counting every series of the hour (the total). */
+  key: string;
+  hour: number;
+  n: number;
+}
+
+/**
+ * One row per hour and series with events in it, and one per hour for the hour's total (key ''),
+ * over the window. Split by category: the rows of every category for the name filter (or for any
+ * name, ''), a range of event_counts_app_name; split by name, likewise through
+ * event_counts_app_category. With the split's own filter set (by category, category given) there is
+ * one series, a range of the primary key. Either way the read touches the window's rows of the
+ * matching shape only: never other hours, other applications, or the (category, name) pairs.
+ */
+export function seriesCounts(db: Db, f: SeriesFilters) {
+  const key = f.by === "category" ? eventCounts.category : eventCounts.name;
+  return db
+    .select({ key, hour: eventCounts.hour, n: eventCounts.n })
+    .from(eventCounts)
+    .where(
+      and(
+        eq(eventCounts.app, f.app ?? ALL_APPS),
+        f.by === "name" || f.category !== undefined ? eq(eventCounts.category, f.category ?? "") : undefined,
+        f.by === "category" || f.name !== undefined ? eq(eventCounts.name, f.name ?? "") : undefined,
+        between(eventCounts.hour, f.firstHour, f.lastHour),
+      ),
+    );
+}
