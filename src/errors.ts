@@ -2,7 +2,7 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-const STATUS = {
+export const STATUS = {
   bad_request: 400,
   invalid_events: 400,
   invalid_query: 400,

@@ -13,9 +13,14 @@ const ENDPOINTS = [
   { method: "GET", path: "/api/stats/counts", key: "read", what: "events counted per hour or day by category or name, from the hourly counts" },
   { method: "GET", path: "/api/export", key: "read", what: "every event in a time range as NDJSON, hot or archived" },
   { method: "GET", path: "/api/health", key: "none (read key: storage details)", what: "liveness, version, storage tiers" },
+  { method: "GET", path: "/api/openapi.json", key: "none", what: "this API as an OpenAPI 3.1 document, rendered at /docs" },
 ] as const;
 
-const DOCS = "README.md of the project's repository (Endpoints, Configuration, Deploying); SECURITY.md for keys";
+/** The interactive API reference (a static page under public/docs/) and the document it renders. */
+const REFERENCE = "/docs";
+const OPENAPI = "/api/openapi.json";
+
+const DOCS = `${REFERENCE} (the API reference, from ${OPENAPI}); README.md of the project's repository (Endpoints, Configuration, Deploying); SECURITY.md for keys`;
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (ch) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[ch]};`);
 
@@ -27,6 +32,7 @@ function page(): string {
 <h1>The Eye</h1><p>An event collector for user-behaviour events, version ${version}.</p>
 <p>Keys travel in <code>Authorization: Bearer &lt;key&gt;</code> (a write key may also be <code>?key=</code>).</p>
 <table><thead><tr><th>method</th><th>path</th><th>key</th><th>what</th></tr></thead><tbody>${rows}</tbody></table>
+<p>API reference: <a href="${REFERENCE}/">${REFERENCE}</a> (OpenAPI 3.1: <a href="${OPENAPI}">${OPENAPI}</a>).</p>
 <p>Documentation: ${escape(DOCS)}.</p></body></html>`;
 }
 
@@ -34,5 +40,5 @@ export const home = new Hono<AppEnv>().get("/", (c) => {
   // A browser asks for HTML first; everything else gets JSON.
   const accept = c.req.header("accept") ?? "";
   if (/\btext\/html\b/i.test(accept) && !/^\s*application\/json/i.test(accept)) return c.html(page());
-  return c.json({ service: "The Eye", version, api: "/api/", endpoints: ENDPOINTS, docs: DOCS });
+  return c.json({ service: "The Eye", version, api: "/api/", endpoints: ENDPOINTS, docs: DOCS, reference: REFERENCE, openapi: OPENAPI });
 });
