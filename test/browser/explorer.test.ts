@@ -1,0 +1,272 @@
+// The events explorer (public/explorer/) in headless Chromium (Debian's, driven by playwright-core)
+// against `wrangler dev`: the key gate, filters, cursor paging, a row's payload, a session's timeline,
+// the chart from GET /api/stats/counts, hostile payloads shown as text, and the key never in a URL.
+// Screenshots go to $EXPLORER_SCREENSHOTS (default: the-eye-explorer under the temp directory).
+import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+// Locally a missing browser skips these tests; in CI (which installs it) it fails them.
+const run = existsSync(CHROMIUM) || process.env.CI !== undefined;
+if (!run) console.warn(`explorer browser tests skipped: no ${CHROMIUM} (apt-get install -y chromium)`);
+const SHOTS = process.env.EXPLORER_SCREENSHOTS ?? path.join(tmpdir(), "the-eye-explorer");
+
+const WRITE_KEY = "eye_dev_write_key";
+const READ_KEY = "eye_dev_read_key";
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const tag = crypto.randomUUID().slice(0, 8);
+
+// The data: 120 events of 30 sessions, one every 10 minutes over 20 hours; one session of 6 events
+// in 3 minutes; one event whose name and payload are HTML. Timestamps start on a whole minute, as
+// the page's time inputs are to the minute.
+const base = Math.floor((Date.now() - 20 * HOUR) / MINUTE) * MINUTE;
+const iso = (ms: number) => new Date(ms).toISOString();
+const CATEGORIES = ["page view", "page view", "page interaction", "page interaction", "form", "commerce"];
+const ALPHA = `alpha-${tag}`;
+const ALPHA_STEPS = [
+  ["page view", "view"],
+  ["page interaction", "cta click"],
+  ["form", "field error"],
+  ["form", "submit"],
+  ["commerce", "add to cart"],
+  ["commerce", "checkout"],
+] as const;
+const HOSTILE_NAME = "<img src=x onerror=alert(1)>";
+const events = [
+  ...Array.from({ length: 120 }, (_, i) => ({
+    session_id: `s${i % 30}-${tag}`,
+    category: CATEGORIES[i % 6]!,
+    name: ["view", "view", "scroll", "cta click", "submit", "checkout"][i % 6]!,
+    data: { path: ["/", "/pricing", "/product/42", "/cart"][i % 4], i, ...(i % 6 === 5 ? { sku: `SKU-${i}`, price: 19.9 + i } : {}) },
+    timestamp: iso(base + i * 10 * MINUTE),
+  })),
+  ...ALPHA_STEPS.map(([category, name], i) => ({ session_id: ALPHA, category, name, data: { step: i + 1 }, timestamp: iso(base + 10 * HOUR + i * 37_000) })),
+  { session_id: `hostile-${tag}`, category: "page view", name: HOSTILE_NAME, data: { html: "<script>window.pwned = 1</script>" }, timestamp: iso(base + 19 * HOUR) },
+];
+const TOTAL = events.length;
+const byCategory = (c: string) => events.filter((e) => e.category === c).length;
+
+let url: string;
+let browser: Browser;
+let context: BrowserContext;
+/** Every request the page made: its URL and whether it carried a key in the Authorization header. */
+let requests: { url: string; authorized: boolean }[] = [];
+
+beforeAll(async () => {
+  if (!run) return;
+  url = inject("eyeUrl");
+  const res = await fetch(`${url}/api/event/`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${WRITE_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  expect(res.status).toBe(202);
+  // The consumer stores them within about a second.
+  for (const until = Date.now() + 20_000; ; ) {
+    const page = (await (await fetch(`${url}/api/event/?limit=1`, { headers: { authorization: `Bearer ${READ_KEY}` } })).json()) as { count: number };
+    if (page.count === TOTAL) break;
+    if (Date.now() > until) throw new Error(`stored ${page.count} of ${TOTAL}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Root in CI needs --no-sandbox; the rest keeps Chromium off a network it does not have.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+afterEach(async () => {
+  // The key never travels in a URL, and every API request carries it in the header.
+  for (const r of requests) {
+    expect(r.url).not.toContain(READ_KEY);
+    if (new URL(r.url).pathname.startsWith("/api/")) expect(r.authorized, r.url).toBe(true);
+  }
+  await context?.close();
+});
+
+async function open(colorScheme: "light" | "dark" = "light"): Promise<Page> {
+  context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme });
+  requests = [];
+  const page = await context.newPage();
+  page.on("request", (r) => requests.push({ url: r.url(), authorized: /^Bearer eye_/.test(r.headers()["authorization"] ?? "") }));
+  page.on("pageerror", (e) => {
+    throw e;
+  });
+  await page.goto(`${url}/explorer`);
+  return page;
+}
+
+async function enterKey(page: Page, key: string, remember = true) {
+  await page.fill("#key", key);
+  await page.setChecked("#remember", remember);
+  await page.click("#key-form button[type=submit]");
+}
+
+/** Waits for the table and the chart to show the current filters' answer. */
+async function settled(page: Page) {
+  await page.waitForSelector("#app:not([hidden]):not([aria-busy])", { state: "attached" });
+  expect(await page.textContent("#status")).toBe("");
+}
+
+const rowIds = (page: Page) => page.locator("#events tbody tr.ev").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.eventId!));
+const column = (page: Page, n: number) => page.locator(`#events tbody tr.ev td:nth-child(${n})`).allTextContents();
+
+describe.runIf(run)("the events explorer", () => {
+  it("asks for a read key, refuses unknown and write keys, keeps the key for the tab only when asked", async () => {
+    // Served as static assets, under a policy that runs only the page's own modules.
+    const served = await fetch(`${url}/explorer/`);
+    expect(served.headers.get("content-security-policy")).toMatch(/default-src 'none'; script-src 'self'.*connect-src 'self'/);
+    const page = await open();
+    await expect(page.locator("#gate").isVisible()).resolves.toBe(true);
+    await enterKey(page, "eye_not_a_key");
+    await page.waitForSelector("#key-error:not([hidden])");
+    expect(await page.textContent("#key-error")).toContain("does not know this key");
+    await enterKey(page, WRITE_KEY);
+    await page.waitForFunction(() => document.querySelector("#key-error")?.textContent?.includes("A write key cannot read"));
+
+    await enterKey(page, READ_KEY, false);
+    await settled(page);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.reload();
+    await page.waitForSelector("#gate:not([hidden])");
+
+    await enterKey(page, READ_KEY, true);
+    await settled(page);
+    await page.reload();
+    await settled(page);
+    expect(await page.locator("#gate").isHidden()).toBe(true);
+    await page.click("#forget");
+    await page.waitForSelector("#gate:not([hidden])");
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(page.url()).not.toContain(READ_KEY);
+  });
+
+  it("pages through every event by cursor, newest first, and back", async () => {
+    const page = await open();
+    await enterKey(page, READ_KEY);
+    await settled(page);
+    const seen: string[] = [];
+    const first = await rowIds(page);
+    expect(first).toHaveLength(50);
+    expect(await page.textContent("#page-label")).toBe("1–50");
+    expect(await page.isDisabled("#newer")).toBe(true);
+    for (let pageNo = 1; ; pageNo++) {
+      seen.push(...(await rowIds(page)));
+      if (await page.isDisabled("#older")) break;
+      await page.click("#older");
+      await page.waitForFunction((n) => document.querySelector("#page-label")?.textContent?.startsWith(`${n * 50 + 1}–`), pageNo);
+      await settled(page);
+    }
+    expect(seen).toHaveLength(TOTAL);
+    expect(new Set(seen).size).toBe(TOTAL);
+    const times = await page.locator("#events tbody td.time").evaluateAll((tds) => tds.map((td) => td.getAttribute("title")!));
+    expect([...times].sort().reverse()).toEqual(times);
+    await page.click("#newer");
+    await page.click("#newer");
+    await page.waitForFunction(() => document.querySelector("#page-label")?.textContent === "1–50");
+    expect(await rowIds(page)).toEqual(first);
+  });
+
+  it("filters by category, by session and by time range; the chart follows", async () => {
+    const page = await open();
+    await enterKey(page, READ_KEY);
+    await settled(page);
+    await page.fill("#f-category", "commerce");
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction((n) => document.querySelectorAll("#events tbody tr.ev").length === n, byCategory("commerce"));
+    await settled(page);
+    expect(new Set(await column(page, 4))).toEqual(new Set(["commerce"]));
+    expect(await page.isDisabled("#older")).toBe(true);
+    await page.waitForFunction((n) => document.querySelector("#chart-total")?.textContent === `${n}events`, byCategory("commerce"));
+    expect(await page.locator("#legend li").allTextContents()).toEqual([`commerce${byCategory("commerce")}`]);
+    // The filters are in the address's fragment (a view can be bookmarked), and the key is not.
+    expect(decodeURIComponent(page.url())).toContain("#category=commerce");
+
+    await page.click("#clear");
+    await page.fill("#f-session", ALPHA);
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 6);
+    await settled(page);
+    expect(await column(page, 5)).toEqual(ALPHA_STEPS.map(([, name]) => name).reverse());
+    expect(await page.textContent("#chart-sub")).toContain("all sessions");
+
+    // From the alpha session's first minute to 4 minutes later (inclusive): its 6 events and the one
+    // other event stamped exactly at its start.
+    await page.click("#clear");
+    await page.fill("#f-after", iso(base + 10 * HOUR).slice(0, 16));
+    await page.fill("#f-before", iso(base + 10 * HOUR + 4 * MINUTE).slice(0, 16));
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 7);
+    await settled(page);
+    expect(await page.textContent("#chart-sub")).toMatch(/^Per hour/);
+  });
+
+  it("expands a payload as JSON, shows a session as a timeline in order, and draws the chart by category", async () => {
+    const page = await open();
+    await enterKey(page, READ_KEY);
+    await settled(page);
+
+    // The chart: every category with its count, largest first, and the total.
+    await page.waitForFunction((n) => document.querySelector("#chart-total")?.textContent === `${n}events`, TOTAL);
+    // Largest first, ties by name.
+    const legend = ["page view", "page interaction", "commerce", "form"].map((c) => `${c}${byCategory(c)}`);
+    expect(await page.locator("#legend li").allTextContents()).toEqual(legend);
+    expect(await page.locator("#chart .col").count()).toBeGreaterThanOrEqual(24);
+    const bars = page.locator("#chart .col:has(.bar)");
+    expect(await bars.count()).toBeGreaterThan(15);
+    await bars.nth(8).hover();
+    await page.waitForSelector("#tooltip:not([hidden])");
+    expect(await page.textContent("#tooltip")).toMatch(/UTC.*Total\d+/);
+
+    // A row's payload, as JSON.
+    const commerceRow = page.locator("#events tbody tr.ev", { hasText: "checkout" }).first();
+    await commerceRow.click();
+    const detail = page.locator("#events tr.detail pre.json");
+    await expect(detail.textContent()).resolves.toMatch(/"sku": "SKU-\d+",\n {2}"price": [\d.]+/);
+    await page.mouse.move(0, 0);
+    await bars.nth(14).hover();
+    await page.screenshot({ path: path.join(SHOTS, "explorer.png") });
+    await page.mouse.move(0, 0);
+
+    // A click on a session id: the session's events, oldest first, as a timeline.
+    await page.fill("#f-session", ALPHA);
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 6);
+    await page.locator("#events .session").first().click();
+    await page.waitForFunction(() => document.querySelectorAll("#tl-list li").length === 6);
+    expect(await page.textContent("#tl-title")).toBe(ALPHA);
+    expect(await page.locator("#tl-list .nm").allTextContents()).toEqual(ALPHA_STEPS.map(([, name]) => name));
+    expect(await page.locator("#tl-list .delta").allTextContents()).toEqual(["start", "+37 s", "+1 min 14 s", "+1 min 51 s", "+2 min 28 s", "+3 min 5 s"]);
+    expect(await page.textContent("#tl-sub")).toContain("6 events · 3 min 5 s");
+    await page.locator("#tl-list details summary").nth(4).click();
+    await page.screenshot({ path: path.join(SHOTS, "explorer-timeline.png") });
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#timeline", { state: "hidden" });
+    console.log(`explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png`);
+  });
+
+  it("shows a payload and names made of HTML as text, and draws in the dark", async () => {
+    const page = await open("dark");
+    await enterKey(page, READ_KEY);
+    await settled(page);
+    const row = page.locator("#events tbody tr.ev", { hasText: HOSTILE_NAME });
+    await row.click();
+    expect(await page.locator("#events img, #events script").count()).toBe(0);
+    expect(await page.locator("#events tr.detail pre.json").textContent()).toContain("<script>window.pwned = 1</script>");
+    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    await page.locator("#events tbody tr.ev .session", { hasText: `hostile-${tag}` }).click();
+    await page.waitForFunction(() => document.querySelectorAll("#tl-list li").length === 1);
+    expect(await page.textContent("#tl-list .nm")).toBe(HOSTILE_NAME);
+    await page.keyboard.press("Escape");
+    await page.screenshot({ path: path.join(SHOTS, "explorer-dark.png") });
+  });
+});
