@@ -1,32 +1,18 @@
-// The events explorer: filters → a page of events (cursor pagination, following `next`), a chart
-// from GET /api/stats/counts, and a session's events as a timeline. Every value from the API is
-// put in the page as text (textContent), never as HTML: payloads come from whoever holds a write key.
+// The events explorer: the key gate, filters → a page of events (cursor pagination, following
+// `next`), a chart from GET /api/stats/counts, and a session's events as a timeline (timeline.js).
+// Every value from the API is put in the page as text (textContent), never as HTML: payloads come
+// from whoever holds a write key.
 import { ApiError, forgetKey, get, hasKey, keyLabel, setKey } from "./api.js";
 import { bucketLabel, compact, drawChart } from "./chart.js";
+import { $, DAY, describe, h, HOUR, splitTime } from "./dom.js";
 import { jsonBlock, preview } from "./json-view.js";
+import { closeTimeline, initTimeline, openTimeline } from "./timeline.js";
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
+/** @typedef {import("./dom.js").EventResult} EventResult @typedef {import("./dom.js").EventPage} EventPage */
 /** Series the chart colours; the rest are drawn as one grey "other". */
 const COLOURS = 8;
 /** The filters the table and the chart share, named as the API names them. */
 const FILTERS = /** @type {const} */ (["session_id", "category", "name", "timestamp_after", "timestamp_before"]);
-
-/** @template {HTMLElement} T @param {string} id @returns {T} */
-const $ = (id) => /** @type {T} */ (document.getElementById(id));
-/** @param {string} tag @param {string} [cls] @param {string} [text] */
-function h(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/**
- * @typedef {{ session_id: string, timestamp: string, category: string, name: string, data: unknown,
- *   event_id: string, received_at: string, application: string | null }} EventResult
- * @typedef {{ next: string | null, results: EventResult[] }} EventPage
- */
 
 const state = {
   /** @type {Record<string, string>} */
@@ -78,10 +64,6 @@ function keyRefused(err) {
   }
   return false;
 }
-
-/** @param {unknown} err */
-const describe = (err) =>
-  err instanceof ApiError ? `${err.message}${err.requestId ? ` (request ${err.requestId})` : ""}` : String(err);
 
 // ---- filters ----------------------------------------------------------------------------------
 
@@ -186,12 +168,6 @@ function updatePager(shown) {
   /** @type {HTMLButtonElement} */ ($("older")).disabled = state.next === null;
   const first = (pageNo - 1) * state.limit + 1;
   $("page-label").textContent = shown === 0 ? `Page ${pageNo}` : `${first.toLocaleString("en-US")}–${(first + shown - 1).toLocaleString("en-US")}`;
-}
-
-/** "2021-01-01T09:15:27.243860Z" → its date, time and fraction, for the table. @param {string} ts */
-function splitTime(ts) {
-  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?Z$/.exec(ts);
-  return m ? { date: m[1], time: m[2], frac: m[3] ?? "" } : { date: "", time: ts, frac: "" };
 }
 
 /** @param {string} category */
@@ -421,89 +397,6 @@ async function loadNames() {
   }
 }
 
-// ---- the session timeline ---------------------------------------------------------------------
-
-const timeline = { session: "", next: /** @type {string | null} */ (null), first: 0, lastDate: "", count: 0, seq: 0 };
-
-/** @param {string} sessionId */
-async function openTimeline(sessionId) {
-  timeline.session = sessionId;
-  timeline.first = 0;
-  timeline.lastDate = "";
-  timeline.count = 0;
-  const seq = ++timeline.seq;
-  $("tl-title").textContent = sessionId;
-  $("tl-sub").textContent = "";
-  $("tl-list").replaceChildren();
-  $("timeline").hidden = false;
-  $("scrim").hidden = false;
-  $("tl-close").focus();
-  await loadTimeline(`/api/sessions/${encodeURIComponent(sessionId)}/events?pagination=cursor&limit=200`, seq);
-}
-
-function closeTimeline() {
-  timeline.seq++;
-  $("timeline").hidden = true;
-  $("scrim").hidden = true;
-}
-
-/** @param {string} url @param {number} seq */
-async function loadTimeline(url, seq) {
-  const status = $("tl-status");
-  const more = /** @type {HTMLButtonElement} */ ($("tl-more"));
-  status.className = "status";
-  status.textContent = "Loading…";
-  more.hidden = true;
-  try {
-    const page = /** @type {EventPage} */ (await get(url));
-    if (seq !== timeline.seq) return;
-    const list = $("tl-list");
-    for (const e of page.results) list.append(timelineItem(e));
-    timeline.count += page.results.length;
-    timeline.next = page.next;
-    more.hidden = page.next === null;
-    status.textContent = timeline.count === 0 ? "No events in this session." : "";
-    const last = page.results[page.results.length - 1];
-    if (last) {
-      const span = Date.parse(last.timestamp) - timeline.first;
-      const app = last.application ? ` · ${last.application}` : "";
-      $("tl-sub").textContent = `${timeline.count.toLocaleString("en-US")}${page.next ? "+" : ""} events · ${duration(span)}${app} · oldest first`;
-    }
-  } catch (err) {
-    if (seq !== timeline.seq || keyRefused(err)) return;
-    status.className = "status error";
-    status.textContent = describe(err);
-  }
-}
-
-/** @param {EventResult} e */
-function timelineItem(e) {
-  const at = Date.parse(e.timestamp);
-  if (timeline.first === 0) timeline.first = at;
-  const t = splitTime(e.timestamp);
-  const li = h("li");
-  li.append(h("span", `node c-${state.colours.get(e.category) ?? "other"}`));
-  const when = h("div", "when");
-  if (t.date !== timeline.lastDate) when.append(h("span", "", t.date));
-  timeline.lastDate = t.date;
-  when.append(h("span", "clock", `${t.time}${t.frac.slice(0, 4)}`), h("span", "delta", at === timeline.first ? "start" : `+${duration(at - timeline.first)}`));
-  const what = h("div", "what");
-  what.append(h("span", "cat", `${e.category} › `), h("span", "nm", e.name));
-  const details = h("details");
-  details.append(h("summary", "", preview(e.data, 90)), jsonBlock(e.data));
-  li.append(when, what, details);
-  return li;
-}
-
-/** @param {number} ms */
-function duration(ms) {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${+(ms / 1000).toFixed(1)} s`;
-  if (ms < HOUR) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-  if (ms < DAY) return `${Math.floor(ms / HOUR)} h ${Math.round((ms % HOUR) / 60_000)} min`;
-  return `${Math.floor(ms / DAY)} d ${Math.round((ms % DAY) / HOUR)} h`;
-}
-
 // ---- wiring -----------------------------------------------------------------------------------
 
 function start() {
@@ -574,18 +467,14 @@ $("newer").addEventListener("click", () => {
 });
 
 $("f-name").addEventListener("focus", () => void loadNames());
-$("tl-close").addEventListener("click", closeTimeline);
-$("scrim").addEventListener("click", closeTimeline);
-$("tl-more").addEventListener("click", () => {
-  if (timeline.next) void loadTimeline(timeline.next, timeline.seq);
-});
-$("tl-filter").addEventListener("click", () => {
-  /** @type {HTMLInputElement} */ ($("f-session")).value = timeline.session;
-  closeTimeline();
-  void apply();
-});
-document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && !$("timeline").hidden) closeTimeline();
+
+initTimeline({
+  colourOf: (category) => state.colours.get(category) ?? "other",
+  refused: keyRefused,
+  onFilter: (session) => {
+    /** @type {HTMLInputElement} */ ($("f-session")).value = session;
+    void apply();
+  },
 });
 
 let pending = 0;
