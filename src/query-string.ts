@@ -48,8 +48,15 @@ export function filtersOf(
 
 /** What a read key may see: its application (by number), or every application. */
 export function scopeOf(c: Context<AppEnv>): { app?: number } {
-  return c.get("appId") !== undefined ? { app: c.get("appNum") ?? -1 } : {};
+  return c.get("appId") !== undefined ? { app: c.get("appNum") ?? NO_APP } : {};
 }
+
+/**
+ * The scope of a key whose application has no number yet (none has stored an event): a number no
+ * row carries. Not ALL_APPS (−1), which the roll-ups use for "every application": a count scoped
+ * to it would count everyone's events.
+ */
+export const NO_APP = -2;
 
 /**
  * The application a read covers when the query names one (`app_id`): a scoped key's own, always;

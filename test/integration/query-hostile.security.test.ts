@@ -280,3 +280,18 @@ describe("cursors", () => {
     expect((await getJson(bySession(SESSION))).count).toBe(5);
   });
 });
+
+describe("a read key scoped to an application that has no number yet", () => {
+  it("sees nothing, and its count is 0 — not every application's count (the roll-ups' app -1)", async () => {
+    const { makeApp, bearer, waitForCount } = await import("../helpers");
+    const session = `numberless-${RUN}`;
+    expect((await client.post([makeEvent({ session_id: session }), makeEvent({ session_id: session })])).status).toBe(202);
+    await waitForCount(bySession(session), 2);
+    const app = await makeApp();
+    // An application row as an older schema or a hand-written insert could leave it: no number.
+    await env.DB.prepare("UPDATE applications SET num = NULL WHERE id = ?").bind(app.appId).run();
+    const page = await getJson<{ count: number; results: unknown[] }>("/api/event/", { headers: bearer(app.readKey) });
+    expect(page.results).toEqual([]);
+    expect(page.count).toBe(0);
+  });
+});
