@@ -153,7 +153,7 @@ function meta() {
   let git = "?";
   try {
     git = execFileSync("git", ["rev-parse", "--short", `${FLAGS.ref ?? "HEAD"}^{commit}`], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = !FLAGS.ref && execFileSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = !FLAGS.ref && execFileSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml", "public"], { cwd: ROOT, encoding: "utf8" }).trim();
     if (dirty) git += " + uncommitted changes in src/migrations/wrangler.toml";
   } catch {}
   const s = sqliteNode();
