@@ -5,16 +5,13 @@
 //   node scripts/generate.mjs --check   exit 1 when the file is not what the server's code gives
 // Needs the repository's own install (npm ci at the root): the server's zod, and wrangler's
 // reader of wrangler.toml, come from there.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { createRequire } from "node:module";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { build } from "esbuild";
+import { fileURLToPath } from "node:url";
+import { importBundled, wranglerVars } from "../../scripts/load-source.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const clientDir = path.resolve(here, "..");
-const serverDir = path.resolve(clientDir, "..");
 export const OUTPUT = path.join(clientDir, "src/generated/server.ts");
 
 /**
@@ -27,36 +24,17 @@ const CUSTOM = {
 };
 
 /** The server's schemas, config and zod, bundled from the server's sources and imported. */
-export async function loadServer() {
+export function loadServer() {
   const entry = [
     'export { eventInput, eventQuery, queueMessage, MAX_LIMIT } from "./src/schemas.ts";',
     'export { limitsFrom } from "./src/config.ts";',
     'export { toJSONSchema } from "zod/mini";',
   ].join("\n");
-  const out = await build({
-    stdin: { contents: entry, resolveDir: serverDir, loader: "ts" },
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    write: false,
-    logLevel: "error",
-  });
-  // Fully bundled (zod included), so it imports from anywhere; a file keeps stack traces readable.
-  const file = path.join(mkdtempSync(path.join(tmpdir(), "eye-client-generate-")), "server.mjs");
-  writeFileSync(file, out.outputFiles[0].text);
-  try {
-    return await import(pathToFileURL(file).href);
-  } finally {
-    rmSync(path.dirname(file), { recursive: true, force: true });
-  }
+  return importBundled(entry, { platform: "neutral", prefix: "eye-client-generate-" });
 }
 
 /** wrangler.toml's [vars], read by the repository's own wrangler. */
-async function serverVars() {
-  const require = createRequire(path.join(serverDir, "package.json"));
-  const wrangler = await import(pathToFileURL(require.resolve("wrangler")).href);
-  return wrangler.unstable_readConfig({ config: path.join(serverDir, "wrangler.toml") }).vars;
-}
+const serverVars = wranglerVars;
 
 function jsonSchemaOf(server, name, schema) {
   return server.toJSONSchema(schema, {
