@@ -27,7 +27,7 @@ export const INSERT_JSON_BYTES = 1_000_000;
 
 function insertEvents(db: Db, rows: NewEventRow[]) {
   const tuples = rows.map((r) =>
-    JSON.stringify([r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt]),
+    JSON.stringify([r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.context ?? null, r.country ?? null, r.device ?? null]),
   );
   return packBySize(tuples, (t) => utf8Length(t) + 1, INSERT_JSON_BYTES).map((group) =>
     db
@@ -35,7 +35,8 @@ function insertEvents(db: Db, rows: NewEventRow[]) {
       .select(
         // Columns in table order; NULL id lets SQLite assign the next rowid; the UUID goes in as
         // its 16 bytes. `WHERE true` keeps SQLite from reading the upsert's ON as a join constraint.
-        sql`SELECT NULL, value ->> 0, unhex(replace(value ->> 1, '-', '')), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+        sql`SELECT NULL, value ->> 0, unhex(replace(value ->> 1, '-', '')), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
+              value ->> 8, value ->> 9, value ->> 10
             FROM json_each(${`[${group.join(",")}]`}) WHERE true`,
       )
       // The one uniqueness to meet is (event_id, app): a redelivered or resent event is skipped.

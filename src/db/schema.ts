@@ -1,4 +1,5 @@
 // The D1 schema. drizzle-kit generates migrations/ from this file: edit here, then `npm run db:generate`.
+import { sql } from "drizzle-orm";
 import { customType, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
@@ -38,6 +39,15 @@ export const events = sqliteTable(
     timestamp: integer("timestamp").notNull(),
     // When the Worker accepted it: microseconds since the epoch, UTC.
     receivedAt: integer("received_at").notNull(),
+    // Where and on what it happened, from the request that sent it (context.ts): the row of
+    // contexts, shared by every event with the same context, so an event pays a small integer
+    // for it. NULL when its application turned context off (or it predates context).
+    context: integer("context"),
+    // The two context values events are filtered by, copied out of the context so a filtered
+    // page is one index range: ISO 3166-1 alpha-2 country (Cloudflare's XX, T1 included), and
+    // device type (desktop, mobile, tablet, tv, bot, other). NULL when unknown or context is off.
+    country: text("country"),
+    device: text("device"),
   },
   // One index per filter shape, each ending in timestamp (and implicitly rowid), so every
   // filtered page is an index range read in order, never a scan and sort: one set for reads
@@ -56,6 +66,52 @@ export const events = sqliteTable(
     index("events_app_category").on(t.app, t.category, t.timestamp),
     index("events_app_name").on(t.app, t.name, t.timestamp),
     index("events_app_category_name").on(t.app, t.category, t.name, t.timestamp),
+    // Partial: events without the value (context off, unknown) take no entry, and `country = ?`
+    // implies the index's condition, so SQLite uses it.
+    index("events_country").on(t.country, t.timestamp).where(sql`country IS NOT NULL`),
+    index("events_app_country").on(t.app, t.country, t.timestamp).where(sql`country IS NOT NULL`),
+    index("events_device").on(t.device, t.timestamp).where(sql`device IS NOT NULL`),
+    index("events_app_device").on(t.app, t.device, t.timestamp).where(sql`device IS NOT NULL`),
+  ],
+);
+
+/**
+ * Contexts: where and on what events happened, one row per distinct context (a request's, which
+ * every event it sent shares, and every later request from the same place and browser). `body` is
+ * the context object's JSON text as the query API returns it; it never holds an IP address.
+ */
+export const contexts = sqliteTable(
+  "contexts",
+  {
+    id: integer("id").primaryKey(),
+    body: text("body").notNull(),
+  },
+  (t) => [uniqueIndex("contexts_body").on(t.body)],
+);
+
+/**
+ * Event counts per hour by a context value (dim 'country' or 'device'), kept beside event_counts
+ * in the same batch and under the same four (category, name) shapes and two scopes: the stats
+ * endpoint's and the count's country and device filters read these rows, never the events.
+ * Events without the value are not counted here.
+ */
+export const contextCounts = sqliteTable(
+  "context_counts",
+  {
+    dim: text("dim").notNull(),
+    value: text("value").notNull(),
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    app: integer("app").notNull(),
+    hour: integer("hour").notNull(),
+    n: integer("n").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.app, t.dim, t.value, t.category, t.name, t.hour] }),
+    // As event_counts': every category for one name (or any), every name for one category (or
+    // any), over an hour range, without reading other hours' rows.
+    index("context_counts_app_name").on(t.app, t.dim, t.value, t.name, t.hour),
+    index("context_counts_app_category").on(t.app, t.dim, t.value, t.category, t.hour),
   ],
 );
 
@@ -213,6 +269,9 @@ export const applications = sqliteTable("applications", {
   name: text("name").notNull(),
   // JSON array of origins allowed to send with this app's write keys; [] means any origin.
   allowedOrigins: text("allowed_origins").notNull().default("[]"),
+  // What context its events get (context.ts): 'on' (all of it), 'country' (the country alone, no
+  // finer location), 'off' (none). Set with `npm run keys -- set-context`.
+  context: text("context", { enum: ["on", "country", "off"] }).notNull().default("on"),
   // Microseconds since the epoch, UTC.
   createdAt: integer("created_at").notNull(),
 });
