@@ -298,3 +298,47 @@ export const apiKeys = sqliteTable(
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type ApplicationRow = typeof applications.$inferSelect;
+
+/**
+ * Erasure requests (GDPR/CCPA), written by the operator CLI (`npm run erase`) and carried out by
+ * the scheduled maintenance in bounded steps (erasure.ts); each row stays as the audit of what was
+ * erased and when. It holds the identifiers the request named (the session id, or the event ids)
+ * and counts per store, never an erased event's content. Times are microseconds.
+ */
+export const erasures = sqliteTable(
+  "erasures",
+  {
+    id: integer("id").primaryKey(),
+    // The application whose events are erased (applications.id, as the operator named it).
+    appId: text("app_id").notNull(),
+    // 'session': every event of one session_id; 'events': the events of a list of event ids.
+    kind: text("kind", { enum: ["session", "events"] }).notNull(),
+    // The session id, or the event ids as a JSON array of UUIDs.
+    target: text("target").notNull(),
+    // pending → running → done. `step` says where a running erasure stands: 'd1' (deleting rows and
+    // their counts), then 'archive' (rewriting R2 objects, resuming after `archive_cursor`).
+    status: text("status", { enum: ["pending", "running", "done"] }).notNull().default("pending"),
+    step: text("step", { enum: ["d1", "archive"] }),
+    requestedAt: integer("requested_at").notNull(),
+    startedAt: integer("started_at"),
+    finishedAt: integer("finished_at"),
+    // The archive partitions read: those of this application whose hour lies in [scan_after,
+    // scan_before] (event time). Set by the operator (--from/--to) or when the erasure starts, from
+    // what D1 still holds; `scan_basis` says which (erasure.ts: operator, d1, d1+lookback, archive, none).
+    scanAfter: integer("scan_after"),
+    scanBefore: integer("scan_before"),
+    scanBasis: text("scan_basis"),
+    // The last archive object finished, in key order: where a resumed archive step continues.
+    archiveCursor: text("archive_cursor"),
+    // What was erased, per store: rows deleted from D1, of which taken out of the hourly counts,
+    // archive objects read and rewritten (or deleted when nothing else was left in them), archive lines removed.
+    d1Events: integer("d1_events").notNull().default(0),
+    countedEvents: integer("counted_events").notNull().default(0),
+    archiveObjectsRead: integer("archive_objects_read").notNull().default(0),
+    archiveObjectsRewritten: integer("archive_objects_rewritten").notNull().default(0),
+    archiveEvents: integer("archive_events").notNull().default(0),
+  },
+  (t) => [index("erasures_status").on(t.status, t.id)],
+);
+
+export type ErasureRow = typeof erasures.$inferSelect;
