@@ -12,6 +12,8 @@ CREATE TABLE `erasures` (
 	`scan_before` integer,
 	`scan_basis` text,
 	`archive_cursor` text,
+	`pending_key` text,
+	`pending_events` integer,
 	`d1_events` integer DEFAULT 0 NOT NULL,
 	`counted_events` integer DEFAULT 0 NOT NULL,
 	`archive_objects_read` integer DEFAULT 0 NOT NULL,

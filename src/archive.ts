@@ -65,15 +65,16 @@ async function writeBlock(db: Db, bucket: R2Bucket, rows: EventRow[], first: num
     if (lines) lines.push(renderEvent(row, appId));
     else byPartition.set(partition, [renderEvent(row, appId)]);
   }
-  await Promise.all(
-    [...byPartition].map(async ([partition, lines]) =>
-      bucket.put(objectName(partition, first), await gzipText(`${lines.join("\n")}\n`), {
-        httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
-        customMetadata: { events: String(lines.length) },
-      }),
-    ),
-  );
+  await Promise.all([...byPartition].map(([partition, lines]) => putLines(bucket, objectName(partition, first), lines)));
   return byPartition.size;
+}
+
+/** Writes one archive object: NDJSON lines, gzipped, typed so any tool reads it as it is. */
+export async function putLines(bucket: R2Bucket, key: string, lines: string[]): Promise<void> {
+  await bucket.put(key, await gzipText(`${lines.join("\n")}\n`), {
+    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+    customMetadata: { events: String(lines.length) },
+  });
 }
 
 export interface ArchiveRun {

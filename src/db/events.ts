@@ -74,6 +74,15 @@ export function rollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
   ON CONFLICT (category, name, app, hour) DO UPDATE SET n = n + excluded.n`;
 }
 
+/**
+ * The statements that take the events matching `where` out of every roll-up, to run in one D1
+ * batch just before the DELETE of the same rows: what retention and erasure both do, so counts
+ * stay exact for what is left.
+ */
+export function uncountWhere(where: SQL): SQL[] {
+  return [rollUpWhere(where, -1)];
+}
+
 const rollUp = rollUpWhere(sql`id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`);
 const advanceMark = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM ${events}))
   ON CONFLICT (id) DO UPDATE SET last_id = max(last_id, excluded.last_id)`;

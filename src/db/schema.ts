@@ -330,6 +330,10 @@ export const erasures = sqliteTable(
     scanBasis: text("scan_basis"),
     // The last archive object finished, in key order: where a resumed archive step continues.
     archiveCursor: text("archive_cursor"),
+    // The object being rewritten and how many lines it loses, written before the R2 write: a run
+    // stopped before the counts moved finds the object clean and still counts its lines once.
+    pendingKey: text("pending_key"),
+    pendingEvents: integer("pending_events"),
     // What was erased, per store: rows deleted from D1, of which taken out of the hourly counts,
     // archive objects read and rewritten (or deleted when nothing else was left in them), archive lines removed.
     d1Events: integer("d1_events").notNull().default(0),
