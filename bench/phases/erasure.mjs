@@ -124,7 +124,7 @@ export function render(r) {
   for (const x of r.results) {
     const a = x.audit;
     lines.push(
-      `| ${x.label} | ${x.budget} ms | ${x.runs} | ${x.seconds.toFixed(2)} | ${a.d1_events} (${a.counted_events}) | ${a.archive_objects_read} / ${a.archive_objects_rewritten} | ${a.archive_events} | ${a.scan_basis}, ${((a.scan_before - a.scan_after) / HOUR).toFixed(1)} h | ${x.r2.gets} / ${x.r2.puts} / ${x.r2.deletes} / ${x.r2.lists} | ${x.d1.rowsRead.toLocaleString("en")} / ${x.d1.rowsWritten.toLocaleString("en")} |`,
+      `| ${x.label} | ${x.budget} ms | ${x.runs} | ${x.seconds.toFixed(2)} | ${a.d1_events} (${a.counted_events}) | ${a.archive_objects_read} / ${a.archive_objects_rewritten} | ${a.archive_events} | ${a.scan_basis === "archive" ? "archive: every hour before the purge mark" : `${a.scan_basis}, ${((a.scan_before - a.scan_after) / HOUR).toFixed(1)} h`} | ${x.r2.gets} / ${x.r2.puts} / ${x.r2.deletes} / ${x.r2.lists} | ${x.d1.rowsRead.toLocaleString("en")} / ${x.d1.rowsWritten.toLocaleString("en")} |`,
     );
   }
   return lines;
