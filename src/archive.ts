@@ -9,8 +9,8 @@
 // above it. The block still growing is rewritten by each run until it is sealed.
 import { and, between, eq, gt, sql } from "drizzle-orm";
 import { directoryKnowing } from "./applications";
-import type { Db } from "./db/events";
-import { events, storageState, type EventRow } from "./db/schema";
+import { eventColumns, type Db, type StoredEvent } from "./db/events";
+import { events, storageState } from "./db/schema";
 import { renderEvent } from "./render";
 import { formatTimestamp } from "./timestamp";
 
@@ -55,7 +55,7 @@ export async function readStorageState(db: Db): Promise<StorageState> {
 }
 
 /** Writes one block's events (ids first..last, those that exist) to R2: one object per partition. */
-async function writeBlock(db: Db, bucket: R2Bucket, rows: EventRow[], first: number): Promise<number> {
+async function writeBlock(db: Db, bucket: R2Bucket, rows: StoredEvent[], first: number): Promise<number> {
   const apps = await directoryKnowing(db, new Set(rows.map((r) => r.app)));
   const byPartition = new Map<string, string[]>();
   for (const row of rows) {
@@ -105,7 +105,7 @@ export async function archiveNew(
   for (let first = state.archivedThrough + 1; first <= maxId; first += blockIds) {
     if (now() >= deadline) return run;
     const last = first + blockIds - 1;
-    const rows = await db.select().from(events).where(between(events.id, first, last)).orderBy(events.id);
+    const rows = await db.select(eventColumns).from(events).where(between(events.id, first, last)).orderBy(events.id);
     run.objects += await writeBlock(db, bucket, rows, first);
     run.rows += rows.length;
     run.blocks++;
