@@ -116,7 +116,7 @@ async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, dea
     await db.batch([statements[0]!, ...statements.slice(1)]);
   }
   // Hours whose events are all gone leave count rows of zero; they add nothing, and go.
-  await db.run(sql`DELETE FROM event_counts WHERE n <= 0`);
+  await db.batch([db.run(sql`DELETE FROM event_counts WHERE n <= 0`), db.run(sql`DELETE FROM context_counts WHERE n <= 0`)]);
   const [left] = await db.select({ n: sql<number>`count(*)` }).from(events).where(match);
   return { finished: left!.n === 0, waiting: left!.n > 0 };
 }

@@ -7,8 +7,8 @@ import { drizzle } from "drizzle-orm/d1";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { ARCHIVE_ROOT, archiveLines, readStorageState } from "../../src/archive";
-import { countEvents, HOUR, insertAll } from "../../src/db/events";
-import { erasures, type ErasureRow, type NewEventRow } from "../../src/db/schema";
+import { countEvents, HOUR, insertAll, type NewContextEventRow } from "../../src/db/events";
+import { erasures, type ErasureRow } from "../../src/db/schema";
 import { eraseDue } from "../../src/erasure";
 import worker from "../../src/index";
 import { maintain } from "../../src/maintenance";
@@ -22,9 +22,12 @@ const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ARCHIVE_BLOCK
 const cron = "*/5 * * * *";
 
 let serial = 0;
-function event(app: number, overrides: Partial<NewEventRow> = {}): NewEventRow {
+function event(app: number, overrides: Partial<NewContextEventRow> = {}): NewContextEventRow {
   serial += 1;
   return {
+    // Context values, so the counts by country and device are checked too.
+    country: serial % 3 === 0 ? null : serial % 3 === 1 ? "DE" : "FR",
+    device: serial % 2 === 0 ? "mobile" : "desktop",
     eventId: crypto.randomUUID(),
     sessionId: `session-${crypto.randomUUID()}`,
     category: `c${serial % 2}`,
@@ -87,19 +90,28 @@ async function untilDone(id: number, max = 10): Promise<number> {
 }
 
 /**
- * The application's hourly counts under all four shapes, against the same counts made from its
- * rows: equal when the roll-ups are exact.
+ * The application's hourly counts under all four shapes (and by country and device), against the
+ * same counts made from its rows: equal when the roll-ups are exact.
  */
 async function expectExactCounts(app: number) {
-  const rows = await env.DB.prepare("SELECT category, name, timestamp FROM events WHERE app = ?").bind(app).all<{ category: string; name: string; timestamp: number }>();
+  type Row = { category: string; name: string; timestamp: number; country: string | null; device: string | null };
+  const rows = await env.DB.prepare("SELECT category, name, timestamp, country, device FROM events WHERE app = ?").bind(app).all<Row>();
   const want = new Map<string, number>();
+  const wantByContext = new Map<string, number>();
+  const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
   for (const r of rows.results) {
     const h = Math.floor(r.timestamp / HOUR);
-    for (const key of [`${r.category}|${r.name}|${h}`, `${r.category}||${h}`, `|${r.name}|${h}`, `||${h}`]) want.set(key, (want.get(key) ?? 0) + 1);
+    const shapes = [`${r.category}|${r.name}|${h}`, `${r.category}||${h}`, `|${r.name}|${h}`, `||${h}`];
+    for (const key of shapes) add(want, key);
+    for (const [dim, value] of [["country", r.country], ["device", r.device]]) if (value !== null) for (const key of shapes) add(wantByContext, `${dim}|${value}|${key}`);
   }
   const counts = await env.DB.prepare("SELECT category, name, hour, n FROM event_counts WHERE app = ? AND n != 0").bind(app).all<{ category: string; name: string; hour: number; n: number }>();
-  const got = new Map(counts.results.map((c) => [`${c.category}|${c.name}|${c.hour}`, c.n]));
-  expect(got).toEqual(want);
+  expect(new Map(counts.results.map((c) => [`${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(want);
+  const byContext = await env.DB.prepare("SELECT dim, value, category, name, hour, n FROM context_counts WHERE app = ? AND n != 0")
+    .bind(app)
+    .all<{ dim: string; value: string; category: string; name: string; hour: number; n: number }>();
+  expect(new Map(byContext.results.map((c) => [`${c.dim}|${c.value}|${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(wantByContext);
+  if (rows.results.length > 0) expect(byContext.results.length).toBeGreaterThan(0);
   expect(await countEvents(db, { app })).toBe(rows.results.length);
 }
 
