@@ -66,16 +66,20 @@ function lineMatcher(row: ErasureRow): (line: string) => boolean {
 /**
  * The archive window of a request about to start: the operator's when given; else the span of its
  * events D1 holds (reaching SESSION_LOOKBACK further back for a session when retention may have
- * purged its start); else, when D1 holds none but retention purged something, every partition of the
- * application before the purge mark; else nothing (no purged event, so none can be in R2 alone).
+ * purged its start); else, when D1 holds none but retention may have purged some, every partition of
+ * the application before the purge mark; else nothing (no purged event, so none can be in R2 alone).
+ * The purge mark is the later of the last finished purge's cutoff and the one retention may be
+ * working to now (`purgeCutoff`): D1 holds every event at or after it.
  */
-async function planWindow(db: Db, row: ErasureRow, app: number | undefined) {
+async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purgeCutoff: number | undefined) {
   if (row.scanBasis === "operator") return { scanAfter: row.scanAfter, scanBefore: row.scanBefore, scanBasis: "operator" };
   const [span] = await db
     .select({ first: sql<number | null>`min(${events.timestamp})`, last: sql<number | null>`max(${events.timestamp})`, n: sql<number>`count(*)` })
     .from(events)
     .where(matchOf(row, app));
-  const { purgedBefore } = await readStorageState(db);
+  const state = await readStorageState(db);
+  const marks = [state.purgedBefore, purgeCutoff].filter((m): m is number => m !== null && m !== undefined);
+  const purgedBefore = marks.length > 0 ? Math.max(...marks) : null;
   const allFound = row.kind === "events" && span!.n === (JSON.parse(row.target) as string[]).length;
   if (span!.n > 0 && (allFound || row.kind === "session")) {
     const first = span!.first!;
@@ -208,11 +212,16 @@ async function readErasure(db: Db, id: number): Promise<ErasureRow> {
 }
 
 /** Takes one request as far as the deadline allows; `waiting` when only the table's newest row is left. */
-async function advance(db: Db, bucket: R2Bucket, id: number, deadline: number, now: () => number): Promise<{ waiting: boolean }> {
+async function advance(
+  db: Db,
+  bucket: R2Bucket,
+  id: number,
+  { deadline, purgeCutoff, now }: { deadline: number; purgeCutoff?: number; now: () => number },
+): Promise<{ waiting: boolean }> {
   let row = await readErasure(db, id);
   const app = await numberKnowing(db, row.appId);
   if (row.status === "pending") {
-    const window = await planWindow(db, row, app);
+    const window = await planWindow(db, row, app, purgeCutoff);
     await db
       .update(erasures)
       .set({ ...window, status: "running", step: "d1", startedAt: now() * 1000 })
@@ -234,18 +243,19 @@ async function advance(db: Db, bucket: R2Bucket, id: number, deadline: number, n
 
 /**
  * Carries out the open erasure requests, oldest first, until all are done or `deadline` (ms since
- * the epoch) passes. A request waiting for a later event lets the next one go on.
+ * the epoch) passes. A request waiting for a later event lets the next one go on. `purgeCutoff`:
+ * the cutoff retention purges to now (microseconds), which may be ahead of the last finished one.
  */
 export async function eraseDue(
   db: Db,
   bucket: R2Bucket,
-  { deadline, now = Date.now }: { deadline: number; now?: () => number },
+  { deadline, purgeCutoff, now = Date.now }: { deadline: number; purgeCutoff?: number; now?: () => number },
 ): Promise<ErasureRun> {
   const run: ErasureRun = { erasures: [], done: false };
   const open = await db.select({ id: erasures.id }).from(erasures).where(ne(erasures.status, "done")).orderBy(asc(erasures.id));
   for (const { id } of open) {
     if (now() >= deadline) return run;
-    const { waiting } = await advance(db, bucket, id, deadline, now);
+    const { waiting } = await advance(db, bucket, id, { deadline, purgeCutoff, now });
     const r = await readErasure(db, id);
     run.erasures.push({
       id,

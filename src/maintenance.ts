@@ -27,8 +27,8 @@ export async function maintain(env: Env, now: () => number = Date.now): Promise<
   const settings = storageFrom(env);
   const db = drizzle(env.DB);
   const archive = await archiveNew(db, env.ARCHIVE, { blockIds: settings.archiveBlockIds, deadline: now() + STEP_BUDGET_MS, now });
-  const erasure = await eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, now });
   const cutoff = now() * 1000 - settings.hotDays * DAY;
+  const erasure = await eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now });
   const purge = await purgeHotWindow(db, { cutoff, deadline: now() + STEP_BUDGET_MS, now });
   if (purge.done) await db.update(storageState).set({ purgedBefore: cutoff, purgedAt: now() * 1000 }).where(eq(storageState.id, 1));
   const errorCutoff = now() * 1000 - settings.errorLogDays * DAY;
