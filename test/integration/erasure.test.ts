@@ -68,10 +68,12 @@ async function etags(appId: string) {
 const rowsOf = async (app: number, sessionId: string) =>
   (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = ?").bind(app, sessionId).first<{ n: number }>())!.n;
 
-/** What `npm run erase` writes. */
-async function request(appId: string, kind: "session" | "events", target: string): Promise<number> {
-  const row = await env.DB.prepare("INSERT INTO erasures (app_id, kind, target, requested_at) VALUES (?, ?, ?, ?) RETURNING id")
-    .bind(appId, kind, target, Date.now() * 1000)
+/** What `npm run erase` writes (with --from/--to: the window, its basis "operator"). */
+async function request(appId: string, kind: "session" | "events", target: string, window?: { from: number; to: number }): Promise<number> {
+  const row = await env.DB.prepare(
+    "INSERT INTO erasures (app_id, kind, target, requested_at, scan_after, scan_before, scan_basis) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+  )
+    .bind(appId, kind, target, Date.now() * 1000, window?.from ?? null, window?.to ?? null, window ? "operator" : null)
     .first<{ id: number }>();
   return row!.id;
 }
@@ -261,6 +263,33 @@ describe("erasing a session", () => {
     await maintain(settings());
     expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
     await expectExactCounts(app.num);
+  });
+});
+
+describe("the archive window", () => {
+  it("reaches a session's events older than the 24-hour lookback only in a window the operator names, and records which window it read", async () => {
+    const app = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    const old = Array.from({ length: 3 }, (_, i) => event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 33 * DAY + i * HOUR }));
+    const hot = Array.from({ length: 3 }, (_, i) => event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 2 * DAY + i * HOUR }));
+    await insertAll(db, [...old, ...hot, event(app.num, { timestamp: NOW * 1000 - 33 * DAY })]);
+    await seal();
+    await maintain(settings());
+    expect(await rowsOf(app.num, erased)).toBe(3); // the old three purged: in R2 only
+
+    const first = await request(app.appId, "session", erased);
+    await untilDone(first);
+    // Its window came from D1 (the purge mark is far behind its first hot event): the old three are out of reach.
+    expect(await audit(first)).toMatchObject({ scanBasis: "d1", scanAfter: hot[0]!.timestamp, scanBefore: hot[2]!.timestamp, d1Events: 3, archiveEvents: 3 });
+    const left = () => archivedLines(app.appId).then((lines) => lines.filter((l) => l.line.session_id === erased).length);
+    expect(await left()).toBe(3);
+
+    const window = { from: NOW * 1000 - 34 * DAY, to: NOW * 1000 - 32 * DAY };
+    const second = await request(app.appId, "session", erased, window);
+    await untilDone(second);
+    expect(await audit(second)).toMatchObject({ scanBasis: "operator", scanAfter: window.from, scanBefore: window.to, d1Events: 0, archiveEvents: 3 });
+    expect(await left()).toBe(0);
+    expect(await archivedLines(app.appId)).toHaveLength(1);
   });
 });
 
