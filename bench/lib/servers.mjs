@@ -28,6 +28,8 @@ export function makeSnapshot(ref) {
     cpSync(path.join(ROOT, "migrations"), path.join(SNAP, "migrations"), { recursive: true });
     copyFileSync(path.join(ROOT, "wrangler.toml"), snapConfig());
     copyFileSync(path.join(ROOT, "package.json"), path.join(SNAP, "package.json")); // src/ imports its version
+    // wrangler.toml's [assets] directory: wrangler refuses to start without it.
+    if (existsSync(path.join(ROOT, "public"))) cpSync(path.join(ROOT, "public"), path.join(SNAP, "public"), { recursive: true });
     if (existsSync(path.join(ROOT, "tsconfig.json"))) copyFileSync(path.join(ROOT, "tsconfig.json"), path.join(SNAP, "tsconfig.json"));
   }
   mkdirSync(path.join(SNAP, "bench/probe"), { recursive: true });

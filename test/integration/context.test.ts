@@ -322,7 +322,8 @@ describe("the client's IP address", () => {
   it("is in no log line and no Sentry report, also when the request fails", async () => {
     // A failure with the address on the request: the events table gone (the last test of this file).
     await env.DB.prepare("DROP TABLE events").run();
-    const res = await api("/api/event/?category=ip-test", { headers: { "cf-connecting-ip": IP, "x-forwarded-for": IP }, cf: BERLIN } as RequestInit);
+    const page = encodeURIComponent("https://secret-page.example/?email=someone%40example.com");
+    const res = await api(`/api/event/?category=ip-test&page=${page}&referrer=${page}`, { headers: { "cf-connecting-ip": IP, "x-forwarded-for": IP }, cf: BERLIN } as RequestInit);
     expect(res.status).toBe(500);
     const requestId = res.headers.get("x-request-id")!;
     const deadline = Date.now() + 10_000;
@@ -336,6 +337,9 @@ describe("the client's IP address", () => {
     const all = ((await (await fetch(env.SENTRY_RECEIVER)).json()) as { body: string }[]).map((e) => e.body).join("\n");
     expect(all).not.toContain(IP);
     expect(all.toLowerCase()).not.toContain("2001:db8:4f2a");
+    // Nor the page and referrer URLs a request names for its context (the query string goes, without them).
+    expect(envelopes[0]!.body).toContain("ip-test");
+    expect(all).not.toContain("secret-page");
     expect(logged.some((l) => l.includes(requestId))).toBe(true);
     for (const line of logged) expect(line).not.toContain(IP);
   });
