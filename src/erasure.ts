@@ -97,6 +97,7 @@ async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purg
 /** Deletes the request's rows from D1 a chunk at a time; true once none is left. */
 async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, deadline: number, now: () => number) {
   const match = matchOf(row, app);
+  let deleted = 0;
   for (;;) {
     if (now() >= deadline) return { finished: false, waiting: false };
     // Never the newest row: deleting it would let SQLite give its id to the next event, below the
@@ -118,9 +119,11 @@ async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, dea
       sql`DELETE FROM ${events} WHERE ${doomed}`,
     ].map((s) => db.run(s));
     await db.batch([statements[0]!, ...statements.slice(1)]);
+    deleted += ids.length;
   }
-  // Hours whose events are all gone leave count rows of zero; they add nothing, and go.
-  await db.batch([db.run(sql`DELETE FROM event_counts WHERE n <= 0`), db.run(sql`DELETE FROM context_counts WHERE n <= 0`)]);
+  // Hours whose events are all gone leave count rows of zero; they add nothing, and go (a scan of
+  // the counts, so only after a run that deleted something, as retention does).
+  if (deleted > 0) await db.batch([db.run(sql`DELETE FROM event_counts WHERE n <= 0`), db.run(sql`DELETE FROM context_counts WHERE n <= 0`)]);
   const [left] = await db.select({ n: sql<number>`count(*)` }).from(events).where(match);
   return { finished: left!.n === 0, waiting: left!.n > 0 };
 }
