@@ -41,12 +41,30 @@ export interface ErasureProgress {
   archiveEvents: number;
   /** The request waits for a later event before it can delete the table's newest row. */
   waiting?: boolean;
+  /** Its step threw (ErasureFailed carries the error); the next run tries again from its saved progress. */
+  failed?: boolean;
 }
 
 export interface ErasureRun {
   erasures: ErasureProgress[];
   /** False when the time budget ran out with requests still open. */
   done: boolean;
+}
+
+/**
+ * Thrown by eraseDue after every request had its turn when some of them failed: one request that
+ * cannot be carried out (a damaged archive object, say) holds up neither the others nor the rest of
+ * the maintenance. Its message names request ids only; the errors themselves go to Sentry.
+ */
+export class ErasureFailed extends AggregateError {
+  constructor(
+    readonly run: ErasureRun,
+    errors: unknown[],
+  ) {
+    const ids = run.erasures.filter((e) => e.failed).map((e) => e.id);
+    super(errors, `erasure request(s) ${ids.join(", ")} failed; they resume on the next run`, { cause: errors[0] });
+    this.name = "ErasureFailed";
+  }
 }
 
 /** The D1 rows a request names, written so the session index or the (event_id, app) index serves it. */
@@ -255,10 +273,18 @@ export async function eraseDue(
   { deadline, purgeCutoff, now = Date.now }: { deadline: number; purgeCutoff?: number; now?: () => number },
 ): Promise<ErasureRun> {
   const run: ErasureRun = { erasures: [], done: false };
+  const errors: unknown[] = [];
   const open = await db.select({ id: erasures.id }).from(erasures).where(ne(erasures.status, "done")).orderBy(asc(erasures.id));
   for (const { id } of open) {
-    if (now() >= deadline) return run;
-    const { waiting } = await advance(db, bucket, id, { deadline, purgeCutoff, now });
+    if (now() >= deadline) break;
+    let waiting = false;
+    let failed = false;
+    try {
+      ({ waiting } = await advance(db, bucket, id, { deadline, purgeCutoff, now }));
+    } catch (err) {
+      errors.push(err);
+      failed = true;
+    }
     const r = await readErasure(db, id);
     run.erasures.push({
       id,
@@ -268,8 +294,10 @@ export async function eraseDue(
       archiveObjectsRead: r.archiveObjectsRead,
       archiveEvents: r.archiveEvents,
       ...(waiting ? { waiting } : {}),
+      ...(failed ? { failed } : {}),
     });
   }
-  run.done = run.erasures.every((e) => e.status === "done");
+  run.done = run.erasures.length === open.length && run.erasures.every((e) => e.status === "done");
+  if (errors.length > 0) throw new ErasureFailed(run, errors);
   return run;
 }

@@ -8,7 +8,7 @@ import { eq } from "drizzle-orm";
 import { archiveNew, type ArchiveRun } from "./archive";
 import { storageFrom } from "./config";
 import { storageState } from "./db/schema";
-import { eraseDue, type ErasureRun } from "./erasure";
+import { eraseDue, ErasureFailed, type ErasureRun } from "./erasure";
 import { DAY, purgeErrorLog, purgeHotWindow, type PurgeRun } from "./retention";
 import { createSentry } from "./sentry";
 
@@ -28,11 +28,18 @@ export async function maintain(env: Env, now: () => number = Date.now): Promise<
   const db = drizzle(env.DB);
   const archive = await archiveNew(db, env.ARCHIVE, { blockIds: settings.archiveBlockIds, deadline: now() + STEP_BUDGET_MS, now });
   const cutoff = now() * 1000 - settings.hotDays * DAY;
-  const erasure = await eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now });
+  // A request that fails is thrown after retention has run: it holds up nothing else.
+  let failure: ErasureFailed | undefined;
+  const erasure = await eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now }).catch((err: unknown) => {
+    if (!(err instanceof ErasureFailed)) throw err;
+    failure = err;
+    return err.run;
+  });
   const purge = await purgeHotWindow(db, { cutoff, deadline: now() + STEP_BUDGET_MS, now });
   if (purge.done) await db.update(storageState).set({ purgedBefore: cutoff, purgedAt: now() * 1000 }).where(eq(storageState.id, 1));
   const errorCutoff = now() * 1000 - settings.errorLogDays * DAY;
   const errorLog = await purgeErrorLog(db, { cutoff: errorCutoff, deadline: now() + STEP_BUDGET_MS, now });
+  if (failure) throw failure;
   return { archive, erasure, purge: { ...purge, cutoff }, errorLog: { ...errorLog, cutoff: errorCutoff } };
 }
 

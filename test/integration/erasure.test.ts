@@ -6,10 +6,10 @@ import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { ARCHIVE_ROOT, archiveLines, readStorageState } from "../../src/archive";
+import { ARCHIVE_ROOT, archiveLines, putLines, readStorageState } from "../../src/archive";
 import { countEvents, HOUR, insertAll, type NewContextEventRow } from "../../src/db/events";
 import { erasures, type ErasureRow } from "../../src/db/schema";
-import { eraseDue } from "../../src/erasure";
+import { eraseDue, ErasureFailed } from "../../src/erasure";
 import worker from "../../src/index";
 import { maintain } from "../../src/maintenance";
 import { DAY } from "../../src/retention";
@@ -227,7 +227,9 @@ describe("erasing a session", () => {
         return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
-    await expect(eraseDue(db, crashing, { deadline: Date.now() + 20_000 })).rejects.toThrow("isolate gone");
+    const crash = await eraseDue(db, crashing, { deadline: Date.now() + 20_000 }).catch((err: unknown) => err);
+    expect(crash).toBeInstanceOf(ErasureFailed);
+    expect(((crash as ErasureFailed).cause as Error).message).toBe("isolate gone");
     expect(await audit(id)).toMatchObject({ status: "running", step: "archive" });
     expect((await audit(id)).pendingKey).not.toBeNull();
 
@@ -263,6 +265,41 @@ describe("erasing a session", () => {
     await maintain(settings());
     expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
     await expectExactCounts(app.num);
+  });
+});
+
+describe("a request that fails", () => {
+  it("holds up neither the other requests nor retention, goes to the caller by id only, and resumes once it can", async () => {
+    const broken = await makeApp();
+    const fine = await makeApp();
+    const session = `erased-${crypto.randomUUID()}`;
+    await insertAll(db, [event(broken.num, { sessionId: session }), event(fine.num, { sessionId: session })]);
+    await seal();
+    await maintain(settings());
+    // The broken application's object is damaged: not gzip.
+    const [key] = (await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${broken.appId}/` })).objects.map((o) => o.key);
+    const lines: string[] = [];
+    for await (const line of archiveLines(env.ARCHIVE, key!)) lines.push(line);
+    await env.ARCHIVE.put(key!, "not gzip");
+    const first = await request(broken.appId, "session", session);
+    const second = await request(fine.appId, "session", session);
+    const purgedAt = (await readStorageState(db)).purgedAt;
+
+    const failure = await maintain(settings()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(ErasureFailed);
+    expect((failure as Error).message).toMatch(new RegExp(`request\\(s\\) ${first} failed`));
+    expect((failure as Error).message).not.toContain(session);
+    expect((failure as ErasureFailed).run.erasures.find((e) => e.id === first)).toMatchObject({ failed: true, step: "archive" });
+    expect(await audit(second)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
+    expect((await readStorageState(db)).purgedAt).toBeGreaterThan(purgedAt ?? 0); // retention ran after it
+
+    await putLines(env.ARCHIVE, key!, lines);
+    await untilDone(first);
+    expect(await audit(first)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
+    expect((await archivedLines(broken.appId)).filter((l) => l.line.session_id === session)).toEqual([]);
   });
 });
 
