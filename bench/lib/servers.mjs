@@ -393,7 +393,8 @@ export const withBatchTimeout = (seconds) => (text) => {
 export function exportCommit(ref, dir) {
   const commit = spawnSync("git", ["rev-parse", "--short", `${ref}^{commit}`], { cwd: ROOT, encoding: "utf8" });
   if (commit.status !== 0) throw new Error(`git rev-parse ${ref}: ${commit.stderr.trim()}`);
-  const paths = ["src", "migrations", "wrangler.toml", "scripts", "package.json", "tsconfig.json"].filter(
+  // public/: wrangler.toml's [assets] directory, without which wrangler refuses to start.
+  const paths = ["src", "migrations", "wrangler.toml", "scripts", "package.json", "tsconfig.json", "public"].filter(
     (p) => spawnSync("git", ["cat-file", "-e", `${ref}:${p}`], { cwd: ROOT }).status === 0,
   );
   rmSync(dir, { recursive: true, force: true });
