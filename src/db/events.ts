@@ -113,18 +113,21 @@ export function uncountWhere(where: SQL): SQL[] {
  */
 export function contextRollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
   const n = sql.raw(sign === 1 ? "sum(m)" : "-sum(m)");
-  // The events are grouped first (a batch has few distinct types, hours and contexts), so the 16
-  // shapes multiply the groups, not the rows.
-  return sql`INSERT INTO ${contextCounts} (dim, value, category, name, app, hour, n)
-  SELECT CASE WHEN d = 1 THEN 'country' ELSE 'device' END AS dd, CASE WHEN d = 1 THEN co ELSE dv END AS vv,
-    CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn,
-    CASE WHEN s = 1 THEN a ELSE ${sql.raw(String(ALL_APPS))} END AS aa, h, ${n}
-  FROM (
+  // The events are grouped once, into a materialized table (a batch has few distinct types, hours
+  // and contexts), so the 16 shapes multiply the groups, not the rows. Without MATERIALIZED SQLite
+  // runs the grouping as a co-routine once per shape: 10–17 µs per event instead of under 1
+  // (node:sqlite, 500-event batches; BENCHMARKS.md "Edge context").
+  return sql`WITH fresh AS MATERIALIZED (
     SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, app AS a,
       country AS co, device AS dv, count(*) AS m
     FROM ${events} WHERE (${where}) AND (country IS NOT NULL OR device IS NOT NULL)
     GROUP BY c, nm, h, a, co, dv
-  ) AS fresh, (SELECT 1 AS d UNION ALL SELECT 2) AS dims,
+  )
+  INSERT INTO ${contextCounts} (dim, value, category, name, app, hour, n)
+  SELECT CASE WHEN d = 1 THEN 'country' ELSE 'device' END AS dd, CASE WHEN d = 1 THEN co ELSE dv END AS vv,
+    CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn,
+    CASE WHEN s = 1 THEN a ELSE ${sql.raw(String(ALL_APPS))} END AS aa, h, ${n}
+  FROM fresh, (SELECT 1 AS d UNION ALL SELECT 2) AS dims,
     (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape,
     (SELECT 1 AS s UNION ALL SELECT 2) AS scope
   WHERE (CASE WHEN d = 1 THEN co ELSE dv END) IS NOT NULL GROUP BY dd, vv, cc, nn, aa, h
