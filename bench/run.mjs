@@ -4,7 +4,7 @@
 // by side with their ceilings, prints a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
-//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, schemas, flood, storage, cost,
+//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, schemas, flood, storage, cost, erasure, context,
 //                        and memory, before-after (opt-in: only when named here)
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
@@ -33,6 +33,8 @@ import * as beforeAfter from "./phases/before-after.mjs";
 import * as storage from "./phases/storage.mjs";
 import * as tenants from "./phases/tenants.mjs";
 import * as cost from "./phases/cost.mjs";
+import * as erasure from "./phases/erasure.mjs";
+import * as context from "./phases/context.mjs";
 
 const argv = process.argv.slice(2);
 /** The value of `--name v` or `--name=v`. */
@@ -66,6 +68,8 @@ const PHASES = [
   { names: ["flood"], module: authFlood, key: "flood" },
   { names: ["storage"], module: storage, key: "storage" },
   { names: ["cost"], module: cost, key: "billing" }, // R.cost is the shared report's cost table
+  { names: ["erasure"], module: erasure, key: "erasure" },
+  { names: ["context"], module: context, key: "context" },
   { names: ["memory"], module: memory, key: "memory", optIn: true },
   { names: ["before-after"], module: beforeAfter, key: "beforeAfter", trivial: true, optIn: true },
 ];

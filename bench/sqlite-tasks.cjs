@@ -7,6 +7,7 @@
 //   info    {file}                                  file size, rows, journal mode, an app_id
 //   load    {file, rows, appId | apps, tenant, seed}  writes `rows` synthetic events into a D1 file
 //   storage {migrationsDir, rows, apps, txnRows}   a fresh file of that schema filled as the consumer fills it; bytes per table and index (dbstat)
+//   dbstatFile {file}   bytes per table and index of an existing D1 file (wrangler stopped), events with and without context
 //   keys    {file, keys: [{id, key, kind, appId}]}  adds API keys (stored as SHA-256) to a D1 file
 //   migrate {file, migration}                       applies one migration file's statements, timed
 //   insert  {messagesFile, variant, migrationsDir, around}   inserts the consumer bench's rows into a fresh DB
@@ -502,7 +503,24 @@ function migrate({ file, migration }) {
   return { seconds, statements: statements.length, longest: [...each].sort((a, b) => b.seconds - a.seconds).slice(0, 3) };
 }
 
-const tasks = { info, load, insert, query, probeValues, storage, keys, migrate };
+/** Bytes per table and index (dbstat) of a D1 file a stopped wrangler left, and how many events it holds (with context). */
+function dbstatFile({ file }) {
+  const db = open(file, { mustExist: true });
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  const has = (col) => db.prepare("SELECT count(*) AS n FROM pragma_table_info('events') WHERE name = ?").get(col).n > 0;
+  const out = {
+    rows: db.prepare("SELECT count(*) AS n FROM events").get().n,
+    withContext: has("context") ? db.prepare("SELECT count(*) AS n FROM events WHERE context IS NOT NULL").get().n : 0,
+    contexts: has("context") ? db.prepare("SELECT count(*) AS n FROM contexts").get().n : 0,
+    contextBodyAvg: has("context") ? db.prepare("SELECT avg(length(body)) AS n FROM contexts").get().n : null,
+    pageSize: pragma(db, "page_size"),
+    objects: dbstat(db),
+  };
+  db.close();
+  return out;
+}
+
+const tasks = { info, load, insert, query, probeValues, storage, keys, migrate, dbstatFile };
 const [task, arg] = process.argv.slice(2);
 if (!tasks[task]) {
   console.error(`unknown task ${task}`);

@@ -12,6 +12,9 @@ const USAGE = `usage: npm run keys -- <command> [--remote]
   create-read-key [<app_id>]   a read key for one application, or for all when omitted
   set-origins <app_id> [origins]
                                origins allowed to send with the app's write keys (none = any)
+  set-context <app_id> on|country|off
+                               context stored with its events: all of it (on, the default), location
+                               coarsened to the country (country), or none (off); effective within 60 s
   list                         applications and keys (never the keys themselves)
   revoke <key_id>              stops the key; effective within 60 s (the Worker's key cache TTL)`;
 
@@ -63,8 +66,14 @@ const commands = {
     d1(`UPDATE applications SET allowed_origins = ${quote(origins(list))} WHERE id = ${quote(appId)}`);
     console.log(`origins of ${appId}: ${origins(list)}`);
   },
+  "set-context"([appId, mode]) {
+    requireApp(appId);
+    if (!["on", "country", "off"].includes(mode)) throw new Error("the context mode must be on, country or off");
+    d1(`UPDATE applications SET context = ${quote(mode)} WHERE id = ${quote(appId)}`);
+    console.log(`context of ${appId}: ${mode}; the Worker applies it within 60 s (the key cache's TTL), to events sent from then on`);
+  },
   list() {
-    console.table(d1("SELECT id, name, allowed_origins, created_at FROM applications ORDER BY created_at"));
+    console.table(d1("SELECT id, name, allowed_origins, context, created_at FROM applications ORDER BY created_at"));
     console.table(d1("SELECT id, kind, app_id, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at"));
   },
   revoke([keyId]) {

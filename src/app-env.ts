@@ -1,4 +1,5 @@
 // The Hono context every route sees: the Worker's bindings and per-request values.
+import type { ContextMode } from "./context";
 import type { Db } from "./db/events";
 
 export interface AppEnv {
@@ -11,6 +12,8 @@ export interface AppEnv {
     appNum?: number;
     /** The key that authorised this request. */
     keyId?: string;
+    /** What context its application's events get (context.ts). */
+    contextMode?: ContextMode;
     /** Reads for this request, through one D1 session (read-session.ts). */
     reads?: Db;
     readsRaw?: D1DatabaseSession;

@@ -9,8 +9,8 @@
 // above it. The block still growing is rewritten by each run until it is sealed.
 import { and, between, eq, gt, sql } from "drizzle-orm";
 import { directoryKnowing } from "./applications";
-import type { Db } from "./db/events";
-import { events, storageState, type EventRow } from "./db/schema";
+import { eventColumns, type Db, type StoredEvent } from "./db/events";
+import { events, storageState } from "./db/schema";
 import { renderEvent } from "./render";
 import { formatTimestamp } from "./timestamp";
 
@@ -55,7 +55,7 @@ export async function readStorageState(db: Db): Promise<StorageState> {
 }
 
 /** Writes one block's events (ids first..last, those that exist) to R2: one object per partition. */
-async function writeBlock(db: Db, bucket: R2Bucket, rows: EventRow[], first: number): Promise<number> {
+async function writeBlock(db: Db, bucket: R2Bucket, rows: StoredEvent[], first: number): Promise<number> {
   const apps = await directoryKnowing(db, new Set(rows.map((r) => r.app)));
   const byPartition = new Map<string, string[]>();
   for (const row of rows) {
@@ -65,15 +65,16 @@ async function writeBlock(db: Db, bucket: R2Bucket, rows: EventRow[], first: num
     if (lines) lines.push(renderEvent(row, appId));
     else byPartition.set(partition, [renderEvent(row, appId)]);
   }
-  await Promise.all(
-    [...byPartition].map(async ([partition, lines]) =>
-      bucket.put(objectName(partition, first), await gzipText(`${lines.join("\n")}\n`), {
-        httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
-        customMetadata: { events: String(lines.length) },
-      }),
-    ),
-  );
+  await Promise.all([...byPartition].map(([partition, lines]) => putLines(bucket, objectName(partition, first), lines)));
   return byPartition.size;
+}
+
+/** Writes one archive object: NDJSON lines, gzipped, typed so any tool reads it as it is. */
+export async function putLines(bucket: R2Bucket, key: string, lines: string[]): Promise<void> {
+  await bucket.put(key, await gzipText(`${lines.join("\n")}\n`), {
+    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+    customMetadata: { events: String(lines.length) },
+  });
 }
 
 export interface ArchiveRun {
@@ -104,7 +105,7 @@ export async function archiveNew(
   for (let first = state.archivedThrough + 1; first <= maxId; first += blockIds) {
     if (now() >= deadline) return run;
     const last = first + blockIds - 1;
-    const rows = await db.select().from(events).where(between(events.id, first, last)).orderBy(events.id);
+    const rows = await db.select(eventColumns).from(events).where(between(events.id, first, last)).orderBy(events.id);
     run.objects += await writeBlock(db, bucket, rows, first);
     run.rows += rows.length;
     run.blocks++;

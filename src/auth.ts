@@ -10,6 +10,7 @@ import type { AppEnv } from "./app-env";
 import type { Db } from "./db/events";
 import { BoundedCache } from "./bounded-cache";
 import { clientKey } from "./client-address";
+import type { ContextMode } from "./context";
 import { apiKeys, applications } from "./db/schema";
 import { ApiError, clip } from "./errors";
 
@@ -24,6 +25,8 @@ export interface Principal {
   appNum: number | null;
   /** Origins the application's write keys may send from; empty means any. */
   allowedOrigins: string[];
+  /** What context the application's events get (applications.context); read with the key, so a change takes effect within KEY_TTL_MS. */
+  context: ContextMode;
 }
 
 /** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS). */
@@ -61,14 +64,14 @@ export function cachedKey(hash: string, now = Date.now()): Principal | null | un
 /** Reads a key from D1 (not the cache) and caches what it found. */
 export async function lookupKey(db: Db, hash: string, ttlMs = KEY_TTL_MS, now = Date.now()): Promise<Principal | null> {
   const [row] = await db
-    .select({ id: apiKeys.id, hash: apiKeys.hash, kind: apiKeys.kind, appId: apiKeys.appId, appNum: applications.num, origins: applications.allowedOrigins })
+    .select({ id: apiKeys.id, hash: apiKeys.hash, kind: apiKeys.kind, appId: apiKeys.appId, appNum: applications.num, origins: applications.allowedOrigins, context: applications.context })
     .from(apiKeys)
     .leftJoin(applications, eq(applications.id, apiKeys.appId))
     .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)))
     .limit(1);
   const principal =
     row && sameHash(row.hash, hash)
-      ? { keyId: row.id, kind: row.kind, appId: row.appId, appNum: row.appNum, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[] }
+      ? { keyId: row.id, kind: row.kind, appId: row.appId, appNum: row.appNum, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[], context: row.context ?? "on" }
       : null;
   if (principal) known.set(hash, principal, ttlMs, now);
   else unknown.set(hash, true, Math.min(ttlMs, UNKNOWN_TTL_MS), now);
@@ -174,6 +177,7 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
     if (principal.appId) c.set("appId", principal.appId);
     if (principal.appNum !== null) c.set("appNum", principal.appNum);
     c.set("keyId", principal.keyId);
+    c.set("contextMode", principal.context);
     await next();
   };
 }

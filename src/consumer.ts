@@ -3,7 +3,7 @@
 // queue, whose consumer records it in the error log and reports it to Sentry.
 import { drizzle } from "drizzle-orm/d1";
 import { numbersOf } from "./applications";
-import { insertAll, type Db } from "./db/events";
+import { insertAll, type Db, type NewContextEventRow } from "./db/events";
 import type { NewErrorLogRow, NewEventRow } from "./db/schema";
 import { excerpt, sendAll } from "./queue";
 import { queueMessage } from "./schemas";
@@ -17,7 +17,7 @@ export const backoff = (attempts: number) => Math.min(2 ** Math.max(1, attempts)
 interface Planned {
   message: Message<unknown>;
   /** Events as rows, but with the application's id: its number is looked up when they are stored. */
-  events: (Omit<NewEventRow, "app"> & { appId: string | null })[];
+  events: (Omit<NewEventRow, "app" | "context"> & { appId: string | null; contextBody: string | null })[];
   errors: NewErrorLogRow[];
 }
 
@@ -70,6 +70,10 @@ export function plan(message: Message<unknown>): Planned {
       }),
     };
   }
+  // The request's context, once for its events: its JSON text is the contexts row it goes under.
+  const context = body.context ? JSON.stringify(body.context) : null;
+  const country = body.context?.country ?? null;
+  const device = body.context?.device ?? null;
   return {
     message,
     errors: [],
@@ -82,6 +86,9 @@ export function plan(message: Message<unknown>): Planned {
       timestamp: e.timestamp,
       receivedAt: body.received_at,
       appId: body.app,
+      contextBody: context,
+      country,
+      device,
     })),
   };
 }
@@ -90,7 +97,7 @@ export function plan(message: Message<unknown>): Planned {
 async function store(db: Db, plans: Planned[]): Promise<void> {
   const planned = plans.flatMap((p) => p.events);
   const nums = await numbersOf(db, new Set(planned.map((e) => e.appId)));
-  const rows: NewEventRow[] = planned.map(({ appId, ...e }) => ({ ...e, app: nums.get(appId)! }));
+  const rows: NewContextEventRow[] = planned.map(({ appId, ...e }) => ({ ...e, app: nums.get(appId)! }));
   await insertAll(db, rows, plans.flatMap((p) => p.errors));
 }
 

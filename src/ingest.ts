@@ -4,10 +4,12 @@ import type { AppEnv } from "./app-env";
 import { rateLimit, requireKey } from "./auth";
 import { readJson } from "./body";
 import { limitsFrom } from "./config";
+import { contextOf } from "./context";
 import { ApiError, errorBody } from "./errors";
 import { payloadRules, schemaTtlMs } from "./payload-schemas";
 import { eventMessages, invalidMessages, sendAll } from "./queue";
-import type { QueueMessage } from "./schemas";
+import { parseQuery } from "./query-string";
+import { ingestQuery, type QueueMessage } from "./schemas";
 import { createSentry } from "./sentry";
 import { nowMicros } from "./timestamp";
 import { eventsOf, validateEvents } from "./validate";
@@ -35,7 +37,14 @@ export const ingest = new Hono<AppEnv>()
     const requestId = c.get("requestId");
     const { candidates, receivedAt, app, accepted, refused } = await validateRequest(c);
 
-    const messages: QueueMessage[] = eventMessages(accepted, app, receivedAt);
+    // One context for the request's events, worked out once (context.ts) and packed once per message.
+    const page = parseQuery(ingestQuery, c.req.queries());
+    const context = accepted.length === 0 ? null : contextOf(c.req.raw, c.get("contextMode") ?? "on", {
+      development: c.env.ENVIRONMENT === "development",
+      page: page.page,
+      referrer: page.referrer,
+    });
+    const messages: QueueMessage[] = eventMessages(accepted, app, receivedAt, context);
     const eventMessageCount = messages.length;
     if (refused.length > 0) messages.push(...invalidMessages(refused, app, receivedAt, requestId));
 

@@ -12,7 +12,9 @@ import {
   errorSummaryQuery,
   eventId,
   eventInput,
+  eventContext,
   eventQuery,
+  ingestQuery,
   exportQuery,
   label,
   MAX_LIMIT,
@@ -130,6 +132,7 @@ export const storedEvent = z.strictObject({
   event_id: text(),
   received_at: text(),
   application: nullableText(),
+  context: z.nullable(eventContext),
 });
 
 export const ingestAccepted = z.union([
@@ -194,6 +197,8 @@ export const statsCounts = z.strictObject({
   application: nullableText(),
   category: nullableText(),
   name: nullableText(),
+  country: nullableText(),
+  device: nullableText(),
   window: z.strictObject({ after: text(), before: text(), buckets: int() }),
   buckets: z.array(text()),
   total: int(),
@@ -364,6 +369,10 @@ const PARAMS: Record<string, string> = {
   before: "the window's end, widened to the end of its hour (default: now)",
   interval: "bucket width: `hour` (default) or `day` (UTC)",
   by: "split the series by `category` (default) or `name`",
+  country: "only events from this country: an ISO 3166-1 alpha-2 code as Cloudflare reports it (`XX` unknown, `T1` Tor), any case; events without context never match",
+  device: "only events from this device type (parsed from User-Agent); events without context never match",
+  page: "the page the events happened on (`location.href`): its `utm_*` parameters go into each event's `context`; nothing else of it is kept",
+  referrer: "the page's referrer (`document.referrer`): its host goes into each event's `context` as `referrer_host`; nothing else of it is kept",
 };
 
 function routes(limits: DocLimits): Route[] {
@@ -377,8 +386,11 @@ function routes(limits: DocLimits): Route[] {
       description:
         `One event object, or an array of 1–${limits.maxEventsPerRequest}; body at most ${limits.maxBodyBytes} bytes (also once inflated). ` +
         "`text/plain` (what `navigator.sendBeacon` sends) is read as JSON; `Content-Encoding: gzip` is accepted. Valid events are queued and " +
-        "stored within seconds; invalid ones are refused one by one (`errors`) and logged (GET /api/errors/).",
+        "stored within seconds; invalid ones are refused one by one (`errors`) and logged (GET /api/errors/). Each stored event gets the request's " +
+        "`context` (country, region, city, timezone, continent, ASN; browser, OS, device type; with `page`/`referrer`, the referrer's host and UTM " +
+        "parameters) unless its application turned context off; the client's IP address is never stored.",
       auth: "write",
+      query: ingestQuery,
       events: true,
       ok: { "202": { description: "all events queued (`success: true`), or some, with why the others were refused (`success: false`)", schema: "IngestAccepted" } },
       errors: [...WRITE_ERRORS, 503],
@@ -401,7 +413,7 @@ function routes(limits: DocLimits): Route[] {
       summary: "Query events",
       description:
         "Newest first. Offset pages (`count`, `next`, `previous`, as the original's) or, with `pagination=cursor`, cursor pages (`next` only) that cost " +
-        "the same however deep. `count` is exact.",
+        "the same however deep. `count` is exact. Each event carries its `context` (where and on what it happened, or null).",
       auth: "read",
       query: eventQuery,
       bookmark: true,
@@ -462,7 +474,9 @@ function routes(limits: DocLimits): Route[] {
       path: "/api/stats/counts",
       tag: "events",
       summary: "Events counted per hour or day, by category or name",
-      description: "Counts from the hourly roll-ups (never the events), in whole buckets; the largest series first, the rest summed into `other`.",
+      description:
+        "Counts from the hourly roll-ups (never the events), in whole buckets; the largest series first, the rest summed into `other`. " +
+        "`country` or `device` (one of them) counts only events with that context, from the roll-ups by context.",
       auth: "read",
       query: statsQuery,
       notes: {

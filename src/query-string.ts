@@ -33,13 +33,15 @@ const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number)
 
 /** The event filters a query string asks for, the timestamp aliases folded into one range. */
 export function filtersOf(
-  q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end">,
+  q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end"> & Partial<Pick<EventQuery, "country" | "device">>,
   scope: { app?: number },
 ): EventFilters {
   return {
     sessionId: q.session_id,
     category: q.category,
     name: q.name,
+    country: q.country,
+    device: q.device,
     app: scope.app,
     after: tighter(Math.max, q.timestamp_after, q.timestamp_start),
     before: tighter(Math.min, q.timestamp_before, q.timestamp_end),

@@ -1,7 +1,7 @@
 // Handing accepted events (and refused ones, for the error log) to the Queue, within its limits:
 // a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Events are packed many per message.
 import type { FieldError } from "./errors";
-import type { EventsMessage, PreparedEvent, QueueMessage } from "./schemas";
+import type { EventContext, EventsMessage, PreparedEvent, QueueMessage } from "./schemas";
 import { clipChars, packBySize, utf8Length } from "./sizes";
 
 /** Serialized bytes per message we aim under (the platform's cap is 128 KB). */
@@ -14,12 +14,15 @@ const MESSAGE_OVERHEAD = 512;
 
 const jsonBytes = (value: unknown) => utf8Length(JSON.stringify(value));
 
-export function eventMessages(events: PreparedEvent[], app: string | null, receivedAt: number): EventsMessage[] {
-  // ~100 bytes of envelope per message; each event adds its JSON plus a comma.
-  return packBySize(events, (e) => jsonBytes(e) + 1, MESSAGE_BYTES - 256).map((group) => ({
+export function eventMessages(events: PreparedEvent[], app: string | null, receivedAt: number, context: EventContext | null = null): EventsMessage[] {
+  // ~100 bytes of envelope per message, plus the context once (≤ 2 KB: 15 fields of ≤ 150
+  // characters); each event adds its JSON plus a comma.
+  const envelope = 256 + (context === null ? 0 : jsonBytes(context));
+  return packBySize(events, (e) => jsonBytes(e) + 1, MESSAGE_BYTES - envelope).map((group) => ({
     kind: "events",
     app,
     received_at: receivedAt,
+    ...(context === null ? {} : { context }),
     events: group,
   }));
 }

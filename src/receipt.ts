@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { directoryKnowing, numberKnowing } from "./applications";
 import { requireKey } from "./auth";
-import type { Db } from "./db/events";
+import { eventColumns, type Db } from "./db/events";
 import { events } from "./db/schema";
 import { ApiError } from "./errors";
 import { appOf, parseQuery, scopeOf } from "./query-string";
@@ -21,7 +21,7 @@ import { eventId as eventIdSchema, receiptQuery } from "./schemas";
  */
 export function findStored(db: Db, eventId: string, app?: number) {
   return db
-    .select()
+    .select(eventColumns)
     .from(events)
     // The id goes in as its 16 bytes, written as the insert writes them.
     .where(and(sql`${events.eventId} = unhex(${eventId.replace(/-/g, "")})`, app !== undefined ? eq(events.app, app) : undefined))

@@ -6,7 +6,7 @@
 // counts keep ERROR_LOG_DAYS.
 import { sql } from "drizzle-orm";
 import type { Db } from "./db/events";
-import { HOUR, rollUpWhere } from "./db/events";
+import { HOUR, uncountWhere } from "./db/events";
 import { errorCounts, errorLog, events, rollupMark, storageState } from "./db/schema";
 
 export const DAY = 24 * HOUR;
@@ -38,8 +38,9 @@ export async function purgeHotWindow(
   for (;;) {
     if (now() >= deadline) return run;
     // The same subquery in one transaction names the same rows: uncount them, then delete them.
-    const [, deleted] = await db.batch([db.run(rollUpWhere(doomed, -1)), db.run(sql`DELETE FROM ${events} WHERE ${doomed}`)]);
-    const n = (deleted as unknown as { meta: { changes: number } }).meta.changes;
+    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) => db.run(s));
+    const results = await db.batch([first!, ...rest]);
+    const n = (results.at(-1) as unknown as { meta: { changes: number } }).meta.changes;
     run.deleted += n;
     if (n < chunk) break;
   }

@@ -90,6 +90,30 @@ export const preparedEvent = z.object({
 });
 export type PreparedEvent = z.infer<typeof preparedEvent>;
 
+/**
+ * Where and on what an event happened, as the Worker saw the request that sent it (context.ts):
+ * stored beside the event, never inside its data, and returned as `context`. Every field is
+ * optional: absent when unknown, or when its application coarsened or turned context off.
+ */
+export const eventContext = z.object({
+  country: z.optional(z.string()),
+  continent: z.optional(z.string()),
+  region: z.optional(z.string()),
+  city: z.optional(z.string()),
+  timezone: z.optional(z.string()),
+  asn: z.optional(z.int()),
+  browser: z.optional(z.string()),
+  os: z.optional(z.string()),
+  device: z.optional(z.string()),
+  referrer_host: z.optional(z.string()),
+  utm_source: z.optional(z.string()),
+  utm_medium: z.optional(z.string()),
+  utm_campaign: z.optional(z.string()),
+  utm_term: z.optional(z.string()),
+  utm_content: z.optional(z.string()),
+});
+export type EventContext = z.infer<typeof eventContext>;
+
 // rule: what the value broke (errors.ts FieldError), absent in messages queued before it existed.
 const reason = z.object({ index: z.optional(z.int()), field: z.nullable(z.string()), message: z.string(), rule: z.optional(z.string()) });
 
@@ -101,6 +125,8 @@ export const queueMessage = z.discriminatedUnion("kind", [
     app: z.nullable(z.string()),
     received_at: z.int(),
     events: z.array(preparedEvent).check(z.minLength(1)),
+    // The sending request's context, once for all its events (absent before context existed).
+    context: z.optional(z.nullable(eventContext)),
     held: z.optional(z.int()),
   }),
   z.object({
@@ -156,12 +182,30 @@ const filter = <T extends z.ZodMiniType>(schema: T) =>
     z.optional(schema),
   );
 
+/** A country filter: an ISO 3166-1 alpha-2 code as Cloudflare reports it (XX unknown, T1 Tor), any case. */
+const country = z.pipe(
+  z.string().check(z.regex(/^[A-Za-z][A-Za-z0-9]$/, "country must be a two-letter country code")),
+  z.transform((s: string) => s.toUpperCase()),
+);
+
+/** A device filter: the device types context.ts stores. */
+export const DEVICE_TYPES = ["desktop", "mobile", "tablet", "tv", "bot", "other"] as const;
+const device = z.enum(DEVICE_TYPES, { error: `device must be one of ${DEVICE_TYPES.join(", ")}` });
+
+/** POST /api/event/ query string: the page the events happened on, for their context (both optional). */
+export const ingestQuery = z.object({
+  page: z.optional(z.string().check(z.maxLength(4096, "page must be at most 4096 characters"))),
+  referrer: z.optional(z.string().check(z.maxLength(4096, "referrer must be at most 4096 characters"))),
+});
+
 /** GET /api/event/ query string. Unknown parameters are ignored, as the original did. */
 
 export const eventQuery = z.object({
   session_id: filter(label),
   category: filter(label),
   name: filter(label),
+  country: filter(country),
+  device: filter(device),
   timestamp_after: filter(bound),
   timestamp_before: filter(bound),
   timestamp_start: filter(bound),
@@ -235,6 +279,8 @@ export const statsQuery = z.object({
   by: z.optional(z.enum(["category", "name"], { error: "by must be category or name" })),
   category: eventQuery.shape.category,
   name: eventQuery.shape.name,
+  country: eventQuery.shape.country,
+  device: eventQuery.shape.device,
   timestamp_after: eventQuery.shape.timestamp_after,
   timestamp_before: eventQuery.shape.timestamp_before,
   app_id: filter(label),

@@ -1,5 +1,6 @@
 // The one seam to Sentry: fetch, queue and scheduled all build their client here.
-// No SENTRY_DSN means no client, not a crash. Keys never leave: Authorization and ?key= are not sent.
+// No SENTRY_DSN means no client, not a crash. Keys never leave: Authorization and ?key= are not sent;
+// nor do IP addresses (allowedIps false; cf-connecting-ip and x-forwarded-for are not allowed headers).
 // Every report names its release (this package's version) and environment (ENVIRONMENT); each
 // handler tags its own name (`handler`: fetch, queue, scheduled) and what it served.
 import { Toucan } from "toucan-js";
@@ -30,7 +31,8 @@ export function createSentry(env: Env, ctx: Pick<ExecutionContext, "waitUntil">,
     request,
     requestDataOptions: {
       allowedHeaders: SAFE_HEADERS,
-      allowedSearchParams: /^(?!key$|cursor$)/,
+      // Not the key, a cursor, or the page and referrer URLs a POST names for its context (they can hold anything).
+      allowedSearchParams: /^(?!key$|cursor$|page$|referrer$)/,
       allowedCookies: false,
       allowedIps: false,
     },

@@ -76,6 +76,12 @@ export const stats = new Hono<AppEnv>().get("/counts", requireKey("read"), readS
       errors: [{ field: "timestamp_after", message: "timestamp_after must not be later than timestamp_before" }],
     });
   }
+  if (q.country !== undefined && q.device !== undefined) {
+    throw new ApiError("invalid_query", "invalid query parameter device: counts filter by country or by device, not both", {
+      errors: [{ field: "device", message: "device cannot be combined with country here (GET /api/event/ takes both)" }],
+    });
+  }
+  const context = q.country !== undefined ? { dim: "country" as const, value: q.country } : q.device !== undefined ? { dim: "device" as const, value: q.device } : undefined;
   // Whole buckets, since the counts are hourly: the window widens to the start of the bucket
   // holding timestamp_after and the end of the one holding timestamp_before (default: now).
   const bucketOf = (micros: number) => Math.floor(Math.floor(micros / HOUR) / width);
@@ -97,7 +103,7 @@ export const stats = new Hono<AppEnv>().get("/counts", requireKey("read"), readS
   const known = appId === undefined || app !== undefined;
   const single = by === "category" ? q.category : q.name;
   const rows = known
-    ? await seriesCounts(db, { by, category: q.category, name: q.name, app, firstHour: w.firstHour, lastHour: (last + 1) * width - 1 })
+    ? await seriesCounts(db, { by, category: q.category, name: q.name, app, context, firstHour: w.firstHour, lastHour: (last + 1) * width - 1 })
     : [];
   const folded = foldSeries(rows, w, q.limit ?? DEFAULT_SERIES, single);
   return c.json({
@@ -106,6 +112,8 @@ export const stats = new Hono<AppEnv>().get("/counts", requireKey("read"), readS
     application: appId ?? null,
     category: q.category ?? null,
     name: q.name ?? null,
+    country: q.country ?? null,
+    device: q.device ?? null,
     window: { after: formatTimestamp(w.firstHour * HOUR), before: formatTimestamp((last + 1) * width * HOUR), buckets },
     buckets: Array.from({ length: buckets }, (_, i) => formatTimestamp((first + i) * width * HOUR)),
     total: folded.total,

@@ -22,6 +22,9 @@
 //                          with R2 puts, lists and bytes counted; answers its run and the meter
 //   GET  /__bench/archive   → every object in the ARCHIVE bucket: key, size, events (custom metadata)
 //   GET  /__bench/archive-object?key=K → that object's stored (gzip) bytes
+//   POST /__bench/erase {"app", "kind", "target"} → records an erasure request as `npm run erase` does
+//   POST /__bench/erase-due?budget_ms=N → the maintenance's erasure step alone (src/erasure.ts), metered
+//   GET  /__bench/erasure?id=N → the request's row (its audit)
 //   scheduled               → the real scheduled() (`wrangler dev --test-scheduled` answers /__scheduled)
 import { drizzle } from "drizzle-orm/d1";
 import worker from "../../src/index";
@@ -32,6 +35,7 @@ import { limitsFrom } from "../../src/config";
 import { eventMessages } from "../../src/queue";
 import { eventsOf, validateEvents } from "../../src/validate";
 import { maintain } from "../../src/maintenance";
+import { eraseDue } from "../../src/erasure";
 
 const counters = fresh();
 function fresh() {
@@ -55,7 +59,7 @@ let metering = false;
 let meter = freshMeter();
 function freshMeter() {
   const d1 = () => ({ statements: 0, rowsRead: 0, rowsWritten: 0, bySql: {} });
-  return { requests: 0, messages: 0, messageBytes: [], fetch: d1(), queue: d1(), maintain: d1(), r2: { puts: 0, putBytes: 0, lists: 0, gets: 0 } };
+  return { requests: 0, messages: 0, messageBytes: [], fetch: d1(), queue: d1(), maintain: d1(), r2: { puts: 0, putBytes: 0, lists: 0, gets: 0, deletes: 0 } };
 }
 const utf8 = new TextEncoder();
 /** Adds one statement's D1 meta to a role's totals, keyed by the statement's first words. */
@@ -135,7 +139,10 @@ function meteredBucket(bucket) {
       return bucket.get(key, o);
     },
     head: (key) => bucket.head(key),
-    delete: (k) => bucket.delete(k),
+    delete: (k) => {
+      meter.r2.deletes++;
+      return bucket.delete(k);
+    },
   };
 }
 
@@ -484,6 +491,22 @@ export default {
     if (url.pathname === "/__bench/maintain") {
       const run = await maintain(envWith(env, { DB: meteredDb(env.DB, "maintain"), ARCHIVE: meteredBucket(env.ARCHIVE) }));
       return json({ run, meter });
+    }
+    if (url.pathname === "/__bench/erase") {
+      // What `npm run erase -- session <app_id> <session_id>` writes (scripts/erase.mjs).
+      const { app, kind = "session", target } = await request.json();
+      const row = await env.DB.prepare("INSERT INTO erasures (app_id, kind, target, requested_at) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(app, kind, target, Date.now() * 1000)
+        .first();
+      return json(row);
+    }
+    if (url.pathname === "/__bench/erase-due") {
+      const budget = Number(url.searchParams.get("budget_ms") ?? 20_000);
+      const run = await eraseDue(drizzle(meteredDb(env.DB, "maintain")), meteredBucket(env.ARCHIVE), { deadline: Date.now() + budget });
+      return json({ run, meter });
+    }
+    if (url.pathname === "/__bench/erasure") {
+      return json(await env.DB.prepare("SELECT * FROM erasures WHERE id = ?").bind(Number(url.searchParams.get("id"))).first());
     }
     if (url.pathname === "/__bench/archive") {
       const objects = [];

@@ -26,7 +26,7 @@ const CUSTOM = {
 /** The server's schemas, config and zod, bundled from the server's sources and imported. */
 export function loadServer() {
   const entry = [
-    'export { eventInput, eventQuery, queueMessage, MAX_LIMIT } from "./src/schemas.ts";',
+    'export { eventContext, eventInput, eventQuery, queueMessage, MAX_LIMIT } from "./src/schemas.ts";',
     'export { limitsFrom } from "./src/config.ts";',
     'export { toJSONSchema } from "zod/mini";',
   ].join("\n");
@@ -114,6 +114,11 @@ export async function generate() {
     "",
     iface("An event as POST /api/event/ takes it (src/schemas.ts `eventInput`).", "EventInput", jsonSchemaOf(server, "eventInput", server.eventInput)),
     iface("The query string of GET /api/event/, every value a string (src/schemas.ts `eventQuery`).", "EventQuery", jsonSchemaOf(server, "eventQuery", server.eventQuery)),
+    iface(
+      "Where and on what a stored event happened, as the Worker saw its request (src/schemas.ts `eventContext`): a stored event's `context`.",
+      "EventContext",
+      jsonSchemaOf(server, "eventContext", server.eventContext),
+    ),
     iface(
       "Why an event was refused: an item of the `errors` of a 202 or 400 (src/schemas.ts, the reasons a queue message carries to the error log).",
       "FieldError",

@@ -1,10 +1,10 @@
 // The reading side, for read keys: one page, every page (cursor mode, following `next`), every
 // event, one session's events, one event's receipt.
-import { SERVER_LIMITS, type EventInput, type EventQuery } from "./generated/server.js";
+import { SERVER_LIMITS, type EventContext, type EventInput, type EventQuery } from "./generated/server.js";
 import { backoff, retryAfterMs, sleep, timeoutSignal, type Fetch } from "./http.js";
 
 /** The filters this client passes on: names checked against the server's query schema at compile time. */
-const FILTERS = ["session_id", "category", "name", "timestamp_after", "timestamp_before"] as const satisfies readonly (keyof EventQuery)[];
+const FILTERS = ["session_id", "category", "name", "country", "device", "timestamp_after", "timestamp_before"] as const satisfies readonly (keyof EventQuery)[];
 
 export interface EventFilters {
   /** Exact match. */
@@ -13,6 +13,10 @@ export interface EventFilters {
   category?: EventQuery["category"];
   /** Exact match. */
   name?: EventQuery["name"];
+  /** Country of the sending request (ISO 3166-1 alpha-2, any case). */
+  country?: EventQuery["country"];
+  /** Device type parsed from the sending request's User-Agent. */
+  device?: EventQuery["device"];
   /** Inclusive lower bound: a Date, or the server's formats (a date alone is midnight UTC). */
   timestamp_after?: EventQuery["timestamp_after"] | Date;
   /** Inclusive upper bound. */
@@ -32,6 +36,8 @@ export type StoredEvent = Omit<EventInput, "event_id"> & {
   received_at: string;
   /** The application whose write key sent it. */
   application: string | null;
+  /** Where and on what it happened, from the request that sent it; null when its application turned context off. */
+  context: EventContext | null;
 };
 
 export interface Page {

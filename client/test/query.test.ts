@@ -72,6 +72,8 @@ describe("query client", () => {
       event_id: ids[24],
       received_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$/),
       application: "app_dev",
+      // wrangler dev's stand-in request.cf and Node's fetch User-Agent (the server's context.ts).
+      context: expect.objectContaining({ country: expect.stringMatching(/^[A-Z][A-Z0-9]$/) }),
     });
     await pages.return(undefined);
   });

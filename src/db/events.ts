@@ -1,10 +1,21 @@
 // Event storage: the batched insert the consumer runs, and the filtered, ordered reads the API serves.
-import { and, asc, between, count, desc, eq, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
+import { and, asc, between, count, desc, eq, getTableColumns, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { packBySize, utf8Length } from "../sizes";
-import { ALL_APPS, errorLog, eventCounts, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { ALL_APPS, contextCounts, contexts, errorLog, eventCounts, events, rollupMark, type EventRow, type NewErrorLogRow, type NewEventRow } from "./schema";
 
 export type Db = DrizzleD1Database<Record<string, unknown>>;
+
+/**
+ * An event's columns and its context's JSON text (null without one): what every reader (the
+ * query API, receipts, the export, the archive) selects and renders. One primary-key read of
+ * contexts per event that has a context.
+ */
+export const eventColumns = {
+  ...getTableColumns(events),
+  contextBody: sql<string | null>`(SELECT body FROM ${contexts} WHERE ${contexts.id} = ${events.context})`.as("context_body"),
+};
+export type StoredEvent = EventRow & { contextBody: string | null };
 
 /** D1 binds at most 100 parameters per statement. */
 export const D1_MAX_PARAMS = 100;
@@ -25,9 +36,21 @@ const ERROR_COLUMNS = 11;
  */
 export const INSERT_JSON_BYTES = 1_000_000;
 
-function insertEvents(db: Db, rows: NewEventRow[]) {
+/** An event to store, with its context as the JSON text of a contexts row (null: none). */
+export type NewContextEventRow = Omit<NewEventRow, "context"> & { contextBody?: string | null };
+
+/** The contexts the events name, each inserted once (one already stored is left as it is). */
+function insertContexts(db: Db, rows: NewContextEventRow[]) {
+  const bodies = [...new Set(rows.map((r) => r.contextBody).filter((b): b is string => typeof b === "string"))];
+  if (bodies.length === 0) return [];
+  return packBySize(bodies, (b) => utf8Length(JSON.stringify(b)) + 1, INSERT_JSON_BYTES).map((group) =>
+    db.insert(contexts).select(sql`SELECT NULL, value FROM json_each(${JSON.stringify(group)}) WHERE true`).onConflictDoNothing(),
+  );
+}
+
+function insertEvents(db: Db, rows: NewContextEventRow[]) {
   const tuples = rows.map((r) =>
-    JSON.stringify([r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt]),
+    JSON.stringify([r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.contextBody ?? null, r.country ?? null, r.device ?? null]),
   );
   return packBySize(tuples, (t) => utf8Length(t) + 1, INSERT_JSON_BYTES).map((group) =>
     db
@@ -35,7 +58,8 @@ function insertEvents(db: Db, rows: NewEventRow[]) {
       .select(
         // Columns in table order; NULL id lets SQLite assign the next rowid; the UUID goes in as
         // its 16 bytes. `WHERE true` keeps SQLite from reading the upsert's ON as a join constraint.
-        sql`SELECT NULL, value ->> 0, unhex(replace(value ->> 1, '-', '')), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+        sql`SELECT NULL, value ->> 0, unhex(replace(value ->> 1, '-', '')), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
+              (SELECT id FROM ${contexts} WHERE body = value ->> 8), value ->> 9, value ->> 10
             FROM json_each(${`[${group.join(",")}]`}) WHERE true`,
       )
       // The one uniqueness to meet is (event_id, app): a redelivered or resent event is skipped.
@@ -73,7 +97,46 @@ export function rollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
   ON CONFLICT (category, name, app, hour) DO UPDATE SET n = n + excluded.n`;
 }
 
-const rollUp = rollUpWhere(sql`id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`);
+/**
+ * The statements that take the events matching `where` out of every roll-up, to run in one D1
+ * batch just before the DELETE of the same rows: what retention and erasure both do, so counts
+ * stay exact for what is left.
+ */
+export function uncountWhere(where: SQL): SQL[] {
+  return [rollUpWhere(where, -1), contextRollUpWhere(where, -1)];
+}
+
+/**
+ * Adds the events matching `where` to the hourly counts by country and by device
+ * (context_counts), under the same four (category, name) shapes and two scopes as
+ * rollUpWhere, or takes them away (`sign` -1). Events without the value are not counted.
+ */
+export function contextRollUpWhere(where: SQL, sign: 1 | -1 = 1): SQL {
+  const n = sql.raw(sign === 1 ? "sum(m)" : "-sum(m)");
+  // The events are grouped once, into a materialized table (a batch has few distinct types, hours
+  // and contexts), so the 16 shapes multiply the groups, not the rows. Without MATERIALIZED SQLite
+  // runs the grouping as a co-routine once per shape: 10–17 µs per event instead of under 1
+  // (node:sqlite, 500-event batches; BENCHMARKS.md "Edge context").
+  return sql`WITH fresh AS MATERIALIZED (
+    SELECT category AS c, name AS nm, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, app AS a,
+      country AS co, device AS dv, count(*) AS m
+    FROM ${events} WHERE (${where}) AND (country IS NOT NULL OR device IS NOT NULL)
+    GROUP BY c, nm, h, a, co, dv
+  )
+  INSERT INTO ${contextCounts} (dim, value, category, name, app, hour, n)
+  SELECT CASE WHEN d = 1 THEN 'country' ELSE 'device' END AS dd, CASE WHEN d = 1 THEN co ELSE dv END AS vv,
+    CASE WHEN k IN (1, 2) THEN c ELSE '' END AS cc, CASE WHEN k IN (1, 3) THEN nm ELSE '' END AS nn,
+    CASE WHEN s = 1 THEN a ELSE ${sql.raw(String(ALL_APPS))} END AS aa, h, ${n}
+  FROM fresh, (SELECT 1 AS d UNION ALL SELECT 2) AS dims,
+    (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) AS shape,
+    (SELECT 1 AS s UNION ALL SELECT 2) AS scope
+  WHERE (CASE WHEN d = 1 THEN co ELSE dv END) IS NOT NULL GROUP BY dd, vv, cc, nn, aa, h
+  ON CONFLICT (app, dim, value, category, name, hour) DO UPDATE SET n = n + excluded.n`;
+}
+
+const fresh = sql`id > coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`;
+const rollUp = rollUpWhere(fresh);
+const contextRollUp = contextRollUpWhere(fresh);
 const advanceMark = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELECT coalesce(max(id), 0) FROM ${events}))
   ON CONFLICT (id) DO UPDATE SET last_id = max(last_id, excluded.last_id)`;
 
@@ -82,10 +145,10 @@ const advanceMark = sql`INSERT INTO ${rollupMark} (id, last_id) VALUES (1, (SELE
  * error-log rows (an entry already logged is skipped) in one D1 batch, which D1 runs as one
  * transaction: all of it is stored, or none of it.
  */
-export async function insertAll(db: Db, rows: NewEventRow[], errors: NewErrorLogRow[] = []): Promise<void> {
-  const inserts = insertEvents(db, rows);
+export async function insertAll(db: Db, rows: NewContextEventRow[], errors: NewErrorLogRow[] = []): Promise<void> {
+  const inserts = [...insertContexts(db, rows), ...insertEvents(db, rows)];
   const statements = [
-    ...(inserts.length > 0 ? [...inserts, db.run(rollUp), db.run(advanceMark)] : []),
+    ...(inserts.length > 0 ? [...inserts, db.run(rollUp), db.run(contextRollUp), db.run(advanceMark)] : []),
     // An entry whose dedup key is already logged (a redelivered message) is skipped.
     ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) => db.insert(errorLog).values(c).onConflictDoNothing()),
   ];
@@ -97,6 +160,9 @@ export interface EventFilters {
   sessionId?: string;
   category?: string;
   name?: string;
+  /** Context values (events.country, events.device). */
+  country?: string;
+  device?: string;
   /** One application's number: a read scoped to it. Without it, every application's events. */
   app?: number;
   /** Inclusive bounds, microseconds. */
@@ -125,9 +191,21 @@ export interface Position {
 // (SPEC §4) instead of whichever the planner guesses without statistics.
 const unindexed = (column: Column, value: string | number) => sql`+${column} = ${value}`;
 
-type Shape = "session" | "category" | "name" | "time";
+// A context filter takes precedence over category and name: it is what narrows an explorer's
+// view of a type down further, and its index is partial (only events with context have entries).
+type Shape = "session" | "country" | "device" | "category" | "name" | "time";
 const shapeOf = (f: EventFilters): Shape =>
-  f.sessionId !== undefined ? "session" : f.category !== undefined ? "category" : f.name !== undefined ? "name" : "time";
+  f.sessionId !== undefined
+    ? "session"
+    : f.country !== undefined
+      ? "country"
+      : f.device !== undefined
+        ? "device"
+        : f.category !== undefined
+          ? "category"
+          : f.name !== undefined
+            ? "name"
+            : "time";
 
 /**
  * The equality filters, each written so the shape's own index is the one used: a scoped read's
@@ -139,8 +217,10 @@ function filterTerms(f: EventFilters): (SQL | undefined)[] {
   return [
     f.sessionId !== undefined ? eq(events.sessionId, f.sessionId) : undefined,
     f.app === undefined ? undefined : shape === "session" ? unindexed(events.app, f.app) : eq(events.app, f.app),
+    f.country !== undefined ? (shape === "country" ? eq(events.country, f.country) : unindexed(events.country, f.country)) : undefined,
+    f.device !== undefined ? (shape === "device" ? eq(events.device, f.device) : unindexed(events.device, f.device)) : undefined,
     f.category !== undefined ? (shape === "category" ? eq(events.category, f.category) : unindexed(events.category, f.category)) : undefined,
-    f.name !== undefined ? (shape === "session" ? unindexed(events.name, f.name) : eq(events.name, f.name)) : undefined,
+    f.name !== undefined ? (shape === "category" || shape === "name" ? eq(events.name, f.name) : unindexed(events.name, f.name)) : undefined,
   ];
 }
 
@@ -199,7 +279,7 @@ export function listEvents(db: Db, f: EventFilters, page: Page) {
   const direction = page.direction ?? "desc";
   const order = direction === "desc" ? desc : asc;
   const read = (where: SQL | undefined) =>
-    db.select().from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
+    db.select(eventColumns).from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
   if (page.after === undefined) return read(whereOf(f)).offset(page.offset ?? 0);
   const [first, beyond] = positionArms(f, page.after, direction);
   if (beyond === undefined) return read(first);
@@ -220,7 +300,7 @@ export function listEvents(db: Db, f: EventFilters, page: Page) {
  */
 export function listAboveId(db: Db, f: EventFilters, afterId: number, limit: number) {
   return db
-    .select()
+    .select(eventColumns)
     .from(events)
     .where(
       and(
@@ -265,8 +345,26 @@ export function countQueries(db: Db, f: EventFilters) {
   // Whole hours inside [after, before]: first..last (either open when its bound is absent).
   const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);
   const last = f.before === undefined ? undefined : Math.floor((f.before + 1) / HOUR) - 1;
-  if (f.sessionId !== undefined || (first !== undefined && last !== undefined && first > last)) return [exact(f)] as const;
-  const rolled = db
+  // Country and device together have no roll-up: those are counted in the country's index.
+  const both = f.country !== undefined && f.device !== undefined;
+  if (f.sessionId !== undefined || both || (first !== undefined && last !== undefined && first > last)) return [exact(f)] as const;
+  const dim = f.country !== undefined ? { dim: "country", value: f.country } : f.device !== undefined ? { dim: "device", value: f.device } : undefined;
+  const rolled = dim
+    ? db
+        .select({ n: sql<number>`coalesce(sum(${contextCounts.n}), 0)` })
+        .from(contextCounts)
+        .where(
+          and(
+            eq(contextCounts.app, f.app ?? ALL_APPS),
+            eq(contextCounts.dim, dim.dim),
+            eq(contextCounts.value, dim.value),
+            eq(contextCounts.category, f.category ?? ""),
+            eq(contextCounts.name, f.name ?? ""),
+            first !== undefined ? gte(contextCounts.hour, first) : undefined,
+            last !== undefined ? lte(contextCounts.hour, last) : undefined,
+          ),
+        )
+    : db
     .select({ n: sql<number>`coalesce(sum(${eventCounts.n}), 0)` })
     .from(eventCounts)
     .where(

@@ -1,4 +1,5 @@
 // The D1 schema. drizzle-kit generates migrations/ from this file: edit here, then `npm run db:generate`.
+import { sql } from "drizzle-orm";
 import { customType, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
@@ -38,6 +39,15 @@ export const events = sqliteTable(
     timestamp: integer("timestamp").notNull(),
     // When the Worker accepted it: microseconds since the epoch, UTC.
     receivedAt: integer("received_at").notNull(),
+    // Where and on what it happened, from the request that sent it (context.ts): the row of
+    // contexts, shared by every event with the same context, so an event pays a small integer
+    // for it. NULL when its application turned context off (or it predates context).
+    context: integer("context"),
+    // The two context values events are filtered by, copied out of the context so a filtered
+    // page is one index range: ISO 3166-1 alpha-2 country (Cloudflare's XX, T1 included), and
+    // device type (desktop, mobile, tablet, tv, bot, other). NULL when unknown or context is off.
+    country: text("country"),
+    device: text("device"),
   },
   // One index per filter shape, each ending in timestamp (and implicitly rowid), so every
   // filtered page is an index range read in order, never a scan and sort: one set for reads
@@ -56,6 +66,52 @@ export const events = sqliteTable(
     index("events_app_category").on(t.app, t.category, t.timestamp),
     index("events_app_name").on(t.app, t.name, t.timestamp),
     index("events_app_category_name").on(t.app, t.category, t.name, t.timestamp),
+    // Partial: events without the value (context off, unknown) take no entry, and `country = ?`
+    // implies the index's condition, so SQLite uses it.
+    index("events_country").on(t.country, t.timestamp).where(sql`country IS NOT NULL`),
+    index("events_app_country").on(t.app, t.country, t.timestamp).where(sql`country IS NOT NULL`),
+    index("events_device").on(t.device, t.timestamp).where(sql`device IS NOT NULL`),
+    index("events_app_device").on(t.app, t.device, t.timestamp).where(sql`device IS NOT NULL`),
+  ],
+);
+
+/**
+ * Contexts: where and on what events happened, one row per distinct context (a request's, which
+ * every event it sent shares, and every later request from the same place and browser). `body` is
+ * the context object's JSON text as the query API returns it; it never holds an IP address.
+ */
+export const contexts = sqliteTable(
+  "contexts",
+  {
+    id: integer("id").primaryKey(),
+    body: text("body").notNull(),
+  },
+  (t) => [uniqueIndex("contexts_body").on(t.body)],
+);
+
+/**
+ * Event counts per hour by a context value (dim 'country' or 'device'), kept beside event_counts
+ * in the same batch and under the same four (category, name) shapes and two scopes: the stats
+ * endpoint's and the count's country and device filters read these rows, never the events.
+ * Events without the value are not counted here.
+ */
+export const contextCounts = sqliteTable(
+  "context_counts",
+  {
+    dim: text("dim").notNull(),
+    value: text("value").notNull(),
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    app: integer("app").notNull(),
+    hour: integer("hour").notNull(),
+    n: integer("n").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.app, t.dim, t.value, t.category, t.name, t.hour] }),
+    // As event_counts': every category for one name (or any), every name for one category (or
+    // any), over an hour range, without reading other hours' rows.
+    index("context_counts_app_name").on(t.app, t.dim, t.value, t.name, t.hour),
+    index("context_counts_app_category").on(t.app, t.dim, t.value, t.category, t.hour),
   ],
 );
 
@@ -213,6 +269,9 @@ export const applications = sqliteTable("applications", {
   name: text("name").notNull(),
   // JSON array of origins allowed to send with this app's write keys; [] means any origin.
   allowedOrigins: text("allowed_origins").notNull().default("[]"),
+  // What context its events get (context.ts): 'on' (all of it), 'country' (the country alone, no
+  // finer location), 'off' (none). Set with `npm run keys -- set-context`.
+  context: text("context", { enum: ["on", "country", "off"] }).notNull().default("on"),
   // Microseconds since the epoch, UTC.
   createdAt: integer("created_at").notNull(),
 });
@@ -239,3 +298,51 @@ export const apiKeys = sqliteTable(
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type ApplicationRow = typeof applications.$inferSelect;
+
+/**
+ * Erasure requests (GDPR/CCPA), written by the operator CLI (`npm run erase`) and carried out by
+ * the scheduled maintenance in bounded steps (erasure.ts); each row stays as the audit of what was
+ * erased and when. It holds the identifiers the request named (the session id, or the event ids)
+ * and counts per store, never an erased event's content. Times are microseconds.
+ */
+export const erasures = sqliteTable(
+  "erasures",
+  {
+    id: integer("id").primaryKey(),
+    // The application whose events are erased (applications.id, as the operator named it).
+    appId: text("app_id").notNull(),
+    // 'session': every event of one session_id; 'events': the events of a list of event ids.
+    kind: text("kind", { enum: ["session", "events"] }).notNull(),
+    // The session id, or the event ids as a JSON array of UUIDs.
+    target: text("target").notNull(),
+    // pending → running → done. `step` says where a running erasure stands: 'd1' (deleting rows and
+    // their counts), then 'archive' (rewriting R2 objects, resuming after `archive_cursor`).
+    status: text("status", { enum: ["pending", "running", "done"] }).notNull().default("pending"),
+    step: text("step", { enum: ["d1", "archive"] }),
+    requestedAt: integer("requested_at").notNull(),
+    startedAt: integer("started_at"),
+    finishedAt: integer("finished_at"),
+    // The archive partitions read: those of this application whose hour lies in [scan_after,
+    // scan_before] (event time). Set by the operator (--from/--to) or when the erasure starts, from
+    // what D1 still holds; `scan_basis` says which (erasure.ts: operator, d1, d1+lookback, archive, none).
+    scanAfter: integer("scan_after"),
+    scanBefore: integer("scan_before"),
+    scanBasis: text("scan_basis"),
+    // The last archive object finished, in key order: where a resumed archive step continues.
+    archiveCursor: text("archive_cursor"),
+    // The object being rewritten and how many lines it loses, written before the R2 write: a run
+    // stopped before the counts moved finds the object clean and still counts its lines once.
+    pendingKey: text("pending_key"),
+    pendingEvents: integer("pending_events"),
+    // What was erased, per store: rows deleted from D1, of which taken out of the hourly counts,
+    // archive objects read and rewritten (or deleted when nothing else was left in them), archive lines removed.
+    d1Events: integer("d1_events").notNull().default(0),
+    countedEvents: integer("counted_events").notNull().default(0),
+    archiveObjectsRead: integer("archive_objects_read").notNull().default(0),
+    archiveObjectsRewritten: integer("archive_objects_rewritten").notNull().default(0),
+    archiveEvents: integer("archive_events").notNull().default(0),
+  },
+  (t) => [index("erasures_status").on(t.status, t.id)],
+);
+
+export type ErasureRow = typeof erasures.$inferSelect;

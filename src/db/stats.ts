@@ -2,7 +2,7 @@
 // (event_counts), never from the events: what the stats endpoint and the explorer's chart draw.
 import { and, between, eq } from "drizzle-orm";
 import type { Db } from "./events";
-import { ALL_APPS, eventCounts } from "./schema";
+import { ALL_APPS, contextCounts, eventCounts } from "./schema";
 
 export interface SeriesFilters {
   /** What splits the events into series. */
@@ -11,6 +11,8 @@ export interface SeriesFilters {
   name?: string;
   /** One application's number; undefined: every application (the ALL_APPS rows). */
   app?: number;
+  /** Only events with this country or device (read from context_counts). */
+  context?: { dim: "country" | "device"; value: string };
   /** Whole hours, floor(microseconds / 1 hour), both inclusive. */
   firstHour: number;
   lastHour: number;
@@ -32,6 +34,7 @@ export interface SeriesRow {
  * matching shape only: never other hours, other applications, or the (category, name) pairs.
  */
 export function seriesCounts(db: Db, f: SeriesFilters) {
+  if (f.context !== undefined) return contextSeriesCounts(db, f, f.context);
   const key = f.by === "category" ? eventCounts.category : eventCounts.name;
   return db
     .select({ key, hour: eventCounts.hour, n: eventCounts.n })
@@ -42,6 +45,27 @@ export function seriesCounts(db: Db, f: SeriesFilters) {
         f.by === "name" || f.category !== undefined ? eq(eventCounts.category, f.category ?? "") : undefined,
         f.by === "category" || f.name !== undefined ? eq(eventCounts.name, f.name ?? "") : undefined,
         between(eventCounts.hour, f.firstHour, f.lastHour),
+      ),
+    );
+}
+
+/**
+ * The same rows for the events of one country or one device type, from context_counts: led by
+ * (app, dim, value), then through context_counts_app_name or _app_category as above.
+ */
+function contextSeriesCounts(db: Db, f: SeriesFilters, context: { dim: string; value: string }) {
+  const key = f.by === "category" ? contextCounts.category : contextCounts.name;
+  return db
+    .select({ key, hour: contextCounts.hour, n: contextCounts.n })
+    .from(contextCounts)
+    .where(
+      and(
+        eq(contextCounts.app, f.app ?? ALL_APPS),
+        eq(contextCounts.dim, context.dim),
+        eq(contextCounts.value, context.value),
+        f.by === "name" || f.category !== undefined ? eq(contextCounts.category, f.category ?? "") : undefined,
+        f.by === "category" || f.name !== undefined ? eq(contextCounts.name, f.name ?? "") : undefined,
+        between(contextCounts.hour, f.firstHour, f.lastHour),
       ),
     );
 }

@@ -149,7 +149,7 @@ describe("order", () => {
   it("renders each result with the original's fields first, then ours", async () => {
     const page = await getJson(`/api/event/?session_id=${encodeURIComponent(S1)}&limit=1`);
     const result = page.results[0]!;
-    expect(Object.keys(result)).toEqual(["session_id", "timestamp", "category", "name", "data", "event_id", "received_at", "application"]);
+    expect(Object.keys(result)).toEqual(["session_id", "timestamp", "category", "name", "data", "event_id", "received_at", "application", "context"]);
     expect(result.timestamp).toBe("2021-03-02T12:30:00.243860Z");
     const res = await api("/api/event/?limit=1");
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);

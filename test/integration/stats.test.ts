@@ -54,6 +54,8 @@ describe("GET /api/stats/counts (happy)", () => {
       application: app.appId,
       category: null,
       name: null,
+      country: null,
+      device: null,
       window: { after: "2019-03-01T10:00:00Z", before: "2019-03-01T14:00:00Z", buckets: 4 },
       buckets: ["2019-03-01T10:00:00Z", "2019-03-01T11:00:00Z", "2019-03-01T12:00:00Z", "2019-03-01T13:00:00Z"],
       total: 10,

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import * as z from "zod/mini";
 import { createApp } from "../../src/app";
 import { docLimits, jsonSchemaOf, openApiDocument, type JsonSchema } from "../../src/openapi";
-import { errorQuery, errorSummaryQuery, eventInput, eventQuery, exportQuery, label, receiptQuery, statsQuery } from "../../src/schemas";
+import { errorQuery, errorSummaryQuery, eventInput, eventQuery, exportQuery, ingestQuery, label, receiptQuery, statsQuery } from "../../src/schemas";
 import { README_EVENT } from "../helpers";
 
 const ORIGIN = "http://eye.test";
@@ -71,6 +71,7 @@ describe("public/api/openapi.json", () => {
 
   it("lists as query parameters exactly the keys of the zod schema each route parses, each described", () => {
     const parses: Record<string, z.ZodMiniObject> = {
+      "POST /api/event": ingestQuery,
       "GET /api/event": eventQuery,
       "GET /api/sessions/{session_id}/events": eventQuery,
       "GET /api/event/{event_id}": receiptQuery,

@@ -18,6 +18,9 @@ export interface EventQuery {
   session_id?: string;
   category?: string;
   name?: string;
+  /** pattern: ^[A-Za-z][A-Za-z0-9]$ */
+  country?: string;
+  device?: "desktop" | "mobile" | "tablet" | "tv" | "bot" | "other";
   timestamp_after?: string;
   timestamp_before?: string;
   timestamp_start?: string;
@@ -29,6 +32,25 @@ export interface EventQuery {
   pagination?: "offset" | "cursor";
   /** maxLength: 200 */
   cursor?: string;
+}
+
+/** Where and on what a stored event happened, as the Worker saw its request (src/schemas.ts `eventContext`): a stored event's `context`. */
+export interface EventContext {
+  country?: string;
+  continent?: string;
+  region?: string;
+  city?: string;
+  timezone?: string;
+  asn?: number;
+  browser?: string;
+  os?: string;
+  device?: string;
+  referrer_host?: string;
+  utm_source?: string;
+  utm_medium?: string;
+  utm_campaign?: string;
+  utm_term?: string;
+  utm_content?: string;
 }
 
 /** Why an event was refused: an item of the `errors` of a 202 or 400 (src/schemas.ts, the reasons a queue message carries to the error log). */

@@ -1,0 +1,86 @@
+// Counts by country and device (context_counts): exact against a plain count(*) for every filter shape
+// and range, events without context left out, a redelivered batch counted once, and exact again after
+// events are taken out the way retention and erasure take them (uncountWhere, then DELETE).
+import { env } from "cloudflare:workers";
+import { sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { describe, expect, it } from "vitest";
+import { countEvents, HOUR, insertAll, uncountWhere, type EventFilters, type NewContextEventRow } from "../../src/db/events";
+import { events } from "../../src/db/schema";
+
+const db = drizzle(env.DB);
+const APP = 301;
+const START = Date.UTC(2022, 4, 1) * 1000;
+
+async function plainCount(f: EventFilters): Promise<number> {
+  const where = ["app = ?"];
+  const params: unknown[] = [APP];
+  for (const [col, v] of [["country", f.country], ["device", f.device], ["category", f.category], ["name", f.name]] as const) {
+    if (v !== undefined) where.push(`${col} = ?`), params.push(v);
+  }
+  if (f.after !== undefined) where.push("timestamp >= ?"), params.push(f.after);
+  if (f.before !== undefined) where.push("timestamp <= ?"), params.push(f.before);
+  return (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ")}`).bind(...params).first<{ n: number }>())!.n;
+}
+
+const CONTEXTS = [
+  { country: "DE", device: "mobile" },
+  { country: "FR", device: "desktop" },
+  { country: "DE", device: "desktop" },
+  null,
+];
+
+function makeRows(n: number): NewContextEventRow[] {
+  return Array.from({ length: n }, (_, i) => {
+    const ctx = CONTEXTS[i % CONTEXTS.length]!;
+    return {
+      app: APP,
+      eventId: crypto.randomUUID(),
+      sessionId: `cc-s${i % 5}`,
+      category: `cc-c${i % 3}`,
+      name: `cc-n${i % 2}`,
+      data: "{}",
+      timestamp: START + ((i * 7919) % (6 * HOUR)),
+      receivedAt: START,
+      contextBody: ctx ? JSON.stringify(ctx) : null,
+      country: ctx?.country ?? null,
+      device: ctx?.device ?? null,
+    };
+  });
+}
+
+const SHAPES: EventFilters[] = [
+  { country: "DE" },
+  { country: "FR", category: "cc-c1" },
+  { device: "desktop", name: "cc-n0" },
+  { device: "mobile", category: "cc-c2", name: "cc-n1" },
+  { country: "DE", after: START + HOUR / 2, before: START + 4 * HOUR + 17 },
+  { device: "desktop", after: START + HOUR, before: START + 3 * HOUR - 1 },
+  { country: "DE", device: "desktop" },
+];
+
+async function expectExact(label: string) {
+  for (const f of SHAPES) expect(await countEvents(db, { ...f, app: APP }), `${label} ${JSON.stringify(f)}`).toBe(await plainCount(f));
+}
+
+describe("context_counts", () => {
+  it("count exactly by country and device, whole hours from the roll-ups and the edges from the rows", async () => {
+    const rows = makeRows(240);
+    await insertAll(db, rows);
+    await insertAll(db, rows.slice(0, 60)); // a redelivered message: nothing twice
+    await expectExact("after insert");
+    const contexts = await env.DB.prepare("SELECT count(*) AS n FROM contexts WHERE body LIKE '%\"country\"%'").first<{ n: number }>();
+    expect(contexts!.n).toBeGreaterThanOrEqual(3);
+    const across = await env.DB.prepare("SELECT sum(n) AS n FROM context_counts WHERE app = -1 AND dim = 'country' AND value = 'DE' AND category = '' AND name = ''").first<{ n: number }>();
+    expect(across!.n).toBeGreaterThanOrEqual(await plainCount({ country: "DE" }));
+  });
+
+  it("stay exact when events are taken out as retention and erasure take them", async () => {
+    const doomed = sql`${events.app} = ${sql.raw(String(APP))} AND ${events.sessionId} = 'cc-s2'`;
+    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) => db.run(s));
+    await db.batch([first!, ...rest]);
+    await expectExact("after delete");
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM context_counts WHERE app = ? AND n < 0").bind(APP).first<{ n: number }>();
+    expect(left!.n).toBe(0);
+  });
+});
