@@ -4,26 +4,12 @@
 // [vars] set (as the Worker reads them). The Worker never builds it, so its bundle carries none of it.
 //   npm run openapi              rewrite the file
 //   npm run openapi -- --check   exit 1 when the file is not what the code gives (test/unit/openapi.test.ts checks it too)
-import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { importBundled, ROOT, wranglerVars } from "./load-source.mjs";
+import { importBundled, ROOT, wranglerVars, writeOrCheck } from "./load-source.mjs";
 
 const OUTPUT = path.join(ROOT, "public/api/openapi.json");
 const { openApiDocument, docLimits } = await importBundled('export { openApiDocument, docLimits } from "./src/openapi.ts";', { prefix: "eye-openapi-" });
 const vars = await wranglerVars();
 const text = `${JSON.stringify(openApiDocument(docLimits(vars)), null, 2)}\n`;
 
-if (process.argv.includes("--check")) {
-  let current = "";
-  try {
-    current = readFileSync(OUTPUT, "utf8");
-  } catch {}
-  if (current !== text) {
-    console.error("public/api/openapi.json is not what src/openapi.ts and wrangler.toml give: run npm run openapi");
-    process.exit(1);
-  }
-  console.log("public/api/openapi.json is up to date");
-} else {
-  writeFileSync(OUTPUT, text);
-  console.log(`wrote public/api/openapi.json (${text.length} bytes)`);
-}
+writeOrCheck(OUTPUT, text, "npm run openapi");

@@ -5,10 +5,9 @@
 //   node scripts/generate.mjs --check   exit 1 when the file is not what the server's code gives
 // Needs the repository's own install (npm ci at the root): the server's zod, and wrangler's
 // reader of wrangler.toml, come from there.
-import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { importBundled, wranglerVars } from "../../scripts/load-source.mjs";
+import { importBundled, wranglerVars, writeOrCheck } from "../../scripts/load-source.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const clientDir = path.resolve(here, "..");
@@ -141,18 +140,5 @@ export async function generate() {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const text = await generate();
-  if (process.argv.includes("--check")) {
-    let current = "";
-    try {
-      current = readFileSync(OUTPUT, "utf8");
-    } catch {}
-    if (current !== text) {
-      console.error(`${path.relative(process.cwd(), OUTPUT)} is not what the server's schemas give: run npm run generate --prefix client`);
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(OUTPUT, text);
-    console.log(`wrote ${path.relative(process.cwd(), OUTPUT)}`);
-  }
+  writeOrCheck(OUTPUT, await generate(), "npm run generate --prefix client");
 }
