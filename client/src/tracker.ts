@@ -62,6 +62,13 @@ export interface TrackerOptions {
   unload?: boolean;
   /** Send the key as `?key=` with a text/plain body (no CORS preflight) instead of `Authorization`. Default true where there is a document. */
   keyInUrl?: boolean;
+  /**
+   * Name the page (`location.href`) and its referrer (`document.referrer`) as `?page=` and `?referrer=`
+   * of each send, from which the server keeps only the referrer's host and the page's UTM parameters
+   * in each event's context. The page at the time of sending: events persisted by an earlier page go
+   * with the next page's. Default true where there is a document.
+   */
+  sendPage?: boolean;
   /** Default: globalThis.fetch. */
   fetch?: Fetch;
   onError?: (error: TrackerError) => void;
@@ -137,6 +144,7 @@ export class Tracker {
       timeout: options.timeout ?? 10_000,
       unload: options.unload ?? browser,
       keyInUrl: options.keyInUrl ?? browser,
+      sendPage: options.sendPage ?? browser,
     };
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     const sid = options.sessionId ?? sessionId;
@@ -247,7 +255,7 @@ export class Tracker {
   beacon(): number {
     const seen = new Set<string>();
     const pending = [...this.inflight, ...this.queue].filter((e) => !this.beaconed.has(e) && !seen.has(e.event.event_id) && seen.add(e.event.event_id));
-    const url = `${this.url}?key=${encodeURIComponent(this.o.writeKey)}`;
+    const url = this.postUrl(true);
     const handed = new Set<Entry>();
     for (let rest = pending; rest.length > 0; ) {
       const batch = takeBatch(rest, this.o.maxBatchEvents, BEACON_MAX_BYTES);
@@ -291,13 +299,25 @@ export class Tracker {
     return { sent, queued: this.queue.length };
   }
 
+  /** The POST's URL: the key when it travels there, the page and its referrer when asked (URLs over 2,000 characters are left out). */
+  private postUrl(withKey: boolean): string {
+    const params: string[] = [];
+    if (withKey) params.push(`key=${encodeURIComponent(this.o.writeKey)}`);
+    if (this.o.sendPage && typeof location !== "undefined" && typeof document !== "undefined") {
+      for (const [name, value] of [["page", location.href], ["referrer", document.referrer]] as const) {
+        if (value && value.length <= 2000) params.push(`${name}=${encodeURIComponent(value)}`);
+      }
+    }
+    return params.length > 0 ? `${this.url}?${params.join("&")}` : this.url;
+  }
+
   /** One batch through the retry policy. */
   private async send(batch: Entry[]): Promise<Exclude<Outcome, { kind: "retry" }> | (Extract<Outcome, { kind: "retry" }> & { retryAt: number })> {
     const body = bodyOf(batch);
     const headers: Record<string, string> = this.o.keyInUrl
       ? { "content-type": "text/plain;charset=UTF-8" }
       : { "content-type": "application/json", authorization: `Bearer ${this.o.writeKey}` };
-    const url = this.o.keyInUrl ? `${this.url}?key=${encodeURIComponent(this.o.writeKey)}` : this.url;
+    const url = this.postUrl(this.o.keyInUrl);
     for (let attempt = 0; ; attempt++) {
       const outcome = await post(this.fetchFn, url, body, headers, this.o.timeout);
       if (outcome.kind !== "retry") return outcome;

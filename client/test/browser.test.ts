@@ -56,9 +56,9 @@ async function fresh() {
 }
 
 /** Opens the test page and waits for the built client to load. */
-async function openPage(): Promise<Page> {
+async function openPage(query = "", referer?: string): Promise<Page> {
   const page = await context.newPage();
-  await page.goto(`${site.url}/page.html`);
+  await page.goto(`${site.url}/page.html${query}`, referer ? { referer } : {});
   await page.waitForFunction(() => window.EyeClient !== undefined);
   return page;
 }
@@ -90,7 +90,8 @@ describe.runIf(run)("in a browser", () => {
 
     await page.goto("about:blank");
     const [beacon] = await posts(1);
-    expect(beacon!.url).toBe(`/api/event/?key=${WRITE_KEY}`);
+    // The key, then the page the events were sent from (sendPage, on by default in browsers).
+    expect(beacon!.url).toBe(`/api/event/?key=${WRITE_KEY}&page=${encodeURIComponent(`${site.url}/page.html`)}`);
     expect(beacon!.headers["content-type"]).toBe("text/plain;charset=UTF-8");
     expect(beacon!.headers.authorization).toBeUndefined();
     expect(Buffer.byteLength(beacon!.body)).toBeLessThan(64 * 1024);
@@ -99,6 +100,29 @@ describe.runIf(run)("in a browser", () => {
     const stored = await waitForEvents(session, 3);
     expect(beacon!.upstream?.status).toBe(202);
     expect(stored.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+
+  it("names the page and its referrer, so each event's context carries the campaign and where the visitor came from", async () => {
+    await fresh();
+    const session = newSession("campaign");
+    const page = await openPage("?utm_source=newsletter&utm_campaign=fall&email=someone%40example.com", "http://search.example/results?q=eye");
+    await page.evaluate(
+      ({ endpoint, writeKey, session }) => {
+        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker.track("browser", "landing", {});
+        return window.tracker.flush();
+      },
+      { endpoint: net.url, writeKey: WRITE_KEY, session },
+    );
+    const [sent] = await posts(1);
+    // What the browser gives as document.referrer (its referrer policy may cut it to the origin).
+    expect(new URL(sent!.url, "http://x").searchParams.get("referrer")).toMatch(/^http:\/\/search\.example\//);
+    const [stored] = await waitForEvents(session, 1);
+    const context = (stored as unknown as { context: Record<string, unknown> }).context;
+    expect(context).toMatchObject({ utm_source: "newsletter", utm_campaign: "fall", referrer_host: "search.example" });
+    // Only the campaign and the referrer's host are kept: not the rest of either URL.
+    expect(JSON.stringify(stored)).not.toMatch(/someone|q=eye|results/);
+    await page.close();
   });
 
   it("when the page is hidden (visibilitychange, dispatched by the test) the queue goes by beacon once, and leaving the page later sends nothing twice", async () => {
