@@ -4,7 +4,10 @@ import { ApiError } from "./api.js";
 
 /**
  * @typedef {{ session_id: string, timestamp: string, category: string, name: string, data: unknown,
- *   event_id: string, received_at: string, application: string | null }} EventResult
+ *   event_id: string, received_at: string, application: string | null, context?: EventContext | null }} EventResult
+ * @typedef {{ country?: string, continent?: string, region?: string, city?: string, timezone?: string, asn?: number,
+ *   browser?: string, os?: string, device?: string, referrer_host?: string, utm_source?: string, utm_medium?: string,
+ *   utm_campaign?: string, utm_term?: string, utm_content?: string }} EventContext
  * @typedef {{ next: string | null, results: EventResult[] }} EventPage
  */
 

@@ -12,7 +12,7 @@ import { closeTimeline, initTimeline, openTimeline } from "./timeline.js";
 /** Series the chart colours; the rest are drawn as one grey "other". */
 const COLOURS = 8;
 /** The filters the table and the chart share, named as the API names them. */
-const FILTERS = /** @type {const} */ (["session_id", "category", "name", "timestamp_after", "timestamp_before"]);
+const FILTERS = /** @type {const} */ (["session_id", "category", "name", "country", "device", "timestamp_after", "timestamp_before"]);
 
 const state = {
   /** @type {Record<string, string>} */
@@ -72,7 +72,7 @@ function readForm() {
   const f = {};
   for (const name of FILTERS) {
     const input = /** @type {HTMLInputElement} */ (document.querySelector(`#filters [name="${name}"]`));
-    const value = input.value.trim();
+    const value = name === "country" ? input.value.trim().toUpperCase() : input.value.trim();
     if (value !== "") f[name] = value;
   }
   return f;
@@ -244,9 +244,44 @@ function toggleDetail(tr, e) {
     item.append(h("b", "", value));
     meta.append(item);
   }
-  td.append(meta, jsonBlock(e.data));
+  td.append(meta, contextLine(e.context), jsonBlock(e.data));
   detail.append(td);
   tr.after(detail);
+}
+
+/**
+ * The event's context as one line of labelled values, as text: where, device, browser/OS, referrer
+ * host, campaign. Absent fields are left out; `null` means its application turned context off.
+ * @param {import("./dom.js").EventContext | null | undefined} c
+ */
+function contextLine(c) {
+  const line = h("div", "detail-context");
+  line.append(h("span", "ctx-label", "Context"));
+  if (!c) {
+    line.append(h("span", "none", c === null ? "not collected for this application" : "none"));
+    return line;
+  }
+  const join = (/** @type {(string | number | undefined)[]} */ parts, /** @type {string} */ sep) => parts.filter((p) => p !== undefined && p !== "").join(sep);
+  /** @type {[string, string][]} */
+  const items = [
+    ["where", join([c.country, join([c.city, c.region !== c.city ? c.region : undefined], ", ")], " · ")],
+    ["device", c.device ?? ""],
+    ["browser", join([c.browser, c.os], " / ")],
+    ["network", c.asn !== undefined ? `AS${c.asn}` : ""],
+    ["referrer", c.referrer_host ?? ""],
+    ["campaign", join([c.utm_source, c.utm_medium, c.utm_campaign], " / ")],
+  ];
+  let shown = 0;
+  for (const [label, value] of items) {
+    if (value === "") continue;
+    const item = h("span", "ctx", `${label} `);
+    item.dataset.field = label;
+    item.append(h("b", "", value));
+    line.append(item);
+    shown++;
+  }
+  if (shown === 0) line.append(h("span", "none", "none"));
+  return line;
 }
 
 // ---- the chart --------------------------------------------------------------------------------
@@ -273,12 +308,16 @@ function chartWindow(results) {
 async function loadChart(results, seq) {
   const w = chartWindow(results);
   const sub = $("chart-sub");
+  // The counts filter by country or by device, not both: with both set, the chart follows the country.
+  const both = state.filters.country !== undefined && state.filters.device !== undefined;
   try {
     const stats = await get("/api/stats/counts", {
       interval: w.interval,
       by: "category",
       category: state.filters.category,
       name: state.filters.name,
+      country: state.filters.country,
+      device: both ? undefined : state.filters.device,
       timestamp_after: new Date(w.after).toISOString(),
       timestamp_before: new Date(w.before).toISOString(),
       limit: String(COLOURS),
@@ -300,6 +339,7 @@ async function loadChart(results, seq) {
     const end = Date.parse(stats.window.before) - (stats.interval === "hour" ? HOUR : DAY);
     sub.textContent = `${per} · ${bucketLabel(stats.window.after, form)} – ${bucketLabel(new Date(end).toISOString(), form)} UTC` +
       (state.filters.session_id ? " · all sessions (the chart does not filter by session)" : "") +
+      (both ? " · every device (the chart filters by one of country/device at a time: here the country)" : "") +
       (w.clamped ? " · the last 365 days" : "");
     const total = $("chart-total");
     total.replaceChildren(compact(stats.total), h("small", "", stats.total === 1 ? "event" : "events"));
@@ -387,6 +427,8 @@ async function loadNames() {
       interval: "day",
       by: "name",
       category: state.filters.category,
+      country: state.filters.country,
+      device: state.filters.country !== undefined ? undefined : state.filters.device,
       timestamp_after: state.window.after,
       timestamp_before: state.window.before,
       limit: "100",

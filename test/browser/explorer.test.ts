@@ -1,6 +1,7 @@
 // The events explorer (public/explorer/) in headless Chromium (Debian's, driven by playwright-core)
 // against `wrangler dev`: the key gate, filters, cursor paging, a row's payload, a session's timeline,
-// the chart from GET /api/stats/counts, hostile payloads shown as text, and the key never in a URL.
+// the chart from GET /api/stats/counts, the country and device filters and an event's context, hostile
+// payloads shown as text, and the key never in a URL.
 // Screenshots go to $EXPLORER_SCREENSHOTS (default: the-eye-explorer under the temp directory).
 import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,8 +48,25 @@ const events = [
   ...ALPHA_STEPS.map(([category, name], i) => ({ session_id: ALPHA, category, name, data: { step: i + 1 }, timestamp: iso(base + 10 * HOUR + i * 37_000) })),
   { session_id: `hostile-${tag}`, category: "page view", name: HOSTILE_NAME, data: { html: "<script>window.pwned = 1</script>" }, timestamp: iso(base + 19 * HOUR) },
 ];
-const TOTAL = events.length;
-const byCategory = (c: string) => events.filter((e) => e.category === c).length;
+// Four events sent as from four visitors (the stand-in for request.cf that wrangler dev takes under
+// ENVIRONMENT=development, and a User-Agent each), two with a landing page's campaign and a referrer.
+const UA = {
+  desktop: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+  iphone: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+  android: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+  ipad: "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+};
+const CAMPAIGN = "?page=" + encodeURIComponent("https://shop.example/landing?utm_source=newsletter&utm_campaign=spring-sale&secret=1") +
+  "&referrer=" + encodeURIComponent("https://news.example.org/story/1?ref=x");
+const VISITORS = [
+  { who: `ctx-de-desktop-${tag}`, cf: { country: "DE", region: "Berlin", city: "Berlin", continent: "EU" }, ua: UA.desktop, query: CAMPAIGN, device: "desktop" },
+  { who: `ctx-de-mobile-${tag}`, cf: { country: "DE", region: "Bavaria", city: "Munich", continent: "EU" }, ua: UA.iphone, query: "", device: "mobile" },
+  { who: `ctx-fr-mobile-${tag}`, cf: { country: "FR", continent: "EU" }, ua: UA.android, query: CAMPAIGN, device: "mobile" },
+  { who: `ctx-us-tablet-${tag}`, cf: { country: "US", continent: "NA" }, ua: UA.ipad, query: "", device: "tablet" },
+];
+const contextEvents = VISITORS.map((v, i) => ({ session_id: v.who, category: "page view", name: "landing", data: { visitor: i }, timestamp: iso(base + 19 * HOUR + (5 + i) * MINUTE) }));
+const TOTAL = events.length + contextEvents.length;
+const byCategory = (c: string) => [...events, ...contextEvents].filter((e) => e.category === c).length;
 
 let url: string;
 let browser: Browser;
@@ -65,6 +83,14 @@ beforeAll(async () => {
     body: JSON.stringify(events),
   });
   expect(res.status).toBe(202);
+  for (const [i, v] of VISITORS.entries()) {
+    const sent = await fetch(`${url}/api/event/${v.query}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${WRITE_KEY}`, "content-type": "application/json", "user-agent": v.ua, "x-eye-dev-cf": JSON.stringify(v.cf) },
+      body: JSON.stringify(contextEvents[i]),
+    });
+    expect(sent.status).toBe(202);
+  }
   // The consumer stores them within about a second.
   for (const until = Date.now() + 20_000; ; ) {
     const page = (await (await fetch(`${url}/api/event/?limit=1`, { headers: { authorization: `Bearer ${READ_KEY}` } })).json()) as { count: number };
@@ -210,6 +236,61 @@ describe.runIf(run)("the events explorer", () => {
     expect(await page.textContent("#chart-sub")).toMatch(/^Per hour/);
   });
 
+  it("shows an event's context and filters by country and by device; the chart follows one of them", async () => {
+    const page = await open();
+    await enterKey(page, READ_KEY);
+    await settled(page);
+    const sessions = () => column(page, 3).then((c) => c.sort());
+    const who = (pred: (v: (typeof VISITORS)[number]) => boolean) => VISITORS.filter(pred).map((v) => v.who).sort();
+
+    await page.fill("#f-country", "de");
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 2);
+    await settled(page);
+    expect(await sessions()).toEqual(who((v) => v.cf.country === "DE"));
+    await page.waitForFunction(() => document.querySelector("#chart-total")?.textContent === "2events");
+    expect(decodeURIComponent(page.url())).toContain("#country=DE");
+
+    // The expanded row: where, device, browser/OS, referrer host and campaign, as text; the rest of the URLs not.
+    await page.locator("#events tbody tr.ev", { hasText: VISITORS[0]!.who }).click();
+    const line = page.locator("#events tr.detail .detail-context");
+    expect(await line.locator(".ctx").allTextContents()).toEqual([
+      "where DE · Berlin",
+      "device desktop",
+      "browser Chrome / Windows",
+      "referrer news.example.org",
+      "campaign newsletter / spring-sale",
+    ]);
+    expect(await line.textContent()).not.toMatch(/secret|story|ref=x/);
+
+    await page.click("#clear");
+    await page.selectOption("#f-device", "mobile");
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 2);
+    await settled(page);
+    expect(await sessions()).toEqual(who((v) => v.device === "mobile"));
+    await page.waitForFunction(() => document.querySelector("#chart-total")?.textContent === "2events");
+
+    // Both: the table takes both, the chart (whose counts take one at a time) the country, and says so.
+    await page.fill("#f-country", "FR");
+    await page.click("#filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 1);
+    await settled(page);
+    expect(await sessions()).toEqual(who((v) => v.cf.country === "FR"));
+    expect(await page.textContent("#chart-sub")).toContain("the chart filters by one of country/device at a time");
+    await page.locator("#events tbody tr.ev").first().click();
+    expect(await line.locator(".ctx").allTextContents()).toEqual(["where FR", "device mobile", "browser Chrome / Android", "referrer news.example.org", "campaign newsletter / spring-sale"]);
+    await page.screenshot({ path: path.join(SHOTS, "explorer-context.png") });
+
+    // From the address: a shared view opens with the filters set.
+    await page.goto(`${url}/explorer#device=tablet`);
+    await page.reload();
+    await settled(page);
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr.ev").length === 1);
+    expect(await page.inputValue("#f-device")).toBe("tablet");
+    expect(await sessions()).toEqual(who((v) => v.device === "tablet"));
+  });
+
   it("expands a payload as JSON, shows a session as a timeline in order, and draws the chart by category", async () => {
     const page = await open();
     await enterKey(page, READ_KEY);
@@ -251,7 +332,7 @@ describe.runIf(run)("the events explorer", () => {
     await page.screenshot({ path: path.join(SHOTS, "explorer-timeline.png") });
     await page.keyboard.press("Escape");
     await page.waitForSelector("#timeline", { state: "hidden" });
-    console.log(`explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png`);
+    console.log(`explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png, explorer-context.png`);
   });
 
   it("shows a payload and names made of HTML as text, and draws in the dark", async () => {
