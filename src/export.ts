@@ -23,10 +23,18 @@ const PAGE = 1000;
 
 /** Whether an archived line (as rendered) passes the filters; its application is its partition's. */
 function matches(line: string, f: EventFilters): boolean {
-  const e = JSON.parse(line) as { session_id: string; timestamp: string; category: string; name: string };
+  const e = JSON.parse(line) as {
+    session_id: string;
+    timestamp: string;
+    category: string;
+    name: string;
+    context?: { country?: string; device?: string } | null;
+  };
   if (f.sessionId !== undefined && e.session_id !== f.sessionId) return false;
   if (f.category !== undefined && e.category !== f.category) return false;
   if (f.name !== undefined && e.name !== f.name) return false;
+  if (f.country !== undefined && e.context?.country !== f.country) return false;
+  if (f.device !== undefined && e.context?.device !== f.device) return false;
   const at = parseTimestamp(e.timestamp);
   return at.ok && at.micros >= f.after! && at.micros <= f.before!;
 }

@@ -226,6 +226,8 @@ export const exportQuery = z.object({
   timestamp_before: eventQuery.shape.timestamp_before,
   timestamp_start: eventQuery.shape.timestamp_start,
   timestamp_end: eventQuery.shape.timestamp_end,
+  country: eventQuery.shape.country,
+  device: eventQuery.shape.device,
 });
 
 /** An event id in a path: a UUID, compared in lower case as stored. */

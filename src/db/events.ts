@@ -308,6 +308,8 @@ export function listAboveId(db: Db, f: EventFilters, afterId: number, limit: num
         f.sessionId !== undefined ? unindexed(events.sessionId, f.sessionId) : undefined,
         f.category !== undefined ? unindexed(events.category, f.category) : undefined,
         f.name !== undefined ? unindexed(events.name, f.name) : undefined,
+        f.country !== undefined ? unindexed(events.country, f.country) : undefined,
+        f.device !== undefined ? unindexed(events.device, f.device) : undefined,
         f.app !== undefined ? unindexed(events.app, f.app) : undefined,
         f.after !== undefined ? sql`+${events.timestamp} >= ${f.after}` : undefined,
         f.before !== undefined ? sql`+${events.timestamp} <= ${f.before}` : undefined,
