@@ -120,3 +120,15 @@ export async function appNum(id: string): Promise<number> {
 }
 
 export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+/**
+ * Waits, if need be, until at least `needMs` remain in the current window of a rate limit whose
+ * period is `periodSeconds`. The local Rate Limiting binding counts in windows aligned to the wall
+ * clock (miniflare: floor(now / period)), so a test that must make its calls inside one window
+ * fails now and then when they straddle a window's end.
+ */
+export async function freshLimiterWindow(periodSeconds: number, needMs: number): Promise<void> {
+  const period = periodSeconds * 1000;
+  const left = period - (Date.now() % period);
+  if (left < needMs) await new Promise((r) => setTimeout(r, left + 50));
+}

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { drizzle } from "drizzle-orm/d1";
 import { cachedKey, clearKeyCache, hashKey, LOCAL_FAILURES, lookupKey } from "../../src/auth";
-import { api, bearer, BASE, DEV_WRITE_KEY, makeApp, makeEvent, postEvents, waitForCount } from "../helpers";
+import { api, bearer, BASE, DEV_WRITE_KEY, freshLimiterWindow, makeApp, makeEvent, postEvents, waitForCount } from "../helpers";
 
 async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);
@@ -138,6 +138,7 @@ const post = (key: string) => ({
 
 describe("failed authentications", () => {
   it("are limited per client address: after 20 counted unknown keys the address gets 429 without any D1 lookup", async () => {
+    await freshLimiterWindow(60, 15_000);
     const { counter, fetch } = countingEnv();
     const ip = `flooder-${crypto.randomUUID()}`;
     // The first LOCAL_FAILURES an isolate counts itself; the binding counts the next 20.
@@ -157,6 +158,7 @@ describe("failed authentications", () => {
   });
 
   it("count an IPv6 client's whole /64 as one address", async () => {
+    await freshLimiterWindow(60, 15_000);
     const { fetch } = countingEnv();
     const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`;
     for (let i = 0; i < LOCAL_FAILURES + 20; i++) {
@@ -179,6 +181,7 @@ describe("failed authentications", () => {
   });
 
   it("never lock out a known-good key: a client behind the flooding address keeps sending", async () => {
+    await freshLimiterWindow(60, 15_000);
     const app = await makeApp();
     const { counter, fetch } = countingEnv({ KEY_CACHE_SECONDS: "600" });
     const ip = `shared-nat-${crypto.randomUUID()}`;
@@ -274,6 +277,7 @@ describe("origins and CORS", () => {
 
 describe("rate limiting", () => {
   it("answers 429 with Retry-After once one client passes the write key's budget", async () => {
+    await freshLimiterWindow(10, 8_000);
     const client = `limited-${crypto.randomUUID()}`;
     const statuses: number[] = [];
     let retryAfter: string | null = null;
