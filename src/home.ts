@@ -5,6 +5,7 @@ import type { AppEnv } from "./app-env";
 
 const ENDPOINTS = [
   { method: "POST", path: "/api/event/", key: "write", what: "send one event or an array of up to 500" },
+  { method: "POST", path: "/api/event/validate", key: "write", what: "the dry run: what would be accepted or refused, and why; stores nothing" },
   { method: "GET", path: "/api/event/", key: "read", what: "query events: session_id, category, name, time range; limit/offset or cursor pages" },
   { method: "GET", path: "/api/sessions/{session_id}/events", key: "read", what: "one session's events, oldest first" },
   { method: "GET", path: "/api/event/{event_id}", key: "read", what: "a delivery receipt: the stored event, or 404 while it is not stored" },
@@ -16,9 +17,10 @@ const ENDPOINTS = [
   { method: "GET", path: "/api/openapi.json", key: "none", what: "this API as an OpenAPI 3.1 document, rendered at /docs" },
 ] as const;
 
-/** The interactive API reference (a static page under public/docs/) and the document it renders. */
+/** The interactive API reference (a static page under public/docs/) and the document it renders; the events explorer (public/explorer/). */
 const REFERENCE = "/docs";
 const OPENAPI = "/api/openapi.json";
+const EXPLORER = "/explorer";
 
 const DOCS = `${REFERENCE} (the API reference, from ${OPENAPI}); README.md of the project's repository (Endpoints, Configuration, Deploying); SECURITY.md for keys`;
 
@@ -32,13 +34,13 @@ function page(): string {
 <h1>The Eye</h1><p>An event collector for user-behaviour events, version ${version}.</p>
 <p>Keys travel in <code>Authorization: Bearer &lt;key&gt;</code> (a write key may also be <code>?key=</code>).</p>
 <table><thead><tr><th>method</th><th>path</th><th>key</th><th>what</th></tr></thead><tbody>${rows}</tbody></table>
-<p>API reference: <a href="${REFERENCE}/">${REFERENCE}</a> (OpenAPI 3.1: <a href="${OPENAPI}">${OPENAPI}</a>).</p>
-<p>Documentation: ${escape(DOCS)}.</p></body></html>`;
+<p>In a browser: the <a href="${EXPLORER}/">events explorer</a> (a read key) and the <a href="${REFERENCE}/">API reference</a>
+(OpenAPI 3.1: <a href="${OPENAPI}">${OPENAPI}</a>). More in the repository's README.md and SECURITY.md.</p></body></html>`;
 }
 
 export const home = new Hono<AppEnv>().get("/", (c) => {
   // A browser asks for HTML first; everything else gets JSON.
   const accept = c.req.header("accept") ?? "";
   if (/\btext\/html\b/i.test(accept) && !/^\s*application\/json/i.test(accept)) return c.html(page());
-  return c.json({ service: "The Eye", version, api: "/api/", endpoints: ENDPOINTS, docs: DOCS, reference: REFERENCE, openapi: OPENAPI });
+  return c.json({ service: "The Eye", version, api: "/api/", endpoints: ENDPOINTS, docs: DOCS, reference: REFERENCE, openapi: OPENAPI, explorer: EXPLORER });
 });

@@ -240,6 +240,7 @@ export const service = z.strictObject({
   docs: text(),
   reference: text(),
   openapi: text(),
+  explorer: text(),
 });
 
 /** The document's named schemas: components.schemas, in this order. */
