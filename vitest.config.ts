@@ -1,6 +1,6 @@
 // Two test projects. "workers": the Worker's tests inside workerd with its real D1 and Queue
 // bindings (from wrangler.toml); migrations are read here and applied in
-// test/apply-migrations.ts, and a loopback Sentry stand-in started by test/global-setup.ts
+// test/helpers/apply-migrations.ts, and a loopback Sentry stand-in started by test/helpers/global-setup.ts
 // receives what toucan-js sends. "node": pure modules that Node-side tools also run, tested
 // under Node, where V8's clock advances during synchronous work (workerd's does not), so a
 // test can catch code that is slow in time rather than wrong in result.
@@ -32,8 +32,8 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
-          globalSetup: ["./test/global-setup.ts"],
-          setupFiles: ["./test/apply-migrations.ts"],
+          globalSetup: ["./test/helpers/global-setup.ts"],
+          setupFiles: ["./test/helpers/apply-migrations.ts"],
           testTimeout: 30_000,
         },
       },

@@ -209,7 +209,7 @@ function probeValues({ file, rows }) {
 /**
  * The events table's columns as the consumer fills them, for the schema the migrations made: since
  * migration 0005 the application's number first and the event_id as its 16 bytes (unhex, as
- * src/db/events.ts does); before it the application's id last and the event_id as text.
+ * src/db/event-reads.ts does); before it the application's id last and the event_id as text.
  */
 function eventsShape(db) {
   if (hasColumn(db, "events", "app")) {
@@ -231,7 +231,7 @@ function eventsShape(db) {
 
 function rowsOf(messagesFile, shape) {
   const { batches } = JSON.parse(fs.readFileSync(messagesFile, "utf8"));
-  // Exactly what src/consumer.ts plan() makes of an events message.
+  // Exactly what src/consume/consumer.ts plan() makes of an events message.
   return batches.map((messages) => messages.flatMap((m) => m.events.map((e) => shape.row(e, m))));
 }
 
@@ -471,7 +471,7 @@ function storage({ migrationsDir, rows, apps, txnRows = 5000, spanHours = 24, se
   return out;
 }
 
-/** API keys added straight into a D1 file (wrangler stopped): stored as SHA-256, as src/auth.ts looks them up. */
+/** API keys added straight into a D1 file (wrangler stopped): stored as SHA-256, as src/request/auth.ts looks them up. */
 function keys({ file, keys: list }) {
   const crypto = require("node:crypto");
   const db = open(file, { mustExist: true });

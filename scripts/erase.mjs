@@ -2,7 +2,7 @@
 // Operator CLI for erasure (GDPR/CCPA): records a request to erase a session's events, or a list
 // of event ids, of one application, and shows how far each has got. It only writes the request
 // (`wrangler d1 execute`, no admin endpoint on the Worker); the Worker's scheduled maintenance
-// carries it out from D1, the roll-ups and the R2 archive in bounded steps (src/erasure.ts).
+// carries it out from D1, the roll-ups and the R2 archive in bounded steps (src/maintain/erasure.ts).
 import { d1, flag, now, quote, remote, run } from "./d1.mjs";
 
 const USAGE = `usage: npm run erase -- <command> [--remote]

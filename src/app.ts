@@ -3,16 +3,16 @@ import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
-import type { AppEnv } from "./app-env";
-import { ApiError, clip, codeOf, errorBody } from "./errors";
-import { exportEvents } from "./export";
-import { health } from "./health";
-import { home } from "./home";
-import { ingest } from "./ingest";
-import { errorsQuery, eventsQuery, sessions } from "./query";
-import { receipt } from "./receipt";
-import { createSentry } from "./sentry";
-import { stats } from "./stats";
+import type { AppEnv } from "./request/app-env";
+import { ApiError, clip, codeOf, errorBody } from "./shared/errors";
+import { exportEvents } from "./read/export";
+import { health } from "./read/health";
+import { home } from "./read/home";
+import { ingest } from "./ingest/routes";
+import { errorsQuery, eventsQuery, sessions } from "./read/query";
+import { receipt } from "./read/receipt";
+import { createSentry } from "./shared/sentry";
+import { stats } from "./read/stats";
 
 const isIngestPath = (path: string) => /^\/api\/event(\/validate)?\/?$/.test(path);
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { READ_HEADERS, WRITE_HEADERS, body, cannon, poolAddress, uniqueAddress, warm } from "../lib/load.mjs";
 import { STATE, Server, devCommand, exportCommit, prepareLocal, snapConfig } from "../lib/servers.mjs";
 
-/** The code before the fix: its src/auth.ts let every unknown key through to a D1 read. */
+/** The code before the fix: its src/request/auth.ts let every unknown key through to a D1 read. */
 export const DEFAULT_BASE = "41dfa2f";
 
 // Flood addresses, as CF-Connecting-IP values like poolAddress()'s (header values only: every request

@@ -3,7 +3,7 @@
 // real queue() stores events of 4 applications over the 24 hours around the hot window's edge, with
 // the sessions' events among them (2 an hour each); its real maintenance archives and purges them;
 // then each request is recorded as `npm run erase` records it and the maintenance's erasure step
-// (src/erasure.ts) runs until it is done: with the cron's 20 s budget, with 250 ms budgets (so it
+// (src/maintain/erasure.ts) runs until it is done: with the cron's 20 s budget, with 250 ms budgets (so it
 // stops and resumes), and the first request again (nothing left to erase).
 import path from "node:path";
 import { rmSync } from "node:fs";

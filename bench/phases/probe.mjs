@@ -9,7 +9,7 @@ import { WRITE_HEADERS, CONNECTIONS, MANY_CLIENTS, body, cannon, countVisible, m
 import { sqliteTask } from "../lib/sqlite.mjs";
 
 // A consumer batch as the pipeline makes it: 500-event POSTs pack into 2 messages of 250 events
-// (src/queue.ts keeps a message under 96 KiB); the bench's transactions hold 20 such messages.
+// (src/ingest/messages.ts keeps a message under 96 KiB); the bench's transactions hold 20 such messages.
 const CONSUMER = { eventsPerMessage: 250, messagesPerBatch: 20 };
 
 export async function run(ctx) {

@@ -18,24 +18,24 @@
 //   POST /__bench/meter?on=1|0 (resets), GET /__bench/meter → what the bindings did while metering was on:
 //                          requests, queue messages and their JSON bytes, and D1's meta.rows_read / rows_written
 //                          summed per statement, for fetch (requests with `x-bench-meter: 1`), queue() and maintain
-//   POST /__bench/maintain  → the real scheduled maintenance (src/maintenance.ts: archive, retention), metered,
+//   POST /__bench/maintain  → the real scheduled maintenance (src/maintain/scheduled.ts: archive, retention), metered,
 //                          with R2 puts, lists and bytes counted; answers its run and the meter
 //   GET  /__bench/archive   → every object in the ARCHIVE bucket: key, size, events (custom metadata)
 //   GET  /__bench/archive-object?key=K → that object's stored (gzip) bytes
 //   POST /__bench/erase {"app", "kind", "target"} → records an erasure request as `npm run erase` does
-//   POST /__bench/erase-due?budget_ms=N → the maintenance's erasure step alone (src/erasure.ts), metered
+//   POST /__bench/erase-due?budget_ms=N → the maintenance's erasure step alone (src/maintain/erasure.ts), metered
 //   GET  /__bench/erasure?id=N → the request's row (its audit)
 //   scheduled               → the real scheduled() (`wrangler dev --test-scheduled` answers /__scheduled)
 import { drizzle } from "drizzle-orm/d1";
 import worker from "../../src/index";
-import { plan } from "../../src/consumer";
-import { numbersOf } from "../../src/applications";
-import { insertAll } from "../../src/db/events";
-import { limitsFrom } from "../../src/config";
-import { eventMessages } from "../../src/queue";
-import { eventsOf, validateEvents } from "../../src/validate";
-import { maintain } from "../../src/maintenance";
-import { eraseDue } from "../../src/erasure";
+import { plan } from "../../src/consume/consumer";
+import { numbersOf } from "../../src/db/applications";
+import { insertAll } from "../../src/db/event-insert";
+import { limitsFrom } from "../../src/shared/config";
+import { eventMessages } from "../../src/ingest/messages";
+import { eventsOf, validateEvents } from "../../src/ingest/validate";
+import { maintain } from "../../src/maintain/scheduled";
+import { eraseDue } from "../../src/maintain/erasure";
 
 const counters = fresh();
 function fresh() {
@@ -174,7 +174,7 @@ function wrapDb(db, { onRun = () => {}, onBatch = () => {} }) {
     },
     exec: (sql) => db.exec(sql),
     dump: () => db.dump(),
-    // GET routes read through a D1 session (src/read-session.ts): its statements are reported too.
+    // GET routes read through a D1 session (src/request/read-session.ts): its statements are reported too.
     withSession: (...a) => {
       const session = db.withSession(...a);
       return { ...wrapDb(session, { onRun, onBatch }), getBookmark: () => session.getBookmark() };
@@ -225,7 +225,7 @@ const json = (value, status = 200) =>
   new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
 
 // The events table as src/db/schema.ts has it: the application's number first, the event_id as its
-// 16 bytes (unhex of the UUID without dashes, as src/db/events.ts inserts it).
+// 16 bytes (unhex of the UUID without dashes, as src/db/event-reads.ts inserts it).
 const EVENT_COLUMNS = "app, event_id, session_id, category, name, data, timestamp, received_at";
 const tupleOf = (r) => [r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt];
 

@@ -27,7 +27,7 @@ export interface EventFilters {
 
 /**
  * One stored event as GET /api/event/ returns it. The server renders results by hand
- * (src/render.ts) rather than through a schema, so this one type is written here, from the
+ * (src/db/render.ts) rather than through a schema, so this one type is written here, from the
  * generated EventInput: the fields it took, the event_id always present, and what it adds.
  */
 export type StoredEvent = Omit<EventInput, "event_id"> & {

@@ -1,7 +1,7 @@
 // The error log: refused events, malformed queue messages, consumer and dead-letter failures; and
 // its hourly counts (error_counts, kept by a trigger as entries are written), which the summary reads.
 import { and, asc, between, count, desc, eq, gte, lte, sql, type SQL } from "drizzle-orm";
-import type { Db } from "./events";
+import type { Db } from "./db";
 import { errorCounts, errorLog, type ErrorLogRow } from "./schema";
 
 export interface ErrorFilters {

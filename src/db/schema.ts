@@ -276,6 +276,9 @@ export const applications = sqliteTable("applications", {
   createdAt: integer("created_at").notNull(),
 });
 
+/** What an application's events get (applications.context). */
+export type ContextMode = (typeof applications.$inferSelect)["context"];
+
 /**
  * Keys. Only the SHA-256 of a key is stored; the key itself is shown once, at creation.
  * A write key belongs to one application; a read key to one application or (app_id null) to all.

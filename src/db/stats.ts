@@ -1,7 +1,7 @@
 // Event counts per hour split into series (by category or by name), read from the hourly roll-ups
 // (event_counts), never from the events: what the stats endpoint and the explorer's chart draw.
 import { and, between, eq } from "drizzle-orm";
-import type { Db } from "./events";
+import type { Db } from "./db";
 import { ALL_APPS, contextCounts, eventCounts } from "./schema";
 
 export interface SeriesFilters {

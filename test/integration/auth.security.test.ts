@@ -4,8 +4,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { drizzle } from "drizzle-orm/d1";
-import { cachedKey, clearKeyCache, hashKey, LOCAL_FAILURES, lookupKey } from "../../src/auth";
-import { api, bearer, BASE, DEV_WRITE_KEY, freshLimiterWindow, makeApp, makeEvent, postEvents, waitForCount } from "../helpers";
+import { cachedKey, clearKeyCache, hashKey, LOCAL_FAILURES, lookupKey } from "../../src/request/auth";
+import { api, bearer, BASE, DEV_WRITE_KEY, freshLimiterWindow, makeApp, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);

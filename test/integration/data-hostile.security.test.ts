@@ -3,8 +3,8 @@
 // 4xx JSON error (naming the field) or is stored exactly as sent — checked on the raw bytes the
 // GET returns — and the valid events sent alongside are stored.
 import { describe, expect, it } from "vitest";
-import { api, makeEvent } from "../helpers";
-import { clientOf, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8, type ErrorBody } from "../hostile";
+import { api, makeEvent } from "../helpers/api";
+import { clientOf, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8, type ErrorBody } from "../helpers/hostile";
 
 const client = clientOf("data");
 

@@ -1,7 +1,7 @@
 // A new user's first request: GET / names the service, its version and where the API and docs are.
 import { describe, expect, it } from "vitest";
 import { version } from "../../package.json";
-import { worker, BASE } from "../helpers";
+import { worker, BASE } from "../helpers/api";
 
 describe("GET /", () => {
   it("answers JSON with the service, its version, the API's endpoints and where the docs are, with no key", async () => {

@@ -3,8 +3,8 @@
 // at their exact edges. Each case gets a clear 4xx JSON error or is stored exactly as sent, and
 // an event accepted just before it (the sentinel) is always stored.
 import { describe, expect, it } from "vitest";
-import { makeEvent } from "../helpers";
-import { clientOf, concat, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8 } from "../hostile";
+import { makeEvent } from "../helpers/api";
+import { clientOf, concat, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8 } from "../helpers/hostile";
 
 const client = clientOf("ingest");
 const MiB = 1024 * 1024;

@@ -1,7 +1,7 @@
 // POST /api/event/ when some or all of a request is wrong (SPEC §2): per-index errors, nothing invalid
 // stored, refused events in the error log, and the body limits (413, 415, 400).
 import { describe, expect, it } from "vitest";
-import { api, getJson, makeEvent, postEvents, waitForCount } from "../helpers";
+import { api, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 const bySession = (sessionId: string) => `/api/event/?session_id=${encodeURIComponent(sessionId)}`;
 

@@ -1,6 +1,6 @@
 // POST /api/event/ → Queue → consumer → D1 → GET, end to end, for every accepted body shape (SPEC §1, §2).
 import { describe, expect, it } from "vitest";
-import { api, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "../helpers";
+import { api, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "../helpers/api";
 
 const bySession = (sessionId: string, extra = "") => `/api/event/?session_id=${encodeURIComponent(sessionId)}${extra}`;
 

@@ -5,8 +5,8 @@
 import { Validator, type Schema } from "@cfworker/json-schema";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { docLimits, openApiDocument } from "../../src/openapi";
-import { api, bearer, DEV_READ_KEY, makeApp, makeEvent } from "../helpers";
+import { docLimits, openApiDocument } from "../../src/openapi/document";
+import { api, bearer, DEV_READ_KEY, makeApp, makeEvent } from "../helpers/api";
 
 interface Media {
   schema: Schema;

@@ -4,8 +4,8 @@
 // never a 500, and the tables are intact afterwards.
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, getJson, makeEvent } from "../helpers";
-import { bySession, clientOf, expectError, expectNoLeak, stored } from "../hostile";
+import { api, getJson, makeEvent } from "../helpers/api";
+import { bySession, clientOf, expectError, expectNoLeak, stored } from "../helpers/hostile";
 
 const client = clientOf("query");
 const RUN = crypto.randomUUID();
@@ -283,7 +283,7 @@ describe("cursors", () => {
 
 describe("a read key scoped to an application that has no number yet", () => {
   it("sees nothing, and its count is 0 — not every application's count (the roll-ups' app -1)", async () => {
-    const { makeApp, bearer, waitForCount } = await import("../helpers");
+    const { makeApp, bearer, waitForCount } = await import("../helpers/api");
     const session = `numberless-${RUN}`;
     expect((await client.post([makeEvent({ session_id: session }), makeEvent({ session_id: session })])).status).toBe(202);
     await waitForCount(bySession(session), 2);

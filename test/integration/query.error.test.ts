@@ -1,7 +1,7 @@
 // Refused queries and unknown routes (SPEC §4, §5): a bad value is a 400 naming the parameter;
 // unknown routes 404 and wrong methods 405 with Allow, all as JSON that leaks nothing.
 import { describe, expect, it } from "vitest";
-import { api, BASE, getJson, makeEvent, postEvents, waitForCount } from "../helpers";
+import { api, BASE, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 interface ErrorBody {
   success: false;

@@ -1,7 +1,7 @@
 // GET /api/event/ and /api/sessions/{id}/events over events stored through the real pipeline (SPEC §4):
 // every filter and alias, inclusive bounds, order, limit/offset links as the original, cursor scans.
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, BASE, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "../helpers";
+import { api, BASE, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "../helpers/api";
 
 interface Seed {
   key: string;

@@ -4,7 +4,7 @@
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { BASE, DEV_WRITE_KEY, makeEvent } from "../helpers";
+import { BASE, DEV_WRITE_KEY, makeEvent } from "../helpers/api";
 
 function failingQueue(succeedFirst: number) {
   const sent: unknown[][] = [];

@@ -1,7 +1,7 @@
 // Reads through D1's Sessions API: every GET answers with the session's bookmark, and a client
 // that sends it back reads a state at least that new.
 import { describe, expect, it } from "vitest";
-import { api, makeEvent, postEvents, waitForCount } from "../helpers";
+import { api, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 describe("X-D1-Bookmark", () => {
   it("comes back on every read route, and a bookmark sent back is honoured", async () => {

@@ -1,6 +1,6 @@
 // The original README's examples, verbatim, against this Worker.
 import { expect, it } from "vitest";
-import { api, postEvents, README_EVENT, waitForCount } from "../helpers";
+import { api, postEvents, README_EVENT, waitForCount } from "../helpers/api";
 
 it("accepts the README's event and returns it from the README's query", async () => {
   const res = await postEvents(README_EVENT);

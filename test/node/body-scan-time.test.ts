@@ -1,7 +1,7 @@
 // body.ts's number check under Node, where the Node-side tools run it and where V8's
 // backtracking regex engine made zero-trimming quadratic: time must stay linear in the input.
 import { describe, expect, it } from "vitest";
-import { decimal } from "../../src/body";
+import { decimal } from "../../src/ingest/body";
 
 describe("decimal", () => {
   it("trims a long run of zeros before a last digit in linear time", () => {

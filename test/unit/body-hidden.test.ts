@@ -1,7 +1,7 @@
 // body.ts's scan for what JSON.parse hides (duplicate keys, numbers a double changes): it must
 // find them in the right event, and never misread strings, escapes or nesting into a false alarm.
 import { describe, expect, it } from "vitest";
-import { decimal, MAX_NUMBER_CHARS, mediaType, readJson } from "../../src/body";
+import { decimal, MAX_NUMBER_CHARS, mediaType, readJson } from "../../src/ingest/body";
 
 const EVENT = '"session_id":"s","category":"c","name":"n","timestamp":"2021-01-01 00:00"';
 

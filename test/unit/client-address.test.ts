@@ -1,7 +1,7 @@
 // Per-client keys for the rate limits: IPv4 as is, IPv6 by /64, mapped IPv4 as IPv4.
 import { describe, expect, it } from "vitest";
-import { clientKey } from "../../src/client-address";
-import { BoundedCache } from "../../src/bounded-cache";
+import { clientKey } from "../../src/shared/client-address";
+import { BoundedCache } from "../../src/shared/bounded-cache";
 
 describe("clientKey", () => {
   it("keys IPv6 clients by their /64, however the address is written", () => {

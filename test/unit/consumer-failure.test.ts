@@ -3,9 +3,9 @@
 // away for these tests only (this file's storage is its own) and put back after each.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { backoff } from "../../src/consumer";
-import type { PreparedEvent, QueueMessage } from "../../src/schemas";
-import { deliver as deliverTo } from "../queue-helpers";
+import { backoff } from "../../src/consume/consumer";
+import type { PreparedEvent, QueueMessage } from "../../src/shared/schemas";
+import { deliver as deliverTo } from "../helpers/queue";
 
 const QUEUE = "the-eye-events";
 

@@ -3,9 +3,9 @@
 // and the dead-letter consumer.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { backoff } from "../../src/consumer";
-import type { PreparedEvent, QueueMessage } from "../../src/schemas";
-import { deliver, type Delivery } from "../queue-helpers";
+import { backoff } from "../../src/consume/consumer";
+import type { PreparedEvent, QueueMessage } from "../../src/shared/schemas";
+import { deliver, type Delivery } from "../helpers/queue";
 
 const QUEUE = "the-eye-events";
 const DLQ = "the-eye-events-dlq";

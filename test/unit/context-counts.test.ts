@@ -5,7 +5,11 @@ import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
-import { countEvents, HOUR, insertAll, uncountWhere, type EventFilters, type NewContextEventRow } from "../../src/db/events";
+import { countEvents } from "../../src/db/event-counts";
+import { HOUR } from "../../src/shared/timestamp";
+import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
+import { uncountWhere } from "../../src/db/roll-ups";
+import { type EventFilters } from "../../src/db/event-reads";
 import { events } from "../../src/db/schema";
 
 const db = drizzle(env.DB);

@@ -3,7 +3,10 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
-import { countEvents, HOUR, insertAll, type EventFilters } from "../../src/db/events";
+import { countEvents } from "../../src/db/event-counts";
+import { HOUR } from "../../src/shared/timestamp";
+import { insertAll } from "../../src/db/event-insert";
+import { type EventFilters } from "../../src/db/event-reads";
 import type { NewEventRow } from "../../src/db/schema";
 
 const db = drizzle(env.DB);

@@ -2,7 +2,10 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { beforeAll, describe, expect, it } from "vitest";
-import { countEvents, D1_MAX_PARAMS, insertAll, listEvents, type EventFilters, type Position } from "../../src/db/events";
+import { countEvents } from "../../src/db/event-counts";
+import { D1_MAX_PARAMS } from "../../src/db/db";
+import { insertAll } from "../../src/db/event-insert";
+import { listEvents, type EventFilters, type Position } from "../../src/db/event-reads";
 import type { EventRow, NewErrorLogRow, NewEventRow } from "../../src/db/schema";
 
 const db = drizzle(env.DB);

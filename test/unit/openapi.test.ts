@@ -1,13 +1,13 @@
-// The API reference (issue 10): public/api/openapi.json is what src/openapi.ts makes from the zod
+// The API reference (issue 10): public/api/openapi.json is what src/openapi/document.ts makes from the zod
 // schemas, it names every route the app serves with the query parameters its schema parses, what
 // JSON Schema cannot say is true of the validator, and /docs is served with nothing from elsewhere.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import * as z from "zod/mini";
 import { createApp } from "../../src/app";
-import { docLimits, jsonSchemaOf, openApiDocument, type JsonSchema } from "../../src/openapi";
-import { errorQuery, errorSummaryQuery, eventInput, eventQuery, exportQuery, ingestQuery, label, receiptQuery, statsQuery } from "../../src/schemas";
-import { README_EVENT } from "../helpers";
+import { docLimits, jsonSchemaOf, openApiDocument, type JsonSchema } from "../../src/openapi/document";
+import { errorQuery, errorSummaryQuery, eventInput, eventQuery, exportQuery, ingestQuery, label, receiptQuery, statsQuery } from "../../src/shared/schemas";
+import { README_EVENT } from "../helpers/api";
 
 const ORIGIN = "http://eye.test";
 const asset = (path: string, init?: RequestInit) => env.ASSETS.fetch(`${ORIGIN}${path}`, init);
@@ -46,7 +46,7 @@ function appRoutes() {
 const query = (op: Operation) => (op.parameters ?? []).filter((p): p is { name: string; in: string; description?: string; schema: JsonSchema } => "in" in p && p.in === "query");
 
 describe("public/api/openapi.json", () => {
-  it("is served as a static file and is exactly what src/openapi.ts makes from the schemas (else: npm run openapi)", async () => {
+  it("is served as a static file and is exactly what src/openapi/document.ts makes from the schemas (else: npm run openapi)", async () => {
     const res = await asset("/api/openapi.json");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);

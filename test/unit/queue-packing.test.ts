@@ -2,9 +2,11 @@
 // a sendBatch ≤ 100 messages and ≤ 256 KB. Large but legal requests are chunked, never refused.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { eventMessages, excerpt, invalidMessages, PAYLOAD_EXCERPT, sendAll } from "../../src/queue";
-import { packBySize } from "../../src/sizes";
-import { queueMessage, type PreparedEvent, type QueueMessage } from "../../src/schemas";
+import { eventMessages, invalidMessages } from "../../src/ingest/messages";
+import { excerpt, PAYLOAD_EXCERPT } from "../../src/shared/sizes";
+import { sendAll } from "../../src/shared/queue-send";
+import { packBySize } from "../../src/shared/sizes";
+import { queueMessage, type PreparedEvent, type QueueMessage } from "../../src/shared/schemas";
 
 const MESSAGE_LIMIT = 128_000;
 const BATCH_BYTES_LIMIT = 256_000;

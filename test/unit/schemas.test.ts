@@ -1,12 +1,12 @@
 // The zod contract (event, query string, queue message) and the edge validation built on it (SPEC §1, §2, §4).
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { limitsFrom, type Limits } from "../../src/config";
-import { ApiError } from "../../src/errors";
-import { eventInput, eventQuery, MAX_LIMIT, MAX_OFFSET, queueMessage } from "../../src/schemas";
-import { utf8Length } from "../../src/sizes";
-import { eventsOf, MAX_DATA_DEPTH, validateEvents } from "../../src/validate";
-import { README_EVENT } from "../helpers";
+import { limitsFrom, type Limits } from "../../src/shared/config";
+import { ApiError } from "../../src/shared/errors";
+import { eventInput, eventQuery, MAX_LIMIT, MAX_OFFSET, queueMessage } from "../../src/shared/schemas";
+import { utf8Length } from "../../src/shared/sizes";
+import { eventsOf, MAX_DATA_DEPTH, validateEvents } from "../../src/ingest/validate";
+import { README_EVENT } from "../helpers/api";
 
 const README_MICROS = Date.UTC(2021, 0, 1, 9, 15, 27) * 1000 + 243860;
 

@@ -3,7 +3,8 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
-import { HOUR, insertAll } from "../../src/db/events";
+import { HOUR } from "../../src/shared/timestamp";
+import { insertAll } from "../../src/db/event-insert";
 import type { NewEventRow } from "../../src/db/schema";
 import { seriesCounts, type SeriesFilters } from "../../src/db/stats";
 

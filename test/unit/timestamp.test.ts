@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatTimestamp, parseTimestamp } from "../../src/timestamp";
+import { formatTimestamp, parseTimestamp } from "../../src/shared/timestamp";
 
 const micros = (s: string, dateOnly = false) => {
   const r = parseTimestamp(s, dateOnly);

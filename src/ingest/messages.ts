@@ -1,0 +1,53 @@
+// Handing accepted events (and refused ones, for the error log) to the Queue, within its limits:
+// a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Events are packed many per message.
+import type { FieldError } from "../shared/errors";
+import type { EventContext, EventsMessage, PreparedEvent, QueueMessage } from "../shared/schemas";
+import { clipChars, excerpt, packBySize, utf8Length } from "../shared/sizes";
+
+/** Serialized bytes per message we aim under (the platform's cap is 128 KB). */
+export const MESSAGE_BYTES = 96 * 1024;
+
+const jsonBytes = (value: unknown) => utf8Length(JSON.stringify(value));
+
+export function eventMessages(events: PreparedEvent[], app: string | null, receivedAt: number, context: EventContext | null = null): EventsMessage[] {
+  // ~100 bytes of envelope per message, plus the context once (≤ 2 KB: 15 fields of ≤ 150
+  // characters); each event adds its JSON plus a comma.
+  const envelope = 256 + (context === null ? 0 : jsonBytes(context));
+  return packBySize(events, (e) => jsonBytes(e) + 1, MESSAGE_BYTES - envelope).map((group) => ({
+    kind: "events",
+    app,
+    received_at: receivedAt,
+    ...(context === null ? {} : { context }),
+    events: group,
+  }));
+}
+
+
+/** A refused event's `category` or `name` when it sent a string there, cut to 150 characters. */
+function labelOf(payload: unknown, key: "category" | "name"): string | undefined {
+  const value = typeof payload === "object" && payload !== null ? (payload as Record<string, unknown>)[key] : undefined;
+  return typeof value === "string" ? clipChars(value) : undefined;
+}
+
+export function invalidMessages(
+  refused: { index: number; payload: unknown; reasons: FieldError[] }[],
+  app: string | null,
+  receivedAt: number,
+  requestId: string,
+): QueueMessage[] {
+  // The type rides beside the excerpt, which may cut it off, so the error summary can count by it.
+  const items = refused.map((r) => ({
+    index: r.index,
+    payload: excerpt(r.payload),
+    reasons: r.reasons,
+    category: labelOf(r.payload, "category"),
+    name: labelOf(r.payload, "name"),
+  }));
+  return packBySize(items, (i) => jsonBytes(i) + 1, MESSAGE_BYTES - 512).map((group) => ({
+    kind: "invalid",
+    app,
+    received_at: receivedAt,
+    request_id: requestId,
+    items: group,
+  }));
+}

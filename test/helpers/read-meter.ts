@@ -1,0 +1,56 @@
+// What a route reads from D1: the app is called with a DB binding whose read sessions record every
+// statement they bind (SQL and parameters); the test then replays them on the real binding, which
+// reports the rows each one read (D1's meta.rows_read). Key lookups and writes use the plain binding
+// and are not counted: this measures the route's own reads.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { createApp } from "../../src/app";
+import { BASE } from "./api";
+
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/** Forwards everything to `target`, methods bound to it, except what `override` answers. */
+function wrap<T extends object>(target: T, override: (prop: string | symbol) => unknown): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const replaced = override(prop);
+      if (replaced !== undefined) return replaced;
+      const value = Reflect.get(t, prop, t) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(t) : value;
+    },
+  });
+}
+
+/** Calls the app once with a metered DB; returns the response and the statements its reads bound. */
+export async function metered(path: string, headers: Record<string, string>) {
+  const statements: Statement[] = [];
+  const recordBinds = (stmt: D1PreparedStatement, sql: string) =>
+    wrap(stmt, (prop) =>
+      prop === "bind"
+        ? (...params: unknown[]) => {
+            statements.push({ sql, params });
+            return stmt.bind(...params);
+          }
+        : undefined,
+    );
+  const session = (s: D1DatabaseSession) => wrap(s, (prop) => (prop === "prepare" ? (sql: string) => recordBinds(s.prepare(sql), sql) : undefined));
+  const db = wrap(env.DB, (prop) => (prop === "withSession" ? (b?: string) => session(env.DB.withSession(b as D1SessionConstraint)) : undefined));
+  const ctx = createExecutionContext();
+  const res = await createApp().fetch(
+    new Request(`${BASE}${path}`, { headers: { "cf-connecting-ip": `meter-${crypto.randomUUID()}`, ...headers } }),
+    { ...env, DB: db },
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return { res, statements };
+}
+
+/** Rows D1 reads to run these statements again, in the state the database is in now. */
+export async function rowsRead(statements: Statement[]): Promise<number> {
+  let total = 0;
+  for (const s of statements) total += (await env.DB.prepare(s.sql).bind(...s.params).all()).meta.rows_read;
+  return total;
+}

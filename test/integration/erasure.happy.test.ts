@@ -1,0 +1,364 @@
+// Erasure on request (issue 11): a session's events, or a list of event ids, erased from D1, the
+// hourly roll-ups (which stay exact) and the R2 archive (objects rewritten without them, the other
+// events intact), by the scheduled maintenance in bounded steps that resume, with an audit row.
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
+import { eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { ARCHIVE_ROOT, archiveLines, putLines } from "../../src/archive/objects";
+import { readStorageState } from "../../src/db/storage-state";
+import { countEvents } from "../../src/db/event-counts";
+import { HOUR } from "../../src/shared/timestamp";
+import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
+import { erasures, type ErasureRow } from "../../src/db/schema";
+import { eraseDue, ErasureFailed } from "../../src/maintain/erasure";
+import worker from "../../src/index";
+import { maintain } from "../../src/maintain/scheduled";
+import { DAY } from "../../src/shared/timestamp";
+import { formatTimestamp } from "../../src/shared/timestamp";
+import { api, bearer, makeApp } from "../helpers/api";
+
+const db = drizzle(env.DB);
+const NOW = Date.now();
+const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ARCHIVE_BLOCK_IDS: "50", ...overrides });
+const cron = "*/5 * * * *";
+
+let serial = 0;
+function event(app: number, overrides: Partial<NewContextEventRow> = {}): NewContextEventRow {
+  serial += 1;
+  return {
+    // Context values, so the counts by country and device are checked too.
+    country: serial % 3 === 0 ? null : serial % 3 === 1 ? "DE" : "FR",
+    device: serial % 2 === 0 ? "mobile" : "desktop",
+    eventId: crypto.randomUUID(),
+    sessionId: `session-${crypto.randomUUID()}`,
+    category: `c${serial % 2}`,
+    name: `n${serial % 3}`,
+    data: JSON.stringify({ serial }),
+    timestamp: NOW * 1000 - 2 * HOUR,
+    receivedAt: NOW * 1000,
+    app,
+    ...overrides,
+  };
+}
+
+/** Filler events of a throwaway application: they seal the blocks before them and hold the table's highest id. */
+async function seal() {
+  const filler = await makeApp();
+  await insertAll(db, Array.from({ length: 60 }, () => event(filler.num, { category: "filler" })));
+}
+
+/** Every archived line of one application, with the key of the object holding it. */
+async function archivedLines(appId: string) {
+  const lines: { key: string; line: Record<string, unknown> }[] = [];
+  let cursor: string | undefined;
+  do {
+    const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${appId}/`, cursor });
+    for (const object of listed.objects) {
+      for await (const text of archiveLines(env.ARCHIVE, object.key)) lines.push({ key: object.key, line: JSON.parse(text) as Record<string, unknown> });
+    }
+    cursor = listed.truncated ? listed.cursor : undefined;
+  } while (cursor);
+  return lines;
+}
+
+async function etags(appId: string) {
+  const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${appId}/` });
+  return new Map(listed.objects.map((o) => [o.key, o.etag]));
+}
+
+const rowsOf = async (app: number, sessionId: string) =>
+  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = ?").bind(app, sessionId).first<{ n: number }>())!.n;
+
+/** What `npm run erase` writes (with --from/--to: the window, its basis "operator"). */
+async function request(appId: string, kind: "session" | "events", target: string, window?: { from: number; to: number }): Promise<number> {
+  const row = await env.DB.prepare(
+    "INSERT INTO erasures (app_id, kind, target, requested_at, scan_after, scan_before, scan_basis) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+  )
+    .bind(appId, kind, target, Date.now() * 1000, window?.from ?? null, window?.to ?? null, window ? "operator" : null)
+    .first<{ id: number }>();
+  return row!.id;
+}
+
+const audit = async (id: number): Promise<ErasureRow> => (await db.select().from(erasures).where(eq(erasures.id, id)))[0]!;
+
+/** Runs the cron as the Worker does, until the request is done. */
+async function untilDone(id: number, max = 10): Promise<number> {
+  for (let runs = 1; runs <= max; runs++) {
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: new Date(), cron }), settings(), ctx);
+    await waitOnExecutionContext(ctx);
+    if ((await audit(id)).status === "done") return runs;
+  }
+  throw new Error(`erasure ${id} not done after ${max} runs`);
+}
+
+/**
+ * The application's hourly counts under all four shapes (and by country and device), against the
+ * same counts made from its rows: equal when the roll-ups are exact.
+ */
+async function expectExactCounts(app: number) {
+  type Row = { category: string; name: string; timestamp: number; country: string | null; device: string | null };
+  const rows = await env.DB.prepare("SELECT category, name, timestamp, country, device FROM events WHERE app = ?").bind(app).all<Row>();
+  const want = new Map<string, number>();
+  const wantByContext = new Map<string, number>();
+  const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+  for (const r of rows.results) {
+    const h = Math.floor(r.timestamp / HOUR);
+    const shapes = [`${r.category}|${r.name}|${h}`, `${r.category}||${h}`, `|${r.name}|${h}`, `||${h}`];
+    for (const key of shapes) add(want, key);
+    for (const [dim, value] of [["country", r.country], ["device", r.device]]) if (value !== null) for (const key of shapes) add(wantByContext, `${dim}|${value}|${key}`);
+  }
+  const counts = await env.DB.prepare("SELECT category, name, hour, n FROM event_counts WHERE app = ? AND n != 0").bind(app).all<{ category: string; name: string; hour: number; n: number }>();
+  expect(new Map(counts.results.map((c) => [`${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(want);
+  const byContext = await env.DB.prepare("SELECT dim, value, category, name, hour, n FROM context_counts WHERE app = ? AND n != 0")
+    .bind(app)
+    .all<{ dim: string; value: string; category: string; name: string; hour: number; n: number }>();
+  expect(new Map(byContext.results.map((c) => [`${c.dim}|${c.value}|${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(wantByContext);
+  if (rows.results.length > 0) expect(byContext.results.length).toBeGreaterThan(0);
+  expect(await countEvents(db, { app })).toBe(rows.results.length);
+}
+
+describe("erasing a session", () => {
+  it("removes its events from D1, the roll-ups and every archive object holding them (sealed ones too), and leaves the rest intact", async () => {
+    const app = await makeApp();
+    const other = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    const kept = `kept-${crypto.randomUUID()}`;
+    // 24 hours straddling the hot window's edge: the older half is purged from D1 (archive only).
+    const edge = Math.floor((NOW * 1000 - 30 * DAY) / HOUR) * HOUR;
+    const at = (i: number) => edge + (i - 12) * HOUR + 30 * 60_000_000;
+    const rows = Array.from({ length: 24 }, (_, i) => [
+      event(app.num, { sessionId: erased, timestamp: at(i) }),
+      event(app.num, { sessionId: erased, timestamp: at(i) + 1 }),
+      event(app.num, { sessionId: kept, timestamp: at(i) }),
+      // The same session id in another application is another session.
+      event(other.num, { sessionId: erased, timestamp: at(i) }),
+    ]).flat();
+    await insertAll(db, rows);
+    await seal();
+    await maintain(settings());
+    const hot = await rowsOf(app.num, erased);
+    expect(hot).toBeGreaterThan(0);
+    expect(hot).toBeLessThan(48); // part of it purged: only in R2
+    const keptHot = await rowsOf(app.num, kept);
+    const otherHot = await rowsOf(other.num, erased);
+    const before = await archivedLines(app.appId);
+    const holding = new Set(before.filter((l) => l.line.session_id === erased).map((l) => l.key));
+    expect(holding.size).toBeGreaterThanOrEqual(24);
+
+    const id = await request(app.appId, "session", erased);
+    await untilDone(id);
+
+    expect(await rowsOf(app.num, erased)).toBe(0);
+    expect(await rowsOf(app.num, kept)).toBe(keptHot);
+    expect(await rowsOf(other.num, erased)).toBe(otherHot);
+    await expectExactCounts(app.num);
+    await expectExactCounts(other.num);
+    const after = await archivedLines(app.appId);
+    expect(after.filter((l) => l.line.session_id === erased)).toEqual([]);
+    // Every other line is still there, as it was.
+    expect(after.map((l) => l.line).sort((a, b) => String(a.event_id).localeCompare(String(b.event_id)))).toEqual(
+      before.filter((l) => l.line.session_id !== erased).map((l) => l.line).sort((a, b) => String(a.event_id).localeCompare(String(b.event_id))),
+    );
+    expect((await archivedLines(other.appId)).filter((l) => l.line.session_id === erased)).toHaveLength(24);
+
+    expect(await audit(id)).toMatchObject({
+      status: "done",
+      step: null,
+      kind: "session",
+      target: erased,
+      appId: app.appId,
+      d1Events: hot,
+      countedEvents: hot,
+      archiveEvents: 48,
+      archiveObjectsRewritten: holding.size,
+      scanBasis: "d1+lookback",
+      pendingKey: null,
+    });
+    const row = await audit(id);
+    expect(row.finishedAt).toBeGreaterThanOrEqual(row.startedAt!);
+    expect(row.scanAfter).toBeLessThanOrEqual(at(0));
+
+    // The export no longer has them, from R2 or from D1.
+    const res = await api(`/api/export?timestamp_after=${formatTimestamp(at(0) - HOUR)}&timestamp_before=${formatTimestamp(at(23) + HOUR)}`, {
+      headers: bearer(app.readKey),
+    });
+    const lines = (await res.text()).trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.session_id === erased)).toEqual([]);
+    expect(lines.filter((l) => l.session_id === kept)).toHaveLength(24);
+    // Nor does the query API.
+    const page = (await (await api(`/api/event/?session_id=${erased}`, { headers: bearer(app.readKey) })).json()) as { count: number };
+    expect(page.count).toBe(0);
+
+    // Asked again: nothing is left to erase, and no object is written again.
+    const tags = await etags(app.appId);
+    const again = await request(app.appId, "session", erased);
+    await untilDone(again);
+    expect(await audit(again)).toMatchObject({ status: "done", d1Events: 0, countedEvents: 0, archiveEvents: 0, archiveObjectsRewritten: 0 });
+    expect(await etags(app.appId)).toEqual(tags);
+  });
+
+  it("resumes where a short time budget stopped it, and counts every line once when a run dies between an R2 write and its counts", async () => {
+    const app = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    const rows = Array.from({ length: 6 }, (_, i) => [
+      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 3 * DAY + i * HOUR }),
+      event(app.num, { timestamp: NOW * 1000 - 3 * DAY + i * HOUR }),
+    ]).flat();
+    await insertAll(db, rows);
+    await seal();
+    await maintain(settings());
+    const id = await request(app.appId, "session", erased);
+
+    // A bucket whose first write lands but whose caller dies before the counts move.
+    let crashed = false;
+    const crashing = new Proxy(env.ARCHIVE, {
+      get(target, prop) {
+        if (prop === "put") {
+          return async (...args: Parameters<R2Bucket["put"]>) => {
+            const put = await target.put(...args);
+            if (!crashed) {
+              crashed = true;
+              throw new Error("isolate gone");
+            }
+            return put;
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const crash = await eraseDue(db, crashing, { deadline: Date.now() + 20_000 }).catch((err: unknown) => err);
+    expect(crash).toBeInstanceOf(ErasureFailed);
+    expect(((crash as ErasureFailed).cause as Error).message).toBe("isolate gone");
+    expect(await audit(id)).toMatchObject({ status: "running", step: "archive" });
+    expect((await audit(id)).pendingKey).not.toBeNull();
+
+    // Then runs of a budget that stops after every few steps.
+    let runs = 0;
+    for (let t = 0; (await audit(id)).status !== "done"; runs++) {
+      expect(runs).toBeLessThan(50);
+      const clock = () => t++;
+      await eraseDue(db, env.ARCHIVE, { deadline: clock() + 4, now: clock });
+    }
+    expect(runs).toBeGreaterThan(2);
+    expect(await audit(id)).toMatchObject({ status: "done", d1Events: 6, countedEvents: 6, archiveEvents: 6, archiveObjectsRewritten: 6 });
+    expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
+    expect(await archivedLines(app.appId)).toHaveLength(6);
+    await expectExactCounts(app.num);
+  });
+
+  it("waits for a later event before deleting the table's newest row, whose id SQLite would hand out again", async () => {
+    const app = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    await insertAll(db, [event(app.num, { sessionId: erased }), event(app.num, { sessionId: erased })]);
+    const id = await request(app.appId, "session", erased);
+    const run = await maintain(settings());
+    expect(run.erasure.erasures.find((e) => e.id === id)).toMatchObject({ status: "running", step: "d1", d1Events: 1, waiting: true });
+    expect(await rowsOf(app.num, erased)).toBe(1);
+    // The maintenance log names the request by its id, never by the session.
+    expect(JSON.stringify(run)).not.toContain(erased);
+    await insertAll(db, [event(app.num)]);
+    await untilDone(id);
+    expect(await audit(id)).toMatchObject({ d1Events: 2, countedEvents: 2 });
+    expect(await rowsOf(app.num, erased)).toBe(0);
+    // The growing block was archived with them and is rewritten without them: never archived again.
+    await maintain(settings());
+    expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
+    await expectExactCounts(app.num);
+  });
+});
+
+describe("a request that fails", () => {
+  it("holds up neither the other requests nor retention, goes to the caller by id only, and resumes once it can", async () => {
+    const broken = await makeApp();
+    const fine = await makeApp();
+    const session = `erased-${crypto.randomUUID()}`;
+    await insertAll(db, [event(broken.num, { sessionId: session }), event(fine.num, { sessionId: session })]);
+    await seal();
+    await maintain(settings());
+    // The broken application's object is damaged: not gzip.
+    const [key] = (await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${broken.appId}/` })).objects.map((o) => o.key);
+    const lines: string[] = [];
+    for await (const line of archiveLines(env.ARCHIVE, key!)) lines.push(line);
+    await env.ARCHIVE.put(key!, "not gzip");
+    const first = await request(broken.appId, "session", session);
+    const second = await request(fine.appId, "session", session);
+    const purgedAt = (await readStorageState(db)).purgedAt;
+
+    const failure = await maintain(settings()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(ErasureFailed);
+    expect((failure as Error).message).toMatch(new RegExp(`request\\(s\\) ${first} failed`));
+    expect((failure as Error).message).not.toContain(session);
+    expect((failure as ErasureFailed).run.erasures.find((e) => e.id === first)).toMatchObject({ failed: true, step: "archive" });
+    expect(await audit(second)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
+    expect((await readStorageState(db)).purgedAt).toBeGreaterThan(purgedAt ?? 0); // retention ran after it
+
+    await putLines(env.ARCHIVE, key!, lines);
+    await untilDone(first);
+    expect(await audit(first)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
+    expect((await archivedLines(broken.appId)).filter((l) => l.line.session_id === session)).toEqual([]);
+  });
+});
+
+describe("the archive window", () => {
+  it("reaches a session's events older than the 24-hour lookback only in a window the operator names, and records which window it read", async () => {
+    const app = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    const old = Array.from({ length: 3 }, (_, i) => event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 33 * DAY + i * HOUR }));
+    const hot = Array.from({ length: 3 }, (_, i) => event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 2 * DAY + i * HOUR }));
+    await insertAll(db, [...old, ...hot, event(app.num, { timestamp: NOW * 1000 - 33 * DAY })]);
+    await seal();
+    await maintain(settings());
+    expect(await rowsOf(app.num, erased)).toBe(3); // the old three purged: in R2 only
+
+    const first = await request(app.appId, "session", erased);
+    await untilDone(first);
+    // Its window came from D1 (the purge mark is far behind its first hot event): the old three are out of reach.
+    expect(await audit(first)).toMatchObject({ scanBasis: "d1", scanAfter: hot[0]!.timestamp, scanBefore: hot[2]!.timestamp, d1Events: 3, archiveEvents: 3 });
+    const left = () => archivedLines(app.appId).then((lines) => lines.filter((l) => l.line.session_id === erased).length);
+    expect(await left()).toBe(3);
+
+    const window = { from: NOW * 1000 - 34 * DAY, to: NOW * 1000 - 32 * DAY };
+    const second = await request(app.appId, "session", erased, window);
+    await untilDone(second);
+    expect(await audit(second)).toMatchObject({ scanBasis: "operator", scanAfter: window.from, scanBefore: window.to, d1Events: 0, archiveEvents: 3 });
+    expect(await left()).toBe(0);
+    expect(await archivedLines(app.appId)).toHaveLength(1);
+  });
+});
+
+describe("erasing a list of event ids", () => {
+  it("erases those events wherever they are (purged, archived, not yet archived), and they are never archived later", async () => {
+    const app = await makeApp();
+    const purged = Array.from({ length: 3 }, (_, i) => event(app.num, { timestamp: NOW * 1000 - 40 * DAY + i * HOUR }));
+    const hot = Array.from({ length: 3 }, (_, i) => event(app.num, { timestamp: NOW * 1000 - 2 * DAY + i * HOUR }));
+    await insertAll(db, [...purged, ...hot]);
+    await seal();
+    await maintain(settings());
+    const { archivedThrough } = await readStorageState(db);
+    const fresh = Array.from({ length: 3 }, () => event(app.num, { timestamp: NOW * 1000 - HOUR }));
+    await insertAll(db, fresh); // above the watermark: not archived yet
+    await seal();
+    const doomed = [purged[1]!, hot[1]!, fresh[1]!];
+    const id = await request(app.appId, "events", JSON.stringify(doomed.map((e) => e.eventId)));
+    // The erasure alone, before any archive run reaches the fresh events.
+    while ((await audit(id)).status !== "done") await eraseDue(db, env.ARCHIVE, { deadline: Date.now() + 20_000 });
+    // Later runs archive the fresh events' block: without the erased one.
+    await maintain(settings());
+    expect((await readStorageState(db)).archivedThrough).toBeGreaterThan(archivedThrough);
+
+    const ids = (await archivedLines(app.appId)).map((l) => l.line.event_id);
+    expect(ids.sort()).toEqual([...purged, ...hot, ...fresh].filter((e) => !doomed.includes(e)).map((e) => e.eventId).sort());
+    for (const e of doomed) {
+      expect(await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))").bind(e.eventId).first()).toBeNull();
+    }
+    expect(await audit(id)).toMatchObject({ status: "done", kind: "events", d1Events: 2, countedEvents: 2, archiveEvents: 2, scanBasis: "archive" });
+    await expectExactCounts(app.num);
+  });
+});
