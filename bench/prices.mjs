@@ -50,5 +50,7 @@ export const THIRD_PARTY = {
       "not published: Segment bills by monthly tracked users, and its Team price is not on a page we could read; a third-party summary's $120 a month for 10,000 MTUs " +
       "at Segment's documented 250 calls per MTU would be ≈ $48 per million calls (unverified)",
   },
-  amplitude: { note: "not derivable: Amplitude bills by monthly tracked users and its price page was not available; no per-event price is published" },
+  amplitude: {
+    note: "not derivable: Amplitude bills by monthly tracked users and its price page was not available; no per-event price is published",
+  },
 };

@@ -17,24 +17,24 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, SNAP, STATE, Server, devCommand, killAllSync, makeSnapshot, stopAll } from "./lib/servers.mjs";
 import { warm } from "./lib/load.mjs";
-import { sqliteNode } from "./lib/sqlite.mjs";
 import { render, writeBenchmarksMd } from "./lib/report.mjs";
+import { devCommand, killAllSync, makeSnapshot, ROOT, Server, SNAP, STATE, stopAll } from "./lib/servers.mjs";
+import { sqliteNode } from "./lib/sqlite.mjs";
+import * as authFlood from "./phases/auth-flood.mjs";
+import * as beforeAfter from "./phases/before-after.mjs";
+import * as context from "./phases/context.mjs";
+import * as cost from "./phases/cost.mjs";
+import * as erasure from "./phases/erasure.mjs";
+import * as keyCache from "./phases/key-cache.mjs";
+import * as memory from "./phases/memory.mjs";
+import * as payloadSchemas from "./phases/payload-schemas.mjs";
 import * as pipeline from "./phases/pipeline.mjs";
 import * as probe from "./phases/probe.mjs";
 import * as query from "./phases/query.mjs";
 import * as quiet from "./phases/quiet.mjs";
-import * as keyCache from "./phases/key-cache.mjs";
-import * as payloadSchemas from "./phases/payload-schemas.mjs";
-import * as authFlood from "./phases/auth-flood.mjs";
-import * as memory from "./phases/memory.mjs";
-import * as beforeAfter from "./phases/before-after.mjs";
 import * as storage from "./phases/storage.mjs";
 import * as tenants from "./phases/tenants.mjs";
-import * as cost from "./phases/cost.mjs";
-import * as erasure from "./phases/erasure.mjs";
-import * as context from "./phases/context.mjs";
 
 const argv = process.argv.slice(2);
 /** The value of `--name v` or `--name=v`. */
@@ -48,8 +48,14 @@ const ONLY = flag("--only")?.split(",") ?? null;
 /** Whether a measurement (a name --only takes) is selected. */
 const selected = (name) => (!ONLY || ONLY.includes(name)) && !(argv.includes("--no-quiet") && name === "quiet");
 const FLAGS = {
-  ref: flag("--ref"), rebuild: argv.includes("--rebuild"), floodBase: flag("--flood-base"), floodRate: flag("--flood-rate"),
-  minutes: flag("--minutes"), controlMinutes: flag("--control-minutes"), clients: flag("--clients"), base: flag("--base"),
+  ref: flag("--ref"),
+  rebuild: argv.includes("--rebuild"),
+  floodBase: flag("--flood-base"),
+  floodRate: flag("--flood-rate"),
+  minutes: flag("--minutes"),
+  controlMinutes: flag("--control-minutes"),
+  clients: flag("--clients"),
+  base: flag("--base"),
 };
 
 // The phases, in the order they run; each is a module in bench/phases/ with run(ctx[, trivial]).
@@ -76,8 +82,28 @@ const PHASES = [
 const runs = (p) => (p.optIn ? p.names.some((n) => ONLY?.includes(n)) : p.names.some(selected));
 
 const SIZES = QUICK
-  ? { ingestSeconds: 2, e2eSingle: 1_000, e2eBatch: 10_000, countSingle: 300, countBatchEvents: 5_000, consumerBatches: 4, queryRows: 100_000, latencySeconds: 0.5, budgetMin: 8 }
-  : { ingestSeconds: 10, e2eSingle: 10_000, e2eBatch: 100_000, countSingle: 2_000, countBatchEvents: 20_000, consumerBatches: 20, queryRows: 1_000_000, latencySeconds: 2, budgetMin: 20 };
+  ? {
+      ingestSeconds: 2,
+      e2eSingle: 1_000,
+      e2eBatch: 10_000,
+      countSingle: 300,
+      countBatchEvents: 5_000,
+      consumerBatches: 4,
+      queryRows: 100_000,
+      latencySeconds: 0.5,
+      budgetMin: 8,
+    }
+  : {
+      ingestSeconds: 10,
+      e2eSingle: 10_000,
+      e2eBatch: 100_000,
+      countSingle: 2_000,
+      countBatchEvents: 20_000,
+      consumerBatches: 20,
+      queryRows: 1_000_000,
+      latencySeconds: 2,
+      budgetMin: 20,
+    };
 
 const R = { meta: {}, ingest: [], e2e: [], counts: [], consumer: [], query: null, cost: {}, notes: [] };
 
@@ -88,7 +114,9 @@ function log(...a) {
 async function main() {
   const t0 = Date.now();
   // The memory phase's sustained loads come on top of the usual budget.
-  const budgetMin = SIZES.budgetMin + PHASES.filter(runs).reduce((n, p) => n + (p.module.budgetMinutes?.({ quick: QUICK, flags: FLAGS }) ?? 0), 0);
+  const budgetMin =
+    SIZES.budgetMin +
+    PHASES.filter(runs).reduce((n, p) => n + (p.module.budgetMinutes?.({ quick: QUICK, flags: FLAGS }) ?? 0), 0);
   const deadline = setTimeout(() => {
     console.error(`bench: over its ${budgetMin}-minute budget; stopping everything it started`);
     killAllSync();
@@ -105,10 +133,13 @@ async function main() {
 
   mkdirSync(STATE, { recursive: true });
   const major = Number(process.versions.node.split(".")[0]);
-  if (major < 22) throw new Error(`wrangler needs Node >= 22 (this is ${process.version}); run it as \`npm run bench\``);
+  if (major < 22)
+    throw new Error(`wrangler needs Node >= 22 (this is ${process.version}); run it as \`npm run bench\``);
   meta();
   R.meta.snapshot = makeSnapshot(FLAGS.ref);
-  log(`code under test copied to ${path.relative(ROOT, SNAP)} (content hash ${R.meta.snapshot}); later edits to the working tree do not affect this run`);
+  log(
+    `code under test copied to ${path.relative(ROOT, SNAP)} (content hash ${R.meta.snapshot}); later edits to the working tree do not affect this run`,
+  );
   log(`mode ${QUICK ? "QUICK" : "FULL"}; raw SQLite under ${R.meta.sqliteNode}`);
 
   const trivialConfig = path.join(ROOT, "bench/trivial/wrangler.toml");
@@ -129,19 +160,27 @@ async function main() {
 
   await stopAll();
   R.meta.totalSeconds = (Date.now() - t0) / 1000;
-  R.meta.loadavgAtEnd = os.loadavg().map((n) => n.toFixed(2)).join(" ");
+  R.meta.loadavgAtEnd = os
+    .loadavg()
+    .map((n) => n.toFixed(2))
+    .join(" ");
   // The measurements first, so a failure in rendering loses none of them.
   mkdirSync(path.join(ROOT, "bench/.results"), { recursive: true });
   const stamp = `${QUICK ? "quick" : "full"}${ONLY ? `-only-${ONLY.join("-")}` : ""}`;
   writeFileSync(path.join(ROOT, `bench/.results/${stamp}.json`), JSON.stringify(R, null, 2));
-  const md = [render(R), ...PHASES.filter((p) => p.key && R[p.key]).map((p) => p.module.render(R[p.key]).join("\n"))].join("\n");
+  const md = [
+    render(R),
+    ...PHASES.filter((p) => p.key && R[p.key]).map((p) => p.module.render(R[p.key]).join("\n")),
+  ].join("\n");
   console.log(`\n${md}`);
   writeFileSync(path.join(ROOT, `bench/.results/${stamp}.md`), md);
   if (!QUICK && !ONLY && !argv.includes("--no-write")) {
     writeBenchmarksMd(path.join(ROOT, "BENCHMARKS.md"), md);
     log("results written to BENCHMARKS.md and bench/.results/full.{md,json}");
   } else {
-    log(`results written to bench/.results/${stamp}.{md,json}${QUICK || ONLY ? " (quick or partial runs leave BENCHMARKS.md alone)" : ""}`);
+    log(
+      `results written to bench/.results/${stamp}.{md,json}${QUICK || ONLY ? " (quick or partial runs leave BENCHMARKS.md alone)" : ""}`,
+    );
   }
   log(`done in ${R.meta.totalSeconds.toFixed(0)} s`);
 }
@@ -156,8 +195,16 @@ function meta() {
   };
   let git = "?";
   try {
-    git = execFileSync("git", ["rev-parse", "--short", `${FLAGS.ref ?? "HEAD"}^{commit}`], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = !FLAGS.ref && execFileSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml", "public"], { cwd: ROOT, encoding: "utf8" }).trim();
+    git = execFileSync("git", ["rev-parse", "--short", `${FLAGS.ref ?? "HEAD"}^{commit}`], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }).trim();
+    const dirty =
+      !FLAGS.ref &&
+      execFileSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml", "public"], {
+        cwd: ROOT,
+        encoding: "utf8",
+      }).trim();
     if (dirty) git += " + uncommitted changes in src/migrations/wrangler.toml";
   } catch {}
   const s = sqliteNode();
@@ -173,7 +220,10 @@ function meta() {
     autocannon: version("autocannon"),
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
-    loadavgAtStart: os.loadavg().map((n) => n.toFixed(2)).join(" "),
+    loadavgAtStart: os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(" "),
     sizes: SIZES,
     devCommand: devCommand().join(" "),
   });

@@ -115,11 +115,66 @@ function uuid(rand) {
 }
 
 const CATEGORIES = {
-  "page interaction": ["cta click", "scroll", "hover", "copy text", "tab switch", "menu open", "share", "like", "expand", "collapse"],
-  navigation: ["page view", "back", "forward", "link click", "search", "filter", "sort", "paginate", "breadcrumb", "logo click"],
-  form: ["form start", "field focus", "field blur", "validation error", "submit", "submit success", "submit failure", "reset", "autofill", "abandon"],
-  media: ["play", "pause", "seek", "volume", "fullscreen", "ended", "buffering", "quality change", "captions", "download"],
-  error: ["js error", "network error", "timeout", "not found", "forbidden", "server error", "csp violation", "unhandled rejection", "resource error", "crash"],
+  "page interaction": [
+    "cta click",
+    "scroll",
+    "hover",
+    "copy text",
+    "tab switch",
+    "menu open",
+    "share",
+    "like",
+    "expand",
+    "collapse",
+  ],
+  navigation: [
+    "page view",
+    "back",
+    "forward",
+    "link click",
+    "search",
+    "filter",
+    "sort",
+    "paginate",
+    "breadcrumb",
+    "logo click",
+  ],
+  form: [
+    "form start",
+    "field focus",
+    "field blur",
+    "validation error",
+    "submit",
+    "submit success",
+    "submit failure",
+    "reset",
+    "autofill",
+    "abandon",
+  ],
+  media: [
+    "play",
+    "pause",
+    "seek",
+    "volume",
+    "fullscreen",
+    "ended",
+    "buffering",
+    "quality change",
+    "captions",
+    "download",
+  ],
+  error: [
+    "js error",
+    "network error",
+    "timeout",
+    "not found",
+    "forbidden",
+    "server error",
+    "csp violation",
+    "unhandled rejection",
+    "resource error",
+    "crash",
+  ],
 };
 const CATEGORY_NAMES = Object.keys(CATEGORIES);
 const ELEMENTS = ["chat bubble", "signup button", "pricing link", "hero image", "footer link", "nav menu"];
@@ -185,7 +240,16 @@ function load({ file, rows, appId, apps, tenant, seed = 42 }) {
       const name = names[(rand() * names.length) | 0];
       const timestamp = Math.floor(DATASET.start + i * step + rand() * step);
       const data = `{"host":"www.xxxxx.com","path":"/p/${(rand() * 500) | 0}","element":"${ELEMENTS[(rand() * ELEMENTS.length) | 0]}"}`;
-      insert.run(uuid(rand), sessionOf(i, sessionIds), category, name, data, timestamp, timestamp + 50_000 + Math.floor(rand() * 2e6), appFor(i));
+      insert.run(
+        uuid(rand),
+        sessionOf(i, sessionIds),
+        category,
+        name,
+        data,
+        timestamp,
+        timestamp + 50_000 + Math.floor(rand() * 2e6),
+        appFor(i),
+      );
     }
     for (const ix of indexes) db.exec(ix.sql);
   })();
@@ -200,7 +264,13 @@ function probeValues({ file, rows }) {
   const target = Math.floor(rows * (14.5 / 30));
   const row = db.prepare("SELECT session_id, category, name, timestamp FROM events WHERE id = ?").get(target + 1);
   db.close();
-  return { sessionId: row.session_id, category: "page interaction", name: "cta click", day: "2021-01-15", nextDay: "2021-01-16" };
+  return {
+    sessionId: row.session_id,
+    category: "page interaction",
+    name: "cta click",
+    day: "2021-01-15",
+    nextDay: "2021-01-16",
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +286,8 @@ function eventsShape(db) {
     return {
       cols: "app, event_id, session_id, category, name, data, timestamp, received_at",
       values: "(?, unhex(replace(?, '-', '')), ?, ?, ?, ?, ?, ?)",
-      fromJson: "value->>0, unhex(replace(value->>1, '-', '')), value->>2, value->>3, value->>4, value->>5, value->>6, value->>7",
+      fromJson:
+        "value->>0, unhex(replace(value->>1, '-', '')), value->>2, value->>3, value->>4, value->>5, value->>6, value->>7",
       // One application: the raw database has no applications table rows to number, so it is 1.
       row: (e, m) => [m.app ? 1 : 0, e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, m.received_at],
     };
@@ -252,7 +323,9 @@ function insert({ messagesFile, variant, migrationsDir, around = { before: [], a
     if (!multi.has(n)) {
       multi.set(
         n,
-        db.prepare(`INSERT INTO events (${COLS}) VALUES ${Array(n).fill(shape.values).join(", ")} ON CONFLICT DO NOTHING`),
+        db.prepare(
+          `INSERT INTO events (${COLS}) VALUES ${Array(n).fill(shape.values).join(", ")} ON CONFLICT DO NOTHING`,
+        ),
       );
     }
     return multi.get(n);
@@ -430,10 +503,16 @@ function storage({ migrationsDir, rows, apps, txnRows = 5000, spanHours = 24, se
   for (const s of migrationStatements(migrationsDir)) db.exec(s);
   const shape = eventsShape(db);
   const compact = hasColumn(db, "events", "app");
-  const register = db.prepare("INSERT INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, '[]', 0)");
+  const register = db.prepare(
+    "INSERT INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, '[]', 0)",
+  );
   for (const id of apps) register.run(id, id);
-  const numOf = new Map(apps.map((id) => [id, compact ? db.prepare("SELECT num FROM applications WHERE id = ?").get(id).num : id]));
-  const insert = db.prepare(`INSERT INTO events (${shape.cols}) SELECT ${shape.fromJson} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`);
+  const numOf = new Map(
+    apps.map((id) => [id, compact ? db.prepare("SELECT num FROM applications WHERE id = ?").get(id).num : id]),
+  );
+  const insert = db.prepare(
+    `INSERT INTO events (${shape.cols}) SELECT ${shape.fromJson} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`,
+  );
   const rollup = rollupStatements(db);
   const txn = transaction(db, (batch) => {
     insert.run(JSON.stringify(batch));
@@ -443,7 +522,11 @@ function storage({ migrationsDir, rows, apps, txnRows = 5000, spanHours = 24, se
   let batch = [];
   for (const e of readmeEvents({ rows, apps, spanHours, seed })) {
     // Each application under its own number (shape.row() numbers every application 1, for one-application runs).
-    batch.push(compact ? [numOf.get(e.app), e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, e.received_at] : shape.row(e, { app: e.app, received_at: e.received_at }));
+    batch.push(
+      compact
+        ? [numOf.get(e.app), e.event_id, e.session_id, e.category, e.name, e.data, e.timestamp, e.received_at]
+        : shape.row(e, { app: e.app, received_at: e.received_at }),
+    );
     if (batch.length === txnRows) {
       txn(batch);
       batch = [];
@@ -462,8 +545,15 @@ function storage({ migrationsDir, rows, apps, txnRows = 5000, spanHours = 24, se
     seconds,
     pageSize: pragma(db, "page_size"),
     objects: dbstat(db),
-    indexes: db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").all().map((r) => ({ ...r })),
-    avgRow: db.prepare("SELECT avg(length(event_id)) AS event_id, avg(length(session_id)) AS session_id, avg(length(category)) AS category, avg(length(name)) AS name, avg(length(data)) AS data FROM events").get(),
+    indexes: db
+      .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+      .all()
+      .map((r) => ({ ...r })),
+    avgRow: db
+      .prepare(
+        "SELECT avg(length(event_id)) AS event_id, avg(length(session_id)) AS session_id, avg(length(category)) AS category, avg(length(name)) AS name, avg(length(data)) AS data FROM events",
+      )
+      .get(),
   };
   out.fileBytes = fileBytes(file);
   db.close();
@@ -476,10 +566,15 @@ function keys({ file, keys: list }) {
   const crypto = require("node:crypto");
   const db = open(file, { mustExist: true });
   // The key's application must exist (api_keys.app_id references it; node:sqlite enforces foreign keys).
-  const app = db.prepare("INSERT OR IGNORE INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, '[]', 0)");
-  const add = db.prepare("INSERT OR REPLACE INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, ?, ?, ?, 0)");
+  const app = db.prepare(
+    "INSERT OR IGNORE INTO applications (id, name, allowed_origins, created_at) VALUES (?, ?, '[]', 0)",
+  );
+  const add = db.prepare(
+    "INSERT OR REPLACE INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, ?, ?, ?, 0)",
+  );
   for (const k of list) if (k.appId) app.run(k.appId, k.appId);
-  for (const k of list) add.run(k.id, crypto.createHash("sha256").update(k.key).digest("hex"), k.kind, k.appId ?? null, k.key.slice(0, 9));
+  for (const k of list)
+    add.run(k.id, crypto.createHash("sha256").update(k.key).digest("hex"), k.kind, k.appId ?? null, k.key.slice(0, 9));
   db.close();
   return { keys: list.length };
 }
@@ -487,27 +582,42 @@ function keys({ file, keys: list }) {
 /** One migration file's statements applied to a file with node:sqlite, in one transaction, timed (raw SQLite's share of a migration). */
 function migrate({ file, migration }) {
   const db = open(file, { mustExist: true });
-  const statements = fs.readFileSync(migration, "utf8").split("--> statement-breakpoint").map((x) => x.trim()).filter(Boolean);
+  const statements = fs
+    .readFileSync(migration, "utf8")
+    .split("--> statement-breakpoint")
+    .map((x) => x.trim())
+    .filter(Boolean);
   const each = [];
   const t0 = process.hrtime.bigint();
   transaction(db, () => {
     for (const st of statements) {
       const t = process.hrtime.bigint();
       db.exec(st);
-      each.push({ sql: st.replace(/\s+/g, " ").replace(/^(--[^\n]*\s)+/, "").slice(0, 80), seconds: Number(process.hrtime.bigint() - t) / 1e9 });
+      each.push({
+        sql: st
+          .replace(/\s+/g, " ")
+          .replace(/^(--[^\n]*\s)+/, "")
+          .slice(0, 80),
+        seconds: Number(process.hrtime.bigint() - t) / 1e9,
+      });
     }
   })();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   db.close();
   // The longest statements: D1 stops any one statement after 30 s.
-  return { seconds, statements: statements.length, longest: [...each].sort((a, b) => b.seconds - a.seconds).slice(0, 3) };
+  return {
+    seconds,
+    statements: statements.length,
+    longest: [...each].sort((a, b) => b.seconds - a.seconds).slice(0, 3),
+  };
 }
 
 /** Bytes per table and index (dbstat) of a D1 file a stopped wrangler left, and how many events it holds (with context). */
 function dbstatFile({ file }) {
   const db = open(file, { mustExist: true });
   db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  const has = (col) => db.prepare("SELECT count(*) AS n FROM pragma_table_info('events') WHERE name = ?").get(col).n > 0;
+  const has = (col) =>
+    db.prepare("SELECT count(*) AS n FROM pragma_table_info('events') WHERE name = ?").get(col).n > 0;
   const out = {
     rows: db.prepare("SELECT count(*) AS n FROM events").get().n,
     withContext: has("context") ? db.prepare("SELECT count(*) AS n FROM events WHERE context IS NOT NULL").get().n : 0,

@@ -31,7 +31,8 @@ function micros(value, end) {
 
 function requireApp(appId) {
   if (!appId) throw new Error("an application id is required");
-  if (d1(`SELECT id FROM applications WHERE id = ${quote(appId)}`).length === 0) throw new Error(`no application ${appId}`);
+  if (d1(`SELECT id FROM applications WHERE id = ${quote(appId)}`).length === 0)
+    throw new Error(`no application ${appId}`);
 }
 
 function record(appId, kind, target, args) {
@@ -44,7 +45,9 @@ function record(appId, kind, target, args) {
     `INSERT INTO erasures (app_id, kind, target, requested_at, scan_after, scan_before, scan_basis) ` +
       `VALUES (${quote(appId)}, ${quote(kind)}, ${quote(target)}, ${now()}, ${window}) RETURNING id`,
   );
-  console.log(`erasure ${row.id} recorded (pending); ${RUN_HINT}.\ncheck it: npm run erase -- status ${row.id}${remote ? " --remote" : ""}`);
+  console.log(
+    `erasure ${row.id} recorded (pending); ${RUN_HINT}.\ncheck it: npm run erase -- status ${row.id}${remote ? " --remote" : ""}`,
+  );
 }
 
 /** What D1 still holds of a request: 0 once it is done (and no event of it arrived since). */
@@ -68,9 +71,17 @@ await run(
     },
     events([appId, ...lists], args) {
       requireApp(appId);
-      const ids = [...new Set(lists.flatMap((l) => l.split(",")).map((s) => s.trim().toLowerCase()).filter(Boolean))];
+      const ids = [
+        ...new Set(
+          lists
+            .flatMap((l) => l.split(","))
+            .map((s) => s.trim().toLowerCase())
+            .filter(Boolean),
+        ),
+      ];
       if (ids.length === 0) throw new Error("at least one event id is required");
-      if (ids.length > MAX_IDS) throw new Error(`at most ${MAX_IDS} event ids per request (got ${ids.length}); split them`);
+      if (ids.length > MAX_IDS)
+        throw new Error(`at most ${MAX_IDS} event ids per request (got ${ids.length}); split them`);
       const bad = ids.find((id) => !UUID.test(id));
       if (bad) throw new Error(`not an event id (a UUID): ${bad}`);
       record(appId, "events", JSON.stringify(ids), args);
@@ -81,7 +92,9 @@ await run(
           `SELECT id, app_id, kind, status, step, requested_at, finished_at, d1_events, counted_events, archive_objects_read, ` +
             `archive_objects_rewritten, archive_events FROM erasures ORDER BY id DESC LIMIT 100`,
         );
-        console.table(rows.map((r) => ({ ...r, requested_at: time(r.requested_at), finished_at: time(r.finished_at) })));
+        console.table(
+          rows.map((r) => ({ ...r, requested_at: time(r.requested_at), finished_at: time(r.finished_at) })),
+        );
         return;
       }
       if (!/^\d+$/.test(id)) throw new Error(`not an erasure id: ${id}`);
@@ -104,7 +117,8 @@ await run(
           2,
         ),
       );
-      if (e.status === "done" && left > 0) console.log(`${left} event(s) of it reached D1 after it ran: record it again to erase them`);
+      if (e.status === "done" && left > 0)
+        console.log(`${left} event(s) of it reached D1 after it ran: record it again to erase them`);
     },
   },
   USAGE,

@@ -22,7 +22,10 @@ const flag = (name) => flagOf(process.argv.slice(2), name);
 const id = (prefix) => `${prefix}_${randomBytes(8).toString("hex")}`;
 
 function origins(list) {
-  const values = (list ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  const values = (list ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
   for (const o of values) {
     if (new URL(o).origin !== o) throw new Error(`not an origin (scheme://host[:port]): ${o}`);
   }
@@ -37,19 +40,24 @@ function newKey(kind, appId) {
     `INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES ` +
       `(${quote(keyId)}, ${quote(hash)}, ${quote(kind)}, ${appId ? quote(appId) : "NULL"}, ${quote(key.slice(0, 10))}, ${now()})`,
   );
-  console.log(`${kind} key ${keyId}${appId ? ` for ${appId}` : " for all applications"}:\n  ${key}\n(shown once: store it now)`);
+  console.log(
+    `${kind} key ${keyId}${appId ? ` for ${appId}` : " for all applications"}:\n  ${key}\n(shown once: store it now)`,
+  );
 }
 
 function requireApp(appId) {
   if (!appId) throw new Error("an application id is required");
-  if (d1(`SELECT id FROM applications WHERE id = ${quote(appId)}`).length === 0) throw new Error(`no application ${appId}`);
+  if (d1(`SELECT id FROM applications WHERE id = ${quote(appId)}`).length === 0)
+    throw new Error(`no application ${appId}`);
 }
 
 const commands = {
   "create-app"([name]) {
     if (!name) throw new Error("a name is required");
     const appId = id("app");
-    d1(`INSERT INTO applications (id, name, allowed_origins, created_at) VALUES (${quote(appId)}, ${quote(name)}, ${quote(origins(flag("--origins")))}, ${now()})`);
+    d1(
+      `INSERT INTO applications (id, name, allowed_origins, created_at) VALUES (${quote(appId)}, ${quote(name)}, ${quote(origins(flag("--origins")))}, ${now()})`,
+    );
     console.log(`application ${appId} (${name})`);
     newKey("write", appId);
   },
@@ -70,14 +78,18 @@ const commands = {
     requireApp(appId);
     if (!["on", "country", "off"].includes(mode)) throw new Error("the context mode must be on, country or off");
     d1(`UPDATE applications SET context = ${quote(mode)} WHERE id = ${quote(appId)}`);
-    console.log(`context of ${appId}: ${mode}; the Worker applies it within 60 s (the key cache's TTL), to events sent from then on`);
+    console.log(
+      `context of ${appId}: ${mode}; the Worker applies it within 60 s (the key cache's TTL), to events sent from then on`,
+    );
   },
   list() {
     console.table(d1("SELECT id, name, allowed_origins, context, created_at FROM applications ORDER BY created_at"));
     console.table(d1("SELECT id, kind, app_id, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at"));
   },
   revoke([keyId]) {
-    const rows = d1(`UPDATE api_keys SET revoked_at = ${now()} WHERE id = ${quote(keyId)} AND revoked_at IS NULL RETURNING id`);
+    const rows = d1(
+      `UPDATE api_keys SET revoked_at = ${now()} WHERE id = ${quote(keyId)} AND revoked_at IS NULL RETURNING id`,
+    );
     if (rows.length === 0) throw new Error(`no active key ${keyId}`);
     console.log(`revoked ${keyId}; the Worker stops accepting it within 60 s`);
   },

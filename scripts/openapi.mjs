@@ -8,7 +8,10 @@ import path from "node:path";
 import { importBundled, ROOT, wranglerVars, writeOrCheck } from "./load-source.mjs";
 
 const OUTPUT = path.join(ROOT, "public/api/openapi.json");
-const { openApiDocument, docLimits } = await importBundled('export { openApiDocument, docLimits } from "./src/openapi/document.ts";', { prefix: "eye-openapi-" });
+const { openApiDocument, docLimits } = await importBundled(
+  'export { openApiDocument, docLimits } from "./src/openapi/document.ts";',
+  { prefix: "eye-openapi-" },
+);
 const vars = await wranglerVars();
 const text = `${JSON.stringify(openApiDocument(docLimits(vars)), null, 2)}\n`;
 

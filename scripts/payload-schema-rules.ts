@@ -22,8 +22,19 @@ export const DRAFTS: Record<string, "2020-12" | "2019-09" | "7"> = {
 
 /** The formats the validator checks in linear time on any string (test/node/payload-schema-rules.test.ts measures them). */
 export const SAFE_FORMATS = new Set([
-  "date", "time", "date-time", "duration", "uri", "uri-reference", "email", "hostname", "ipv4", "ipv6",
-  "uuid", "json-pointer", "relative-json-pointer",
+  "date",
+  "time",
+  "date-time",
+  "duration",
+  "uri",
+  "uri-reference",
+  "email",
+  "hostname",
+  "ipv4",
+  "ipv6",
+  "uuid",
+  "json-pointer",
+  "relative-json-pointer",
 ]);
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -31,16 +42,52 @@ type SchemaObject = { [key: string]: Json };
 
 // Keywords by what their value is. Anything else is refused: a misspelt keyword would otherwise
 // validate nothing, silently.
-const SUBSCHEMA = new Set(["not", "if", "then", "else", "additionalProperties", "unevaluatedProperties", "propertyNames", "additionalItems", "unevaluatedItems", "contains"]);
+const SUBSCHEMA = new Set([
+  "not",
+  "if",
+  "then",
+  "else",
+  "additionalProperties",
+  "unevaluatedProperties",
+  "propertyNames",
+  "additionalItems",
+  "unevaluatedItems",
+  "contains",
+]);
 const SUBSCHEMA_LIST = new Set(["allOf", "anyOf", "oneOf", "prefixItems"]);
 const SUBSCHEMA_MAP = new Set(["properties", "patternProperties", "dependentSchemas", "$defs", "definitions"]);
-const COUNT = new Set(["minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "minContains", "maxContains"]);
+const COUNT = new Set([
+  "minLength",
+  "maxLength",
+  "minItems",
+  "maxItems",
+  "minProperties",
+  "maxProperties",
+  "minContains",
+  "maxContains",
+]);
 const NUMBER = new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
-const ANNOTATION = new Set(["$schema", "$id", "$comment", "title", "description", "default", "examples", "readOnly", "writeOnly", "deprecated", "contentMediaType", "contentEncoding", "const", "enum"]);
+const ANNOTATION = new Set([
+  "$schema",
+  "$id",
+  "$comment",
+  "title",
+  "description",
+  "default",
+  "examples",
+  "readOnly",
+  "writeOnly",
+  "deprecated",
+  "contentMediaType",
+  "contentEncoding",
+  "const",
+  "enum",
+]);
 const TYPES = new Set(["null", "boolean", "object", "array", "number", "integer", "string"]);
 // Refused with a reason of their own.
 const REFUSED: Record<string, string> = {
-  uniqueItems: "uniqueItems is not supported: the validator compares every pair of items (quadratic in the array's length, with an error per pair)",
+  uniqueItems:
+    "uniqueItems is not supported: the validator compares every pair of items (quadratic in the array's length, with an error per pair)",
   $dynamicRef: "$dynamicRef is not supported: recursive schemas are refused",
   $dynamicAnchor: "$dynamicAnchor is not supported: recursive schemas are refused",
   $recursiveRef: "$recursiveRef is not supported: recursive schemas are refused",
@@ -79,8 +126,10 @@ function children(schema: SchemaObject, at: string): [string, Json, string][] {
     else if (key === "items") {
       if (Array.isArray(value)) value.forEach((s, i) => out.push([`${at}/items/${i}`, s, key]));
       else out.push([`${at}/items`, value, key]);
-    } else if (SUBSCHEMA_LIST.has(key) && Array.isArray(value)) value.forEach((s, i) => out.push([`${at}/${key}/${i}`, s, key]));
-    else if (SUBSCHEMA_MAP.has(key) && isObject(value)) for (const [k, s] of Object.entries(value)) out.push([`${at}/${key}/${k}`, s, key]);
+    } else if (SUBSCHEMA_LIST.has(key) && Array.isArray(value))
+      value.forEach((s, i) => out.push([`${at}/${key}/${i}`, s, key]));
+    else if (SUBSCHEMA_MAP.has(key) && isObject(value))
+      for (const [k, s] of Object.entries(value)) out.push([`${at}/${key}/${k}`, s, key]);
   }
   return out;
 }
@@ -107,19 +156,27 @@ function keywordProblems(schema: SchemaObject, at: string, root: Json): string[]
     if (REFUSED[key]) problems.push(`${at}/${key}: ${REFUSED[key]}`);
     else if (key === "$ref") {
       if (typeof value !== "string") say(key, "must be a string");
-      else if (!value.startsWith("#")) say(key, "must point inside the schema (#/…): remote references are not fetched");
-      else if (!isObject(resolve(root, value)) && typeof resolve(root, value) !== "boolean") say(key, `points at no schema: ${value}`);
+      else if (!value.startsWith("#"))
+        say(key, "must point inside the schema (#/…): remote references are not fetched");
+      else if (!isObject(resolve(root, value)) && typeof resolve(root, value) !== "boolean")
+        say(key, `points at no schema: ${value}`);
     } else if (key === "$schema") {
       if (typeof value !== "string" || !DRAFTS[value]) say(key, `must be one of ${Object.keys(DRAFTS).join(", ")}`);
     } else if (key === "$id") {
       if (at !== "#") say(key, "is allowed on the root schema only");
     } else if (key === "type") {
       const list = Array.isArray(value) ? value : [value];
-      if (list.length === 0 || !list.every((t) => typeof t === "string" && TYPES.has(t))) say(key, `must be one of ${[...TYPES].join(", ")}, or a list of them`);
+      if (list.length === 0 || !list.every((t) => typeof t === "string" && TYPES.has(t)))
+        say(key, `must be one of ${[...TYPES].join(", ")}, or a list of them`);
     } else if (key === "required") {
-      if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) say(key, "must be a list of property names");
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "string"))
+        say(key, "must be a list of property names");
     } else if (key === "dependentRequired") {
-      if (!isObject(value) || !Object.values(value).every((l) => Array.isArray(l) && l.every((v) => typeof v === "string"))) say(key, "must map property names to lists of property names");
+      if (
+        !isObject(value) ||
+        !Object.values(value).every((l) => Array.isArray(l) && l.every((v) => typeof v === "string"))
+      )
+        say(key, "must map property names to lists of property names");
     } else if (key === "enum") {
       if (!Array.isArray(value) || value.length === 0) say(key, "must be a non-empty list");
     } else if (COUNT.has(key)) {
@@ -137,7 +194,8 @@ function keywordProblems(schema: SchemaObject, at: string, root: Json): string[]
         if (problem) say(key, `key ${JSON.stringify(p)} ${problem}`);
       }
     } else if (key === "format") {
-      if (typeof value !== "string" || !SAFE_FORMATS.has(value)) say(key, `must be one of ${[...SAFE_FORMATS].join(", ")}`);
+      if (typeof value !== "string" || !SAFE_FORMATS.has(value))
+        say(key, `must be one of ${[...SAFE_FORMATS].join(", ")}`);
     } else if (SUBSCHEMA_LIST.has(key)) {
       if (!Array.isArray(value) || value.length === 0) say(key, "must be a non-empty list of schemas");
     } else if (SUBSCHEMA_MAP.has(key)) {
@@ -156,7 +214,8 @@ function keywordProblems(schema: SchemaObject, at: string, root: Json): string[]
  * empty when it can. `text` is the schema as the operator gave it.
  */
 export function schemaProblems(text: string): string[] {
-  if (new TextEncoder().encode(text).length > MAX_SCHEMA_BYTES) return [`the schema is larger than ${MAX_SCHEMA_BYTES} bytes`];
+  if (new TextEncoder().encode(text).length > MAX_SCHEMA_BYTES)
+    return [`the schema is larger than ${MAX_SCHEMA_BYTES} bytes`];
   let root: Json;
   try {
     root = JSON.parse(text) as Json;
@@ -164,7 +223,8 @@ export function schemaProblems(text: string): string[] {
     return [`the schema is not JSON: ${(e as Error).message}`];
   }
   if (!isObject(root)) return ["the schema must be a JSON object (an event's data is an object)"];
-  if (root.type !== undefined && root.type !== "object") return ['#/type must be "object" (an event\'s data is an object)'];
+  if (root.type !== undefined && root.type !== "object")
+    return ['#/type must be "object" (an event\'s data is an object)'];
 
   // Walk every schema object (each once, $ref not followed), checking its keywords and depth.
   const problems: string[] = [];
@@ -212,11 +272,15 @@ export function schemaProblems(text: string): string[] {
     if (!isObject(node)) return 1;
     const known = size.get(node);
     if (known !== undefined) return known;
-    if (onPath.has(node)) throw new Error(`${at} is a $ref loop: recursive schemas are refused (their cost grows with the value, not the schema)`);
+    if (onPath.has(node))
+      throw new Error(
+        `${at} is a $ref loop: recursive schemas are refused (their cost grows with the value, not the schema)`,
+      );
     onPath.add(node);
     let total = 1;
     // Definitions are visited only through a $ref.
-    for (const [path, child, keyword] of children(node, at)) if (keyword !== "$defs" && keyword !== "definitions") total += expanded(child, path);
+    for (const [path, child, keyword] of children(node, at))
+      if (keyword !== "$defs" && keyword !== "definitions") total += expanded(child, path);
     if (typeof node.$ref === "string") total += expanded(resolve(root, node.$ref)!, node.$ref);
     onPath.delete(node);
     size.set(node, Math.min(total, MAX_EXPANDED_SUBSCHEMAS + 1));

@@ -16,7 +16,8 @@ const USAGE = `usage: npm run schemas -- <command> [--app <app_id>] [--remote]
 Changes take effect within PAYLOAD_SCHEMA_CACHE_SECONDS (60 s by default) in each Worker isolate.`;
 
 const appOf = (args) => flag(args, "--app") ?? "";
-const where = (category, name, app) => `category = ${quote(category)} AND name = ${quote(name)} AND app_id = ${quote(app)}`;
+const where = (category, name, app) =>
+  `category = ${quote(category)} AND name = ${quote(name)} AND app_id = ${quote(app)}`;
 const label = (category, name, app) => `${category}/${name} (${app ? `application ${app}` : "every application"})`;
 
 function readSchema(path) {
@@ -29,7 +30,10 @@ function readSchema(path) {
 }
 
 function requireType(category, name) {
-  for (const [what, value] of [["category", category], ["name", name]]) {
+  for (const [what, value] of [
+    ["category", category],
+    ["name", name],
+  ]) {
     if (!value || value.length > 150) throw new Error(`${what} must be 1–150 characters`);
   }
 }
@@ -39,7 +43,8 @@ await run(
     set([category, name, path], args) {
       requireType(category, name);
       const app = appOf(args);
-      if (app && d1(`SELECT id FROM applications WHERE id = ${quote(app)}`).length === 0) throw new Error(`no application ${app}`);
+      if (app && d1(`SELECT id FROM applications WHERE id = ${quote(app)}`).length === 0)
+        throw new Error(`no application ${app}`);
       const schema = readSchema(path);
       d1(
         `INSERT INTO payload_schemas (category, name, app_id, schema, updated_at) VALUES (${quote(category)}, ${quote(name)}, ${quote(app)}, ${quote(schema)}, ${now()}) ` +

@@ -1,18 +1,18 @@
 // The Hono app: request ids, one error handler, one JSON error shape, 404/405 as JSON, and the routes.
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
-import type { AppEnv } from "./request/app-env";
-import { ApiError, clip, codeOf, errorBody } from "./shared/errors";
+import { ingest } from "./ingest/routes";
 import { exportEvents } from "./read/export";
 import { health } from "./read/health";
 import { home } from "./read/home";
-import { ingest } from "./ingest/routes";
 import { errorsQuery, eventsQuery, sessions } from "./read/query";
 import { receipt } from "./read/receipt";
-import { createSentry } from "./shared/sentry";
 import { stats } from "./read/stats";
+import type { AppEnv } from "./request/app-env";
+import { ApiError, clip, codeOf, errorBody } from "./shared/errors";
+import { createSentry } from "./shared/sentry";
 
 const isIngestPath = (path: string) => /^\/api\/event(\/validate)?\/?$/.test(path);
 
@@ -56,7 +56,8 @@ export function createApp() {
         const allowed = (c.env.READ_CORS_ORIGINS ?? "").split(",").map((o: string) => o.trim());
         return origin && allowed.includes(origin) ? origin : null;
       },
-      allowMethods: (_origin, c) => (isIngestPath(c.req.path) ? ["POST", "GET", "HEAD", "OPTIONS"] : ["GET", "HEAD", "OPTIONS"]),
+      allowMethods: (_origin, c) =>
+        isIngestPath(c.req.path) ? ["POST", "GET", "HEAD", "OPTIONS"] : ["GET", "HEAD", "OPTIONS"],
       allowHeaders: ["Authorization", "Content-Type", "Content-Encoding", "X-D1-Bookmark"],
       exposeHeaders: ["X-Request-Id", "Retry-After", "X-D1-Bookmark"],
       maxAge: 86400,
@@ -64,7 +65,10 @@ export function createApp() {
   );
 
   app.notFound((c) =>
-    c.json(errorBody("not_found", `no route for ${c.req.method} ${clip(new URL(c.req.url).pathname)}`, c.get("requestId")), 404),
+    c.json(
+      errorBody("not_found", `no route for ${c.req.method} ${clip(new URL(c.req.url).pathname)}`, c.get("requestId")),
+      404,
+    ),
   );
 
   app.onError((err, c) => {
@@ -83,7 +87,10 @@ export function createApp() {
     sentry?.setTag("request_id", requestId);
     sentry?.captureException(err);
     console.error(`request ${requestId} failed`, err);
-    return c.json(errorBody("internal_error", "internal error; quote the request id when reporting it", requestId), 500);
+    return c.json(
+      errorBody("internal_error", "internal error; quote the request id when reporting it", requestId),
+      500,
+    );
   });
 
   app.route("/", home);

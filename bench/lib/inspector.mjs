@@ -3,7 +3,9 @@
 
 /** Connects to the instance's inspector; returns { heapUsage(), close() }. */
 export async function inspect(server, { timeoutMs = 5000 } = {}) {
-  const list = await (await fetch(`http://127.0.0.1:${server.inspectorPort}/json`, { signal: AbortSignal.timeout(timeoutMs) })).json();
+  const list = await (
+    await fetch(`http://127.0.0.1:${server.inspectorPort}/json`, { signal: AbortSignal.timeout(timeoutMs) })
+  ).json();
   const url = list[0]?.webSocketDebuggerUrl;
   if (!url) throw new Error(`${server.name}: no inspector target on port ${server.inspectorPort}`);
   const ws = new WebSocket(url, { headers: { origin: "http://127.0.0.1" } });

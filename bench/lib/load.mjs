@@ -44,13 +44,29 @@ export function body(n, id) {
  * One autocannon run; stops by itself after `duration` seconds or `amount` requests.
  * Returns req/s, latency percentiles and status counts.
  */
-export function cannon(url, { connections = 50, duration, amount, method = "GET", headers = {}, body: b, idReplacement = false, timeout = 30, clientPool, requestHeaders, overallRate }) {
+export function cannon(
+  url,
+  {
+    connections = 50,
+    duration,
+    amount,
+    method = "GET",
+    headers = {},
+    body: b,
+    idReplacement = false,
+    timeout = 30,
+    clientPool,
+    requestHeaders,
+    overallRate,
+  },
+) {
   return new Promise((resolve, reject) => {
     const statuses = {};
     // With a pool, requests take their CF-Connecting-IP from `clientPool` clients in turn: many
     // browsers each sending a few events, as the per-client rate limiter sees them.
     // `requestHeaders(i)` adds headers to the i-th request (another address, another key).
-    const perRequest = requestHeaders ?? (clientPool ? (i) => ({ "cf-connecting-ip": `bench-pool-${i % clientPool}` }) : null);
+    const perRequest =
+      requestHeaders ?? (clientPool ? (i) => ({ "cf-connecting-ip": `bench-pool-${i % clientPool}` }) : null);
     let next = 0;
     const pooled = perRequest
       ? {
@@ -124,7 +140,10 @@ export async function warm(url, headers, n = 5) {
 /** The `count` of GET /api/event/ for an optional query, or null when the request fails. */
 export async function countVisible(baseUrl, query = "") {
   try {
-    const res = await fetch(`${baseUrl}/api/event/?limit=1${query}`, { headers: READ_HEADERS, signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${baseUrl}/api/event/?limit=1${query}`, {
+      headers: READ_HEADERS,
+      signal: AbortSignal.timeout(30_000),
+    });
     if (!res.ok) {
       await res.arrayBuffer();
       return null;
@@ -161,7 +180,10 @@ export async function waitForCount(baseUrl, target, { timeoutMs = 180_000, stall
  * request answered 429/503 after its Retry-After (a client that must not lose events).
  * `clientPerRequest` gives each request its own CF-Connecting-IP (many clients, as the rate limiter sees them).
  */
-export async function postBatches(baseUrl, { total, perRequest, concurrency, runId, headers = {}, clientPerRequest = false }) {
+export async function postBatches(
+  baseUrl,
+  { total, perRequest, concurrency, runId, headers = {}, clientPerRequest = false },
+) {
   const requests = Math.ceil(total / perRequest);
   let next = 0;
   let accepted = 0;
@@ -176,7 +198,11 @@ export async function postBatches(baseUrl, { total, perRequest, concurrency, run
       const text = body(n, `${runId}-${i}`);
       for (let attempt = 0; ; attempt++) {
         const t0 = performance.now();
-        const h = { ...WRITE_HEADERS, ...headers, ...(clientPerRequest ? { "cf-connecting-ip": `bench-client-${runId}-${i}` } : {}) };
+        const h = {
+          ...WRITE_HEADERS,
+          ...headers,
+          ...(clientPerRequest ? { "cf-connecting-ip": `bench-client-${runId}-${i}` } : {}),
+        };
         const res = await fetch(`${baseUrl}/api/event/`, { method: "POST", headers: h, body: text });
         const reply = await res.text();
         latencies.push(performance.now() - t0);
@@ -224,7 +250,12 @@ export async function latencyLoop(url, { headers = {}, seconds = 1, maxRequests 
 
 export function summarize(times) {
   const sorted = [...times].sort((a, b) => a - b);
-  return { n: sorted.length, p50: pct(sorted, 50), p99: pct(sorted, 99), mean: sorted.reduce((a, b) => a + b, 0) / sorted.length };
+  return {
+    n: sorted.length,
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    mean: sorted.reduce((a, b) => a + b, 0) / sorted.length,
+  };
 }
 
 /**

@@ -29,7 +29,9 @@ export function render(R) {
     const trivQ = R.ingest.find((r) => r.key === "trivial-quiet");
     out.push(`#### 1. Ingest HTTP — 50 connections, ${D} s per load`);
     out.push("");
-    out.push("| load | req/s | events accepted/s | p50 / p99 ms | × trivial req/s | statuses | workerd CPU µs per accepted event during load (wrangler proxy + Worker runtime) | … incl. consumer, until drained | stored/s (until drained) |");
+    out.push(
+      "| load | req/s | events accepted/s | p50 / p99 ms | × trivial req/s | statuses | workerd CPU µs per accepted event during load (wrangler proxy + Worker runtime) | … incl. consumer, until drained | stored/s (until drained) |",
+    );
     out.push("|---|---:|---:|---:|---:|---|---:|---:|---:|");
     for (const r of R.ingest) {
       const base = r.key.endsWith("quiet") ? trivQ : triv;
@@ -47,24 +49,35 @@ export function render(R) {
     const pool = R.ingest.find((r) => r.key === "single-pool");
     out.push(
       `Targets: single-event POST ≥ 0.6 × trivial → ${ratio(single?.acceptedReqPerSec, triv?.reqPerSec)} with a new client per request (${yes(single && triv && single.acceptedReqPerSec >= 0.6 * triv.reqPerSec)})` +
-        (pool && triv ? `, ${ratio(pool.acceptedReqPerSec, triv.reqPerSec)} with 1,000 clients taking turns (${yes(pool.acceptedReqPerSec >= 0.6 * triv.reqPerSec)})` : "") +
-        (singleQ && trivQ ? `; with wrangler's request log off ${ratio(singleQ.acceptedReqPerSec, trivQ.reqPerSec)}` : "") +
+        (pool && triv
+          ? `, ${ratio(pool.acceptedReqPerSec, triv.reqPerSec)} with 1,000 clients taking turns (${yes(pool.acceptedReqPerSec >= 0.6 * triv.reqPerSec)})`
+          : "") +
+        (singleQ && trivQ
+          ? `; with wrangler's request log off ${ratio(singleQ.acceptedReqPerSec, trivQ.reqPerSec)}`
+          : "") +
         `. Batched ≥ 50,000 events/s → 100-event ${n0(b100?.eventsPerSec)}, 500-event ${n0(b500?.eventsPerSec)} (${yes(Math.max(b100?.eventsPerSec ?? 0, b500?.eventsPerSec ?? 0) >= 50_000)}).`,
     );
     if (R.ablation?.length) {
       out.push("");
-      out.push("Ablation (the probe: the real Worker with bindings swapped for no-ops by a request header, same load, 50 connections):");
+      out.push(
+        "Ablation (the probe: the real Worker with bindings swapped for no-ops by a request header, same load, 50 connections):",
+      );
       out.push("");
-      out.push("| variant | req/s accepted | events/s accepted | p50 / p99 ms | workerd CPU µs per event during load (proxy + runtime) |");
+      out.push(
+        "| variant | req/s accepted | events/s accepted | p50 / p99 ms | workerd CPU µs per event during load (proxy + runtime) |",
+      );
       out.push("|---|---:|---:|---:|---:|");
-      for (const a of R.ablation) out.push(`| ${a.label} | ${n0(a.acceptedReqPerSec)} | ${n0(a.eventsPerSec ?? a.acceptedReqPerSec)} | ${a.p50} / ${a.p99} | ${n0(a.proxyPerEventUs + a.runtimePerEventUs)} (${n0(a.proxyPerEventUs)} + ${n0(a.runtimePerEventUs)}) |`);
+      for (const a of R.ablation)
+        out.push(
+          `| ${a.label} | ${n0(a.acceptedReqPerSec)} | ${n0(a.eventsPerSec ?? a.acceptedReqPerSec)} | ${a.p50} / ${a.p99} | ${n0(a.proxyPerEventUs + a.runtimePerEventUs)} (${n0(a.proxyPerEventUs)} + ${n0(a.runtimePerEventUs)}) |`,
+        );
       out.push("");
     }
     out.push(
       "Each POST carries the README's example event (batches: that event ×N with distinct `data.seq`), a unique `session_id` per request, and its own " +
         "`CF-Connecting-IP` (many clients, as the per-client rate limiter sees them; the 1,000-client row reuses 1,000 addresses in turn, as returning browsers do; the one-client row shows the limiter at work). " +
         "CPU is utime+stime of the instance's workerd processes (wrangler's proxy and the Worker's runtime) from /proc/<pid>/stat; " +
-        "\"incl. consumer\" runs until every accepted event is visible through GET, so it includes the queue and the D1 writes.",
+        '"incl. consumer" runs until every accepted event is visible through GET, so it includes the queue and the D1 writes.',
     );
     out.push("");
   }
@@ -74,9 +87,14 @@ export function render(R) {
     out.push("");
     out.push("| load | accepted req/s | p50 / p99 ms (worst pass) | workerd CPU µs per accepted event |");
     out.push("|---|---:|---:|---:|");
-    for (const r of R.keyCache) out.push(`| ${r.label} | ${n0(r.acceptedReqPerSec)} | ${n1(r.p50)} / ${n1(r.p99)} | ${n0(r.cpuPerEventUs)} |`);
+    for (const r of R.keyCache)
+      out.push(`| ${r.label} | ${n0(r.acceptedReqPerSec)} | ${n1(r.p50)} / ${n1(r.p99)} | ${n0(r.cpuPerEventUs)} |`);
     const [on, off] = R.keyCache;
-    if (on && off) out.push("", `With the cache: ${(on.acceptedReqPerSec / off.acceptedReqPerSec).toFixed(2)}× the requests/s of a D1 key lookup per request. Two interleaved passes per variant, 50 connections, a client per request; the uncached instance runs with \`--var KEY_CACHE_SECONDS:0\`.`);
+    if (on && off)
+      out.push(
+        "",
+        `With the cache: ${(on.acceptedReqPerSec / off.acceptedReqPerSec).toFixed(2)}× the requests/s of a D1 key lookup per request. Two interleaved passes per variant, 50 connections, a client per request; the uncached instance runs with \`--var KEY_CACHE_SECONDS:0\`.`,
+      );
     out.push("");
   }
 
@@ -84,7 +102,9 @@ export function render(R) {
     out.push("#### 2. End to end — first POST until all visible through GET (`count`)");
     out.push("");
     if (R.e2e.length) {
-      out.push("| run | events stored | POSTs took s | first POST → all visible, s | events/s end to end | POST p50 / p99 ms | statuses |");
+      out.push(
+        "| run | events stored | POSTs took s | first POST → all visible, s | events/s end to end | POST p50 / p99 ms | statuses |",
+      );
       out.push("|---|---:|---:|---:|---:|---:|---|");
       for (const r of R.e2e) {
         out.push(
@@ -93,11 +113,15 @@ export function render(R) {
       }
       out.push("");
       const big = R.e2e[R.e2e.length - 1];
-      out.push(`Target ≥ 20,000 events/s end to end for 100,000 events: ${n0(big.visible / big.seconds)} (${yes(big.visible / big.seconds >= 20_000)}); the original stored 100–200 events/s.`);
+      out.push(
+        `Target ≥ 20,000 events/s end to end for 100,000 events: ${n0(big.visible / big.seconds)} (${yes(big.visible / big.seconds >= 20_000)}); the original stored 100–200 events/s.`,
+      );
       out.push("");
     }
     if (R.counts.length) {
-      out.push("| POST size | events | queue messages | per 1,000 events | D1 statements | per 1,000 events | queue() batches | rows per queue() batch min / median / max |");
+      out.push(
+        "| POST size | events | queue messages | per 1,000 events | D1 statements | per 1,000 events | queue() batches | rows per queue() batch min / median / max |",
+      );
       out.push("|---|---:|---:|---:|---:|---:|---:|---|");
       for (const c of R.counts) {
         out.push(
@@ -116,12 +140,18 @@ export function render(R) {
   if (R.consumer.length) {
     const raw = R.consumer.find((c) => c.variant === "sqlite_single");
     const rawV = R.consumer.find((c) => c.variant === "sqlite_json_each");
-    out.push(`#### 3. Consumer — ${n0(R.consumer[0].rows)} rows, transactions of ${n0(R.consumer[0].rowsPerTxn)} rows (one consumer batch of 20 messages × 250 events)`);
+    out.push(
+      `#### 3. Consumer — ${n0(R.consumer[0].rows)} rows, transactions of ${n0(R.consumer[0].rowsPerTxn)} rows (one consumer batch of 20 messages × 250 events)`,
+    );
     out.push("");
-    out.push("| writer | rows/s | × raw SQLite, bare single-row INSERTs | × raw SQLite, json_each + the handler's other statements | D1 statements per transaction |");
+    out.push(
+      "| writer | rows/s | × raw SQLite, bare single-row INSERTs | × raw SQLite, json_each + the handler's other statements | D1 statements per transaction |",
+    );
     out.push("|---|---:|---:|---:|---:|");
     for (const c of R.consumer) {
-      out.push(`| ${c.writer} | ${n0(c.rowsPerSec)} | ${ratio(c.rowsPerSec, raw?.rowsPerSec)} | ${ratio(c.rowsPerSec, rawV?.rowsPerSec)} | ${c.statementsPerTxn ?? ""} |`);
+      out.push(
+        `| ${c.writer} | ${n0(c.rowsPerSec)} | ${ratio(c.rowsPerSec, raw?.rowsPerSec)} | ${ratio(c.rowsPerSec, rawV?.rowsPerSec)} | ${c.statementsPerTxn ?? ""} |`,
+      );
     }
     out.push("");
     const real = R.consumer.find((c) => c.variant === "real");
@@ -163,14 +193,18 @@ export function render(R) {
 
   if (R.query) {
     const q = R.query;
-    out.push(`#### 4. Queries at ${n0(q.rows)} events — limit 100, 1 connection, ${m.sizes.latencySeconds} s per shape in ${q.passes} interleaved passes`);
+    out.push(
+      `#### 4. Queries at ${n0(q.rows)} events — limit 100, 1 connection, ${m.sizes.latencySeconds} s per shape in ${q.passes} interleaved passes`,
+    );
     out.push("");
     out.push(
       `Trivial Worker GET at 1 connection, same passes: p50 ${n2(q.trivialP50)} ms, p99 ${n2(q.trivialP99)} ms (${n0(q.trivialN)} requests). ` +
         `Target p50 ≤ 3× trivial = ${n2(3 * q.trivialP50)} ms. Latency is per request from the client (sequential fetches on one keep-alive connection), body read in full.`,
     );
     out.push("");
-    out.push("| shape | results (count) | Worker p50 / p99 ms | × trivial p50 | D1 rows_read: page + count | raw SQLite p50 / p99 ms | rows_read target |");
+    out.push(
+      "| shape | results (count) | Worker p50 / p99 ms | × trivial p50 | D1 rows_read: page + count | raw SQLite p50 / p99 ms | rows_read target |",
+    );
     out.push("|---|---:|---:|---:|---:|---:|---|");
     for (const s of q.shapes) {
       const limit = 100;
@@ -188,11 +222,15 @@ export function render(R) {
     }
     out.push("");
     const worst = Math.max(...q.shapes.map((s) => s.p50));
-    out.push(`p50 target: worst shape ${n2(worst)} ms vs ${n2(3 * q.trivialP50)} ms (${yes(worst <= 3 * q.trivialP50)}).`);
+    out.push(
+      `p50 target: worst shape ${n2(worst)} ms vs ${n2(3 * q.trivialP50)} ms (${yes(worst <= 3 * q.trivialP50)}).`,
+    );
     if (q.concurrency) {
       out.push(
         `At 10 connections: trivial ${n0(q.concurrency.trivial.reqPerSec)} req/s (p50 ${q.concurrency.trivial.p50} ms); ` +
-          q.concurrency.shapes.map((c) => `${c.name} ${n0(c.reqPerSec)} req/s (p50 ${c.p50} / p99 ${c.p99} ms)`).join("; ") +
+          q.concurrency.shapes
+            .map((c) => `${c.name} ${n0(c.reqPerSec)} req/s (p50 ${c.p50} / p99 ${c.p99} ms)`)
+            .join("; ") +
           ".",
       );
     }
@@ -200,7 +238,13 @@ export function render(R) {
       const qs = R.querySplit;
       out.push(
         `Where a query's time goes (p50, one probe instance, 1 connection): runtime alone (a handler returning "ok") ${n2(qs.ok.p50)} ms; ` +
-          qs.shapes.map((x) => `${x.name}: its ${x.statements} D1 statements alone ${n2(x.d1.p50)} ms sent in parallel, ${n2(x.d1batch.p50)} ms as one D1 batch; the whole app ${n2(x.app.p50)} ms`).join("; ") + ".",
+          qs.shapes
+            .map(
+              (x) =>
+                `${x.name}: its ${x.statements} D1 statements alone ${n2(x.d1.p50)} ms sent in parallel, ${n2(x.d1batch.p50)} ms as one D1 batch; the whole app ${n2(x.app.p50)} ms`,
+            )
+            .join("; ") +
+          ".",
       );
     }
     out.push("");
@@ -223,19 +267,31 @@ export function render(R) {
     out.push("| | value |");
     out.push("|---|---:|");
     for (const r of R.ingest) {
-      out.push(`| workerd CPU per accepted event, ${r.label} (load only${r.cpuTotalPerEventUs !== undefined ? " / incl. consumer" : ""}) | ${n0(r.cpuPerEventUs)}${r.cpuTotalPerEventUs !== undefined ? ` / ${n0(r.cpuTotalPerEventUs)}` : ""} µs |`);
+      out.push(
+        `| workerd CPU per accepted event, ${r.label} (load only${r.cpuTotalPerEventUs !== undefined ? " / incl. consumer" : ""}) | ${n0(r.cpuPerEventUs)}${r.cpuTotalPerEventUs !== undefined ? ` / ${n0(r.cpuTotalPerEventUs)}` : ""} µs |`,
+      );
     }
     if (R.cost.pipeline) {
       const c = R.cost.pipeline;
-      out.push(`| bytes per stored event, D1 file after the ingest runs (${n0(c.rows)} events stored through HTTP → Queue → consumer) | ${n0(c.bytesPerEvent)} B |`);
+      out.push(
+        `| bytes per stored event, D1 file after the ingest runs (${n0(c.rows)} events stored through HTTP → Queue → consumer) | ${n0(c.bytesPerEvent)} B |`,
+      );
     }
     if (R.cost.query) {
       const c = R.cost.query;
-      out.push(`| bytes per stored event, D1 file of the query data set (${n0(c.rows)} events; ${n0(c.bytes / 1048576)} MiB, ${c.journalMode}, page ${c.pageSize} B) | ${n0(c.bytesPerEvent)} B |`);
+      out.push(
+        `| bytes per stored event, D1 file of the query data set (${n0(c.rows)} events; ${n0(c.bytes / 1048576)} MiB, ${c.journalMode}, page ${c.pageSize} B) | ${n0(c.bytesPerEvent)} B |`,
+      );
     }
     for (const p of R.profile ?? []) {
-      const label = { parse: "JSON.parse + eventsOf", validate: "… + validateEvents (zod, data checks, SHA-256 content id)", pack: "… + eventMessages + JSON.stringify of the messages" }[p.part];
-      out.push(`| Worker's own ingest code inside workerd, per event of a 500-event body: ${label} | ${n1(p.usPerEvent)} µs |`);
+      const label = {
+        parse: "JSON.parse + eventsOf",
+        validate: "… + validateEvents (zod, data checks, SHA-256 content id)",
+        pack: "… + eventMessages + JSON.stringify of the messages",
+      }[p.part];
+      out.push(
+        `| Worker's own ingest code inside workerd, per event of a 500-event body: ${label} | ${n1(p.usPerEvent)} µs |`,
+      );
     }
     const rss = R.ingest.find((r) => r.key === "single")?.rssMiB;
     if (rss) out.push(`| workerd resident memory after the ingest loads (proxy + Worker) | ${n0(rss)} MiB |`);
@@ -250,8 +306,11 @@ const END = "<!-- bench:results:end -->";
 /** Replaces the generated block of BENCHMARKS.md (creating the file if needed); the rest is hand-written. */
 export function writeBenchmarksMd(file, md) {
   const block = `${START}\n<!-- Generated by \`npm run bench\`; everything between these markers is replaced on each full run. -->\n\n${md}\n${END}`;
-  let text = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmarks\n\nHow to reproduce: `npm run bench` (full, about 7 minutes) or `npm run bench -- --quick`. See bench/README.md.\n\n## Latest full run\n\n";
-  if (text.includes(START) && text.includes(END)) text = text.slice(0, text.indexOf(START)) + block + text.slice(text.indexOf(END) + END.length);
+  let text = existsSync(file)
+    ? readFileSync(file, "utf8")
+    : "# Benchmarks\n\nHow to reproduce: `npm run bench` (full, about 7 minutes) or `npm run bench -- --quick`. See bench/README.md.\n\n## Latest full run\n\n";
+  if (text.includes(START) && text.includes(END))
+    text = text.slice(0, text.indexOf(START)) + block + text.slice(text.indexOf(END) + END.length);
   else text = `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, text);
 }

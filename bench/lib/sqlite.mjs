@@ -18,7 +18,11 @@ export function sqliteTask(task, args) {
   const argFile = path.join(STATE, `sqlite-${task}-args.json`);
   writeFileSync(argFile, JSON.stringify(args));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...NODE_ARGS, path.join(ROOT, "bench/sqlite-tasks.cjs"), task, `@${argFile}`], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [...NODE_ARGS, path.join(ROOT, "bench/sqlite-tasks.cjs"), task, `@${argFile}`],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));

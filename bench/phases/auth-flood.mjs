@@ -4,8 +4,8 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { READ_HEADERS, WRITE_HEADERS, body, cannon, poolAddress, uniqueAddress, warm } from "../lib/load.mjs";
-import { STATE, Server, devCommand, exportCommit, prepareLocal, snapConfig } from "../lib/servers.mjs";
+import { body, cannon, poolAddress, READ_HEADERS, uniqueAddress, WRITE_HEADERS, warm } from "../lib/load.mjs";
+import { devCommand, exportCommit, prepareLocal, Server, STATE, snapConfig } from "../lib/servers.mjs";
 
 /** The code before the fix: its src/request/auth.ts let every unknown key through to a D1 read. */
 export const DEFAULT_BASE = "41dfa2f";
@@ -23,7 +23,12 @@ const LOADS = [
   { key: "attacker", label: "real traffic + flood from 20 addresses", real: true, address: attacker },
   { key: "botnet", label: "real traffic + flood, a new address (/64) per request", real: true, address: botnet },
   { key: "attacker-only", label: "flood from 20 addresses, no real traffic", real: false, address: attacker },
-  { key: "botnet-only", label: "flood, a new address (/64) per request, no real traffic", real: false, address: botnet },
+  {
+    key: "botnet-only",
+    label: "flood, a new address (/64) per request, no real traffic",
+    real: false,
+    address: botnet,
+  },
 ];
 
 /**
@@ -57,32 +62,68 @@ export async function run({ sizes, log, flags }) {
   for (let pass = 0; pass < 2; pass++) {
     for (const load of LOADS) {
       for (const inst of instances) {
-        log(`flood: ${inst.label}, ${load.label}${load.address ? ` (flood at ${floodRate} req/s)` : ""}, pass ${pass + 1}, ${seconds} s`);
+        log(
+          `flood: ${inst.label}, ${load.label}${load.address ? ` (flood at ${floodRate} req/s)` : ""}, pass ${pass + 1}, ${seconds} s`,
+        );
         const cpu0 = inst.server.cpuByRole();
         const wrangler0 = inst.server.wranglerCpuSeconds();
         const real = load.real
           ? cannon(`${inst.server.url}/api/event/`, {
-              connections: 50, duration: seconds, method: "POST", headers: WRITE_HEADERS, body: body(1), idReplacement: true,
+              connections: 50,
+              duration: seconds,
+              method: "POST",
+              headers: WRITE_HEADERS,
+              body: body(1),
+              idReplacement: true,
               requestHeaders: (i) => ({ "cf-connecting-ip": poolAddress(i) }),
             })
           : null;
         const bad = load.address
           ? cannon(`${inst.server.url}/api/event/`, {
-              connections: 50, duration: seconds, overallRate: floodRate, method: "POST",
-              headers: { "content-type": "application/json" }, body: body(1), idReplacement: true,
+              connections: 50,
+              duration: seconds,
+              overallRate: floodRate,
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: body(1),
+              idReplacement: true,
               requestHeaders: () => {
                 const n = floodSeq++;
-                return { authorization: `Bearer eye_w_${randomBytes(16).toString("hex")}`, "cf-connecting-ip": load.address(n) };
+                return {
+                  authorization: `Bearer eye_w_${randomBytes(16).toString("hex")}`,
+                  "cf-connecting-ip": load.address(n),
+                };
               },
             })
           : null;
         const [r, f] = await Promise.all([real, bad]);
         const cpu1 = inst.server.cpuByRole();
         runs.push({
-          instance: inst.key, load: load.key, pass, seconds: (r ?? f).seconds,
-          real: r && { accepted: r.statuses[202] ?? 0, requests: r.requests, p50: r.p50, p99: r.p99, statuses: r.statuses, errors: r.errors },
-          bad: f && { requests: f.requests, seconds: f.seconds, p50: f.p50, p99: f.p99, statuses: f.statuses, errors: f.errors },
-          cpu: { proxy: cpu1.proxy - cpu0.proxy, runtime: cpu1.runtime - cpu0.runtime, wrangler: inst.server.wranglerCpuSeconds() - wrangler0 },
+          instance: inst.key,
+          load: load.key,
+          pass,
+          seconds: (r ?? f).seconds,
+          real: r && {
+            accepted: r.statuses[202] ?? 0,
+            requests: r.requests,
+            p50: r.p50,
+            p99: r.p99,
+            statuses: r.statuses,
+            errors: r.errors,
+          },
+          bad: f && {
+            requests: f.requests,
+            seconds: f.seconds,
+            p50: f.p50,
+            p99: f.p99,
+            statuses: f.statuses,
+            errors: f.errors,
+          },
+          cpu: {
+            proxy: cpu1.proxy - cpu0.proxy,
+            runtime: cpu1.runtime - cpu0.runtime,
+            wrangler: inst.server.wranglerCpuSeconds() - wrangler0,
+          },
           reloads: inst.server.reloads(),
         });
       }
@@ -106,16 +147,32 @@ export async function run({ sizes, log, flags }) {
         }, {});
       const badRequests = load.address ? sum((x) => x.bad.requests) : 0;
       rows.push({
-        instance: inst.key, instanceLabel: inst.label, load: load.key, loadLabel: load.label, real: load.real, flood: !!load.address,
+        instance: inst.key,
+        instanceLabel: inst.label,
+        load: load.key,
+        loadLabel: load.label,
+        real: load.real,
+        flood: !!load.address,
         realAcceptedPerSec: load.real ? sum((x) => x.real.accepted) / secs : null,
-        realP50: load.real ? worst((x) => x.real.p50) : null, realP99: load.real ? worst((x) => x.real.p99) : null,
+        realP50: load.real ? worst((x) => x.real.p50) : null,
+        realP99: load.real ? worst((x) => x.real.p99) : null,
         realStatuses: load.real ? merge((x) => x.real.statuses) : null,
         badPerSec: load.address ? badRequests / sum((x) => x.bad.seconds) : null,
-        badP50: load.address ? worst((x) => x.bad.p50) : null, badP99: load.address ? worst((x) => x.bad.p99) : null,
+        badP50: load.address ? worst((x) => x.bad.p50) : null,
+        badP99: load.address ? worst((x) => x.bad.p99) : null,
         badStatuses: load.address ? merge((x) => x.bad.statuses) : null,
-        runtimeCores: sum((x) => x.cpu.runtime) / secs, proxyCores: sum((x) => x.cpu.proxy) / secs, wranglerCores: sum((x) => x.cpu.wrangler) / secs,
+        runtimeCores: sum((x) => x.cpu.runtime) / secs,
+        proxyCores: sum((x) => x.cpu.proxy) / secs,
+        wranglerCores: sum((x) => x.cpu.wrangler) / secs,
         // Flood alone: what one bad request costs the instance's processes.
-        usPerBad: !load.real && badRequests ? { runtime: (sum((x) => x.cpu.runtime) / badRequests) * 1e6, proxy: (sum((x) => x.cpu.proxy) / badRequests) * 1e6, wrangler: (sum((x) => x.cpu.wrangler) / badRequests) * 1e6 } : null,
+        usPerBad:
+          !load.real && badRequests
+            ? {
+                runtime: (sum((x) => x.cpu.runtime) / badRequests) * 1e6,
+                proxy: (sum((x) => x.cpu.proxy) / badRequests) * 1e6,
+                wrangler: (sum((x) => x.cpu.wrangler) / badRequests) * 1e6,
+              }
+            : null,
       });
     }
   }
@@ -127,14 +184,21 @@ export async function run({ sizes, log, flags }) {
 }
 
 const n0 = (x) => (x === null || x === undefined || Number.isNaN(x) ? "—" : Math.round(x).toLocaleString("en"));
-const st = (s) => (s ? Object.entries(s).map(([k, v]) => `${k}: ${n0(v)}`).join(", ") : "—");
+const st = (s) =>
+  s
+    ? Object.entries(s)
+        .map(([k, v]) => `${k}: ${n0(v)}`)
+        .join(", ")
+    : "—";
 
 /** The phase's tables, as markdown lines. */
 export function render(f) {
   const out = [];
   out.push(`#### Key floods — real traffic beside random never-valid write keys (issue 7 item 7)`);
   out.push("");
-  out.push("| code | load | real accepted req/s | × alone | real p50 / p99 ms | real statuses | flood req/s | flood p50 / p99 ms | flood statuses | CPU, cores: Worker runtime + proxy + wrangler |");
+  out.push(
+    "| code | load | real accepted req/s | × alone | real p50 / p99 ms | real statuses | flood req/s | flood p50 / p99 ms | flood statuses | CPU, cores: Worker runtime + proxy + wrangler |",
+  );
   out.push("|---|---|---:|---:|---:|---|---:|---:|---|---:|");
   for (const r of f.rows.filter((x) => x.real)) {
     out.push(
@@ -144,13 +208,21 @@ export function render(f) {
   }
   out.push("");
   const reloaded = Object.entries(f.reloads ?? {}).filter(([, n]) => n > 0);
-  if (reloaded.length) out.push(`**wrangler reloaded the Worker during this phase** (a watched file changed): ${reloaded.map(([k, n]) => `${k} ${n}×`).join(", ")}; the loads around it are suspect.`, "");
+  if (reloaded.length)
+    out.push(
+      `**wrangler reloaded the Worker during this phase** (a watched file changed): ${reloaded.map(([k, n]) => `${k} ${n}×`).join(", ")}; the loads around it are suspect.`,
+      "",
+    );
   out.push("What one bad request costs (the flood alone, no real traffic):");
   out.push("");
-  out.push("| code | load | flood req/s | p50 / p99 ms | statuses | CPU µs per bad request: Worker runtime + proxy + wrangler |");
+  out.push(
+    "| code | load | flood req/s | p50 / p99 ms | statuses | CPU µs per bad request: Worker runtime + proxy + wrangler |",
+  );
   out.push("|---|---|---:|---:|---|---:|");
   for (const r of f.rows.filter((x) => !x.real)) {
-    out.push(`| ${r.instanceLabel} | ${r.loadLabel} | ${n0(r.badPerSec)} | ${r.badP50} / ${r.badP99} | ${st(r.badStatuses)} | ${n0(r.usPerBad.runtime)} + ${n0(r.usPerBad.proxy)} + ${n0(r.usPerBad.wrangler)} |`);
+    out.push(
+      `| ${r.instanceLabel} | ${r.loadLabel} | ${n0(r.badPerSec)} | ${r.badP50} / ${r.badP99} | ${st(r.badStatuses)} | ${n0(r.usPerBad.runtime)} + ${n0(r.usPerBad.proxy)} + ${n0(r.usPerBad.wrangler)} |`,
+    );
   }
   out.push("");
   out.push(

@@ -5,9 +5,10 @@
 // then each request is recorded as `npm run erase` records it and the maintenance's erasure step
 // (src/maintain/erasure.ts) runs until it is done: with the cron's 20 s budget, with 250 ms budgets (so it
 // stops and resumes), and the first request again (nothing left to erase).
-import path from "node:path";
+
 import { rmSync } from "node:fs";
-import { STATE, Server, devCommand, prepareLocal, writeProbeConfig } from "../lib/servers.mjs";
+import path from "node:path";
+import { devCommand, prepareLocal, Server, STATE, writeProbeConfig } from "../lib/servers.mjs";
 import { APPS } from "./storage.mjs";
 
 export const budgetMinutes = () => 3;
@@ -25,7 +26,8 @@ function batchesOf(events) {
     }
     const messages = [];
     for (const [app, list] of byApp) {
-      for (let i = 0; i < list.length; i += 250) messages.push({ kind: "events", app, received_at: Date.now() * 1000, events: list.slice(i, i + 250) });
+      for (let i = 0; i < list.length; i += 250)
+        messages.push({ kind: "events", app, received_at: Date.now() * 1000, events: list.slice(i, i + 250) });
     }
     batches.push(messages);
   }
@@ -36,8 +38,12 @@ function batchesOf(events) {
 function dataset(n, start, sessions) {
   const out = [];
   const event = (session_id, timestamp, i) => ({
-    event_id: crypto.randomUUID(), session_id, category: ["page interaction", "navigation", "form"][i % 3], name: ["cta click", "page view", "submit", "scroll"][i % 4],
-    data: `{"host":"www.xxxxx.com","path":"/p/${i % 500}"}`, timestamp,
+    event_id: crypto.randomUUID(),
+    session_id,
+    category: ["page interaction", "navigation", "form"][i % 3],
+    name: ["cta click", "page view", "submit", "scroll"][i % 4],
+    data: `{"host":"www.xxxxx.com","path":"/p/${i % 500}"}`,
+    timestamp,
   });
   for (let i = 0; i < n; i++) {
     const timestamp = start + Math.floor((i * DAY) / n);
@@ -45,7 +51,8 @@ function dataset(n, start, sessions) {
   }
   for (const [s, session] of sessions.entries()) {
     for (let h = 0; h < 24; h++) {
-      for (const k of [0, 1]) out.push({ app: APPS[0], event: event(session, start + h * HOUR + (17 + 20 * k + s) * 60_000_000, h) });
+      for (const k of [0, 1])
+        out.push({ app: APPS[0], event: event(session, start + h * HOUR + (17 + 20 * k + s) * 60_000_000, h) });
     }
   }
   return out.sort((a, b) => a.event.timestamp - b.event.timestamp);
@@ -69,9 +76,14 @@ export async function run(ctx) {
     // The 24 hours around the hot window's edge (HOT_DAYS 30): the older 12 are purged once archived.
     const start = Math.floor((Date.now() * 1000 - 30 * DAY) / HOUR) * HOUR - 12 * HOUR;
     const sessions = [crypto.randomUUID(), crypto.randomUUID()];
-    log(`erasure: ${n} events of ${APPS.length} applications over 24 hours around the hot window's edge, 2 sessions of 48 events in 24 hours each`);
+    log(
+      `erasure: ${n} events of ${APPS.length} applications over 24 hours around the hot window's edge, 2 sessions of 48 events in 24 hours each`,
+    );
     for (const messages of batchesOf(dataset(n, start, sessions))) {
-      await call("/__bench/consume?variant=real", { headers: { "content-type": "application/json" }, body: JSON.stringify({ messages }) });
+      await call("/__bench/consume?variant=real", {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ messages }),
+      });
     }
     for (let i = 0; i < 20; i++) {
       const { run } = await call("/__bench/maintain");
@@ -82,7 +94,10 @@ export async function run(ctx) {
 
     /** Records a request, then runs the erasure step with `budget` until it is done: time, runs, what the bindings did. */
     const erase = async (label, session, budget) => {
-      const { id } = await call("/__bench/erase", { headers: { "content-type": "application/json" }, body: JSON.stringify({ app: APPS[0], kind: "session", target: session }) });
+      const { id } = await call("/__bench/erase", {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ app: APPS[0], kind: "session", target: session }),
+      });
       await call("/__bench/meter?on=1");
       const t0 = performance.now();
       let runs = 0;
@@ -96,7 +111,19 @@ export async function run(ctx) {
       await call("/__bench/meter?on=0");
       const audit = await call(`/__bench/erasure?id=${id}`, { method: "GET" });
       log(`erasure: ${label}: ${runs} run(s), ${seconds.toFixed(2)} s, ${JSON.stringify(audit)}`);
-      return { label, budget, runs, seconds, audit, r2: last.meter.r2, d1: { statements: last.meter.maintain.statements, rowsRead: last.meter.maintain.rowsRead, rowsWritten: last.meter.maintain.rowsWritten } };
+      return {
+        label,
+        budget,
+        runs,
+        seconds,
+        audit,
+        r2: last.meter.r2,
+        d1: {
+          statements: last.meter.maintain.statements,
+          rowsRead: last.meter.maintain.rowsRead,
+          rowsWritten: last.meter.maintain.rowsWritten,
+        },
+      };
     };
     const results = [
       await erase("a session, the cron's budget", sessions[0], 20_000),

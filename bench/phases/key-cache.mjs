@@ -1,8 +1,8 @@
 // Phase `keycache` (issue 3): single-event POSTs with the per-isolate key cache (KEY_CACHE_SECONDS=60,
 // the default) and without it (KEY_CACHE_SECONDS=0: one D1 read per request), interleaved in two passes.
 import path from "node:path";
-import { STATE, Server, devCommand, prepareLocal, snapConfig } from "../lib/servers.mjs";
-import { READ_HEADERS, WRITE_HEADERS, CONNECTIONS, MANY_CLIENTS, body, measureLoad, warm } from "../lib/load.mjs";
+import { body, CONNECTIONS, MANY_CLIENTS, measureLoad, READ_HEADERS, WRITE_HEADERS, warm } from "../lib/load.mjs";
+import { devCommand, prepareLocal, Server, STATE, snapConfig } from "../lib/servers.mjs";
 
 export async function run(ctx) {
   const { sizes: SIZES, log, R } = ctx;
@@ -26,7 +26,14 @@ export async function run(ctx) {
       [uncached, "single-event POST, key cache off (D1 read per request)"],
     ]) {
       log(`keycache: ${label}, pass ${pass + 1}, ${D} s`);
-      const m = await measureLoad(server, label, { connections: CONNECTIONS, duration: D, method: "POST", headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, body: body(1), idReplacement: true });
+      const m = await measureLoad(server, label, {
+        connections: CONNECTIONS,
+        duration: D,
+        method: "POST",
+        headers: { ...WRITE_HEADERS, ...MANY_CLIENTS },
+        body: body(1),
+        idReplacement: true,
+      });
       const ok = m.statuses[202] ?? 0;
       const t = totals.get(label) ?? { label, seconds: 0, accepted: 0, requests: 0, cpu: 0, p50: [], p99: [] };
       t.seconds += m.seconds;

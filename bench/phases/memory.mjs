@@ -7,9 +7,18 @@
 // client address instead (a new rate-limiter key per request, as the ingest table's first row).
 import { rmSync, statSync } from "node:fs";
 import path from "node:path";
-import { READ_HEADERS, WRITE_HEADERS, body, cannon, countVisible, poolAddress, uniqueAddress, warm } from "../lib/load.mjs";
 import { inspect } from "../lib/inspector.mjs";
-import { STATE, Server, d1Files, devCommand, prepareLocal, sleep, snapConfig } from "../lib/servers.mjs";
+import {
+  body,
+  cannon,
+  countVisible,
+  poolAddress,
+  READ_HEADERS,
+  uniqueAddress,
+  WRITE_HEADERS,
+  warm,
+} from "../lib/load.mjs";
+import { d1Files, devCommand, prepareLocal, Server, STATE, sleep, snapConfig } from "../lib/servers.mjs";
 
 const SAMPLE_SECONDS = 10;
 const IDLE_SAMPLES = 3; // after the load: 3 × 10 s without requests
@@ -32,10 +41,13 @@ export async function run(ctx) {
   prepareLocal(persist);
   const real = await Server.start("memory-real", { persist, config: snapConfig(), argv: devCommand() });
   await warm(`${real.url}/api/event/?limit=1`, READ_HEADERS);
-  log(`memory: real Worker on ${real.url}, ${minutes} min of single-event POSTs from ${eachClient ? "a new client per request" : "1,000 clients"}, a sample every ${SAMPLE_SECONDS} s`);
+  log(
+    `memory: real Worker on ${real.url}, ${minutes} min of single-event POSTs from ${eachClient ? "a new client per request" : "1,000 clients"}, a sample every ${SAMPLE_SECONDS} s`,
+  );
   const realRun = await sustain(real, { seconds: minutes * 60, persist, stored: true, client, log });
   await real.stop();
-  if (controlMinutes <= 0) return { minutes, controlMinutes, eachClient, sampleSeconds: SAMPLE_SECONDS, real: realRun, control: null };
+  if (controlMinutes <= 0)
+    return { minutes, controlMinutes, eachClient, sampleSeconds: SAMPLE_SECONDS, real: realRun, control: null };
 
   const trivialPersist = path.join(STATE, "memory-trivial");
   rmSync(trivialPersist, { recursive: true, force: true });
@@ -76,7 +88,12 @@ async function sustain(server, { seconds, persist, stored = false, client, log }
   await sample("start");
   let done = false;
   const load = cannon(`${server.url}/api/event/`, {
-    connections: 50, duration: seconds, method: "POST", headers: WRITE_HEADERS, body: body(1), idReplacement: true,
+    connections: 50,
+    duration: seconds,
+    method: "POST",
+    headers: WRITE_HEADERS,
+    body: body(1),
+    idReplacement: true,
     requestHeaders: (i) => {
       sent = i + 1;
       return { "cf-connecting-ip": client(i) };
@@ -90,7 +107,9 @@ async function sustain(server, { seconds, persist, stored = false, client, log }
     next += SAMPLE_SECONDS;
     if (Math.round(next) % 60 === 0) {
       const s = samples[samples.length - 1];
-      log(`memory: ${server.name} ${s.t.toFixed(0)} s, ${s.sent} requests, RSS runtime ${s.rss.runtime.toFixed(0)} MiB, proxy ${s.rss.proxy.toFixed(0)} MiB, heap ${s.heapUsed === null ? "?" : (s.heapUsed / 1048576).toFixed(1)} MiB`);
+      log(
+        `memory: ${server.name} ${s.t.toFixed(0)} s, ${s.sent} requests, RSS runtime ${s.rss.runtime.toFixed(0)} MiB, proxy ${s.rss.proxy.toFixed(0)} MiB, heap ${s.heapUsed === null ? "?" : (s.heapUsed / 1048576).toFixed(1)} MiB`,
+      );
     }
   }
   const r = await load;
@@ -100,7 +119,16 @@ async function sustain(server, { seconds, persist, stored = false, client, log }
     await sample("idle");
   }
   inspector?.close();
-  return { requests: r.requests, seconds: r.seconds, reqPerSec: r.reqPerSec, p50: r.p50, p99: r.p99, statuses: r.statuses, errors: r.errors, samples };
+  return {
+    requests: r.requests,
+    seconds: r.seconds,
+    reqPerSec: r.reqPerSec,
+    p50: r.p50,
+    p99: r.p99,
+    statuses: r.statuses,
+    errors: r.errors,
+    samples,
+  };
 }
 
 /** The local D1 database files (with WAL and shared memory), bytes. */
@@ -121,7 +149,10 @@ const n0 = (x) => (x === null || x === undefined ? "—" : Math.round(x).toLocal
 
 /** Growth per 100,000 requests between the first sample after a minute of load and the end of the load (least squares). */
 function slope(samples, get) {
-  const pts = samples.filter((s) => s.phase === "load" && s.t >= 60).map((s) => [s.sent, get(s)]).filter(([, y]) => y !== null);
+  const pts = samples
+    .filter((s) => s.phase === "load" && s.t >= 60)
+    .map((s) => [s.sent, get(s)])
+    .filter(([, y]) => y !== null);
   if (pts.length < 3) return null;
   const mx = pts.reduce((a, [x]) => a + x, 0) / pts.length;
   const my = pts.reduce((a, [, y]) => a + y, 0) / pts.length;
@@ -132,10 +163,14 @@ function slope(samples, get) {
 
 export function render(m) {
   const out = [];
-  out.push(`#### Memory under sustained load (issue 7 item 17) — ${m.minutes} min, single-event POSTs, 50 connections, ${m.eachClient ? "a new client address per request" : "1,000 client addresses"}`);
+  out.push(
+    `#### Memory under sustained load (issue 7 item 17) — ${m.minutes} min, single-event POSTs, 50 connections, ${m.eachClient ? "a new client address per request" : "1,000 client addresses"}`,
+  );
   out.push("");
   const table = (run, withD1) => {
-    out.push(`| t s | phase | requests sent | ${withD1 ? "events stored | " : ""}RSS MiB: Worker runtime (workerd) | proxy (workerd) | wrangler (node) | JS heap used / total MiB | ${withD1 ? "D1 file MiB |" : ""}`);
+    out.push(
+      `| t s | phase | requests sent | ${withD1 ? "events stored | " : ""}RSS MiB: Worker runtime (workerd) | proxy (workerd) | wrangler (node) | JS heap used / total MiB | ${withD1 ? "D1 file MiB |" : ""}`,
+    );
     out.push(`|---:|---|---:|${withD1 ? "---:|" : ""}---:|---:|---:|---:|${withD1 ? "---:|" : ""}`);
     // Every minute of load, and every sample around it.
     const shown = run.samples.filter((s, i) => s.phase !== "load" || Math.round(s.t) % 60 < m.sampleSeconds || i === 1);
@@ -151,7 +186,11 @@ export function render(m) {
       return v === null ? "—" : `${v >= 0 ? "+" : ""}${v.toFixed(1)}`;
     };
     out.push(
-      `${n0(run.requests)} requests in ${run.seconds} s (${n0(run.reqPerSec)} req/s, p50 ${run.p50} / p99 ${run.p99} ms; ${Object.entries(run.statuses).map(([k, v]) => `${k}: ${n0(v)}`).join(", ")}). ` +
+      `${n0(run.requests)} requests in ${run.seconds} s (${n0(run.reqPerSec)} req/s, p50 ${run.p50} / p99 ${run.p99} ms; ${Object.entries(
+        run.statuses,
+      )
+        .map(([k, v]) => `${k}: ${n0(v)}`)
+        .join(", ")}). ` +
         `Growth per 100,000 requests after the first minute (least squares over the samples): runtime RSS ${g((s) => s.rss.runtime)} MiB, proxy RSS ${g((s) => s.rss.proxy)} MiB, ` +
         `wrangler RSS ${g((s) => s.rss.wrangler)} MiB, JS heap used ${g((s) => (s.heapUsed === null ? null : s.heapUsed / 1048576))} MiB${withD1 ? `, D1 file ${g((s) => (s.d1Bytes === null ? null : s.d1Bytes / 1048576))} MiB` : ""}.`,
     );
@@ -161,7 +200,9 @@ export function render(m) {
   out.push("");
   table(m.real, true);
   if (m.control) {
-    out.push(`Control: the trivial Worker (\`return new Response("ok")\`, no bindings) under the same requests for ${m.controlMinutes} min:`);
+    out.push(
+      `Control: the trivial Worker (\`return new Response("ok")\`, no bindings) under the same requests for ${m.controlMinutes} min:`,
+    );
     out.push("");
     table(m.control, false);
   }

@@ -6,8 +6,19 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
-import { ROOT, SNAP, STATE, Server, childEnv, devCommand, prepareLocal, snapConfig } from "../lib/servers.mjs";
-import { READ_HEADERS, WRITE_HEADERS, CONNECTIONS, MANY_CLIENTS, body, countVisible, eventJson, measureLoad, settle, warm } from "../lib/load.mjs";
+import {
+  body,
+  CONNECTIONS,
+  countVisible,
+  eventJson,
+  MANY_CLIENTS,
+  measureLoad,
+  READ_HEADERS,
+  settle,
+  WRITE_HEADERS,
+  warm,
+} from "../lib/load.mjs";
+import { childEnv, devCommand, prepareLocal, ROOT, Server, SNAP, STATE, snapConfig } from "../lib/servers.mjs";
 
 /** Minutes this phase adds to the run's budget. */
 export const budgetMinutes = ({ quick }) => (quick ? 2 : 6);
@@ -35,7 +46,12 @@ export const SCHEMA = {
 const INSTANCES = [
   { key: "none", label: "no schema", schema: false, extra: [] },
   { key: "on", label: "schema, cache on (60 s, default)", schema: true, extra: [] },
-  { key: "off", label: "schema, cache off (D1 read per request)", schema: true, extra: ["--var", "PAYLOAD_SCHEMA_CACHE_SECONDS:0"] },
+  {
+    key: "off",
+    label: "schema, cache off (D1 read per request)",
+    schema: true,
+    extra: ["--var", "PAYLOAD_SCHEMA_CACHE_SECONDS:0"],
+  },
 ];
 const LOADS = [
   { key: "batch500", label: "500-event POST", n: 500 },
@@ -49,26 +65,48 @@ function registerSchema(persist) {
   const sql =
     `INSERT INTO payload_schemas (category, name, app_id, schema, updated_at) VALUES (${quote(CATEGORY)}, ${quote(NAME)}, '', ` +
     `${quote(JSON.stringify(SCHEMA))}, ${Date.now() * 1000})`;
-  const r = spawnSync("wrangler", ["d1", "execute", "DB", "--local", "--persist-to", persist, "--config", snapConfig(), "--command", sql], {
-    cwd: ROOT, env: childEnv({ CI: "true" }), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8",
-  });
+  const r = spawnSync(
+    "wrangler",
+    ["d1", "execute", "DB", "--local", "--persist-to", persist, "--config", snapConfig(), "--command", sql],
+    {
+      cwd: ROOT,
+      env: childEnv({ CI: "true" }),
+      stdio: ["ignore", "pipe", "pipe"],
+      encoding: "utf8",
+    },
+  );
   if (r.status !== 0) throw new Error(`registering the schema failed:\n${r.stdout}\n${r.stderr}`);
 }
 
 /** The operator CLI's own check (scripts/schemas.mjs check), so the bench measures a schema it would store. */
 function cliAccepts(log) {
   const cli = path.join(ROOT, "scripts/schemas.mjs");
-  if (!existsSync(cli)) return log("schemas: scripts/schemas.mjs not in this checkout; schema not checked by the CLI"), null;
-  const r = spawnSync(process.execPath, [cli, "check", "-"], { cwd: ROOT, env: childEnv(), input: JSON.stringify(SCHEMA), encoding: "utf8" });
+  if (!existsSync(cli))
+    return (log("schemas: scripts/schemas.mjs not in this checkout; schema not checked by the CLI"), null);
+  const r = spawnSync(process.execPath, [cli, "check", "-"], {
+    cwd: ROOT,
+    env: childEnv(),
+    input: JSON.stringify(SCHEMA),
+    encoding: "utf8",
+  });
   if (r.status !== 0) throw new Error(`the operator CLI refuses the bench's schema:\n${r.stdout}${r.stderr}`);
   return true;
 }
 
 /** A dry run (POST /api/event/validate): how many of `text`'s events the instance would accept and refuse. */
 async function dryRun(server, text) {
-  const res = await fetch(`${server.url}/api/event/validate`, { method: "POST", headers: { ...WRITE_HEADERS, "cf-connecting-ip": "bench-schemas-check" }, body: text });
+  const res = await fetch(`${server.url}/api/event/validate`, {
+    method: "POST",
+    headers: { ...WRITE_HEADERS, "cf-connecting-ip": "bench-schemas-check" },
+    body: text,
+  });
   const reply = await res.json();
-  return { status: res.status, accepted: reply.accepted, refused: reply.refused, errors: reply.events?.find((e) => !e.accepted)?.errors };
+  return {
+    status: res.status,
+    accepted: reply.accepted,
+    refused: reply.refused,
+    errors: reply.events?.find((e) => !e.accepted)?.errors,
+  };
 }
 
 export async function run(ctx) {
@@ -78,7 +116,14 @@ export async function run(ctx) {
     log("schemas: skipped: the code under test has no payload schemas (src/ingest/payload-schemas.ts, issue 9)");
     return null;
   }
-  const out = { seconds: SIZES.ingestSeconds, passes: PASSES, schema: SCHEMA, cliChecked: cliAccepts(log), checks: [], rows: [] };
+  const out = {
+    seconds: SIZES.ingestSeconds,
+    passes: PASSES,
+    schema: SCHEMA,
+    cliChecked: cliAccepts(log),
+    checks: [],
+    rows: [],
+  };
 
   const servers = {};
   for (const inst of INSTANCES) {
@@ -86,7 +131,12 @@ export async function run(ctx) {
     rmSync(persist, { recursive: true, force: true });
     prepareLocal(persist); // `npm run dev`'s migrations and seed
     if (inst.schema) registerSchema(persist); // before the start: nothing cached yet
-    const server = await Server.start(`schemas-${inst.key}`, { persist, config: snapConfig(), argv: devCommand(), extra: inst.extra });
+    const server = await Server.start(`schemas-${inst.key}`, {
+      persist,
+      config: snapConfig(),
+      argv: devCommand(),
+      extra: inst.extra,
+    });
     await warm(`${server.url}/api/event/?limit=1`, READ_HEADERS);
     servers[inst.key] = server;
     log(`schemas: ${inst.label} on ${server.url}`);
@@ -95,12 +145,21 @@ export async function run(ctx) {
   // The schema is in effect where it is registered, and every event of the load passes it.
   for (const inst of INSTANCES) {
     const good = await dryRun(servers[inst.key], body(500, "bench-schemas-check"));
-    const bad = await dryRun(servers[inst.key], eventJson(0, "bench-schemas-check").replace('"path":"/"', '"path":"no-slash"'));
+    const bad = await dryRun(
+      servers[inst.key],
+      eventJson(0, "bench-schemas-check").replace('"path":"/"', '"path":"no-slash"'),
+    );
     out.checks.push({ instance: inst.key, good, bad });
-    if (good.status !== 200 || good.accepted !== 500 || good.refused !== 0) throw new Error(`schemas: ${inst.label}: the load's body is not accepted whole: ${JSON.stringify(good)}`);
-    if (inst.schema !== (bad.refused === 1)) throw new Error(`schemas: ${inst.label}: an event breaking the schema was ${bad.refused === 1 ? "refused" : "accepted"}: ${JSON.stringify(bad)}`);
+    if (good.status !== 200 || good.accepted !== 500 || good.refused !== 0)
+      throw new Error(`schemas: ${inst.label}: the load's body is not accepted whole: ${JSON.stringify(good)}`);
+    if (inst.schema !== (bad.refused === 1))
+      throw new Error(
+        `schemas: ${inst.label}: an event breaking the schema was ${bad.refused === 1 ? "refused" : "accepted"}: ${JSON.stringify(bad)}`,
+      );
   }
-  log("schemas: 500 load events accepted by every instance; an event with path \"no-slash\" refused only where the schema is registered");
+  log(
+    'schemas: 500 load events accepted by every instance; an event with path "no-slash" refused only where the schema is registered',
+  );
 
   const totals = new Map();
   for (const load of LOADS) {
@@ -111,14 +170,36 @@ export async function run(ctx) {
         log(`schemas: ${load.label}, ${inst.label}, pass ${pass + 1}, ${out.seconds} s`);
         const before = await countVisible(server.url);
         const m = await measureLoad(server, `${load.label}, ${inst.label}`, {
-          connections: CONNECTIONS, duration: out.seconds, method: "POST", headers: { ...WRITE_HEADERS, ...MANY_CLIENTS }, body: body(load.n), idReplacement: true,
+          connections: CONNECTIONS,
+          duration: out.seconds,
+          method: "POST",
+          headers: { ...WRITE_HEADERS, ...MANY_CLIENTS },
+          body: body(load.n),
+          idReplacement: true,
         });
         // Until the consumer has stored what was accepted, so the next load runs on a quiet machine.
         const stored = (await settle(server.url)) - before;
         const cpuDrained = server.cpuSeconds() - (m.cpuAtEnd - m.cpuLoad);
         const accepted = (m.statuses[202] ?? 0) * load.n;
         const key = `${load.key}/${inst.key}`;
-        const t = totals.get(key) ?? { load: load.key, loadLabel: load.label, instance: inst.key, instanceLabel: inst.label, seconds: 0, accepted: 0, stored: 0, cpu: 0, cpuProxy: 0, cpuRuntime: 0, cpuDrained: 0, p50: [], p99: [], perPass: [], statuses: {}, errors: 0 };
+        const t = totals.get(key) ?? {
+          load: load.key,
+          loadLabel: load.label,
+          instance: inst.key,
+          instanceLabel: inst.label,
+          seconds: 0,
+          accepted: 0,
+          stored: 0,
+          cpu: 0,
+          cpuProxy: 0,
+          cpuRuntime: 0,
+          cpuDrained: 0,
+          p50: [],
+          p99: [],
+          perPass: [],
+          statuses: {},
+          errors: 0,
+        };
         t.seconds += m.seconds;
         t.accepted += accepted;
         t.stored += stored;
@@ -139,7 +220,10 @@ export async function run(ctx) {
   for (const s of Object.values(servers)) await s.stop();
 
   out.rows = [...totals.values()].map((t) => ({
-    load: t.load, loadLabel: t.loadLabel, instance: t.instance, instanceLabel: t.instanceLabel,
+    load: t.load,
+    loadLabel: t.loadLabel,
+    instance: t.instance,
+    instanceLabel: t.instanceLabel,
     eventsPerSec: t.accepted / t.seconds,
     perPass: t.perPass,
     p50: Math.max(...t.p50),
@@ -148,7 +232,10 @@ export async function run(ctx) {
     proxyPerEventUs: (t.cpuProxy / Math.max(1, t.accepted)) * 1e6,
     runtimePerEventUs: (t.cpuRuntime / Math.max(1, t.accepted)) * 1e6,
     drainedPerEventUs: (t.cpuDrained / Math.max(1, t.accepted)) * 1e6,
-    accepted: t.accepted, stored: t.stored, statuses: t.statuses, errors: t.errors,
+    accepted: t.accepted,
+    stored: t.stored,
+    statuses: t.statuses,
+    errors: t.errors,
   }));
   for (const r of out.rows) {
     const base = out.rows.find((x) => x.load === r.load && x.instance === "none");
@@ -158,13 +245,20 @@ export async function run(ctx) {
 }
 
 const n0 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "—" : Math.round(x).toLocaleString("en"));
-const st = (s) => (s ? Object.entries(s).map(([k, v]) => `${k}: ${n0(v)}`).join(", ") : "—");
+const st = (s) =>
+  s
+    ? Object.entries(s)
+        .map(([k, v]) => `${k}: ${n0(v)}`)
+        .join(", ")
+    : "—";
 
 export function render(p) {
   const out = [];
   out.push("#### Payload schemas — ingestion with a JSON Schema per event type (issue 9)");
   out.push("");
-  out.push("| load | instance | events accepted/s | per pass | p50 / p99 ms (worst pass) | workerd CPU µs per event during load (proxy + runtime) | … until drained | × no schema: events/s, CPU | statuses | events stored / accepted |");
+  out.push(
+    "| load | instance | events accepted/s | per pass | p50 / p99 ms (worst pass) | workerd CPU µs per event during load (proxy + runtime) | … until drained | × no schema: events/s, CPU | statuses | events stored / accepted |",
+  );
   out.push("|---|---|---:|---:|---:|---:|---:|---:|---|---:|");
   for (const r of p.rows) {
     out.push(
@@ -177,7 +271,9 @@ export function render(p) {
   const ratio = (load) => {
     const on = p.rows.find((r) => r.load === load && r.instance === "on");
     const off = p.rows.find((r) => r.load === load && r.instance === "off");
-    return on && off ? `${(on.eventsPerSec / off.eventsPerSec).toFixed(2)}× the events/s, ${(on.cpuPerEventUs / off.cpuPerEventUs).toFixed(2)}× the CPU per event` : "—";
+    return on && off
+      ? `${(on.eventsPerSec / off.eventsPerSec).toFixed(2)}× the events/s, ${(on.cpuPerEventUs / off.cpuPerEventUs).toFixed(2)}× the CPU per event`
+      : "—";
   };
   out.push(`Schema cache on vs off: 500-event POSTs ${ratio("batch500")}; single-event POSTs ${ratio("single")}.`);
   const n = { batch500: 500, single: 1 };
@@ -188,7 +284,11 @@ export function render(p) {
   );
   out.push("");
   const reloaded = Object.entries(p.reloads ?? {}).filter(([, n]) => n > 0);
-  if (reloaded.length) out.push(`**wrangler reloaded the Worker during this phase** (a watched file changed): ${reloaded.map(([k, n]) => `${k} ${n}×`).join(", ")}; the loads around it are suspect.`, "");
+  if (reloaded.length)
+    out.push(
+      `**wrangler reloaded the Worker during this phase** (a watched file changed): ${reloaded.map(([k, n]) => `${k} ${n}×`).join(", ")}; the loads around it are suspect.`,
+      "",
+    );
   out.push(
     `Three instances as \`npm run dev\` runs them, side by side, each its own --persist-to: no schema; a schema for the load's one event type ` +
       `(\`${JSON.stringify(p.schema)}\`${p.cliChecked ? ", which `npm run schemas -- check` accepts" : ""}, inserted into the local D1 before the start) with ` +

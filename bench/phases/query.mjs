@@ -1,8 +1,9 @@
 // Phase `query` (issue 4): latency, rows_read and raw SQLite for each query shape at 1,000,000 events
 // (100,000 with --quick), beside the trivial Worker (`trivial`).
-import { Server, devCommand, snapConfig, writeProbeConfig } from "../lib/servers.mjs";
+
 import { buildDataset } from "../lib/dataset.mjs";
-import { READ_HEADERS, cannon, latencyLoop, summarize } from "../lib/load.mjs";
+import { cannon, latencyLoop, READ_HEADERS, summarize } from "../lib/load.mjs";
+import { devCommand, Server, snapConfig, writeProbeConfig } from "../lib/servers.mjs";
 import { sqliteTask } from "../lib/sqlite.mjs";
 
 const LIMIT = 100;
@@ -10,7 +11,13 @@ const LIMIT = 100;
 /** The million rows (100,000 with --quick) of one application, the dev key's, in the run's snapshot's schema. */
 function queryDataset(ctx) {
   const { sizes: SIZES, log, R, flags } = ctx;
-  return buildDataset({ name: `query-${SIZES.queryRows}`, rows: SIZES.queryRows, load: { appId: R.meta.appId ?? "app_dev" }, rebuild: flags.rebuild, log: (m) => log(`query: ${m}`) });
+  return buildDataset({
+    name: `query-${SIZES.queryRows}`,
+    rows: SIZES.queryRows,
+    load: { appId: R.meta.appId ?? "app_dev" },
+    rebuild: flags.rebuild,
+    log: (m) => log(`query: ${m}`),
+  });
 }
 
 export function shapesFor(v, rows) {
@@ -33,8 +40,18 @@ export function shapesFor(v, rows) {
     }
   }
   const deep = Math.min(100_000, Math.floor(rows / 10));
-  shapes.push({ name: `none, offset ${deep.toLocaleString("en")}`, mode: "offset", offset: deep, query: q({ limit: LIMIT, offset: deep }) });
-  shapes.push({ name: `category, offset ${deep.toLocaleString("en")}`, mode: "offset", offset: deep, query: q({ category: v.category, limit: LIMIT, offset: deep }) });
+  shapes.push({
+    name: `none, offset ${deep.toLocaleString("en")}`,
+    mode: "offset",
+    offset: deep,
+    query: q({ limit: LIMIT, offset: deep }),
+  });
+  shapes.push({
+    name: `category, offset ${deep.toLocaleString("en")}`,
+    mode: "offset",
+    offset: deep,
+    query: q({ category: v.category, limit: LIMIT, offset: deep }),
+  });
   return shapes;
 }
 
@@ -96,7 +113,9 @@ export async function run(ctx, trivial) {
   await resolveShapes(real.url, shapes);
   const D = SIZES.latencySeconds;
   const PASSES = 3;
-  log(`query: latency of ${shapes.length} shapes and the trivial Worker, 1 connection, ${PASSES} interleaved passes of ${(D / PASSES).toFixed(2)} s each`);
+  log(
+    `query: latency of ${shapes.length} shapes and the trivial Worker, 1 connection, ${PASSES} interleaved passes of ${(D / PASSES).toFixed(2)} s each`,
+  );
   // Interleaved passes, so a burst of foreign load on the shared machine hits every shape alike.
   const trivTimes = [];
   const statusesOf = new Map(shapes.map((s) => [s, {}]));
@@ -113,12 +132,17 @@ export async function run(ctx, trivial) {
   for (const s of shapes) {
     const t = summarize(timesOf.get(s));
     Object.assign(s, { p50: t.p50, p99: t.p99, n: t.n, statuses: statusesOf.get(s) });
-    if (Object.keys(s.statuses).some((k) => k !== "200")) throw new Error(`shape ${s.name}: statuses ${JSON.stringify(s.statuses)}`);
+    if (Object.keys(s.statuses).some((k) => k !== "200"))
+      throw new Error(`shape ${s.name}: statuses ${JSON.stringify(s.statuses)}`);
   }
   // The same at 10 connections for two shapes: throughput under concurrency.
   const conc = [];
   for (const s of [shapes[0], shapes[4]]) {
-    const r = await cannon(`${real.url}/api/event/?${s.query}`, { connections: 10, duration: D, headers: READ_HEADERS });
+    const r = await cannon(`${real.url}/api/event/?${s.query}`, {
+      connections: 10,
+      duration: D,
+      headers: READ_HEADERS,
+    });
     conc.push({ name: s.name, reqPerSec: r.reqPerSec, p50: r.p50, p99: r.p99 });
   }
   const trivConc = await cannon(`${trivial.url}/`, { connections: 10, duration: D });
@@ -129,13 +153,24 @@ export async function run(ctx, trivial) {
   const probe = await Server.start("probe-query", { persist: ds.dir, config, argv: devCommand() });
   await readRowsRead(probe.url, shapes);
   // Where a query's time goes, in one instance: the runtime alone, the statements on D1 alone, the whole app.
-  const picks = [0, shapes.findIndex((s) => s.name === "category+name + 1-day range"), shapes.length - 2].filter((i) => i >= 0);
-  await fetch(`${probe.url}/__bench/d1/register`, { method: "POST", body: JSON.stringify({ shapes: shapes.map((s) => s.statements.map(({ sql, params }) => ({ sql, params }))) }) });
-  const split = { ok: [], d1: new Map(picks.map((i) => [i, []])), d1batch: new Map(picks.map((i) => [i, []])), app: new Map(picks.map((i) => [i, []])) };
+  const picks = [0, shapes.findIndex((s) => s.name === "category+name + 1-day range"), shapes.length - 2].filter(
+    (i) => i >= 0,
+  );
+  await fetch(`${probe.url}/__bench/d1/register`, {
+    method: "POST",
+    body: JSON.stringify({ shapes: shapes.map((s) => s.statements.map(({ sql, params }) => ({ sql, params }))) }),
+  });
+  const split = {
+    ok: [],
+    d1: new Map(picks.map((i) => [i, []])),
+    d1batch: new Map(picks.map((i) => [i, []])),
+    app: new Map(picks.map((i) => [i, []])),
+  };
   const slice = Math.max(0.2, D / 3);
   const timed = async (url, opts) => {
     const r = await latencyLoop(url, opts);
-    if (Object.keys(r.statuses).some((k) => k !== "200")) throw new Error(`GET ${url}: statuses ${JSON.stringify(r.statuses)}`);
+    if (Object.keys(r.statuses).some((k) => k !== "200"))
+      throw new Error(`GET ${url}: statuses ${JSON.stringify(r.statuses)}`);
     return r;
   };
   for (let pass = 0; pass < 3; pass++) {
@@ -143,21 +178,56 @@ export async function run(ctx, trivial) {
     for (const i of picks) {
       split.d1.get(i).push(...(await timed(`${probe.url}/__bench/d1?i=${i}`, { seconds: slice })).times);
       split.d1batch.get(i).push(...(await timed(`${probe.url}/__bench/d1?i=${i}&batch=1`, { seconds: slice })).times);
-      split.app.get(i).push(...(await timed(`${probe.url}/api/event/?${shapes[i].query}`, { headers: READ_HEADERS, seconds: slice })).times);
+      split.app
+        .get(i)
+        .push(
+          ...(await timed(`${probe.url}/api/event/?${shapes[i].query}`, { headers: READ_HEADERS, seconds: slice }))
+            .times,
+        );
     }
   }
-  for (const [what, list] of [["ok", [split.ok]], ["d1", [...split.d1.values()]], ["d1batch", [...split.d1batch.values()]], ["app", [...split.app.values()]]]) {
+  for (const [what, list] of [
+    ["ok", [split.ok]],
+    ["d1", [...split.d1.values()]],
+    ["d1batch", [...split.d1batch.values()]],
+    ["app", [...split.app.values()]],
+  ]) {
     if (list.some((t) => t.length === 0)) throw new Error(`query split: no ${what} timings`);
   }
-  R.querySplit = { ok: summarize(split.ok), shapes: picks.map((i) => ({ name: shapes[i].name, statements: shapes[i].statements.length, d1: summarize(split.d1.get(i)), d1batch: summarize(split.d1batch.get(i)), app: summarize(split.app.get(i)) })) };
+  R.querySplit = {
+    ok: summarize(split.ok),
+    shapes: picks.map((i) => ({
+      name: shapes[i].name,
+      statements: shapes[i].statements.length,
+      d1: summarize(split.d1.get(i)),
+      d1batch: summarize(split.d1batch.get(i)),
+      app: summarize(split.app.get(i)),
+    })),
+  };
   await probe.stop();
   log("query: the same SQL on raw SQLite");
-  const raw = await sqliteTask("query", { file: ds.file, shapes: shapes.map((s) => ({ name: s.name, statements: s.statements.map(({ sql, params }) => ({ sql, params })) })), iterations: QUICK ? 50 : 300, maxMs: QUICK ? 300 : 1500 });
+  const raw = await sqliteTask("query", {
+    file: ds.file,
+    shapes: shapes.map((s) => ({ name: s.name, statements: s.statements.map(({ sql, params }) => ({ sql, params })) })),
+    iterations: QUICK ? 50 : 300,
+    maxMs: QUICK ? 300 : 1500,
+  });
   for (const s of shapes) {
     const r = raw.find((x) => x.name === s.name);
     Object.assign(s, { rawP50: r.p50, rawP99: r.p99, plans: r.plans });
   }
   const info = await sqliteTask("info", { file: ds.file });
   R.cost.query = { ...info, bytesPerEvent: info.bytes / info.rows };
-  R.query = { rows, dataset: ds.marker, reused: ds.reused, values: v, trivialP50: triv.p50, trivialP99: triv.p99, trivialN: triv.n, passes: PASSES, shapes, concurrency: { shapes: conc, trivial: { reqPerSec: trivConc.reqPerSec, p50: trivConc.p50, p99: trivConc.p99 } } };
+  R.query = {
+    rows,
+    dataset: ds.marker,
+    reused: ds.reused,
+    values: v,
+    trivialP50: triv.p50,
+    trivialP99: triv.p99,
+    trivialN: triv.n,
+    passes: PASSES,
+    shapes,
+    concurrency: { shapes: conc, trivial: { reqPerSec: trivConc.reqPerSec, p50: trivConc.p50, p99: trivConc.p99 } },
+  };
 }

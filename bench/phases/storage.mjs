@@ -6,8 +6,17 @@
 import { copyFileSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
-import { SNAP, STATE, Server, d1Files, devCommand, exportCommit, prepareLocal, writeProbeConfig } from "../lib/servers.mjs";
 import { applyMigrations, stageMigrations } from "../lib/dataset.mjs";
+import {
+  d1Files,
+  devCommand,
+  exportCommit,
+  prepareLocal,
+  Server,
+  SNAP,
+  STATE,
+  writeProbeConfig,
+} from "../lib/servers.mjs";
 import { sqliteTask } from "../lib/sqlite.mjs";
 
 /** Minutes this phase adds to the run's budget. */
@@ -26,16 +35,34 @@ export const CAPACITIES = [
 
 export async function run(ctx) {
   const { sizes: SIZES, quick, log, flags } = ctx;
-  const out = { sizes: { storageRows: quick ? 50_000 : 200_000, archiveEvents: quick ? 20_000 : 100_000, migrateRows: quick ? 100_000 : 1_000_000 } };
+  const out = {
+    sizes: {
+      storageRows: quick ? 50_000 : 200_000,
+      archiveEvents: quick ? 20_000 : 100_000,
+      migrateRows: quick ? 100_000 : 1_000_000,
+    },
+  };
   const baseRef = flags.base ?? DEFAULT_BASE;
   const baseDir = path.join(STATE, "storage-base");
   out.base = exportCommit(baseRef, baseDir);
 
   // a. Bytes per event, by table and index: a fresh file of each schema, filled as the consumer fills it.
   out.bytes = [];
-  for (const [version, migrationsDir] of [[out.base, path.join(baseDir, "migrations")], ["run", path.join(SNAP, "migrations")]]) {
+  for (const [version, migrationsDir] of [
+    [out.base, path.join(baseDir, "migrations")],
+    ["run", path.join(SNAP, "migrations")],
+  ]) {
     log(`storage: ${out.sizes.storageRows} README-shaped events into a fresh ${version} schema (dbstat)`);
-    out.bytes.push({ version, ...(await sqliteTask("storage", { migrationsDir, rows: out.sizes.storageRows, apps: APPS, txnRows: 5000, spanHours: 24 })) });
+    out.bytes.push({
+      version,
+      ...(await sqliteTask("storage", {
+        migrationsDir,
+        rows: out.sizes.storageRows,
+        apps: APPS,
+        txnRows: 5000,
+        spanHours: 24,
+      })),
+    });
   }
 
   // c. The archive, through the real code: the probe's queue() stores the events, its maintenance archives them.
@@ -56,14 +83,29 @@ function archiveBatches(n) {
     for (let i = b * perBatch; i < Math.min(n, (b + 1) * perBatch); i++) {
       const timestamp = start + Math.floor((i * 1e6) / ARCHIVE_RATE);
       byApp.get(APPS[i % APPS.length]).push({
-        event_id: crypto.randomUUID(), session_id: crypto.randomUUID(), category: ["page interaction", "navigation", "form", "media", "error"][i % 5],
-        name: ["cta click", "page view", "submit", "play", "js error", "scroll", "link click", "field focus", "pause", "timeout"][i % 10],
-        data: `{"host":"www.xxxxx.com","path":"/p/${i % 500}","element":"chat bubble"}`, timestamp,
+        event_id: crypto.randomUUID(),
+        session_id: crypto.randomUUID(),
+        category: ["page interaction", "navigation", "form", "media", "error"][i % 5],
+        name: [
+          "cta click",
+          "page view",
+          "submit",
+          "play",
+          "js error",
+          "scroll",
+          "link click",
+          "field focus",
+          "pause",
+          "timeout",
+        ][i % 10],
+        data: `{"host":"www.xxxxx.com","path":"/p/${i % 500}","element":"chat bubble"}`,
+        timestamp,
       });
     }
     const messages = [];
     for (const [app, events] of byApp) {
-      for (let i = 0; i < events.length; i += 250) messages.push({ kind: "events", app, received_at: Date.now() * 1000, events: events.slice(i, i + 250) });
+      for (let i = 0; i < events.length; i += 250)
+        messages.push({ kind: "events", app, received_at: Date.now() * 1000, events: events.slice(i, i + 250) });
     }
     batches.push(messages);
   }
@@ -78,9 +120,15 @@ export async function archive(ctx, n) {
   rmSync(persist, { recursive: true, force: true });
   prepareLocal(persist, { config });
   const probe = await Server.start("storage-probe", { persist, config, argv: devCommand() });
-  log(`storage: ${n} events of ${APPS.length} applications at ${ARCHIVE_RATE}/s through the probe's queue(), then its maintenance`);
+  log(
+    `storage: ${n} events of ${APPS.length} applications at ${ARCHIVE_RATE}/s through the probe's queue(), then its maintenance`,
+  );
   for (const messages of archiveBatches(n)) {
-    const res = await fetch(`${probe.url}/__bench/consume?variant=real`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages }) });
+    const res = await fetch(`${probe.url}/__bench/consume?variant=real`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ messages }),
+    });
     if (!res.ok) throw new Error(`consume: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
   }
@@ -111,19 +159,35 @@ export async function archive(ctx, n) {
   // The same rows as Parquet and as gzip NDJSON, in Node, object by object.
   const objects = [];
   for (const o of listing) {
-    const gz = new Uint8Array(await (await fetch(`${probe2.url}/__bench/archive-object?key=${encodeURIComponent(o.key)}`)).arrayBuffer());
+    const gz = new Uint8Array(
+      await (await fetch(`${probe2.url}/__bench/archive-object?key=${encodeURIComponent(o.key)}`)).arrayBuffer(),
+    );
     objects.push({ key: o.key, size: o.size, text: zlib.gunzipSync(gz).toString("utf8") });
   }
   await probe2.stop();
   const events = listing.reduce((s, o) => s + o.events, 0);
-  return { events, d1, runs, idle: { run: idle.run, meter: idle.meter }, objects: listing.length, bytes: listing.reduce((s, o) => s + o.size, 0), formats: await formats(objects), rate: ARCHIVE_RATE, apps: APPS.length };
+  return {
+    events,
+    d1,
+    runs,
+    idle: { run: idle.run, meter: idle.meter },
+    objects: listing.length,
+    bytes: listing.reduce((s, o) => s + o.size, 0),
+    formats: await formats(objects),
+    rate: ARCHIVE_RATE,
+    apps: APPS.length,
+  };
 }
 
 /** The archive's rows as gzip NDJSON (Node's zlib, level 6) and as Parquet (hyparquet-writer, SNAPPY and GZIP), one file per archive object: bytes and CPU. */
 async function formats(objects) {
   // hyparquet-writer (a devDependency, for this comparison only): Parquet in pure JavaScript.
   const { parquetWriteBuffer } = await import("hyparquet-writer");
-  const rowsOf = (text) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const rowsOf = (text) =>
+    text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   const micros = (iso) => {
     const m = /^(.*?)(?:\.(\d+))?Z$/.exec(iso);
     return BigInt(Date.parse(`${m[1]}Z`)) * 1000n + BigInt((m[2] ?? "").padEnd(6, "0").slice(0, 6) || 0);
@@ -142,8 +206,14 @@ async function formats(objects) {
   const events = parsed.reduce((n, o) => n + o.rows.length, 0);
   const variants = {
     "gzip NDJSON (node:zlib, level 6)": (o) => zlib.gzipSync(o.text).length,
-    "Parquet, SNAPPY (hyparquet-writer's default, pure JS)": (o) => parquetWriteBuffer({ columnData: columnsOf(o.rows) }).byteLength,
-    "Parquet, GZIP pages (node:zlib)": (o) => parquetWriteBuffer({ columnData: columnsOf(o.rows), codec: "GZIP", compressors: { GZIP: (b) => zlib.gzipSync(b) } }).byteLength,
+    "Parquet, SNAPPY (hyparquet-writer's default, pure JS)": (o) =>
+      parquetWriteBuffer({ columnData: columnsOf(o.rows) }).byteLength,
+    "Parquet, GZIP pages (node:zlib)": (o) =>
+      parquetWriteBuffer({
+        columnData: columnsOf(o.rows),
+        codec: "GZIP",
+        compressors: { GZIP: (b) => zlib.gzipSync(b) },
+      }).byteLength,
   };
   const out = [];
   for (const [label, write] of Object.entries(variants)) {
@@ -156,9 +226,20 @@ async function formats(objects) {
       cpu.push((c1.user + c1.system) / 1000);
     }
     cpu.sort((a, b) => a - b);
-    out.push({ label, bytes, bytesPerEvent: bytes / events, cpuMsPer10k: (cpu[1] / events) * 10_000, cpuMsPasses: cpu });
+    out.push({
+      label,
+      bytes,
+      bytesPerEvent: bytes / events,
+      cpuMsPer10k: (cpu[1] / events) * 10_000,
+      cpuMsPasses: cpu,
+    });
   }
-  return { events, files: objects.length, ndjsonBytes: parsed.reduce((n, o) => n + Buffer.byteLength(o.text) , 0), variants: out };
+  return {
+    events,
+    files: objects.length,
+    ndjsonBytes: parsed.reduce((n, o) => n + Buffer.byteLength(o.text), 0),
+    variants: out,
+  };
 }
 
 /**
@@ -170,9 +251,13 @@ async function formats(objects) {
 async function migrationTime(ctx, rows) {
   const { log } = ctx;
   const migDir = path.join(SNAP, "migrations");
-  const all = readdirSync(migDir).filter((f) => f.endsWith(".sql")).sort();
+  const all = readdirSync(migDir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort();
   const target = all.find((f) => /compact_events/.test(f)) ?? all[all.length - 1];
-  const firstWithEvents = all.findIndex((f) => /CREATE TABLE [`"]?events[`"]?/i.test(readFileSync(path.join(migDir, f), "utf8")));
+  const firstWithEvents = all.findIndex((f) =>
+    /CREATE TABLE [`"]?events[`"]?/i.test(readFileSync(path.join(migDir, f), "utf8")),
+  );
   const dir = path.join(STATE, `migrate-${rows}`);
   rmSync(dir, { recursive: true, force: true });
   const stage = path.join(STATE, "migrate-stage");
@@ -198,7 +283,18 @@ async function migrationTime(ctx, rows) {
   const info1 = await sqliteTask("info", { file });
   const raw = await sqliteTask("migrate", { file: copy, migration: path.join(migDir, target) });
   for (const suffix of ["", "-wal", "-shm"]) rmSync(copy + suffix, { force: true });
-  return { rows, target, loadSeconds: loaded.seconds, earlierSeconds: before, wranglerSeconds, noopSeconds, rawSeconds: raw.seconds, longest: raw.longest, bytesBefore: info0.bytes, bytesAfter: info1.bytes };
+  return {
+    rows,
+    target,
+    loadSeconds: loaded.seconds,
+    earlierSeconds: before,
+    wranglerSeconds,
+    noopSeconds,
+    rawSeconds: raw.seconds,
+    longest: raw.longest,
+    bytesBefore: info0.bytes,
+    bytesAfter: info1.bytes,
+  };
 }
 
 const n0 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "—" : Math.round(x).toLocaleString("en"));
@@ -206,7 +302,9 @@ const n1 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "—" : x 
 
 /** Bytes per event of a dbstat result: the events table, each of its indexes, the roll-ups, and the rest. */
 export function perEvent(b) {
-  const ev = b.objects.filter((o) => o.name === "events" || b.indexes.some((i) => i.name === o.name) || /^sqlite_autoindex_events/.test(o.name));
+  const ev = b.objects.filter(
+    (o) => o.name === "events" || b.indexes.some((i) => i.name === o.name) || /^sqlite_autoindex_events/.test(o.name),
+  );
   const rollups = b.objects.filter((o) => o.name === "event_counts" || o.name === "rollup_mark");
   const eventBytes = ev.reduce((n, o) => n + o.bytes, 0);
   return { objects: ev, rollups: rollups.reduce((n, o) => n + o.bytes, 0), eventBytes, perEvent: eventBytes / b.rows };
@@ -222,7 +320,9 @@ export function render(o) {
   const [before, after] = o.bytes;
   const pb = perEvent(before);
   const pa = perEvent(after);
-  out.push(`Bytes per event by table and index: ${n0(before.rows)} README-shaped events of ${before.apps} applications over ${before.spanHours} h, stored in transactions of ${before.txnRows} with the consumer's roll-up, in a fresh file of each schema (node:sqlite, page 4096 B, SQLite's \`dbstat\`: whole pages, free space in them included):`);
+  out.push(
+    `Bytes per event by table and index: ${n0(before.rows)} README-shaped events of ${before.apps} applications over ${before.spanHours} h, stored in transactions of ${before.txnRows} with the consumer's roll-up, in a fresh file of each schema (node:sqlite, page 4096 B, SQLite's \`dbstat\`: whole pages, free space in them included):`,
+  );
   out.push("");
   out.push(`| object | ${before.version} (text app_id, 36-character event_id) B/event | this run's schema B/event |`);
   out.push("|---|---:|---:|");
@@ -233,13 +333,27 @@ export function render(o) {
     out.push(`| ${name} | ${b ? n1(b.bytes / before.rows) : "—"} | ${a ? n1(a.bytes / after.rows) : "—"} |`);
   }
   out.push(`| **events and its indexes** | **${n1(pb.perEvent)}** | **${n1(pa.perEvent)}** |`);
-  out.push(`| roll-ups (event_counts, rollup_mark): B per roll-up row (rows) | ${n1(pb.rollups / before.rollupRows)} (${n0(before.rollupRows)}) | ${n1(pa.rollups / after.rollupRows)} (${n0(after.rollupRows)}) |`);
+  out.push(
+    `| roll-ups (event_counts, rollup_mark): B per roll-up row (rows) | ${n1(pb.rollups / before.rollupRows)} (${n0(before.rollupRows)}) | ${n1(pa.rollups / after.rollupRows)} (${n0(after.rollupRows)}) |`,
+  );
   out.push("");
-  out.push("Hot window, days = database bytes ÷ (bytes per event × events/s × 86,400), with this run's schema's bytes per event (roll-ups add at most 66 rows per application-hour, under 0.5 % of an event's bytes at ≥ 10 events/s):");
+  out.push(
+    "Hot window, days = database bytes ÷ (bytes per event × events/s × 86,400), with this run's schema's bytes per event (roll-ups add at most 66 rows per application-hour, under 0.5 % of an event's bytes at ≥ 10 events/s):",
+  );
   out.push("");
   out.push(`| events/s | ${CAPACITIES.map((c) => c.label).join(" | ")} |`);
   out.push(`|---:|${CAPACITIES.map(() => "---:").join("|")}|`);
-  for (const r of RATES) out.push(`| ${n0(r)} | ${CAPACITIES.map((c) => { const d = hotDays(c.bytes, r, pa.perEvent); return d >= 1 ? `${d.toFixed(1)} days` : d * 24 >= 1 ? `${(d * 24).toFixed(1)} hours` : `${Math.round(d * 1440)} minutes`; }).join(" | ")} |`);
+  for (const r of RATES)
+    out.push(
+      `| ${n0(r)} | ${CAPACITIES.map((c) => {
+        const d = hotDays(c.bytes, r, pa.perEvent);
+        return d >= 1
+          ? `${d.toFixed(1)} days`
+          : d * 24 >= 1
+            ? `${(d * 24).toFixed(1)} hours`
+            : `${Math.round(d * 1440)} minutes`;
+      }).join(" | ")} |`,
+    );
   out.push("");
   const a = o.archive;
   const objs = a.runs.reduce((n, r) => n + r.meter.r2.puts, 0);
@@ -250,7 +364,9 @@ export function render(o) {
       `The consumer's D1 file held ${n1(a.d1.bytes / a.d1.rows)} B per event (${n0(a.d1.rows)} events).`,
   );
   out.push("");
-  out.push(`| the same rows, one file per archive object (${n0(a.formats.files)} files, ${n0(a.formats.ndjsonBytes / a.formats.events)} B of NDJSON per event) | B per event | CPU ms per 10,000 events (Node, median of 3) |`);
+  out.push(
+    `| the same rows, one file per archive object (${n0(a.formats.files)} files, ${n0(a.formats.ndjsonBytes / a.formats.events)} B of NDJSON per event) | B per event | CPU ms per 10,000 events (Node, median of 3) |`,
+  );
   out.push("|---|---:|---:|");
   for (const v of a.formats.variants) out.push(`| ${v.label} | ${n1(v.bytesPerEvent)} | ${n1(v.cpuMsPer10k)} |`);
   out.push("");

@@ -27,15 +27,15 @@
 //   GET  /__bench/erasure?id=N → the request's row (its audit)
 //   scheduled               → the real scheduled() (`wrangler dev --test-scheduled` answers /__scheduled)
 import { drizzle } from "drizzle-orm/d1";
-import worker from "../../src/index";
 import { plan } from "../../src/consume/consumer";
 import { numbersOf } from "../../src/db/applications";
 import { insertAll } from "../../src/db/event-insert";
-import { limitsFrom } from "../../src/shared/config";
+import worker from "../../src/index";
 import { eventMessages } from "../../src/ingest/messages";
 import { eventsOf, validateEvents } from "../../src/ingest/validate";
-import { maintain } from "../../src/maintain/scheduled";
 import { eraseDue } from "../../src/maintain/erasure";
+import { maintain } from "../../src/maintain/scheduled";
+import { limitsFrom } from "../../src/shared/config";
 
 const counters = fresh();
 function fresh() {
@@ -59,7 +59,15 @@ let metering = false;
 let meter = freshMeter();
 function freshMeter() {
   const d1 = () => ({ statements: 0, rowsRead: 0, rowsWritten: 0, bySql: {} });
-  return { requests: 0, messages: 0, messageBytes: [], fetch: d1(), queue: d1(), maintain: d1(), r2: { puts: 0, putBytes: 0, lists: 0, gets: 0, deletes: 0 } };
+  return {
+    requests: 0,
+    messages: 0,
+    messageBytes: [],
+    fetch: d1(),
+    queue: d1(),
+    maintain: d1(),
+    r2: { puts: 0, putBytes: 0, lists: 0, gets: 0, deletes: 0 },
+  };
 }
 const utf8 = new TextEncoder();
 /** Adds one statement's D1 meta to a role's totals, keyed by the statement's first words. */
@@ -293,7 +301,16 @@ let around;
 async function statementsAround() {
   if (around) return around;
   let captured = [];
-  const row = { app: 0, eventId: "00000000-0000-8000-8000-000000000000", sessionId: "s", category: "c", name: "n", data: "{}", timestamp: 0, receivedAt: 0 };
+  const row = {
+    app: 0,
+    eventId: "00000000-0000-8000-8000-000000000000",
+    sessionId: "s",
+    category: "c",
+    name: "n",
+    data: "{}",
+    timestamp: 0,
+    receivedAt: 0,
+  };
   await insertAll(drizzle(recordingDb((c) => (captured = c))), [row], []);
   const first = captured.findIndex((c) => isEventInsert(c.sql));
   const last = captured.length - 1 - [...captured].reverse().findIndex((c) => isEventInsert(c.sql));
@@ -374,15 +391,27 @@ async function consume(request, env, ctx, variant) {
   if (variant === "real") {
     const { state, batch } = fakeBatch(messages);
     const sqls = [];
-    const db = wrapDb(metering ? meteredDb(env.DB, "queue") : env.DB, { onRun: (sql) => sqls.push(sql), onBatch: (stmts) => sqls.push(...stmts.map((x) => x.sql)) });
+    const db = wrapDb(metering ? meteredDb(env.DB, "queue") : env.DB, {
+      onRun: (sql) => sqls.push(sql),
+      onBatch: (stmts) => sqls.push(...stmts.map((x) => x.sql)),
+    });
     await worker.queue(batch, envWith(env, { DB: db }), ctx);
     return { ...state, ms: Date.now() - t0, ...describe(sqls) };
   }
   const { batch } = fakeBatch(messages);
-  const rows = await numbered(env.DB, batch.messages.flatMap((m) => plan(m).events));
+  const rows = await numbered(
+    env.DB,
+    batch.messages.flatMap((m) => plan(m).events),
+  );
   const stmts = await prototypeStatements(env.DB, variant, rows);
   await env.DB.batch(stmts);
-  return { acked: messages.length, retried: 0, rows: rows.length, ms: Date.now() - t0, ...describe(stmts.map((x) => sqlOf.get(x) ?? "")) };
+  return {
+    acked: messages.length,
+    retried: 0,
+    rows: rows.length,
+    ms: Date.now() - t0,
+    ...describe(stmts.map((x) => sqlOf.get(x) ?? "")),
+  };
 }
 
 let consumerMode = "real";
@@ -397,7 +426,10 @@ let registered = [];
  */
 async function consumePrototype(batch, env, variant) {
   const plans = batch.messages.map(plan);
-  const rows = await numbered(env.DB, plans.flatMap((p) => p.events));
+  const rows = await numbered(
+    env.DB,
+    plans.flatMap((p) => p.events),
+  );
   counters.queueBatches++;
   counters.queueMessages += batch.messages.length;
   counters.consumerRows += rows.length;
@@ -445,8 +477,15 @@ async function probeRequest(request, env, ctx) {
   // Each statement again, alone, for its meta (drizzle's raw() calls do not return it).
   const statements = [];
   for (const s of ran) {
-    const r = await env.DB.prepare(s.sql).bind(...s.params).all();
-    statements.push({ ...s, rows_read: r.meta.rows_read, rows_returned: r.results.length, duration_ms: r.meta.duration });
+    const r = await env.DB.prepare(s.sql)
+      .bind(...s.params)
+      .all();
+    statements.push({
+      ...s,
+      rows_read: r.meta.rows_read,
+      rows_returned: r.results.length,
+      duration_ms: r.meta.duration,
+    });
   }
   return json({ status: res.status, bytes: body.length, statements, response: body.slice(0, 2000) });
 }
@@ -458,7 +497,8 @@ export default {
       if (request.method === "POST") Object.assign(counters, fresh());
       return json(counters);
     }
-    if (url.pathname === "/__bench/consume") return json(await consume(request, env, ctx, url.searchParams.get("variant") ?? "real"));
+    if (url.pathname === "/__bench/consume")
+      return json(await consume(request, env, ctx, url.searchParams.get("variant") ?? "real"));
     if (url.pathname === "/__bench/consumer-mode") {
       if (request.method === "POST") consumerMode = url.searchParams.get("mode") ?? "real";
       return json({ consumerMode });
@@ -477,7 +517,13 @@ export default {
         const results = await env.DB.batch(stmts.map((st) => env.DB.prepare(st.sql).bind(...st.params)));
         return json({ rows: results.reduce((n, r) => n + r.results.length, 0) });
       }
-      const results = await Promise.all(stmts.map((st) => env.DB.prepare(st.sql).bind(...st.params).raw()));
+      const results = await Promise.all(
+        stmts.map((st) =>
+          env.DB.prepare(st.sql)
+            .bind(...st.params)
+            .raw(),
+        ),
+      );
       return json({ rows: results.reduce((n, r) => n + r.length, 0) });
     }
     if (url.pathname === "/__bench/profile") return json(await profile(request, env, url));
@@ -489,31 +535,42 @@ export default {
       return json(meter);
     }
     if (url.pathname === "/__bench/maintain") {
-      const run = await maintain(envWith(env, { DB: meteredDb(env.DB, "maintain"), ARCHIVE: meteredBucket(env.ARCHIVE) }));
+      const run = await maintain(
+        envWith(env, { DB: meteredDb(env.DB, "maintain"), ARCHIVE: meteredBucket(env.ARCHIVE) }),
+      );
       return json({ run, meter });
     }
     if (url.pathname === "/__bench/erase") {
       // What `npm run erase -- session <app_id> <session_id>` writes (scripts/erase.mjs).
       const { app, kind = "session", target } = await request.json();
-      const row = await env.DB.prepare("INSERT INTO erasures (app_id, kind, target, requested_at) VALUES (?, ?, ?, ?) RETURNING id")
+      const row = await env.DB.prepare(
+        "INSERT INTO erasures (app_id, kind, target, requested_at) VALUES (?, ?, ?, ?) RETURNING id",
+      )
         .bind(app, kind, target, Date.now() * 1000)
         .first();
       return json(row);
     }
     if (url.pathname === "/__bench/erase-due") {
       const budget = Number(url.searchParams.get("budget_ms") ?? 20_000);
-      const run = await eraseDue(drizzle(meteredDb(env.DB, "maintain")), meteredBucket(env.ARCHIVE), { deadline: Date.now() + budget });
+      const run = await eraseDue(drizzle(meteredDb(env.DB, "maintain")), meteredBucket(env.ARCHIVE), {
+        deadline: Date.now() + budget,
+      });
       return json({ run, meter });
     }
     if (url.pathname === "/__bench/erasure") {
-      return json(await env.DB.prepare("SELECT * FROM erasures WHERE id = ?").bind(Number(url.searchParams.get("id"))).first());
+      return json(
+        await env.DB.prepare("SELECT * FROM erasures WHERE id = ?")
+          .bind(Number(url.searchParams.get("id")))
+          .first(),
+      );
     }
     if (url.pathname === "/__bench/archive") {
       const objects = [];
       let cursor;
       do {
         const listed = await env.ARCHIVE.list({ cursor, include: ["customMetadata"] });
-        for (const o of listed.objects) objects.push({ key: o.key, size: o.size, events: Number(o.customMetadata?.events ?? 0) });
+        for (const o of listed.objects)
+          objects.push({ key: o.key, size: o.size, events: Number(o.customMetadata?.events ?? 0) });
         cursor = listed.truncated ? listed.cursor : undefined;
       } while (cursor);
       return json({ objects });

@@ -45,7 +45,10 @@ function jsonSchemaOf(server, name, schema) {
       if (ctx.zodSchema._zod.def.type !== "custom") return;
       const at = [name, ...ctx.path].join("/");
       const known = CUSTOM[at];
-      if (!known) throw new Error(`${at} is a z.custom in the server's schema: say what it accepts in CUSTOM (scripts/generate.mjs)`);
+      if (!known)
+        throw new Error(
+          `${at} is a z.custom in the server's schema: say what it accepts in CUSTOM (scripts/generate.mjs)`,
+        );
       Object.assign(ctx.jsonSchema, known);
     },
   });
@@ -54,7 +57,8 @@ function jsonSchemaOf(server, name, schema) {
 /** The schema's description and the constraints a TypeScript type cannot say, as a doc comment line. */
 function constraints(s) {
   const parts = s.description ? [s.description] : [];
-  for (const key of ["pattern", "minLength", "maxLength", "format"]) if (s[key] !== undefined) parts.push(`${key}: ${s[key]}`);
+  for (const key of ["pattern", "minLength", "maxLength", "format"])
+    if (s[key] !== undefined) parts.push(`${key}: ${s[key]}`);
   return parts.join(", ").replaceAll("*/", "*\\/");
 }
 
@@ -91,7 +95,10 @@ function members(s, indent) {
   const required = new Set(s.required ?? []);
   let text = "";
   for (const [key, value] of Object.entries(s.properties)) {
-    const note = constraints({ description: value.description, ...(value.anyOf?.find((x) => x.type === "string") ?? value) });
+    const note = constraints({
+      description: value.description,
+      ...(value.anyOf?.find((x) => x.type === "string") ?? value),
+    });
     if (note) text += `${indent}/** ${note} */\n`;
     text += `${indent}${key}${required.has(key) ? "" : "?"}: ${tsType(value, indent)};\n`;
   }
@@ -111,8 +118,16 @@ export async function generate() {
     "// `npm run generate --prefix client`. test/generated.test.ts fails when this drifts from the server.",
     "// Types: src/shared/schemas.ts through z.toJSONSchema (input side). Limits: src/shared/config.ts over wrangler.toml [vars].",
     "",
-    iface("An event as POST /api/event/ takes it (src/shared/schemas.ts `eventInput`).", "EventInput", jsonSchemaOf(server, "eventInput", server.eventInput)),
-    iface("The query string of GET /api/event/, every value a string (src/shared/schemas.ts `eventQuery`).", "EventQuery", jsonSchemaOf(server, "eventQuery", server.eventQuery)),
+    iface(
+      "An event as POST /api/event/ takes it (src/shared/schemas.ts `eventInput`).",
+      "EventInput",
+      jsonSchemaOf(server, "eventInput", server.eventInput),
+    ),
+    iface(
+      "The query string of GET /api/event/, every value a string (src/shared/schemas.ts `eventQuery`).",
+      "EventQuery",
+      jsonSchemaOf(server, "eventQuery", server.eventQuery),
+    ),
     iface(
       "Where and on what a stored event happened, as the Worker saw its request (src/shared/schemas.ts `eventContext`): a stored event's `context`.",
       "EventContext",

@@ -1,9 +1,10 @@
 // The client's size as a page pays for it: dist/ bundled by esbuild, minified, then gzip -9.
 // Whole library, and the tracker alone (what a page that only sends events imports).
 //   npm run build && npm run size
-import { gzipSync } from "node:zlib";
+
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist");
@@ -19,7 +20,9 @@ async function measure(label, contents) {
     logLevel: "error",
   });
   const code = out.outputFiles[0].contents;
-  console.log(`${label.padEnd(44)} ${String(code.byteLength).padStart(6)} B minified, ${String(gzipSync(code, { level: 9 }).byteLength).padStart(5)} B min+gzip`);
+  console.log(
+    `${label.padEnd(44)} ${String(code.byteLength).padStart(6)} B minified, ${String(gzipSync(code, { level: 9 }).byteLength).padStart(5)} B min+gzip`,
+  );
 }
 
 await measure("everything (export * from index.js)", 'export * from "./index.js";');

@@ -35,7 +35,9 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /** A timeout signal where the platform has one (every supported one does; old browsers may not). */
 export function timeoutSignal(ms: number): AbortSignal | undefined {
-  return ms > 0 && typeof AbortSignal !== "undefined" && typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(ms) : undefined;
+  return ms > 0 && typeof AbortSignal !== "undefined" && typeof AbortSignal.timeout === "function"
+    ? AbortSignal.timeout(ms)
+    : undefined;
 }
 
 interface ErrorBody {
@@ -45,10 +47,18 @@ interface ErrorBody {
 }
 
 const isIndexed = (errors: unknown): errors is FieldError[] =>
-  Array.isArray(errors) && errors.length > 0 && errors.every((e) => typeof e === "object" && e !== null && typeof (e as FieldError).index === "number");
+  Array.isArray(errors) &&
+  errors.length > 0 &&
+  errors.every((e) => typeof e === "object" && e !== null && typeof (e as FieldError).index === "number");
 
 /** Sends one POST and classifies the answer. Never throws. */
-export async function post(fetchFn: Fetch, url: string, body: string, headers: Record<string, string>, timeout: number): Promise<Outcome> {
+export async function post(
+  fetchFn: Fetch,
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  timeout: number,
+): Promise<Outcome> {
   let response: Response;
   try {
     response = await fetchFn(url, { method: "POST", body, headers, signal: timeoutSignal(timeout) });
@@ -64,14 +74,25 @@ export async function post(fetchFn: Fetch, url: string, body: string, headers: R
   }
   const message = typeof parsed.message === "string" ? parsed.message : `HTTP ${response.status}`;
   if (response.status === 429 || response.status >= 500) {
-    return { kind: "retry", status: response.status, message, retryAfterMs: retryAfterMs(response.headers.get("retry-after")) };
+    return {
+      kind: "retry",
+      status: response.status,
+      message,
+      retryAfterMs: retryAfterMs(response.headers.get("retry-after")),
+    };
   }
   if (response.ok) {
     const errors = Array.isArray(parsed.errors) ? (parsed.errors as FieldError[]) : [];
-    return { kind: "judged", status: response.status, accepted: typeof parsed.accepted === "number" ? parsed.accepted : 0, errors };
+    return {
+      kind: "judged",
+      status: response.status,
+      accepted: typeof parsed.accepted === "number" ? parsed.accepted : 0,
+      errors,
+    };
   }
   // A 400 that names events by index judged each event (all invalid); another 400 (too many
   // events, unreadable body) or 401/403/413/415 refused the request itself.
-  if (response.status === 400 && isIndexed(parsed.errors)) return { kind: "judged", status: 400, accepted: 0, errors: parsed.errors };
+  if (response.status === 400 && isIndexed(parsed.errors))
+    return { kind: "judged", status: 400, accepted: 0, errors: parsed.errors };
   return { kind: "refused", status: response.status, message };
 }

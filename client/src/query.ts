@@ -1,10 +1,18 @@
 // The reading side, for read keys: one page, every page (cursor mode, following `next`), every
 // event, one session's events, one event's receipt.
-import { SERVER_LIMITS, type EventContext, type EventInput, type EventQuery } from "./generated/server.js";
-import { backoff, retryAfterMs, sleep, timeoutSignal, type Fetch } from "./http.js";
+import { type EventContext, type EventInput, type EventQuery, SERVER_LIMITS } from "./generated/server.js";
+import { backoff, type Fetch, retryAfterMs, sleep, timeoutSignal } from "./http.js";
 
 /** The filters this client passes on: names checked against the server's query schema at compile time. */
-const FILTERS = ["session_id", "category", "name", "country", "device", "timestamp_after", "timestamp_before"] as const satisfies readonly (keyof EventQuery)[];
+const FILTERS = [
+  "session_id",
+  "category",
+  "name",
+  "country",
+  "device",
+  "timestamp_after",
+  "timestamp_before",
+] as const satisfies readonly (keyof EventQuery)[];
 
 export interface EventFilters {
   /** Exact match. */
@@ -103,7 +111,8 @@ export class QueryClient {
 
   /** One session's events in the order they happened (GET /api/sessions/{id}/events). */
   async *session(sessionId: string, filters: Omit<EventFilters, "session_id"> = {}): AsyncGenerator<StoredEvent> {
-    for await (const page of this.walk(`/api/sessions/${encodeURIComponent(sessionId)}/events?${queryString(filters)}`)) yield* page.results;
+    for await (const page of this.walk(`/api/sessions/${encodeURIComponent(sessionId)}/events?${queryString(filters)}`))
+      yield* page.results;
   }
 
   /** The stored event with this event_id (a delivery receipt), or null while it is not stored. */
@@ -149,8 +158,13 @@ export class QueryClient {
         continue;
       }
       if (response === undefined) throw failure;
-      const body = (await response.json().catch(() => ({}))) as { code?: string; message?: string; request_id?: string };
-      if (!response.ok) throw new EyeError(response.status, body.code, body.message ?? `HTTP ${response.status}`, body.request_id);
+      const body = (await response.json().catch(() => ({}))) as {
+        code?: string;
+        message?: string;
+        request_id?: string;
+      };
+      if (!response.ok)
+        throw new EyeError(response.status, body.code, body.message ?? `HTTP ${response.status}`, body.request_id);
       return body as T;
     }
   }

@@ -1,8 +1,8 @@
 // The sending side: track() queues an event with its event_id; batches go out on an interval, on
 // demand, when a batch is full, and by beacon when the page is hidden or left.
-import { bodyBytes, bodyOf, takeBatch, utf8Length, type Serialized } from "./batch.js";
-import { SERVER_LIMITS, type EventInput, type FieldError } from "./generated/server.js";
-import { backoff, post, sleep, type Fetch, type Outcome } from "./http.js";
+import { bodyBytes, bodyOf, type Serialized, takeBatch, utf8Length } from "./batch.js";
+import { type EventInput, type FieldError, SERVER_LIMITS } from "./generated/server.js";
+import { backoff, type Fetch, type Outcome, post, sleep } from "./http.js";
 import { sessionId } from "./session.js";
 import { uuidv7 } from "./uuid.js";
 
@@ -174,13 +174,21 @@ export class Tracker {
    * Queues an event and returns its event_id (the key of its delivery receipt,
    * GET /api/event/{event_id}); undefined when it was refused before queueing (onError says why).
    */
-  track(category: string, name: string, data: Record<string, unknown> = {}, options: TrackOptions = {}): string | undefined {
+  track(
+    category: string,
+    name: string,
+    data: Record<string, unknown> = {},
+    options: TrackOptions = {},
+  ): string | undefined {
     const event: TrackedEvent = {
       session_id: options.session_id ?? this.session(),
       category,
       name,
       data,
-      timestamp: options.timestamp instanceof Date ? options.timestamp.toISOString() : (options.timestamp ?? new Date().toISOString()),
+      timestamp:
+        options.timestamp instanceof Date
+          ? options.timestamp.toISOString()
+          : (options.timestamp ?? new Date().toISOString()),
       event_id: options.event_id ?? uuidv7(),
     };
     this.stats.tracked++;
@@ -196,7 +204,12 @@ export class Tracker {
       dataJson === undefined
         ? { index: 0, field: "data", message: "data cannot be serialized as JSON", rule: "invalid_type" }
         : utf8Length(dataJson) > SERVER_LIMITS.maxDataBytes
-          ? { index: 0, field: "data", message: `data is larger than ${SERVER_LIMITS.maxDataBytes} bytes once serialized`, rule: "too_big" }
+          ? {
+              index: 0,
+              field: "data",
+              message: `data is larger than ${SERVER_LIMITS.maxDataBytes} bytes once serialized`,
+              rule: "too_big",
+            }
           : null;
     if (problem) {
       this.stats.invalid++;
@@ -207,7 +220,10 @@ export class Tracker {
     const json = `{"session_id":${s(event.session_id)},"category":${s(category)},"name":${s(name)},"data":${dataJson},"timestamp":${s(event.timestamp)},"event_id":${s(event.event_id)}}`;
     const entry: Entry = { event, json, bytes: utf8Length(json) };
 
-    if (this.o.overflow === "drop-newest" && (this.queue.length + 1 > this.o.maxQueueEvents || this.queueBytes + entry.bytes > this.o.maxQueueBytes)) {
+    if (
+      this.o.overflow === "drop-newest" &&
+      (this.queue.length + 1 > this.o.maxQueueEvents || this.queueBytes + entry.bytes > this.o.maxQueueBytes)
+    ) {
       this.dropped([entry]);
       return undefined;
     }
@@ -232,7 +248,9 @@ export class Tracker {
       return this.running;
     }
     // Events tracked after the running flush took its last batch get a flush of their own.
-    return this.running.then((result) => (this.queue.length > 0 && Date.now() >= this.notBefore ? this.flush() : result));
+    return this.running.then((result) =>
+      this.queue.length > 0 && Date.now() >= this.notBefore ? this.flush() : result,
+    );
   }
 
   /** Stops the timer and the page listeners, then flushes: call it before a Node process exits. */
@@ -254,7 +272,9 @@ export class Tracker {
    */
   beacon(): number {
     const seen = new Set<string>();
-    const pending = [...this.inflight, ...this.queue].filter((e) => !this.beaconed.has(e) && !seen.has(e.event.event_id) && seen.add(e.event.event_id));
+    const pending = [...this.inflight, ...this.queue].filter(
+      (e) => !this.beaconed.has(e) && !seen.has(e.event.event_id) && seen.add(e.event.event_id),
+    );
     const url = this.postUrl(true);
     const handed = new Set<Entry>();
     for (let rest = pending; rest.length > 0; ) {
@@ -290,7 +310,13 @@ export class Tracker {
         this.bound();
         this.notBefore = outcome.retryAt;
         this.persistNow();
-        this.report({ kind: "unavailable", status: outcome.status, message: outcome.message, queued: this.queue.length, retryAt: outcome.retryAt });
+        this.report({
+          kind: "unavailable",
+          status: outcome.status,
+          message: outcome.message,
+          queued: this.queue.length,
+          retryAt: outcome.retryAt,
+        });
         break;
       }
       sent += this.settle(batch, outcome);
@@ -304,7 +330,10 @@ export class Tracker {
     const params: string[] = [];
     if (withKey) params.push(`key=${encodeURIComponent(this.o.writeKey)}`);
     if (this.o.sendPage && typeof location !== "undefined" && typeof document !== "undefined") {
-      for (const [name, value] of [["page", location.href], ["referrer", document.referrer]] as const) {
+      for (const [name, value] of [
+        ["page", location.href],
+        ["referrer", document.referrer],
+      ] as const) {
         if (value && value.length <= 2000) params.push(`${name}=${encodeURIComponent(value)}`);
       }
     }
@@ -312,7 +341,9 @@ export class Tracker {
   }
 
   /** One batch through the retry policy. */
-  private async send(batch: Entry[]): Promise<Exclude<Outcome, { kind: "retry" }> | (Extract<Outcome, { kind: "retry" }> & { retryAt: number })> {
+  private async send(
+    batch: Entry[],
+  ): Promise<Exclude<Outcome, { kind: "retry" }> | (Extract<Outcome, { kind: "retry" }> & { retryAt: number })> {
     const body = bodyOf(batch);
     const headers: Record<string, string> = this.o.keyInUrl
       ? { "content-type": "text/plain;charset=UTF-8" }
@@ -323,7 +354,8 @@ export class Tracker {
       if (outcome.kind !== "retry") return outcome;
       // Retry-After is a floor; the backoff keeps growing under it.
       const wait = Math.max(outcome.retryAfterMs ?? 0, backoff(attempt, this.o.retryBaseDelay, this.o.maxRetryDelay));
-      if (attempt >= this.o.maxRetries || wait > this.o.maxRetryDelay) return { ...outcome, retryAt: Date.now() + wait };
+      if (attempt >= this.o.maxRetries || wait > this.o.maxRetryDelay)
+        return { ...outcome, retryAt: Date.now() + wait };
       this.stats.retries++;
       await sleep(wait);
     }
@@ -333,7 +365,12 @@ export class Tracker {
   private settle(batch: Entry[], outcome: Exclude<Outcome, { kind: "retry" }>): number {
     if (outcome.kind === "refused") {
       this.stats.refused += batch.length;
-      this.report({ kind: "refused", status: outcome.status, message: outcome.message, events: batch.map((e) => e.event) });
+      this.report({
+        kind: "refused",
+        status: outcome.status,
+        message: outcome.message,
+        events: batch.map((e) => e.event),
+      });
       return 0;
     }
     const byIndex = new Map<number, FieldError[]>();
@@ -345,7 +382,10 @@ export class Tracker {
     this.stats.sent += accepted;
     if (byIndex.size > 0) {
       this.stats.invalid += byIndex.size;
-      this.report({ kind: "invalid", events: [...byIndex].map(([index, errors]) => ({ event: batch[index]!.event, errors })) });
+      this.report({
+        kind: "invalid",
+        events: [...byIndex].map(([index, errors]) => ({ event: batch[index]!.event, errors })),
+      });
     }
     return accepted;
   }
@@ -354,7 +394,10 @@ export class Tracker {
   private bound(): void {
     let n = 0;
     let bytes = this.queueBytes;
-    while (this.queue.length - n > this.o.maxQueueEvents || (bytes > this.o.maxQueueBytes && this.queue.length - n > 1)) {
+    while (
+      this.queue.length - n > this.o.maxQueueEvents ||
+      (bytes > this.o.maxQueueBytes && this.queue.length - n > 1)
+    ) {
       bytes -= this.queue[n]!.bytes;
       n++;
     }
@@ -458,7 +501,13 @@ function sendBeacon(url: string, body: string): boolean {
     }
   }
   if (typeof fetch !== "function") return false;
-  fetch(url, { method: "POST", body, keepalive: true, credentials: "omit", headers: { "content-type": "text/plain;charset=UTF-8" } }).catch(() => {});
+  fetch(url, {
+    method: "POST",
+    body,
+    keepalive: true,
+    credentials: "omit",
+    headers: { "content-type": "text/plain;charset=UTF-8" },
+  }).catch(() => {});
   return true;
 }
 

@@ -4,11 +4,11 @@
 // one go waits in localStorage for the next page. Checked through GET /api/event/ with the read key.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type * as Client from "../src/index.js";
-import { faultServer, type FaultServer } from "./helpers/fault-server.js";
-import { eyeUrl, newSession, sleep, waitForEvents, WRITE_KEY } from "./helpers/eye.js";
+import { eyeUrl, newSession, sleep, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
+import { type FaultServer, faultServer } from "./helpers/fault-server.js";
 import { staticServer } from "./helpers/static-server.js";
 
 declare global {
@@ -22,7 +22,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 // Locally a missing browser skips these tests; in CI (which installs it) it fails them.
 const run = existsSync(CHROMIUM) || process.env.CI !== undefined;
 if (!run) console.warn(`browser tests skipped: no ${CHROMIUM} (apt-get install -y chromium)`);
-if (run && !existsSync(path.resolve(import.meta.dirname, "../dist/index.js"))) throw new Error("build the client first: npm run build");
+if (run && !existsSync(path.resolve(import.meta.dirname, "../dist/index.js")))
+  throw new Error("build the client first: npm run build");
 
 let browser: Browser;
 let context: BrowserContext;
@@ -35,7 +36,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Root in CI needs --no-sandbox; the rest keeps Chromium off a network it does not have.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 });
 
@@ -80,7 +89,12 @@ describe.runIf(run)("in a browser", () => {
     const page = await openPage();
     await page.evaluate(
       ({ endpoint, writeKey, session }) => {
-        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          flushInterval: 600_000,
+        });
         for (let i = 0; i < 3; i++) window.tracker.track("browser", "navigate", { i });
       },
       { endpoint: net.url, writeKey: WRITE_KEY, session },
@@ -105,10 +119,18 @@ describe.runIf(run)("in a browser", () => {
   it("names the page and its referrer, so each event's context carries the campaign and where the visitor came from", async () => {
     await fresh();
     const session = newSession("campaign");
-    const page = await openPage("?utm_source=newsletter&utm_campaign=fall&email=someone%40example.com", "http://search.example/results?q=eye");
+    const page = await openPage(
+      "?utm_source=newsletter&utm_campaign=fall&email=someone%40example.com",
+      "http://search.example/results?q=eye",
+    );
     await page.evaluate(
       ({ endpoint, writeKey, session }) => {
-        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          flushInterval: 600_000,
+        });
         window.tracker.track("browser", "landing", {});
         return window.tracker.flush();
       },
@@ -131,7 +153,12 @@ describe.runIf(run)("in a browser", () => {
     const page = await openPage();
     await page.evaluate(
       ({ endpoint, writeKey, session }) => {
-        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          flushInterval: 600_000,
+        });
         window.tracker.track("browser", "hidden", { n: 1 });
         window.tracker.track("browser", "hidden", { n: 2 });
         Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
@@ -154,7 +181,12 @@ describe.runIf(run)("in a browser", () => {
     const page = await openPage();
     await page.evaluate(
       ({ endpoint, writeKey, session }) => {
-        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          flushInterval: 600_000,
+        });
         window.tracker.track("browser", "close", { last: true });
       },
       { endpoint: net.url, writeKey: WRITE_KEY, session },
@@ -170,26 +202,44 @@ describe.runIf(run)("in a browser", () => {
     const page = await openPage();
     const options = { endpoint: net.url, writeKey: WRITE_KEY, session, persist: true };
     await page.evaluate(({ endpoint, writeKey, session, persist }) => {
-      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist, flushInterval: 600_000 });
+      window.tracker = window.EyeClient.createTracker({
+        endpoint,
+        writeKey,
+        sessionId: session,
+        persist,
+        flushInterval: 600_000,
+      });
       for (let i = 0; i < 150; i++) window.tracker.track("browser", "large", { i, pad: "x".repeat(1000) });
     }, options);
     await page.goto(`${site.url}/page.html`); // leaves the page: beacons
     await page.waitForFunction(() => window.EyeClient !== undefined);
     await sleep(500);
     const beacons = net.requests.filter((r) => r.method === "POST");
-    const left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length);
+    const left = await page.evaluate(
+      () => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length,
+    );
 
     // The next page's tracker adopts what is stored and sends it.
     await page.evaluate(({ endpoint, writeKey, session, persist }) => {
-      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist, flushInterval: 600_000 });
+      window.tracker = window.EyeClient.createTracker({
+        endpoint,
+        writeKey,
+        sessionId: session,
+        persist,
+        flushInterval: 600_000,
+      });
     }, options);
     const stored = await waitForEvents(session, 150, { settleMs: 2500 });
     expect(stored.map((e) => e.data.i)).toEqual([...Array(150).keys()]);
     expect(beacons.length).toBeGreaterThan(0);
     for (const b of beacons) expect(Buffer.byteLength(b.body)).toBeLessThan(64 * 1024);
     const beaconed = beacons.reduce((n, b) => n + (JSON.parse(b.body) as unknown[]).length, 0);
-    console.log(`150 events of ~1 KB on leaving the page: ${beacons.length} beacon(s) took ${beaconed}; ${150 - beaconed} waited in ${left} localStorage slot(s) for the next page`);
-    expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length)).toBe(0);
+    console.log(
+      `150 events of ~1 KB on leaving the page: ${beacons.length} beacon(s) took ${beaconed}; ${150 - beaconed} waited in ${left} localStorage slot(s) for the next page`,
+    );
+    expect(
+      await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length),
+    ).toBe(0);
     // The next page's flush went by fetch, text/plain with ?key= as well: no preflight either.
     expect(net.requests.filter((r) => r.method === "POST").length).toBeGreaterThan(beacons.length);
     expect(net.requests.some((r) => r.method === "OPTIONS")).toBe(false);
@@ -202,7 +252,14 @@ describe.runIf(run)("in a browser", () => {
     const options = { endpoint: net.url, writeKey: WRITE_KEY, session };
     await first.evaluate(({ endpoint, writeKey, session }) => {
       // No timer and no beacon: the events can only survive through localStorage.
-      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist: true, unload: false, flushInterval: 0 });
+      window.tracker = window.EyeClient.createTracker({
+        endpoint,
+        writeKey,
+        sessionId: session,
+        persist: true,
+        unload: false,
+        flushInterval: 0,
+      });
       for (let i = 0; i < 3; i++) window.tracker.track("browser", "persist", { i });
     }, options);
     await first.close();
@@ -210,7 +267,13 @@ describe.runIf(run)("in a browser", () => {
 
     const next = await openPage();
     await next.evaluate(({ endpoint, writeKey, session }) => {
-      window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, persist: true, flushInterval: 0 });
+      window.tracker = window.EyeClient.createTracker({
+        endpoint,
+        writeKey,
+        sessionId: session,
+        persist: true,
+        flushInterval: 0,
+      });
     }, options);
     const stored = await waitForEvents(session, 3);
     expect(stored.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);

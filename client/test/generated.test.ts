@@ -11,9 +11,16 @@ describe("generated from the server", () => {
 
   it("data, a z.custom the generator describes by hand as a JSON object, is what the server's validator accepts", async () => {
     const { eventInput } = await loadServer();
-    const event = (data: unknown) => ({ session_id: "s", category: "c", name: "n", timestamp: "2026-01-01T00:00:00Z", data });
+    const event = (data: unknown) => ({
+      session_id: "s",
+      category: "c",
+      name: "n",
+      timestamp: "2026-01-01T00:00:00Z",
+      data,
+    });
     expect(eventInput.safeParse(event({})).success).toBe(true);
     expect(eventInput.safeParse(event({ nested: { a: [1, "x", null] } })).success).toBe(true);
-    for (const notObject of [[], null, "text", 1, true, undefined]) expect(eventInput.safeParse(event(notObject)).success).toBe(false);
+    for (const notObject of [[], null, "text", 1, true, undefined])
+      expect(eventInput.safeParse(event(notObject)).success).toBe(false);
   });
 });

@@ -2,8 +2,8 @@
 // and D1): what it sends arrives once, whatever the network does on the way.
 import { afterEach, describe, expect, it } from "vitest";
 import { createTracker, type TrackerError, type TrackerOptions } from "../src/index.js";
-import { faultServer, type FaultServer } from "./helpers/fault-server.js";
-import { eyeUrl, newSession, sleep, waitForEvents, WRITE_KEY } from "./helpers/eye.js";
+import { eyeUrl, newSession, sleep, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
+import { type FaultServer, faultServer } from "./helpers/fault-server.js";
 
 const servers: FaultServer[] = [];
 afterEach(async () => {
@@ -45,7 +45,9 @@ describe("delivery", () => {
     expect(result).toEqual({ sent: 1203, queued: 0 });
     expect(posts(net).map((r) => (JSON.parse(r.body) as unknown[]).length)).toEqual([500, 500, 203]);
     // From Node the key travels in the Authorization header, never in the URL.
-    expect(posts(net).every((r) => r.headers.authorization === `Bearer ${WRITE_KEY}` && !r.url.includes("key="))).toBe(true);
+    expect(posts(net).every((r) => r.headers.authorization === `Bearer ${WRITE_KEY}` && !r.url.includes("key="))).toBe(
+      true,
+    );
 
     const stored = await waitForEvents(session, 1203);
     expect(stored).toHaveLength(1203);
@@ -221,7 +223,12 @@ describe("invalid events", () => {
 
     expect(posts(net)).toHaveLength(1);
     expect(posts(net)[0]!.upstream?.status).toBe(400);
-    expect(errors).toMatchObject([{ kind: "invalid", events: [{ errors: [{ index: 0, field: "timestamp" }] }, { errors: [{ index: 1, field: "timestamp" }] }] }]);
+    expect(errors).toMatchObject([
+      {
+        kind: "invalid",
+        events: [{ errors: [{ index: 0, field: "timestamp" }] }, { errors: [{ index: 1, field: "timestamp" }] }],
+      },
+    ]);
     expect(t.queued).toBe(0);
   });
 

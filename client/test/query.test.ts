@@ -2,7 +2,7 @@
 // one session in order, receipts.
 import { beforeAll, describe, expect, it } from "vitest";
 import { createQueryClient, createTracker, EyeError, type Fetch } from "../src/index.js";
-import { eyeUrl, newSession, READ_KEY, waitForEvents, WRITE_KEY } from "./helpers/eye.js";
+import { eyeUrl, newSession, READ_KEY, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
 
 const session = newSession("query");
 const base = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -11,7 +11,8 @@ const ids: string[] = [];
 beforeAll(async () => {
   const t = createTracker({ endpoint: eyeUrl(), writeKey: WRITE_KEY, sessionId: session, flushInterval: 0 });
   // 25 events a minute apart: 15 "view", 10 "click".
-  for (let i = 0; i < 25; i++) ids.push(t.track("query-test", i % 5 < 3 ? "view" : "click", { i }, { timestamp: new Date(base + i * 60_000) })!);
+  for (let i = 0; i < 25; i++)
+    ids.push(t.track("query-test", i % 5 < 3 ? "view" : "click", { i }, { timestamp: new Date(base + i * 60_000) })!);
   await t.close();
   await waitForEvents(session, 25, { settleMs: 0 });
 });
@@ -93,7 +94,11 @@ describe("query client", () => {
 
   it("throws the server's error for a bad key or a bad filter", async () => {
     const bad = createQueryClient({ endpoint: eyeUrl(), readKey: WRITE_KEY });
-    await expect(bad.page({ session_id: session })).rejects.toMatchObject({ name: "EyeError", status: 403, code: "forbidden" });
+    await expect(bad.page({ session_id: session })).rejects.toMatchObject({
+      name: "EyeError",
+      status: 403,
+      code: "forbidden",
+    });
     const { query } = client();
     const err = await query.page({ timestamp_after: "not a date" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EyeError);

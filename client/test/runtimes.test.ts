@@ -7,7 +7,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
-import { eyeUrl, newSession, waitForEvents, WRITE_KEY } from "./helpers/eye.js";
+import { eyeUrl, newSession, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.resolve(import.meta.dirname, "../dist/index.js");
@@ -36,22 +36,36 @@ describe("runtimes", () => {
           return Response.json({ id });
         },
       };`;
-    const bundle = await build({ stdin: { contents: entry, resolveDir: ROOT, loader: "js" }, bundle: true, format: "esm", write: false, logLevel: "error" });
-    const miniflare = (await import(pathToFileURL(path.join(ROOT, "node_modules/miniflare/dist/src/index.js")).href)) as typeof import("miniflare");
+    const bundle = await build({
+      stdin: { contents: entry, resolveDir: ROOT, loader: "js" },
+      bundle: true,
+      format: "esm",
+      write: false,
+      logLevel: "error",
+    });
+    const miniflare = (await import(
+      pathToFileURL(path.join(ROOT, "node_modules/miniflare/dist/src/index.js")).href
+    )) as typeof import("miniflare");
     const mf = new miniflare.Miniflare({
       workers: [
         {
           config: {
             name: "client-in-a-worker",
             compatibilityDate: "2026-11-01",
-            manifest: { mainModule: "worker.mjs", modules: { "worker.mjs": { type: "esm", contents: bundle.outputFiles[0]!.text } } },
+            manifest: {
+              mainModule: "worker.mjs",
+              modules: { "worker.mjs": { type: "esm", contents: bundle.outputFiles[0]!.text } },
+            },
           },
         },
       ],
     });
     try {
       const session = newSession("worker");
-      const res = await mf.dispatchFetch("http://worker.local/", { method: "POST", body: JSON.stringify({ endpoint: eyeUrl(), writeKey: WRITE_KEY, session }) });
+      const res = await mf.dispatchFetch("http://worker.local/", {
+        method: "POST",
+        body: JSON.stringify({ endpoint: eyeUrl(), writeKey: WRITE_KEY, session }),
+      });
       const { id } = (await res.json()) as { id: string };
       const [stored] = await waitForEvents(session, 1);
       expect(stored).toMatchObject({ event_id: id, category: "worker", data: { runtime: "Cloudflare-Workers" } });

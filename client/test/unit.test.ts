@@ -2,8 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { bodyBytes, bodyOf, takeBatch, utf8Length } from "../src/batch.js";
 import { backoff, retryAfterMs } from "../src/http.js";
+import { createTracker, resetSessionId, SERVER_LIMITS, sessionId, type TrackerError, uuidv7 } from "../src/index.js";
 import { queryString } from "../src/query.js";
-import { createTracker, resetSessionId, sessionId, SERVER_LIMITS, uuidv7, type TrackerError } from "../src/index.js";
 
 describe("uuidv7", () => {
   it("has version 7, the RFC variant, and the time it was made in its first 48 bits", () => {
@@ -73,7 +73,14 @@ describe("retry waits", () => {
 describe("query strings", () => {
   it("ask for cursor pagination and carry the typed filters", () => {
     const qs = new URLSearchParams(
-      queryString({ session_id: "s 1", category: "nav", name: "view", timestamp_after: new Date(Date.UTC(2026, 0, 1)), timestamp_before: "2026-01-02", limit: 1000 }),
+      queryString({
+        session_id: "s 1",
+        category: "nav",
+        name: "view",
+        timestamp_after: new Date(Date.UTC(2026, 0, 1)),
+        timestamp_before: "2026-01-02",
+        limit: 1000,
+      }),
     );
     expect(Object.fromEntries(qs)).toEqual({
       pagination: "cursor",
@@ -97,7 +104,14 @@ describe("the queue's bound", () => {
 
   it("drop-oldest (the default) keeps the newest events, counts and reports the dropped ones", () => {
     const errors: TrackerError[] = [];
-    const t = createTracker({ endpoint: "http://127.0.0.1:1", writeKey: "k", flushInterval: 0, maxQueueEvents: 3, fetch: noNetwork, onError: (e) => errors.push(e) });
+    const t = createTracker({
+      endpoint: "http://127.0.0.1:1",
+      writeKey: "k",
+      flushInterval: 0,
+      maxQueueEvents: 3,
+      fetch: noNetwork,
+      onError: (e) => errors.push(e),
+    });
     for (let i = 0; i < 5; i++) t.track("t", "n", { i });
     expect(t.queued).toBe(3);
     expect(t.stats.dropped).toBe(2);
@@ -106,7 +120,15 @@ describe("the queue's bound", () => {
 
   it("drop-newest refuses the event being tracked instead", () => {
     const errors: TrackerError[] = [];
-    const t = createTracker({ endpoint: "http://127.0.0.1:1", writeKey: "k", flushInterval: 0, maxQueueEvents: 3, overflow: "drop-newest", fetch: noNetwork, onError: (e) => errors.push(e) });
+    const t = createTracker({
+      endpoint: "http://127.0.0.1:1",
+      writeKey: "k",
+      flushInterval: 0,
+      maxQueueEvents: 3,
+      overflow: "drop-newest",
+      fetch: noNetwork,
+      onError: (e) => errors.push(e),
+    });
     const ids = Array.from({ length: 5 }, (_, i) => t.track("t", "n", { i }));
     expect(ids.map((id) => id !== undefined)).toEqual([true, true, true, false, false]);
     expect(t.stats.dropped).toBe(2);
@@ -114,7 +136,13 @@ describe("the queue's bound", () => {
   });
 
   it("bounds bytes as well as events", () => {
-    const t = createTracker({ endpoint: "http://127.0.0.1:1", writeKey: "k", flushInterval: 0, maxQueueBytes: 10_000, fetch: noNetwork });
+    const t = createTracker({
+      endpoint: "http://127.0.0.1:1",
+      writeKey: "k",
+      flushInterval: 0,
+      maxQueueBytes: 10_000,
+      fetch: noNetwork,
+    });
     for (let i = 0; i < 20; i++) t.track("t", "n", { pad: "x".repeat(1000) });
     expect(t.queued).toBeLessThan(10);
     expect(t.stats.dropped).toBe(20 - t.queued);
@@ -122,7 +150,13 @@ describe("the queue's bound", () => {
 
   it("data that is not JSON is reported at track(), not queued", () => {
     const errors: TrackerError[] = [];
-    const t = createTracker({ endpoint: "http://127.0.0.1:1", writeKey: "k", flushInterval: 0, fetch: noNetwork, onError: (e) => errors.push(e) });
+    const t = createTracker({
+      endpoint: "http://127.0.0.1:1",
+      writeKey: "k",
+      flushInterval: 0,
+      fetch: noNetwork,
+      onError: (e) => errors.push(e),
+    });
     const circular: Record<string, unknown> = {};
     circular.self = circular;
     expect(t.track("t", "n", circular)).toBeUndefined();
@@ -142,7 +176,12 @@ describe("session ids", () => {
   });
 
   it("are what a tracker uses when the event names none", () => {
-    const t = createTracker({ endpoint: "http://127.0.0.1:1", writeKey: "k", flushInterval: 0, fetch: () => Promise.reject(new Error("offline")) });
+    const t = createTracker({
+      endpoint: "http://127.0.0.1:1",
+      writeKey: "k",
+      flushInterval: 0,
+      fetch: () => Promise.reject(new Error("offline")),
+    });
     t.track("t", "n");
     t.track("t", "n", {}, { session_id: "mine" });
     const sent: string[] = [];

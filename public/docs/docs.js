@@ -26,17 +26,31 @@ function h(tag, attrs, ...children) {
 function prose(text, tag = "p") {
   if (!text) return [];
   return text.split(/\n\s*\n/).map((para) =>
-    h(tag, null, para.replace(/\s*\n\s*/g, " ").split(/(`[^`]+`|\*\*[^*]+\*\*)/).map((part) =>
-      part.startsWith("`") && part.endsWith("`") && part.length > 1 ? h("code", null, part.slice(1, -1))
-        : part.startsWith("**") && part.endsWith("**") && part.length > 3 ? h("strong", null, part.slice(2, -2))
-        : part)));
+    h(
+      tag,
+      null,
+      para
+        .replace(/\s*\n\s*/g, " ")
+        .split(/(`[^`]+`|\*\*[^*]+\*\*)/)
+        .map((part) =>
+          part.startsWith("`") && part.endsWith("`") && part.length > 1
+            ? h("code", null, part.slice(1, -1))
+            : part.startsWith("**") && part.endsWith("**") && part.length > 3
+              ? h("strong", null, part.slice(2, -2))
+              : part,
+        ),
+    ),
+  );
 }
 
 /** Follows a local $ref (#/components/…) to what it names. */
 function resolve(obj) {
   let seen = 0;
   while (obj && obj.$ref && seen++ < 20) {
-    const target = obj.$ref.replace(/^#\//, "").split("/").reduce((o, k) => (o ? o[k.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined), doc);
+    const target = obj.$ref
+      .replace(/^#\//, "")
+      .split("/")
+      .reduce((o, k) => (o ? o[k.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined), doc);
     if (!target) break;
     const { $ref, ...rest } = obj;
     obj = Object.keys(rest).length ? { ...target, ...rest, _also: rest } : target;
@@ -50,10 +64,14 @@ const anchor = (kind, name) => `${kind}-${name.replace(/[^A-Za-z0-9_-]/g, "_")}`
 // ---- Schemas
 
 const CONSTRAINTS = [
-  ["format", (v) => `format ${v}`], ["pattern", (v) => `pattern ${v}`],
-  ["minLength", (v) => `≥ ${v} chars`], ["maxLength", (v) => `≤ ${v} chars`],
-  ["minItems", (v) => `≥ ${v} items`], ["maxItems", (v) => `≤ ${v} items`],
-  ["minimum", (v) => `≥ ${v}`], ["maximum", (v) => `≤ ${v}`],
+  ["format", (v) => `format ${v}`],
+  ["pattern", (v) => `pattern ${v}`],
+  ["minLength", (v) => `≥ ${v} chars`],
+  ["maxLength", (v) => `≤ ${v} chars`],
+  ["minItems", (v) => `≥ ${v} items`],
+  ["maxItems", (v) => `≤ ${v} items`],
+  ["minimum", (v) => `≥ ${v}`],
+  ["maximum", (v) => `≤ ${v}`],
 ];
 
 function typeLabel(s) {
@@ -70,11 +88,18 @@ function schemaView(schema, depth = 0) {
   if (schema.$ref && depth > 0) {
     const name = refName(schema.$ref);
     const { $ref, ...also } = schema;
-    const details = h("details", { class: "schema-view" },
-      h("summary", null, h("a", { href: `#${anchor("schema", name)}` }, name), extraNote(also)));
-    details.addEventListener("toggle", () => {
-      if (details.open && details.childNodes.length === 1) details.append(schemaBody(resolve({ $ref }), depth + 1));
-    }, { once: false });
+    const details = h(
+      "details",
+      { class: "schema-view" },
+      h("summary", null, h("a", { href: `#${anchor("schema", name)}` }, name), extraNote(also)),
+    );
+    details.addEventListener(
+      "toggle",
+      () => {
+        if (details.open && details.childNodes.length === 1) details.append(schemaBody(resolve({ $ref }), depth + 1));
+      },
+      { once: false },
+    );
     return details;
   }
   return h("div", { class: "schema-view" }, schemaBody(resolve(schema), depth + 1));
@@ -92,23 +117,63 @@ function schemaBody(s, depth) {
   const parts = [];
   const label = typeLabel(s);
   if (label) parts.push(h("span", { class: "type" }, label));
-  for (const [k, fmt] of CONSTRAINTS) if (s[k] !== undefined) parts.push(h("span", { class: "constraint" }, ` · ${fmt(s[k])}`));
+  for (const [k, fmt] of CONSTRAINTS)
+    if (s[k] !== undefined) parts.push(h("span", { class: "constraint" }, ` · ${fmt(s[k])}`));
   if (s.description) parts.push(h("div", { class: "muted" }, prose(s.description, "span")));
-  if (s.examples) parts.push(h("div", { class: "constraint" }, "e.g. ", s.examples.map((e) => h("code", null, JSON.stringify(e))).reduce((a, e) => a.concat(a.length ? [", ", e] : [e]), [])));
+  if (s.examples)
+    parts.push(
+      h(
+        "div",
+        { class: "constraint" },
+        "e.g. ",
+        s.examples
+          .map((e) => h("code", null, JSON.stringify(e)))
+          .reduce((a, e) => a.concat(a.length ? [", ", e] : [e]), []),
+      ),
+    );
   if (s._also) parts.push(extraNote(s._also));
   const variants = s.anyOf ?? s.oneOf;
-  if (variants) parts.push(h("ul", null, variants.map((v) => h("li", null, schemaView(v, depth)))));
+  if (variants)
+    parts.push(
+      h(
+        "ul",
+        null,
+        variants.map((v) => h("li", null, schemaView(v, depth))),
+      ),
+    );
   if (s.type === "array" || (Array.isArray(s.type) && s.type.includes("array"))) {
-    if (s.items) parts.push(h("ul", null, h("li", null, h("span", { class: "muted" }, "items: "), schemaView(s.items, depth))));
+    if (s.items)
+      parts.push(h("ul", null, h("li", null, h("span", { class: "muted" }, "items: "), schemaView(s.items, depth))));
   }
   if (s.properties) {
     const required = new Set(s.required ?? []);
-    parts.push(h("ul", null, Object.entries(s.properties).map(([name, p]) =>
-      h("li", null, h("code", null, name), required.has(name) ? h("span", { class: "req" }, "required") : null, " ", schemaView(p, depth)))));
+    parts.push(
+      h(
+        "ul",
+        null,
+        Object.entries(s.properties).map(([name, p]) =>
+          h(
+            "li",
+            null,
+            h("code", null, name),
+            required.has(name) ? h("span", { class: "req" }, "required") : null,
+            " ",
+            schemaView(p, depth),
+          ),
+        ),
+      ),
+    );
   }
   if (s.propertyNames?.enum) parts.push(h("div", { class: "constraint" }, `keys: ${s.propertyNames.enum.join(", ")}`));
   if (s.additionalProperties === false) parts.push(h("div", { class: "constraint" }, "no other fields"));
-  else if (s.additionalProperties && Object.keys(s.additionalProperties).length) parts.push(h("ul", null, h("li", null, h("span", { class: "muted" }, "values: "), schemaView(s.additionalProperties, depth))));
+  else if (s.additionalProperties && Object.keys(s.additionalProperties).length)
+    parts.push(
+      h(
+        "ul",
+        null,
+        h("li", null, h("span", { class: "muted" }, "values: "), schemaView(s.additionalProperties, depth)),
+      ),
+    );
   return h("div", null, parts);
 }
 
@@ -118,31 +183,82 @@ const SECURITY_TEXT = (op) => {
   const schemes = doc.components?.securitySchemes ?? {};
   const options = (op.security ?? doc.security ?? []).map((req) => Object.keys(req));
   if (options.length === 0) return "none";
-  return options.map((names) => (names.length === 0 ? "none" : names.map((n) => `${n} (${schemes[n]?.description ?? n})`).join(" and "))).join("; or ");
+  return options
+    .map((names) =>
+      names.length === 0 ? "none" : names.map((n) => `${n} (${schemes[n]?.description ?? n})`).join(" and "),
+    )
+    .join("; or ");
 };
 
 function paramsTable(params) {
-  return h("table", null,
-    h("thead", null, h("tr", null, h("th", null, "name"), h("th", null, "in"), h("th", null, "schema"), h("th", null, "what"))),
-    h("tbody", null, params.map((p) => h("tr", null,
-      h("td", { class: "name" }, h("code", null, p.name), p.required ? h("span", { class: "req" }, "required") : null),
-      h("td", null, p.in),
-      h("td", null, schemaView(p.schema, 1)),
-      h("td", null, prose(p.description, "span"))))));
+  return h(
+    "table",
+    null,
+    h(
+      "thead",
+      null,
+      h("tr", null, h("th", null, "name"), h("th", null, "in"), h("th", null, "schema"), h("th", null, "what")),
+    ),
+    h(
+      "tbody",
+      null,
+      params.map((p) =>
+        h(
+          "tr",
+          null,
+          h(
+            "td",
+            { class: "name" },
+            h("code", null, p.name),
+            p.required ? h("span", { class: "req" }, "required") : null,
+          ),
+          h("td", null, p.in),
+          h("td", null, schemaView(p.schema, 1)),
+          h("td", null, prose(p.description, "span")),
+        ),
+      ),
+    ),
+  );
 }
 
 function responsesTable(responses) {
-  return h("table", null,
-    h("thead", null, h("tr", null, h("th", null, "status"), h("th", null, "what"), h("th", null, "headers"), h("th", null, "body"))),
-    h("tbody", null, Object.entries(responses).map(([status, raw]) => {
-      const r = resolve(raw);
-      const name = raw.$ref ? refName(raw.$ref) : null;
-      return h("tr", null,
-        h("td", { class: `status-${status[0]}` }, status, name ? h("div", { class: "muted" }, name) : null),
-        h("td", null, prose(r.description, "div")),
-        h("td", null, Object.entries(r.headers ?? {}).map(([hn, hv]) => h("div", { title: resolve(hv).description ?? "" }, h("code", null, hn)))),
-        h("td", null, Object.entries(r.content ?? {}).map(([media, m]) => h("div", null, h("span", { class: "muted" }, media), schemaView(m.schema, 1)))));
-    })));
+  return h(
+    "table",
+    null,
+    h(
+      "thead",
+      null,
+      h("tr", null, h("th", null, "status"), h("th", null, "what"), h("th", null, "headers"), h("th", null, "body")),
+    ),
+    h(
+      "tbody",
+      null,
+      Object.entries(responses).map(([status, raw]) => {
+        const r = resolve(raw);
+        const name = raw.$ref ? refName(raw.$ref) : null;
+        return h(
+          "tr",
+          null,
+          h("td", { class: `status-${status[0]}` }, status, name ? h("div", { class: "muted" }, name) : null),
+          h("td", null, prose(r.description, "div")),
+          h(
+            "td",
+            null,
+            Object.entries(r.headers ?? {}).map(([hn, hv]) =>
+              h("div", { title: resolve(hv).description ?? "" }, h("code", null, hn)),
+            ),
+          ),
+          h(
+            "td",
+            null,
+            Object.entries(r.content ?? {}).map(([media, m]) =>
+              h("div", null, h("span", { class: "muted" }, media), schemaView(m.schema, 1)),
+            ),
+          ),
+        );
+      }),
+    ),
+  );
 }
 
 /** A JSON value that fits a schema, for the body field: the document's example, else one made up. */
@@ -157,7 +273,8 @@ function exampleOf(schema, depth = 0) {
   const type = Array.isArray(s.type) ? s.type[0] : s.type;
   if (type === "object" || s.properties) {
     const out = {};
-    for (const [k, v] of Object.entries(s.properties ?? {})) if ((s.required ?? []).includes(k)) out[k] = exampleOf(v, depth + 1);
+    for (const [k, v] of Object.entries(s.properties ?? {}))
+      if ((s.required ?? []).includes(k)) out[k] = exampleOf(v, depth + 1);
     return out;
   }
   if (type === "array") return [exampleOf(s.items, depth + 1)];
@@ -169,24 +286,54 @@ function exampleOf(schema, depth = 0) {
 
 function tryIt(path, method, op) {
   // Content-Encoding is the gzip box's to set.
-  const params = (op.parameters ?? []).map(resolve).filter((p) => !(p.in === "header" && p.name.toLowerCase() === "content-encoding"));
+  const params = (op.parameters ?? [])
+    .map(resolve)
+    .filter((p) => !(p.in === "header" && p.name.toLowerCase() === "content-encoding"));
   const inputs = new Map();
   const fields = params.map((p) => {
     const id = `${anchor("try", op.operationId ?? path)}-${p.in}-${p.name}`;
     const s = resolve(p.schema) ?? {};
     const input = s.enum
-      ? h("select", { id }, h("option", { value: "" }, "(none)"), s.enum.map((v) => h("option", { value: v }, v)))
-      : h("input", { id, type: "text", class: "mono", placeholder: p.in === "path" ? "required" : "", spellcheck: "false" });
+      ? h(
+          "select",
+          { id },
+          h("option", { value: "" }, "(none)"),
+          s.enum.map((v) => h("option", { value: v }, v)),
+        )
+      : h("input", {
+          id,
+          type: "text",
+          class: "mono",
+          placeholder: p.in === "path" ? "required" : "",
+          spellcheck: "false",
+        });
     inputs.set(p, input);
-    return h("label", { for: id }, h("code", null, p.name), h("span", { class: "muted" }, ` (${p.in})`), h("br"), input);
+    return h(
+      "label",
+      { for: id },
+      h("code", null, p.name),
+      h("span", { class: "muted" }, ` (${p.in})`),
+      h("br"),
+      input,
+    );
   });
   const body = op.requestBody ? resolve(op.requestBody) : null;
   const media = body ? Object.keys(body.content ?? {}) : [];
-  const mediaSelect = body ? h("select", null, media.map((m) => h("option", { value: m }, m))) : null;
-  const example = body ? body.content[media[0]].example ?? exampleOf(body.content[media[0]].schema) : null;
-  const textarea = body ? h("textarea", { spellcheck: "false", "aria-label": "request body" }, JSON.stringify(example, null, 2)) : null;
+  const mediaSelect = body
+    ? h(
+        "select",
+        null,
+        media.map((m) => h("option", { value: m }, m)),
+      )
+    : null;
+  const example = body ? (body.content[media[0]].example ?? exampleOf(body.content[media[0]].schema)) : null;
+  const textarea = body
+    ? h("textarea", { spellcheck: "false", "aria-label": "request body" }, JSON.stringify(example, null, 2))
+    : null;
   const gzip = body && typeof CompressionStream === "function" ? h("input", { type: "checkbox" }) : null;
-  const canKeyInQuery = (op.security ?? []).some((req) => Object.keys(req).some((n) => doc.components?.securitySchemes?.[n]?.in === "query"));
+  const canKeyInQuery = (op.security ?? []).some((req) =>
+    Object.keys(req).some((n) => doc.components?.securitySchemes?.[n]?.in === "query"),
+  );
   const keyInQuery = canKeyInQuery ? h("input", { type: "checkbox" }) : null;
   const output = h("div");
 
@@ -214,7 +361,9 @@ function tryIt(path, method, op) {
       headers.set("Content-Type", mediaSelect.value);
       let payload = new TextEncoder().encode(textarea.value);
       if (gzip?.checked) {
-        payload = new Uint8Array(await new Response(new Blob([payload]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+        payload = new Uint8Array(
+          await new Response(new Blob([payload]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+        );
         headers.set("Content-Encoding", "gzip");
       }
       init.body = payload;
@@ -230,50 +379,104 @@ function tryIt(path, method, op) {
     const ms = Math.round(performance.now() - started);
     const text = await res.text();
     let shown = text;
-    try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch { /* NDJSON or text: as it came */ }
+    try {
+      shown = JSON.stringify(JSON.parse(text), null, 2);
+    } catch {
+      /* NDJSON or text: as it came */
+    }
     if (shown.length > 200_000) shown = `${shown.slice(0, 200_000)}\n… (${shown.length} characters; cut here)`;
     output.replaceChildren(
-      h("p", null, h("span", { class: `status-${String(res.status)[0]}` }, `${res.status} ${res.statusText}`), h("span", { class: "muted" }, ` · ${ms} ms · ${method.toUpperCase()} ${target.replace(/([?&]key=)[^&]*/, "$1…")}`)),
+      h(
+        "p",
+        null,
+        h("span", { class: `status-${String(res.status)[0]}` }, `${res.status} ${res.statusText}`),
+        h(
+          "span",
+          { class: "muted" },
+          ` · ${ms} ms · ${method.toUpperCase()} ${target.replace(/([?&]key=)[^&]*/, "$1…")}`,
+        ),
+      ),
       h("pre", { "aria-label": "response headers" }, [...res.headers].map(([n, v]) => `${n}: ${v}`).join("\n")),
       h("pre", { "aria-label": "response body" }, shown || "(empty body)"),
       h("details", null, h("summary", null, "as curl"), h("pre", null, curl(target, init))),
     );
   }
 
-  return h("details", { class: "try" }, h("summary", null, "Try it"),
-    h("form", { onsubmit: send },
+  return h(
+    "details",
+    { class: "try" },
+    h("summary", null, "Try it"),
+    h(
+      "form",
+      { onsubmit: send },
       fields.length ? h("div", { class: "fields" }, fields) : null,
-      body ? [h("label", null, "Body", textarea),
-        h("div", { class: "row" }, h("label", null, "Content-Type ", mediaSelect), gzip ? h("label", null, gzip, "gzip") : null)] : null,
-      h("div", { class: "row" },
+      body
+        ? [
+            h("label", null, "Body", textarea),
+            h(
+              "div",
+              { class: "row" },
+              h("label", null, "Content-Type ", mediaSelect),
+              gzip ? h("label", null, gzip, "gzip") : null,
+            ),
+          ]
+        : null,
+      h(
+        "div",
+        { class: "row" },
         h("button", { type: "submit" }, "Send"),
         keyInQuery ? h("label", null, keyInQuery, "key in the URL (?key=), as sendBeacon sends it") : null,
-        h("span", { class: "muted" }, (op.security ?? []).length ? "uses the key above" : "no key needed")),
-      output));
+        h("span", { class: "muted" }, (op.security ?? []).length ? "uses the key above" : "no key needed"),
+      ),
+      output,
+    ),
+  );
 }
 
 /** The request as a curl command; the key is left as $EYE_KEY. */
 function curl(target, init) {
   const q = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
   const parts = [`curl -i -X ${init.method} ${q(location.origin + target.replace(/([?&]key=)[^&]*/, "$1$EYE_KEY"))}`];
-  for (const [n, v] of init.headers) parts.push(n === "authorization" ? '-H "Authorization: Bearer $EYE_KEY"' : `-H ${q(`${n}: ${v}`)}`);
-  if (init.body) parts.push(init.headers.get("Content-Encoding") === "gzip" ? "--data-binary @body.json.gz" : `--data-binary ${q(new TextDecoder().decode(init.body))}`);
+  for (const [n, v] of init.headers)
+    parts.push(n === "authorization" ? '-H "Authorization: Bearer $EYE_KEY"' : `-H ${q(`${n}: ${v}`)}`);
+  if (init.body)
+    parts.push(
+      init.headers.get("Content-Encoding") === "gzip"
+        ? "--data-binary @body.json.gz"
+        : `--data-binary ${q(new TextDecoder().decode(init.body))}`,
+    );
   return parts.join(" \\\n  ");
 }
 
 function operationSection(path, method, op) {
   const params = (op.parameters ?? []).map(resolve);
   const body = op.requestBody ? resolve(op.requestBody) : null;
-  return h("section", { class: "op", id: anchor("op", op.operationId ?? `${method}${path}`) },
-    h("h3", null, h("span", { class: `method ${method}` }, method), h("span", { class: "path" }, path), h("span", { class: "summary" }, op.summary ?? "")),
+  return h(
+    "section",
+    { class: "op", id: anchor("op", op.operationId ?? `${method}${path}`) },
+    h(
+      "h3",
+      null,
+      h("span", { class: `method ${method}` }, method),
+      h("span", { class: "path" }, path),
+      h("span", { class: "summary" }, op.summary ?? ""),
+    ),
     prose(op.description),
     h("div", null, h("strong", null, "Key: "), SECURITY_TEXT(op)),
     params.length ? [h("h4", null, "Parameters"), paramsTable(params)] : null,
-    body ? [h("h4", null, "Request body"), prose(body.description),
-      Object.entries(body.content ?? {}).map(([media, m]) => h("div", null, h("span", { class: "muted" }, media), schemaView(m.schema, 1)))] : null,
+    body
+      ? [
+          h("h4", null, "Request body"),
+          prose(body.description),
+          Object.entries(body.content ?? {}).map(([media, m]) =>
+            h("div", null, h("span", { class: "muted" }, media), schemaView(m.schema, 1)),
+          ),
+        ]
+      : null,
     h("h4", null, "Responses"),
     responsesTable(op.responses ?? {}),
-    tryIt(path, method, op));
+    tryIt(path, method, op),
+  );
 }
 
 function render() {
@@ -296,30 +499,77 @@ function render() {
   for (const { tag, ops } of byTag.values()) {
     if (ops.length === 0) continue;
     navItems.push(h("h2", null, tag.name));
-    sections.push(h("h2", { id: anchor("tag", tag.name) }, tag.name, tag.description ? h("span", { class: "summary" }, ` — ${tag.description}`) : null));
+    sections.push(
+      h(
+        "h2",
+        { id: anchor("tag", tag.name) },
+        tag.name,
+        tag.description ? h("span", { class: "summary" }, ` — ${tag.description}`) : null,
+      ),
+    );
     for (const { path, method, op } of ops) {
-      navItems.push(h("a", { href: `#${anchor("op", op.operationId ?? `${method}${path}`)}` }, h("span", { class: `method ${method}` }, method), " ", h("span", { class: "path" }, path)));
+      navItems.push(
+        h(
+          "a",
+          { href: `#${anchor("op", op.operationId ?? `${method}${path}`)}` },
+          h("span", { class: `method ${method}` }, method),
+          " ",
+          h("span", { class: "path" }, path),
+        ),
+      );
       sections.push(operationSection(path, method, op));
     }
   }
   const schemas = Object.entries(doc.components?.schemas ?? {});
-  navItems.push(h("h2", null, "schemas"), schemas.map(([name]) => h("a", { href: `#${anchor("schema", name)}` }, name)));
-  sections.push(h("h2", null, "Schemas"), schemas.map(([name, s]) =>
-    h("section", { class: "schema", id: anchor("schema", name) }, h("h3", null, name), schemaView(s))));
+  navItems.push(
+    h("h2", null, "schemas"),
+    schemas.map(([name]) => h("a", { href: `#${anchor("schema", name)}` }, name)),
+  );
+  sections.push(
+    h("h2", null, "Schemas"),
+    schemas.map(([name, s]) =>
+      h("section", { class: "schema", id: anchor("schema", name) }, h("h3", null, name), schemaView(s)),
+    ),
+  );
   const schemes = Object.entries(doc.components?.securitySchemes ?? {});
-  const auth = h("div", null, h("h2", null, "Keys"), h("table", null, h("tbody", null, schemes.map(([name, s]) =>
-    h("tr", null, h("td", { class: "name" }, h("code", null, name)), h("td", null, s.type === "http" ? `Authorization: Bearer <key>` : `?${s.name}=<key>`), h("td", null, s.description ?? ""))))));
+  const auth = h(
+    "div",
+    null,
+    h("h2", null, "Keys"),
+    h(
+      "table",
+      null,
+      h(
+        "tbody",
+        null,
+        schemes.map(([name, s]) =>
+          h(
+            "tr",
+            null,
+            h("td", { class: "name" }, h("code", null, name)),
+            h("td", null, s.type === "http" ? `Authorization: Bearer <key>` : `?${s.name}=<key>`),
+            h("td", null, s.description ?? ""),
+          ),
+        ),
+      ),
+    ),
+  );
   main.replaceChildren(intro, auth, ...sections);
   nav.replaceChildren(...navItems.flat());
   if (location.hash) document.getElementById(location.hash.slice(1))?.scrollIntoView();
 }
 
-document.getElementById("key").addEventListener("input", (e) => { key = e.target.value.trim(); });
+document.getElementById("key").addEventListener("input", (e) => {
+  key = e.target.value.trim();
+});
 document.getElementById("key-form").addEventListener("submit", (e) => e.preventDefault());
 
 fetch("/api/openapi.json", { headers: { accept: "application/json" } })
   .then((res) => (res.ok ? res.json() : Promise.reject(new Error(`${res.status} ${res.statusText}`))))
-  .then((json) => { doc = json; render(); })
+  .then((json) => {
+    doc = json;
+    render();
+  })
   .catch((err) => {
     const status = document.getElementById("status");
     status.className = "error";

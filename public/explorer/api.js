@@ -59,7 +59,8 @@ export async function get(pathOrUrl, params = {}) {
   if (key === null) throw new ApiError(401, "no read key", "unauthorized", undefined);
   const link = new URL(pathOrUrl, location.origin);
   const url = new URL(link.pathname + link.search, location.origin);
-  for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== "") url.searchParams.set(name, value);
+  for (const [name, value] of Object.entries(params))
+    if (value !== undefined && value !== "") url.searchParams.set(name, value);
   /** @type {Record<string, string>} */
   const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
   if (bookmark) headers["X-D1-Bookmark"] = bookmark;

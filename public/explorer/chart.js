@@ -20,7 +20,11 @@ function niceStep(raw) {
 
 /** @param {number} n */
 export const compact = (n) =>
-  n >= 1e6 ? `${+(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)}M` : n >= 1e4 ? `${+(n / 1e3).toFixed(n >= 1e5 ? 0 : 1)}k` : n.toLocaleString("en-US");
+  n >= 1e6
+    ? `${+(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)}M`
+    : n >= 1e4
+      ? `${+(n / 1e3).toFixed(n >= 1e5 ? 0 : 1)}k`
+      : n.toLocaleString("en-US");
 
 /** "Mar 4", "Mar 4 13:00", "13:00" for a bucket start (UTC). @param {string} iso @param {"day" | "hour" | "time"} form */
 export function bucketLabel(iso, form) {
@@ -72,16 +76,25 @@ export function drawChart(host, data, tooltip) {
     if (Math.round(start / unit) % every !== 0) continue;
     const d = new Date(start);
     // Midnight and day ticks show the date; the first tick of an hourly axis its date and hour; the rest the hour.
-    const form = data.interval === "day" || d.getUTCHours() === 0 || every >= 24 ? "day" : labelled === 0 ? "hour" : "time";
+    const form =
+      data.interval === "day" || d.getUTCHours() === 0 || every >= 24 ? "day" : labelled === 0 ? "hour" : "time";
     const x = MARGIN.left + band * i + (every === 1 ? band / 2 : 0);
     const t = el("text", { x, y: height - 6, "text-anchor": every === 1 ? "middle" : "start" }, axis);
     t.textContent = bucketLabel(data.buckets[i], form);
-    el("line", { x1: x, x2: x, y1: MARGIN.top + plotH, y2: MARGIN.top + plotH + 4, stroke: "currentColor", opacity: 0.3 }, axis);
+    el(
+      "line",
+      { x1: x, x2: x, y1: MARGIN.top + plotH, y2: MARGIN.top + plotH + 4, stroke: "currentColor", opacity: 0.3 },
+      axis,
+    );
     labelled++;
   }
 
   if (max === 0) {
-    const t = el("text", { x: MARGIN.left + plotW / 2, y: MARGIN.top + plotH / 2, "text-anchor": "middle", class: "empty" }, svg);
+    const t = el(
+      "text",
+      { x: MARGIN.left + plotW / 2, y: MARGIN.top + plotH / 2, "text-anchor": "middle", class: "empty" },
+      svg,
+    );
     t.textContent = "No events in this window";
     return;
   }
@@ -99,7 +112,17 @@ export function drawChart(host, data, tooltip) {
       if (v <= 0) continue;
       const y0 = y(base);
       const y1 = y(base + v);
-      el("rect", { class: `bar c-${s.color}`, x: x + gap / 2, y: y1, width: Math.max(band - gap, 0.8), height: Math.max(y0 - y1, 0.8) }, col);
+      el(
+        "rect",
+        {
+          class: `bar c-${s.color}`,
+          x: x + gap / 2,
+          y: y1,
+          width: Math.max(band - gap, 0.8),
+          height: Math.max(y0 - y1, 0.8),
+        },
+        col,
+      );
       base += v;
     }
     col.addEventListener("mouseenter", () => col.classList.add("on"));
@@ -116,10 +139,11 @@ function showTip(tip, data, i, e) {
   const title = document.createElement("div");
   title.className = "t";
   const start = data.buckets[i];
-  title.textContent = data.interval === "day" ? `${bucketLabel(start, "day")} (UTC)` : `${bucketLabel(start, "hour")}–${bucketLabel(data.buckets[i + 1] ?? new Date(Date.parse(start) + 3_600_000).toISOString(), "time")} UTC`;
-  const rows = data.series
-    .filter((s) => (s.counts[i] ?? 0) > 0)
-    .map((s) => row(s.key, s.counts[i] ?? 0, s.color));
+  title.textContent =
+    data.interval === "day"
+      ? `${bucketLabel(start, "day")} (UTC)`
+      : `${bucketLabel(start, "hour")}–${bucketLabel(data.buckets[i + 1] ?? new Date(Date.parse(start) + 3_600_000).toISOString(), "time")} UTC`;
+  const rows = data.series.filter((s) => (s.counts[i] ?? 0) > 0).map((s) => row(s.key, s.counts[i] ?? 0, s.color));
   const total = row("Total", data.totals[i] ?? 0, null);
   total.classList.add("total");
   tip.replaceChildren(title, ...rows, total);

@@ -4,7 +4,7 @@
 // from whoever holds a write key.
 import { ApiError, forgetKey, get, hasKey, keyLabel, setKey } from "./api.js";
 import { bucketLabel, compact, drawChart } from "./chart.js";
-import { $, DAY, describe, h, HOUR, splitTime } from "./dom.js";
+import { $, DAY, describe, HOUR, h, splitTime } from "./dom.js";
 import { jsonBlock, preview } from "./json-view.js";
 import { closeTimeline, initTimeline, openTimeline } from "./timeline.js";
 
@@ -12,7 +12,15 @@ import { closeTimeline, initTimeline, openTimeline } from "./timeline.js";
 /** Series the chart colours; the rest are drawn as one grey "other". */
 const COLOURS = 8;
 /** The filters the table and the chart share, named as the API names them. */
-const FILTERS = /** @type {const} */ (["session_id", "category", "name", "country", "device", "timestamp_after", "timestamp_before"]);
+const FILTERS = /** @type {const} */ ([
+  "session_id",
+  "category",
+  "name",
+  "country",
+  "device",
+  "timestamp_after",
+  "timestamp_before",
+]);
 
 const state = {
   /** @type {Record<string, string>} */
@@ -167,7 +175,8 @@ function updatePager(shown) {
   /** @type {HTMLButtonElement} */ ($("newer")).disabled = state.newer.length === 0;
   /** @type {HTMLButtonElement} */ ($("older")).disabled = state.next === null;
   const first = (pageNo - 1) * state.limit + 1;
-  $("page-label").textContent = shown === 0 ? `Page ${pageNo}` : `${first.toLocaleString("en-US")}–${(first + shown - 1).toLocaleString("en-US")}`;
+  $("page-label").textContent =
+    shown === 0 ? `Page ${pageNo}` : `${first.toLocaleString("en-US")}–${(first + shown - 1).toLocaleString("en-US")}`;
 }
 
 /** @param {string} category */
@@ -213,7 +222,15 @@ function renderRows(results) {
     categoryCell.append(categoryTag(e.category));
     const toggle = h("td", "col-toggle");
     toggle.append(h("span", "toggle", "▶"));
-    tr.append(toggle, time, sessionCell, categoryCell, h("td", "name", e.name), h("td", "app", e.application ?? "—"), h("td", "preview", preview(e.data)));
+    tr.append(
+      toggle,
+      time,
+      sessionCell,
+      categoryCell,
+      h("td", "name", e.name),
+      h("td", "app", e.application ?? "—"),
+      h("td", "preview", preview(e.data)),
+    );
     const flip = () => toggleDetail(tr, e);
     tr.addEventListener("click", flip);
     tr.addEventListener("keydown", (ev) => {
@@ -239,7 +256,11 @@ function toggleDetail(tr, e) {
   const td = /** @type {HTMLTableCellElement} */ (h("td"));
   td.colSpan = 7;
   const meta = h("div", "detail-meta");
-  for (const [label, value] of [["event_id", e.event_id], ["received", e.received_at], ["session", e.session_id]]) {
+  for (const [label, value] of [
+    ["event_id", e.event_id],
+    ["received", e.received_at],
+    ["session", e.session_id],
+  ]) {
     const item = h("span", "", `${label} `);
     item.append(h("b", "", value));
     meta.append(item);
@@ -261,7 +282,8 @@ function contextLine(c) {
     line.append(h("span", "none", c === null ? "not collected for this application" : "none"));
     return line;
   }
-  const join = (/** @type {(string | number | undefined)[]} */ parts, /** @type {string} */ sep) => parts.filter((p) => p !== undefined && p !== "").join(sep);
+  const join = (/** @type {(string | number | undefined)[]} */ parts, /** @type {string} */ sep) =>
+    parts.filter((p) => p !== undefined && p !== "").join(sep);
   /** @type {[string, string][]} */
   const items = [
     ["where", join([c.country, join([c.city, c.region !== c.city ? c.region : undefined], ", ")], " · ")],
@@ -331,13 +353,20 @@ async function loadChart(results, seq) {
       counts: s.counts,
       total: s.total,
     }));
-    if (stats.other) series.push({ key: "other", color: "other", counts: stats.other, total: stats.other.reduce((/** @type {number} */ a, /** @type {number} */ b) => a + b, 0) });
+    if (stats.other)
+      series.push({
+        key: "other",
+        color: "other",
+        counts: stats.other,
+        total: stats.other.reduce((/** @type {number} */ a, /** @type {number} */ b) => a + b, 0),
+      });
     state.window = stats.window;
     state.chart = { interval: stats.interval, buckets: stats.buckets, totals: stats.totals, series };
     const per = stats.interval === "hour" ? "Per hour" : "Per day";
     const form = stats.interval === "hour" ? "hour" : "day";
     const end = Date.parse(stats.window.before) - (stats.interval === "hour" ? HOUR : DAY);
-    sub.textContent = `${per} · ${bucketLabel(stats.window.after, form)} – ${bucketLabel(new Date(end).toISOString(), form)} UTC` +
+    sub.textContent =
+      `${per} · ${bucketLabel(stats.window.after, form)} – ${bucketLabel(new Date(end).toISOString(), form)} UTC` +
       (state.filters.session_id ? " · all sessions (the chart does not filter by session)" : "") +
       (both ? " · every device (the chart filters by one of country/device at a time: here the country)" : "") +
       (w.clamped ? " · the last 365 days" : "");
@@ -347,7 +376,10 @@ async function loadChart(results, seq) {
     redraw();
     renderLegend(series);
     recolour();
-    fillDatalist("categories", stats.series.map((/** @type {{category: string}} */ s) => s.category));
+    fillDatalist(
+      "categories",
+      stats.series.map((/** @type {{category: string}} */ s) => s.category),
+    );
   } catch (err) {
     if (seq !== state.seq || keyRefused(err)) return;
     sub.textContent = `Chart unavailable: ${describe(err)}`;
@@ -433,7 +465,10 @@ async function loadNames() {
       timestamp_before: state.window.before,
       limit: "100",
     });
-    fillDatalist("names", stats.series.map((/** @type {{name: string}} */ s) => s.name));
+    fillDatalist(
+      "names",
+      stats.series.map((/** @type {{name: string}} */ s) => s.name),
+    );
   } catch {
     state.namesLoaded = false;
   }

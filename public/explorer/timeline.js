@@ -70,7 +70,8 @@ async function load(url, seq) {
     if (last) {
       const app = last.application ? ` · ${last.application}` : "";
       const span = duration(Date.parse(last.timestamp) - shown.first);
-      $("tl-sub").textContent = `${shown.count.toLocaleString("en-US")}${page.next ? "+" : ""} events · ${span}${app} · oldest first`;
+      $("tl-sub").textContent =
+        `${shown.count.toLocaleString("en-US")}${page.next ? "+" : ""} events · ${span}${app} · oldest first`;
     }
   } catch (err) {
     if (seq !== shown.seq || hooks.refused(err)) return;
@@ -89,7 +90,10 @@ function item(e) {
   const when = h("div", "when");
   if (t.date !== shown.lastDate) when.append(h("span", "", t.date));
   shown.lastDate = t.date;
-  when.append(h("span", "clock", `${t.time}${t.frac.slice(0, 4)}`), h("span", "delta", at === shown.first ? "start" : `+${duration(at - shown.first)}`));
+  when.append(
+    h("span", "clock", `${t.time}${t.frac.slice(0, 4)}`),
+    h("span", "delta", at === shown.first ? "start" : `+${duration(at - shown.first)}`),
+  );
   const what = h("div", "what");
   what.append(h("span", "cat", `${e.category} › `), h("span", "nm", e.name));
   const details = h("details");

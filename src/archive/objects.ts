@@ -80,7 +80,8 @@ export async function archiveObjects(bucket: R2Bucket, scan: ArchiveScan): Promi
           const m = /\/date=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\//.exec(object.key);
           const hour = m ? `${m[1]}T${m[2]}` : "";
           const first = firstIdOf(object.key);
-          if (hour >= firstHour && hour <= lastHour && first !== null && first <= scan.archivedThrough) keys.push(object.key);
+          if (hour >= firstHour && hour <= lastHour && first !== null && first <= scan.archivedThrough)
+            keys.push(object.key);
         }
         cursor = listed.truncated ? listed.cursor : undefined;
       } while (cursor);

@@ -3,14 +3,13 @@
 // queue, whose consumer records it in the error log and reports it to Sentry.
 import { drizzle } from "drizzle-orm/d1";
 import { numbersOf } from "../db/applications";
-import { insertAll, type NewContextEventRow } from "../db/event-insert";
 import { type Db } from "../db/db";
+import { insertAll, type NewContextEventRow } from "../db/event-insert";
 import type { NewErrorLogRow, NewEventRow } from "../db/schema";
-import { excerpt } from "../shared/sizes";
 import { sendAll } from "../shared/queue-send";
 import { queueMessage } from "../shared/schemas";
-import { clipChars } from "../shared/sizes";
 import { createSentry, type Sentry } from "../shared/sentry";
+import { clipChars, excerpt } from "../shared/sizes";
 import { nowMicros } from "../shared/timestamp";
 
 /** Seconds before retry n (1, 2, …): 2, 4, 8 … capped at five minutes. */
@@ -100,7 +99,11 @@ async function store(db: Db, plans: Planned[]): Promise<void> {
   const planned = plans.flatMap((p) => p.events);
   const nums = await numbersOf(db, new Set(planned.map((e) => e.appId)));
   const rows: NewContextEventRow[] = planned.map(({ appId, ...e }) => ({ ...e, app: nums.get(appId)! }));
-  await insertAll(db, rows, plans.flatMap((p) => p.errors));
+  await insertAll(
+    db,
+    rows,
+    plans.flatMap((p) => p.errors),
+  );
 }
 
 /**
@@ -152,20 +155,34 @@ let fullReportedAt = -Infinity;
  * acknowledged only once the copy is queued: a retry would count toward max_retries and end in the
  * dead-letter queue, and past its own retries, nowhere. Sentry hears of it once, not per message.
  */
-async function holdWhileFull(messages: readonly Message<unknown>[], queue: Queue, queueName: string, sentry: Sentry | undefined, err: unknown) {
+async function holdWhileFull(
+  messages: readonly Message<unknown>[],
+  queue: Queue,
+  queueName: string,
+  sentry: Sentry | undefined,
+  err: unknown,
+) {
   if (Date.now() - fullReportedAt > FULL_REPORT_QUIET_MS) {
     fullReportedAt = Date.now();
     sentry?.setExtra("cause", String(err));
-    sentry?.captureMessage(`D1 cannot write (full, or its storage was reset): ${messages.length} message(s) of ${queueName} held in the queue until it can`, "error");
+    sentry?.captureMessage(
+      `D1 cannot write (full, or its storage was reset): ${messages.length} message(s) of ${queueName} held in the queue until it can`,
+      "error",
+    );
   }
   const byDelay = new Map<number, Message<unknown>[]>();
   for (const m of messages) {
-    const held = typeof m.body === "object" && m.body !== null ? Number((m.body as { held?: unknown }).held ?? 0) || 0 : 0;
+    const held =
+      typeof m.body === "object" && m.body !== null ? Number((m.body as { held?: unknown }).held ?? 0) || 0 : 0;
     const delay = holdDelay(held + 1);
     byDelay.set(delay, [...(byDelay.get(delay) ?? []), m]);
   }
   for (const [delaySeconds, group] of byDelay) {
-    const copies = group.map((m) => (typeof m.body === "object" && m.body !== null && !Array.isArray(m.body) ? { ...m.body, held: ((m.body as { held?: number }).held ?? 0) + 1 } : m.body));
+    const copies = group.map((m) =>
+      typeof m.body === "object" && m.body !== null && !Array.isArray(m.body)
+        ? { ...m.body, held: ((m.body as { held?: number }).held ?? 0) + 1 }
+        : m.body,
+    );
     const { sent } = await sendAll(queue, copies, { delaySeconds });
     // Copies that could not be queued stay with the original, which the queue delivers again.
     group.forEach((m, i) => (i < sent ? m.ack() : m.retry({ delaySeconds })));
@@ -190,7 +207,14 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sent
       await store(db, [p]);
       p.message.ack();
     } catch (err) {
-      if (isStorageUnavailable(err)) return holdWhileFull(plans.slice(i).map((q) => q.message), env.EVENTS_QUEUE, batch.queue, sentry, err);
+      if (isStorageUnavailable(err))
+        return holdWhileFull(
+          plans.slice(i).map((q) => q.message),
+          env.EVENTS_QUEUE,
+          batch.queue,
+          sentry,
+          err,
+        );
       sentry?.captureException(err);
       await fail(db, p);
     }
@@ -203,7 +227,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     kind: "dead_letter",
     occurredAt: nowMicros(),
     payload: excerpt(m.body),
-    reasons: JSON.stringify([{ field: null, message: `not stored after ${m.attempts} delivery attempts to ${batch.queue}` }]),
+    reasons: JSON.stringify([
+      { field: null, message: `not stored after ${m.attempts} delivery attempts to ${batch.queue}` },
+    ]),
     source: m.id,
     dedupKey: `dead:${batch.queue}:${m.id}`,
   }));
@@ -224,7 +250,10 @@ export async function queue(batch: MessageBatch<unknown>, env: Env, ctx: Executi
   sentry?.setTag("queue", batch.queue);
   sentry?.setExtra("messages", batch.messages.length);
   // Which messages, to find them in the dead-letter queue or the error log (ids carry no key).
-  sentry?.setExtra("message_ids", batch.messages.slice(0, 10).map((m) => m.id));
+  sentry?.setExtra(
+    "message_ids",
+    batch.messages.slice(0, 10).map((m) => m.id),
+  );
   try {
     if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env, sentry);
     else await consumeEvents(batch, env, sentry);

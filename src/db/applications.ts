@@ -21,7 +21,10 @@ export interface Directory {
 let cached: { directory: Directory; loadedAt: number } | undefined;
 
 async function load(db: Db): Promise<Directory> {
-  const rows = await db.select({ id: applications.id, num: applications.num }).from(applications).where(isNotNull(applications.num));
+  const rows = await db
+    .select({ id: applications.id, num: applications.num })
+    .from(applications)
+    .where(isNotNull(applications.num));
   const byNum = new Map(rows.map((r) => [r.num!, r.id]));
   const byId = new Map(rows.map((r) => [r.id, r.num!]));
   const directory: Directory = {

@@ -1,8 +1,8 @@
 // The error log: refused events, malformed queue messages, consumer and dead-letter failures; and
 // its hourly counts (error_counts, kept by a trigger as entries are written), which the summary reads.
-import { and, asc, between, count, desc, eq, gte, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, between, count, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./db";
-import { errorCounts, errorLog, type ErrorLogRow } from "./schema";
+import { type ErrorLogRow, errorCounts, errorLog } from "./schema";
 
 export interface ErrorFilters {
   kind?: string;
@@ -75,14 +75,32 @@ export function summaryQueries(db: Db, f: SummaryFilters, limit: number) {
     f.kind !== undefined ? eq(errorCounts.kind, f.kind) : undefined,
   );
   const n = sql<number>`sum(${errorCounts.n})`.mapWith(Number);
-  const group = [errorCounts.kind, errorCounts.rule, errorCounts.category, errorCounts.name, errorCounts.field] as const;
+  const group = [
+    errorCounts.kind,
+    errorCounts.rule,
+    errorCounts.category,
+    errorCounts.name,
+    errorCounts.field,
+  ] as const;
   const groups = db
-    .select({ kind: errorCounts.kind, rule: errorCounts.rule, category: errorCounts.category, name: errorCounts.name, field: errorCounts.field, n })
+    .select({
+      kind: errorCounts.kind,
+      rule: errorCounts.rule,
+      category: errorCounts.category,
+      name: errorCounts.name,
+      field: errorCounts.field,
+      n,
+    })
     .from(errorCounts)
     .where(where)
     .groupBy(...group)
     .orderBy(desc(n), ...group.map((c) => asc(c)))
     .limit(limit);
-  const totals = db.select({ kind: errorCounts.kind, n }).from(errorCounts).where(where).groupBy(errorCounts.kind).orderBy(errorCounts.kind);
+  const totals = db
+    .select({ kind: errorCounts.kind, n })
+    .from(errorCounts)
+    .where(where)
+    .groupBy(errorCounts.kind)
+    .orderBy(errorCounts.kind);
   return [groups, totals] as const;
 }

@@ -35,8 +35,14 @@ export function countQueries(db: Db, f: EventFilters) {
   const last = f.before === undefined ? undefined : Math.floor((f.before + 1) / HOUR) - 1;
   // Country and device together have no roll-up: those are counted in the country's index.
   const both = f.country !== undefined && f.device !== undefined;
-  if (f.sessionId !== undefined || both || (first !== undefined && last !== undefined && first > last)) return [exact(f)] as const;
-  const dim = f.country !== undefined ? { dim: "country", value: f.country } : f.device !== undefined ? { dim: "device", value: f.device } : undefined;
+  if (f.sessionId !== undefined || both || (first !== undefined && last !== undefined && first > last))
+    return [exact(f)] as const;
+  const dim =
+    f.country !== undefined
+      ? { dim: "country", value: f.country }
+      : f.device !== undefined
+        ? { dim: "device", value: f.device }
+        : undefined;
   const rolled = dim
     ? db
         .select({ n: sql<number>`coalesce(sum(${contextCounts.n}), 0)` })
@@ -53,17 +59,17 @@ export function countQueries(db: Db, f: EventFilters) {
           ),
         )
     : db
-    .select({ n: sql<number>`coalesce(sum(${eventCounts.n}), 0)` })
-    .from(eventCounts)
-    .where(
-      and(
-        eq(eventCounts.category, f.category ?? ""),
-        eq(eventCounts.name, f.name ?? ""),
-        first !== undefined ? gte(eventCounts.hour, first) : undefined,
-        last !== undefined ? lte(eventCounts.hour, last) : undefined,
-        eq(eventCounts.app, f.app ?? ALL_APPS),
-      ),
-    );
+        .select({ n: sql<number>`coalesce(sum(${eventCounts.n}), 0)` })
+        .from(eventCounts)
+        .where(
+          and(
+            eq(eventCounts.category, f.category ?? ""),
+            eq(eventCounts.name, f.name ?? ""),
+            first !== undefined ? gte(eventCounts.hour, first) : undefined,
+            last !== undefined ? lte(eventCounts.hour, last) : undefined,
+            eq(eventCounts.app, f.app ?? ALL_APPS),
+          ),
+        );
   const head = first !== undefined && f.after! < first * HOUR ? [exact({ ...f, before: first * HOUR - 1 })] : [];
   const tail = last !== undefined && f.before! >= (last + 1) * HOUR ? [exact({ ...f, after: (last + 1) * HOUR })] : [];
   return [rolled, ...head, ...tail] as const;

@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { packBySize, utf8Length } from "../shared/sizes";
 import { D1_MAX_PARAMS, type Db } from "./db";
 import { contextRollUpWhere, rollUpWhere } from "./roll-ups";
-import { contexts, errorLog, events, rollupMark, type NewErrorLogRow, type NewEventRow } from "./schema";
+import { contexts, errorLog, events, type NewErrorLogRow, type NewEventRow, rollupMark } from "./schema";
 
 function chunk<T>(rows: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -29,13 +29,28 @@ function insertContexts(db: Db, rows: NewContextEventRow[]) {
   const bodies = [...new Set(rows.map((r) => r.contextBody).filter((b): b is string => typeof b === "string"))];
   if (bodies.length === 0) return [];
   return packBySize(bodies, (b) => utf8Length(JSON.stringify(b)) + 1, INSERT_JSON_BYTES).map((group) =>
-    db.insert(contexts).select(sql`SELECT NULL, value FROM json_each(${JSON.stringify(group)}) WHERE true`).onConflictDoNothing(),
+    db
+      .insert(contexts)
+      .select(sql`SELECT NULL, value FROM json_each(${JSON.stringify(group)}) WHERE true`)
+      .onConflictDoNothing(),
   );
 }
 
 function insertEvents(db: Db, rows: NewContextEventRow[]) {
   const tuples = rows.map((r) =>
-    JSON.stringify([r.app, r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.contextBody ?? null, r.country ?? null, r.device ?? null]),
+    JSON.stringify([
+      r.app,
+      r.eventId,
+      r.sessionId,
+      r.category,
+      r.name,
+      r.data,
+      r.timestamp,
+      r.receivedAt,
+      r.contextBody ?? null,
+      r.country ?? null,
+      r.device ?? null,
+    ]),
   );
   return packBySize(tuples, (t) => utf8Length(t) + 1, INSERT_JSON_BYTES).map((group) =>
     db
@@ -68,7 +83,9 @@ export async function insertAll(db: Db, rows: NewContextEventRow[], errors: NewE
   const statements = [
     ...(inserts.length > 0 ? [...inserts, db.run(rollUp), db.run(contextRollUp), db.run(advanceMark)] : []),
     // An entry whose dedup key is already logged (a redelivered message) is skipped.
-    ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) => db.insert(errorLog).values(c).onConflictDoNothing()),
+    ...chunk(errors, Math.floor(D1_MAX_PARAMS / ERROR_COLUMNS)).map((c) =>
+      db.insert(errorLog).values(c).onConflictDoNothing(),
+    ),
   ];
   const [first, ...rest] = statements;
   if (first) await db.batch([first, ...rest]);

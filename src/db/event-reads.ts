@@ -1,8 +1,8 @@
 // Reading events: the filters every GET route takes, each shape served by its own index, and
 // pages by offset or by cursor position.
-import { and, asc, between, desc, eq, getTableColumns, gt, gte, lte, sql, type Column, type SQL } from "drizzle-orm";
+import { and, asc, between, type Column, desc, eq, getTableColumns, gt, gte, lte, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./db";
-import { contexts, events, type EventRow } from "./schema";
+import { contexts, type EventRow, events } from "./schema";
 
 /**
  * An event's columns and its context's JSON text (null without one): what every reader (the
@@ -11,7 +11,9 @@ import { contexts, events, type EventRow } from "./schema";
  */
 export const eventColumns = {
   ...getTableColumns(events),
-  contextBody: sql<string | null>`(SELECT body FROM ${contexts} WHERE ${contexts.id} = ${events.context})`.as("context_body"),
+  contextBody: sql<string | null>`(SELECT body FROM ${contexts} WHERE ${contexts.id} = ${events.context})`.as(
+    "context_body",
+  ),
 };
 export type StoredEvent = EventRow & { contextBody: string | null };
 
@@ -76,10 +78,26 @@ function filterTerms(f: EventFilters): (SQL | undefined)[] {
   return [
     f.sessionId !== undefined ? eq(events.sessionId, f.sessionId) : undefined,
     f.app === undefined ? undefined : shape === "session" ? unindexed(events.app, f.app) : eq(events.app, f.app),
-    f.country !== undefined ? (shape === "country" ? eq(events.country, f.country) : unindexed(events.country, f.country)) : undefined,
-    f.device !== undefined ? (shape === "device" ? eq(events.device, f.device) : unindexed(events.device, f.device)) : undefined,
-    f.category !== undefined ? (shape === "category" ? eq(events.category, f.category) : unindexed(events.category, f.category)) : undefined,
-    f.name !== undefined ? (shape === "category" || shape === "name" ? eq(events.name, f.name) : unindexed(events.name, f.name)) : undefined,
+    f.country !== undefined
+      ? shape === "country"
+        ? eq(events.country, f.country)
+        : unindexed(events.country, f.country)
+      : undefined,
+    f.device !== undefined
+      ? shape === "device"
+        ? eq(events.device, f.device)
+        : unindexed(events.device, f.device)
+      : undefined,
+    f.category !== undefined
+      ? shape === "category"
+        ? eq(events.category, f.category)
+        : unindexed(events.category, f.category)
+      : undefined,
+    f.name !== undefined
+      ? shape === "category" || shape === "name"
+        ? eq(events.name, f.name)
+        : unindexed(events.name, f.name)
+      : undefined,
   ];
 }
 
@@ -114,14 +132,25 @@ function positionArms(f: EventFilters, p: Position, direction: "asc" | "desc"): 
       ? [and(...filters, rangeTerm(f.after, f.before === undefined ? p.timestamp : Math.min(f.before, p.timestamp)))!]
       : [and(...filters, rangeTerm(f.after === undefined ? p.timestamp : Math.max(f.after, p.timestamp), f.before))!];
   }
-  const inRange = (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
+  const inRange =
+    (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
   const tie = inRange
-    ? and(...filters, eq(events.timestamp, p.timestamp), direction === "desc" ? lte(events.id, p.id) : gte(events.id, p.id))
+    ? and(
+        ...filters,
+        eq(events.timestamp, p.timestamp),
+        direction === "desc" ? lte(events.id, p.id) : gte(events.id, p.id),
+      )
     : undefined;
   const beyond =
     direction === "desc"
-      ? and(...filters, rangeTerm(f.after, f.before === undefined ? p.timestamp - 1 : Math.min(f.before, p.timestamp - 1)))
-      : and(...filters, rangeTerm(f.after === undefined ? p.timestamp + 1 : Math.max(f.after, p.timestamp + 1), f.before));
+      ? and(
+          ...filters,
+          rangeTerm(f.after, f.before === undefined ? p.timestamp - 1 : Math.min(f.before, p.timestamp - 1)),
+        )
+      : and(
+          ...filters,
+          rangeTerm(f.after === undefined ? p.timestamp + 1 : Math.max(f.after, p.timestamp + 1), f.before),
+        );
   return tie ? [tie, beyond!] : [beyond!];
 }
 
@@ -138,7 +167,12 @@ export function listEvents(db: Db, f: EventFilters, page: Page) {
   const direction = page.direction ?? "desc";
   const order = direction === "desc" ? desc : asc;
   const read = (where: SQL | undefined) =>
-    db.select(eventColumns).from(events).where(where).orderBy(order(events.timestamp), order(events.id)).limit(page.limit);
+    db
+      .select(eventColumns)
+      .from(events)
+      .where(where)
+      .orderBy(order(events.timestamp), order(events.id))
+      .limit(page.limit);
   if (page.after === undefined) return read(whereOf(f)).offset(page.offset ?? 0);
   const [first, beyond] = positionArms(f, page.after, direction);
   if (beyond === undefined) return read(first);

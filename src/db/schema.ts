@@ -271,7 +271,9 @@ export const applications = sqliteTable("applications", {
   allowedOrigins: text("allowed_origins").notNull().default("[]"),
   // What context its events get (context.ts): 'on' (all of it), 'country' (the country alone, no
   // finer location), 'off' (none). Set with `npm run keys -- set-context`.
-  context: text("context", { enum: ["on", "country", "off"] }).notNull().default("on"),
+  context: text("context", { enum: ["on", "country", "off"] })
+    .notNull()
+    .default("on"),
   // Microseconds since the epoch, UTC.
   createdAt: integer("created_at").notNull(),
 });
@@ -320,7 +322,9 @@ export const erasures = sqliteTable(
     target: text("target").notNull(),
     // pending → running → done. `step` says where a running erasure stands: 'd1' (deleting rows and
     // their counts), then 'archive' (rewriting R2 objects, resuming after `archive_cursor`).
-    status: text("status", { enum: ["pending", "running", "done"] }).notNull().default("pending"),
+    status: text("status", { enum: ["pending", "running", "done"] })
+      .notNull()
+      .default("pending"),
     step: text("step", { enum: ["d1", "archive"] }),
     requestedAt: integer("requested_at").notNull(),
     startedAt: integer("started_at"),

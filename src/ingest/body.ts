@@ -65,7 +65,10 @@ export interface ParsedBody {
 export async function readJson(request: Request, maxBytes: number): Promise<ParsedBody> {
   const { type, params } = mediaType(request.headers.get("content-type") ?? "application/json");
   if (!ACCEPTED_TYPES.has(type)) {
-    throw new ApiError("unsupported_media_type", `Content-Type must be application/json or text/plain, not ${shown(type) || "empty"}`);
+    throw new ApiError(
+      "unsupported_media_type",
+      `Content-Type must be application/json or text/plain, not ${shown(type) || "empty"}`,
+    );
   }
   const charset = params.get("charset")?.toLowerCase();
   if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
@@ -227,9 +230,18 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
           else frame.add(key);
         }
         if (repeated && !problems.has(element)) {
-          if (depth === eventDepth) problems.set(element, { field: key, message: `${key} appears more than once in the event`, rule: "duplicate_key" });
+          if (depth === eventDepth)
+            problems.set(element, {
+              field: key,
+              message: `${key} appears more than once in the event`,
+              rule: "duplicate_key",
+            });
           else if (field !== null && depth > eventDepth) {
-            problems.set(element, { field, message: `${field} has the key ${quoted(key)} more than once in one object`, rule: "duplicate_key" });
+            problems.set(element, {
+              field,
+              message: `${field} has the key ${quoted(key)} more than once in one object`,
+              rule: "duplicate_key",
+            });
           }
         }
       }

@@ -4,8 +4,8 @@
 // address: nothing here reads cf-connecting-ip, and request.cf's finer fields (coordinates,
 // postal code, metro code) are left out.
 import Bowser from "bowser";
-import { BoundedCache } from "../shared/bounded-cache";
 import type { ContextMode } from "../db/schema";
+import { BoundedCache } from "../shared/bounded-cache";
 import type { EventContext } from "../shared/schemas";
 
 /** The request.cf fields taken. */
@@ -50,7 +50,11 @@ export function parseAgent(ua: string | null | undefined): Agent {
   try {
     const r = Bowser.parse(key);
     const type = r.platform.type;
-    agent = { browser: text(r.browser.name), os: text(r.os.name), device: type ? (DEVICES.has(type) ? type : "other") : undefined };
+    agent = {
+      browser: text(r.browser.name),
+      os: text(r.os.name),
+      device: type ? (DEVICES.has(type) ? type : "other") : undefined,
+    };
   } catch {
     // An unparseable string is no context, not an error.
   }
@@ -75,10 +79,11 @@ export function campaignOf(page: string | undefined, referrer: string | undefine
   const ref = url(referrer);
   if (ref) out.referrer_host = text(ref.hostname);
   const p = url(page);
-  if (p) for (const k of UTM) {
-    const v = text(p.searchParams.get(k));
-    if (v !== undefined) out[k] = v;
-  }
+  if (p)
+    for (const k of UTM) {
+      const v = text(p.searchParams.get(k));
+      if (v !== undefined) out[k] = v;
+    }
   return out;
 }
 

@@ -9,7 +9,12 @@ export const MESSAGE_BYTES = 96 * 1024;
 
 const jsonBytes = (value: unknown) => utf8Length(JSON.stringify(value));
 
-export function eventMessages(events: PreparedEvent[], app: string | null, receivedAt: number, context: EventContext | null = null): EventsMessage[] {
+export function eventMessages(
+  events: PreparedEvent[],
+  app: string | null,
+  receivedAt: number,
+  context: EventContext | null = null,
+): EventsMessage[] {
   // ~100 bytes of envelope per message, plus the context once (≤ 2 KB: 15 fields of ≤ 150
   // characters); each event adds its JSON plus a comma.
   const envelope = 256 + (context === null ? 0 : jsonBytes(context));
@@ -21,7 +26,6 @@ export function eventMessages(events: PreparedEvent[], app: string | null, recei
     events: group,
   }));
 }
-
 
 /** A refused event's `category` or `name` when it sent a string there, cut to 150 characters. */
 function labelOf(payload: unknown, key: "category" | "name"): string | undefined {

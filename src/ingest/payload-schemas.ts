@@ -2,11 +2,11 @@
 // operator CLI), read from D1 once per application per PAYLOAD_SCHEMA_CACHE_SECONDS and kept
 // compiled in the isolate. @cfworker/json-schema interprets schemas (Workers forbid eval), and
 // the CLI refuses any schema it could not check in bounded time (scripts/payload-schema-rules.ts).
-import { Validator, type Schema, type SchemaDraft } from "@cfworker/json-schema";
+import { type Schema, type SchemaDraft, Validator } from "@cfworker/json-schema";
 import { inArray } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { type PayloadSchemaRow, payloadSchemas } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
-import { payloadSchemas, type PayloadSchemaRow } from "../db/schema";
 import type { FieldError } from "../shared/errors";
 
 /** How long an isolate keeps an application's schemas before reading them again: the bound on a change taking effect. */
@@ -58,7 +58,11 @@ export function compile(rows: Row[]): PayloadRules {
     // The validator lists the enclosing keywords first (properties, allOf …), the failing one last.
     const last = errors[errors.length - 1]!;
     const field = fieldOf(last.instanceLocation);
-    return { field, rule: last.keyword, message: `${field} does not match the schema of ${category}/${name}: ${last.error}` };
+    return {
+      field,
+      rule: last.keyword,
+      message: `${field} does not match the schema of ${category}/${name}: ${last.error}`,
+    };
   };
   return { types: validators.size, check, broken };
 }
@@ -103,7 +107,10 @@ export function payloadRules(
 /** PAYLOAD_SCHEMA_CACHE_SECONDS as milliseconds (0 turns the cache off). */
 export function schemaTtlMs(env: { PAYLOAD_SCHEMA_CACHE_SECONDS?: string }): number {
   const seconds = Number(env.PAYLOAD_SCHEMA_CACHE_SECONDS ?? "");
-  return env.PAYLOAD_SCHEMA_CACHE_SECONDS !== undefined && env.PAYLOAD_SCHEMA_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0
+  return env.PAYLOAD_SCHEMA_CACHE_SECONDS !== undefined &&
+    env.PAYLOAD_SCHEMA_CACHE_SECONDS !== "" &&
+    Number.isFinite(seconds) &&
+    seconds >= 0
     ? seconds * 1000
     : SCHEMA_TTL_MS;
 }

@@ -1,18 +1,18 @@
 // POST /api/event/: read the body, validate every event at the edge, hand the valid ones to the Queue.
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { rateLimit, requireKey } from "../request/auth";
-import { readJson } from "./body";
-import { limitsFrom } from "../shared/config";
-import { contextOf } from "./context";
-import { ApiError, errorBody } from "../shared/errors";
-import { payloadRules, schemaTtlMs } from "./payload-schemas";
-import { eventMessages, invalidMessages } from "./messages";
-import { sendAll } from "../shared/queue-send";
 import { parseQuery } from "../request/query-string";
+import { limitsFrom } from "../shared/config";
+import { ApiError, errorBody } from "../shared/errors";
+import { sendAll } from "../shared/queue-send";
 import { ingestQuery, type QueueMessage } from "../shared/schemas";
 import { createSentry } from "../shared/sentry";
 import { nowMicros } from "../shared/timestamp";
+import { readJson } from "./body";
+import { contextOf } from "./context";
+import { eventMessages, invalidMessages } from "./messages";
+import { payloadRules, schemaTtlMs } from "./payload-schemas";
 import { eventsOf, validateEvents } from "./validate";
 
 /** Seconds a client should wait before retrying when the queue refuses work. */
@@ -28,9 +28,17 @@ async function validateRequest(c: Context<AppEnv>) {
   const candidates = eventsOf(body.value, limits.maxEventsPerRequest);
   // Schemas that do not compile are reported when they are read, not on every request.
   const rules = await payloadRules(c.env.DB, app, schemaTtlMs(c.env), (broken) =>
-    createSentry(c.env, c.executionCtx, c.req.raw)?.captureMessage(`payload schemas that do not compile (their events pass unchecked): ${broken.join(", ")}`, "error"),
+    createSentry(c.env, c.executionCtx, c.req.raw)?.captureMessage(
+      `payload schemas that do not compile (their events pass unchecked): ${broken.join(", ")}`,
+      "error",
+    ),
   );
-  return { candidates, receivedAt, app, ...validateEvents(candidates, limits, receivedAt, app, body.hidden, rules.check) };
+  return {
+    candidates,
+    receivedAt,
+    app,
+    ...validateEvents(candidates, limits, receivedAt, app, body.hidden, rules.check),
+  };
 }
 
 export const ingest = new Hono<AppEnv>()
@@ -40,11 +48,14 @@ export const ingest = new Hono<AppEnv>()
 
     // One context for the request's events, worked out once (context.ts) and packed once per message.
     const page = parseQuery(ingestQuery, c.req.queries());
-    const context = accepted.length === 0 ? null : contextOf(c.req.raw, c.get("contextMode") ?? "on", {
-      development: c.env.ENVIRONMENT === "development",
-      page: page.page,
-      referrer: page.referrer,
-    });
+    const context =
+      accepted.length === 0
+        ? null
+        : contextOf(c.req.raw, c.get("contextMode") ?? "on", {
+            development: c.env.ENVIRONMENT === "development",
+            page: page.page,
+            referrer: page.referrer,
+          });
     const messages: QueueMessage[] = eventMessages(accepted, app, receivedAt, context);
     const eventMessageCount = messages.length;
     if (refused.length > 0) messages.push(...invalidMessages(refused, app, receivedAt, requestId));
@@ -68,7 +79,9 @@ export const ingest = new Hono<AppEnv>()
       return c.json(
         errorBody(
           "invalid_events",
-          candidates.length === 1 ? `the event is invalid: ${errors[0]?.message}` : `none of the ${candidates.length} events is valid`,
+          candidates.length === 1
+            ? `the event is invalid: ${errors[0]?.message}`
+            : `none of the ${candidates.length} events is valid`,
           requestId,
           { errors },
         ),
@@ -89,7 +102,8 @@ export const ingest = new Hono<AppEnv>()
     const ids = new Map<number, string>();
     let next = 0;
     const refusedAt = new Set(refused.map((r) => r.index));
-    for (let index = 0; index < candidates.length; index++) if (!refusedAt.has(index)) ids.set(index, accepted[next++]!.event_id);
+    for (let index = 0; index < candidates.length; index++)
+      if (!refusedAt.has(index)) ids.set(index, accepted[next++]!.event_id);
     return c.json({
       success: refused.length === 0,
       accepted: accepted.length,

@@ -1,11 +1,11 @@
 // Edge validation: turns a parsed body into events ready for the queue, and per-event errors.
 import { createHash } from "node:crypto";
-import type { HiddenProblem } from "./body";
 import type { Limits } from "../shared/config";
 import { ApiError, type FieldError } from "../shared/errors";
-import type { PayloadCheck } from "./payload-schemas";
 import { eventInput, type PreparedEvent } from "../shared/schemas";
 import { utf8Length } from "../shared/sizes";
+import type { HiddenProblem } from "./body";
+import type { PayloadCheck } from "./payload-schemas";
 
 /** Deepest nesting of objects/arrays allowed inside `data`. */
 export const MAX_DATA_DEPTH = 32;
@@ -41,12 +41,16 @@ export function eventsOf(body: unknown, maxEvents: number): unknown[] {
 function dataProblem(data: Record<string, unknown>): { rule: string; message: string } | null {
   let level: unknown[] = [data];
   for (let depth = 1; level.length > 0; depth++) {
-    if (depth > MAX_DATA_DEPTH) return { rule: "too_deep", message: `must not nest deeper than ${MAX_DATA_DEPTH} levels` };
+    if (depth > MAX_DATA_DEPTH)
+      return { rule: "too_deep", message: `must not nest deeper than ${MAX_DATA_DEPTH} levels` };
     const next: unknown[] = [];
     for (const value of level) {
       for (const child of Array.isArray(value) ? value : Object.values(value as object)) {
         if (typeof child === "number" && !Number.isFinite(child)) {
-          return { rule: "not_finite", message: "holds a number too large to represent (JSON numbers must be finite doubles)" };
+          return {
+            rule: "not_finite",
+            message: "holds a number too large to represent (JSON numbers must be finite doubles)",
+          };
         }
         if (typeof child === "object" && child !== null) next.push(child);
       }
@@ -111,9 +115,15 @@ export function validateEvents(
       const problem = hidden?.field === "data" ? hidden : dataProblem(e.data);
       const data = problem ? "" : JSON.stringify(e.data);
       if (problem) {
-        if (hidden?.field !== "data") reasons.push({ index, field: "data", message: `data ${problem.message}`, rule: problem.rule });
+        if (hidden?.field !== "data")
+          reasons.push({ index, field: "data", message: `data ${problem.message}`, rule: problem.rule });
       } else if (utf8Length(data) > limits.maxDataBytes) {
-        reasons.push({ index, field: "data", message: `data is larger than ${limits.maxDataBytes} bytes once serialized`, rule: "too_big" });
+        reasons.push({
+          index,
+          field: "data",
+          message: `data is larger than ${limits.maxDataBytes} bytes once serialized`,
+          rule: "too_big",
+        });
       } else {
         // The event type's payload schema, if one is registered; checked only on storable data.
         const failure = checkPayload(e.category, e.name, e.data);
@@ -135,7 +145,12 @@ export function validateEvents(
         // rather than counted as accepted and silently dropped by the store.
         const earlier = firstAt.get(eventId);
         if (earlier !== undefined) {
-          reasons.push({ index, field: "event_id", message: `event_id repeats the event at index ${earlier}; an event_id is stored once`, rule: "duplicate" });
+          reasons.push({
+            index,
+            field: "event_id",
+            message: `event_id repeats the event at index ${earlier}; an event_id is stored once`,
+            rule: "duplicate",
+          });
         } else {
           firstAt.set(eventId, index);
           accepted.push({ event_id: eventId, ...event });

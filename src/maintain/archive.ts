@@ -8,12 +8,12 @@
 // it); the archive watermark is the end of the last sealed block, and retention purges nothing
 // above it. The block still growing is rewritten by each run until it is sealed.
 import { and, between, eq, gt, sql } from "drizzle-orm";
-import { directoryKnowing } from "../db/applications";
-import { eventColumns, type StoredEvent } from "../db/event-reads";
-import { type Db } from "../db/db";
-import { events, storageState } from "../db/schema";
-import { renderEvent } from "../db/render";
 import { objectName, partitionOf, putLines } from "../archive/objects";
+import { directoryKnowing } from "../db/applications";
+import { type Db } from "../db/db";
+import { eventColumns, type StoredEvent } from "../db/event-reads";
+import { renderEvent } from "../db/render";
+import { events, storageState } from "../db/schema";
 import { readStorageState } from "../db/storage-state";
 
 /** Writes one block's events (ids first..last, those that exist) to R2: one object per partition. */
@@ -27,7 +27,9 @@ async function writeBlock(db: Db, bucket: R2Bucket, rows: StoredEvent[], first: 
     if (lines) lines.push(renderEvent(row, appId));
     else byPartition.set(partition, [renderEvent(row, appId)]);
   }
-  await Promise.all([...byPartition].map(([partition, lines]) => putLines(bucket, objectName(partition, first), lines)));
+  await Promise.all(
+    [...byPartition].map(([partition, lines]) => putLines(bucket, objectName(partition, first), lines)),
+  );
   return byPartition.size;
 }
 
@@ -55,17 +57,31 @@ export async function archiveNew(
   const state = await readStorageState(db);
   const [top] = await db.select({ maxId: sql<number>`coalesce(max(${events.id}), 0)` }).from(events);
   const maxId = top?.maxId ?? 0;
-  const run: ArchiveRun = { archivedThrough: state.archivedThrough, maxId, blocks: 0, rows: 0, objects: 0, done: false };
+  const run: ArchiveRun = {
+    archivedThrough: state.archivedThrough,
+    maxId,
+    blocks: 0,
+    rows: 0,
+    objects: 0,
+    done: false,
+  };
   for (let first = state.archivedThrough + 1; first <= maxId; first += blockIds) {
     if (now() >= deadline) return run;
     const last = first + blockIds - 1;
-    const rows = await db.select(eventColumns).from(events).where(between(events.id, first, last)).orderBy(events.id);
+    const rows = await db
+      .select(eventColumns)
+      .from(events)
+      .where(between(events.id, first, last))
+      .orderBy(events.id);
     run.objects += await writeBlock(db, bucket, rows, first);
     run.rows += rows.length;
     run.blocks++;
     // Sealed: a higher id exists, so no event can still join this block.
     if (maxId > last) {
-      await db.update(storageState).set({ archivedThrough: last }).where(and(eq(storageState.id, 1), gt(sql`${last}`, storageState.archivedThrough)));
+      await db
+        .update(storageState)
+        .set({ archivedThrough: last })
+        .where(and(eq(storageState.id, 1), gt(sql`${last}`, storageState.archivedThrough)));
       run.archivedThrough = last;
     }
   }

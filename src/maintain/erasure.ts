@@ -14,15 +14,14 @@
 // D1 goes first: an erased event that is not archived yet is then never archived, and the next
 // archive run rewrites the growing block from D1 without it. Other events are never touched, so
 // the archive watermark and retention's "only what is archived" still hold.
-import { and, asc, eq, ne, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, ne, type SQL, sql } from "drizzle-orm";
 import { ARCHIVE_ROOT, archiveLines, putLines } from "../archive/objects";
-import { readStorageState } from "../db/storage-state";
 import { numberKnowing } from "../db/applications";
-import { HOUR } from "../shared/timestamp";
-import { uncountWhere } from "../db/roll-ups";
 import { type Db } from "../db/db";
-import { erasures, events, rollupMark, type ErasureRow } from "../db/schema";
-import { formatTimestamp } from "../shared/timestamp";
+import { uncountWhere } from "../db/roll-ups";
+import { type ErasureRow, erasures, events, rollupMark } from "../db/schema";
+import { readStorageState } from "../db/storage-state";
+import { formatTimestamp, HOUR } from "../shared/timestamp";
 
 /** Rows deleted per D1 batch: their ids go into the statements as literals. */
 export const ERASE_CHUNK = 500;
@@ -93,9 +92,14 @@ function lineMatcher(row: ErasureRow): (line: string) => boolean {
  * working to now (`purgeCutoff`): D1 holds every event at or after it.
  */
 async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purgeCutoff: number | undefined) {
-  if (row.scanBasis === "operator") return { scanAfter: row.scanAfter, scanBefore: row.scanBefore, scanBasis: "operator" };
+  if (row.scanBasis === "operator")
+    return { scanAfter: row.scanAfter, scanBefore: row.scanBefore, scanBasis: "operator" };
   const [span] = await db
-    .select({ first: sql<number | null>`min(${events.timestamp})`, last: sql<number | null>`max(${events.timestamp})`, n: sql<number>`count(*)` })
+    .select({
+      first: sql<number | null>`min(${events.timestamp})`,
+      last: sql<number | null>`max(${events.timestamp})`,
+      n: sql<number>`count(*)`,
+    })
     .from(events)
     .where(matchOf(row, app));
   const state = await readStorageState(db);
@@ -110,7 +114,9 @@ async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purg
       : { scanAfter: first, scanBefore: span!.last!, scanBasis: "d1" };
   }
   if (purgedBefore === null) {
-    return span!.n > 0 ? { scanAfter: span!.first!, scanBefore: span!.last!, scanBasis: "d1" } : { scanAfter: null, scanBefore: null, scanBasis: "none" };
+    return span!.n > 0
+      ? { scanAfter: span!.first!, scanBefore: span!.last!, scanBasis: "d1" }
+      : { scanAfter: null, scanBefore: null, scanBasis: "none" };
   }
   return { scanAfter: 0, scanBefore: Math.max(purgedBefore, span!.last ?? 0), scanBasis: "archive" };
 }
@@ -144,7 +150,11 @@ async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, dea
   }
   // Hours whose events are all gone leave count rows of zero; they add nothing, and go (a scan of
   // the counts, so only after a run that deleted something, as retention does).
-  if (deleted > 0) await db.batch([db.run(sql`DELETE FROM event_counts WHERE n <= 0`), db.run(sql`DELETE FROM context_counts WHERE n <= 0`)]);
+  if (deleted > 0)
+    await db.batch([
+      db.run(sql`DELETE FROM event_counts WHERE n <= 0`),
+      db.run(sql`DELETE FROM context_counts WHERE n <= 0`),
+    ]);
   const [left] = await db.select({ n: sql<number>`count(*)` }).from(events).where(match);
   return { finished: left!.n === 0, waiting: left!.n > 0 };
 }
@@ -260,7 +270,10 @@ async function advance(
   }
   if (row.step === "archive") {
     if (!(await eraseFromArchive(db, bucket, row, deadline, now))) return { waiting: false };
-    await db.update(erasures).set({ status: "done", step: null, archiveCursor: null, finishedAt: now() * 1000 }).where(eq(erasures.id, id));
+    await db
+      .update(erasures)
+      .set({ status: "done", step: null, archiveCursor: null, finishedAt: now() * 1000 })
+      .where(eq(erasures.id, id));
   }
   return { waiting: false };
 }
@@ -277,7 +290,11 @@ export async function eraseDue(
 ): Promise<ErasureRun> {
   const run: ErasureRun = { erasures: [], done: false };
   const errors: unknown[] = [];
-  const open = await db.select({ id: erasures.id }).from(erasures).where(ne(erasures.status, "done")).orderBy(asc(erasures.id));
+  const open = await db
+    .select({ id: erasures.id })
+    .from(erasures)
+    .where(ne(erasures.status, "done"))
+    .orderBy(asc(erasures.id));
   for (const { id } of open) {
     if (now() >= deadline) break;
     let waiting = false;

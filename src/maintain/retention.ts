@@ -6,9 +6,9 @@
 // counts keep ERROR_LOG_DAYS.
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/db";
-import { HOUR } from "../shared/timestamp";
 import { uncountWhere } from "../db/roll-ups";
 import { errorCounts, errorLog, events, rollupMark, storageState } from "../db/schema";
+import { HOUR } from "../shared/timestamp";
 
 /** Rows deleted per statement: well inside D1's per-statement time limit, with five indexes to update. */
 export const PURGE_CHUNK = 2_000;
@@ -24,7 +24,12 @@ export interface PurgeRun {
  */
 export async function purgeHotWindow(
   db: Db,
-  { cutoff, deadline, chunk = PURGE_CHUNK, now = Date.now }: { cutoff: number; deadline: number; chunk?: number; now?: () => number },
+  {
+    cutoff,
+    deadline,
+    chunk = PURGE_CHUNK,
+    now = Date.now,
+  }: { cutoff: number; deadline: number; chunk?: number; now?: () => number },
 ): Promise<PurgeRun> {
   const limit = sql.raw(String(Math.floor(chunk)));
   // Literal numbers: drizzle's D1 batch cannot bind parameters of a raw statement.
@@ -37,7 +42,9 @@ export async function purgeHotWindow(
   for (;;) {
     if (now() >= deadline) return run;
     // The same subquery in one transaction names the same rows: uncount them, then delete them.
-    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) => db.run(s));
+    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) =>
+      db.run(s),
+    );
     const results = await db.batch([first!, ...rest]);
     const n = (results.at(-1) as unknown as { meta: { changes: number } }).meta.changes;
     run.deleted += n;
@@ -56,14 +63,27 @@ export async function purgeHotWindow(
  */
 export async function purgeErrorLog(
   db: Db,
-  { cutoff, deadline, chunk = PURGE_CHUNK * 5, now = Date.now }: { cutoff: number; deadline: number; chunk?: number; now?: () => number },
+  {
+    cutoff,
+    deadline,
+    chunk = PURGE_CHUNK * 5,
+    now = Date.now,
+  }: { cutoff: number; deadline: number; chunk?: number; now?: () => number },
 ): Promise<PurgeRun & { counts: number }> {
   const run = { deleted: 0, counts: 0, done: false };
   const hour = Math.floor(cutoff / HOUR);
   const steps = [
-    { table: errorLog, doomed: sql`SELECT id FROM ${errorLog} WHERE occurred_at < ${cutoff} ORDER BY occurred_at LIMIT ${chunk}`, add: (n: number) => (run.deleted += n) },
+    {
+      table: errorLog,
+      doomed: sql`SELECT id FROM ${errorLog} WHERE occurred_at < ${cutoff} ORDER BY occurred_at LIMIT ${chunk}`,
+      add: (n: number) => (run.deleted += n),
+    },
     // error_counts' primary key leads with the hour: each chunk is one range of it.
-    { table: errorCounts, doomed: sql`SELECT rowid FROM ${errorCounts} WHERE hour < ${hour} LIMIT ${chunk}`, add: (n: number) => (run.counts += n) },
+    {
+      table: errorCounts,
+      doomed: sql`SELECT rowid FROM ${errorCounts} WHERE hour < ${hour} LIMIT ${chunk}`,
+      add: (n: number) => (run.counts += n),
+    },
   ];
   for (const step of steps) {
     for (;;) {

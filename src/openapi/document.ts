@@ -5,17 +5,18 @@
 // for it; test/unit/openapi.test.ts fails when that file is not what this module makes.
 import * as z from "zod/mini";
 import { version } from "../../package.json";
-import { limitsFrom, storageFrom, type Limits } from "../shared/config";
-import { STATUS, type ErrorCode } from "../shared/errors";
+import { MAX_DATA_DEPTH } from "../ingest/validate";
+import { type Limits, limitsFrom, storageFrom } from "../shared/config";
+import { type ErrorCode, STATUS } from "../shared/errors";
 import {
   errorQuery,
   errorSummaryQuery,
+  eventContext,
   eventId,
   eventInput,
-  eventContext,
   eventQuery,
-  ingestQuery,
   exportQuery,
+  ingestQuery,
   label,
   MAX_LIMIT,
   MAX_OFFSET,
@@ -23,7 +24,6 @@ import {
   receiptQuery,
   statsQuery,
 } from "../shared/schemas";
-import { MAX_DATA_DEPTH } from "../ingest/validate";
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -32,7 +32,10 @@ export interface DocLimits extends Limits {
   exportMaxDays: number;
 }
 
-export const docLimits = (env: Partial<Record<keyof Env, unknown>>): DocLimits => ({ ...limitsFrom(env), exportMaxDays: storageFrom(env).exportMaxDays });
+export const docLimits = (env: Partial<Record<keyof Env, unknown>>): DocLimits => ({
+  ...limitsFrom(env),
+  exportMaxDays: storageFrom(env).exportMaxDays,
+});
 
 /**
  * What JSON Schema cannot read from a schema (a custom check, a refinement), said here by the
@@ -40,7 +43,14 @@ export const docLimits = (env: Partial<Record<keyof Env, unknown>>): DocLimits =
  */
 function annotations(limits: DocLimits): Map<unknown, JsonSchema> {
   return new Map<unknown, JsonSchema>([
-    [label, { minLength: 1, maxLength: 150, description: "1–150 characters (JSON Schema counts code points, as the server does), well-formed Unicode" }],
+    [
+      label,
+      {
+        minLength: 1,
+        maxLength: 150,
+        description: "1–150 characters (JSON Schema counts code points, as the server does), well-formed Unicode",
+      },
+    ],
     [
       eventInput.shape.data,
       {
@@ -59,13 +69,20 @@ function annotations(limits: DocLimits): Map<unknown, JsonSchema> {
         examples: ["2021-01-01 09:15:27.243860", "2021-01-01T09:15:27Z"],
       },
     ],
-    [eventInput.shape.event_id, { description: "optional; when absent the server derives one from the event's content, so a retried request stores nothing twice" }],
+    [
+      eventInput.shape.event_id,
+      {
+        description:
+          "optional; when absent the server derives one from the event's content, so a retried request stores nothing twice",
+      },
+    ],
     [eventId, { format: "uuid" }],
   ]);
 }
 
 /** A regex with the `i` flag as a JSON Schema pattern, which has no flags: its letter ranges in both cases. */
-const caseless = (source: string) => source.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => `${a}-${b}${a.toUpperCase()}-${b.toUpperCase()}`);
+const caseless = (source: string) =>
+  source.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => `${a}-${b}${a.toUpperCase()}-${b.toUpperCase()}`);
 
 /** z.int()'s bounds (the safe integers), which every integer here has and no reader needs told. */
 const SAFE = [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
@@ -78,11 +95,14 @@ function conversion(limits: DocLimits) {
     // A custom check has no JSON Schema ("any" gives `{}`); the override fills it in, or refuses.
     unrepresentable: "any" as const,
     override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema; path: (string | number)[] }) {
-      const zod = (ctx.zodSchema as { _zod: { def: { type: string; checks?: { _zod: { def: { pattern?: unknown } } }[] } } })._zod;
+      const zod = (
+        ctx.zodSchema as { _zod: { def: { type: string; checks?: { _zod: { def: { pattern?: unknown } } }[] } } }
+      )._zod;
       const json = ctx.jsonSchema;
       for (const check of zod.def.checks ?? []) {
         const { pattern } = check._zod.def;
-        if (pattern instanceof RegExp && pattern.flags.includes("i") && json.pattern === pattern.source) json.pattern = caseless(pattern.source);
+        if (pattern instanceof RegExp && pattern.flags.includes("i") && json.pattern === pattern.source)
+          json.pattern = caseless(pattern.source);
       }
       if (json.type === "integer" && json.minimum === SAFE[0] && json.maximum === SAFE[1]) {
         delete json.minimum;
@@ -90,7 +110,10 @@ function conversion(limits: DocLimits) {
       }
       const note = notes.get(ctx.zodSchema);
       if (note) Object.assign(json, note);
-      else if (zod.def.type === "custom") throw new Error(`a z.custom at ${ctx.path.join("/") || "the root"} has no JSON Schema: say what it accepts in annotations() (openapi.ts)`);
+      else if (zod.def.type === "custom")
+        throw new Error(
+          `a z.custom at ${ctx.path.join("/") || "the root"} has no JSON Schema: say what it accepts in annotations() (openapi.ts)`,
+        );
     },
   };
 }
@@ -187,7 +210,14 @@ export const errorSummary = z.strictObject({
   totals: z.partialRecord(errorKind, int()),
   truncated: z.boolean(),
   results: z.array(
-    z.strictObject({ kind: errorKind, rule: nullableText(), category: nullableText(), name: nullableText(), field: nullableText(), count: int() }),
+    z.strictObject({
+      kind: errorKind,
+      rule: nullableText(),
+      category: nullableText(),
+      name: nullableText(),
+      field: nullableText(),
+      count: int(),
+    }),
   ),
 });
 
@@ -224,7 +254,13 @@ export const health = z.strictObject({
       text(),
       z.strictObject({
         database: z.strictObject({ bytes: int() }),
-        hot: z.strictObject({ days: int(), oldest_event: at(), newest_event: at(), purged_before: at(), purged_at: at() }),
+        hot: z.strictObject({
+          days: int(),
+          oldest_event: at(),
+          newest_event: at(),
+          purged_before: at(),
+          purged_at: at(),
+        }),
         archive: z.strictObject({ watermark_id: int(), newest_id: int(), backlog_events: int(), archived_at: at() }),
         error_log: z.strictObject({ days: int() }),
       }),
@@ -247,7 +283,10 @@ export const service = z.strictObject({
 function shapes(limits: DocLimits) {
   return {
     Event: eventInput,
-    EventBatch: z.union([eventInput, z.array(eventInput).check(z.minLength(1), z.maxLength(limits.maxEventsPerRequest))]),
+    EventBatch: z.union([
+      eventInput,
+      z.array(eventInput).check(z.minLength(1), z.maxLength(limits.maxEventsPerRequest)),
+    ]),
     FieldError: fieldError,
     Error: errorResponse,
     IngestAccepted: ingestAccepted,
@@ -269,7 +308,10 @@ const ref = (name: SchemaName) => ({ $ref: `#/components/schemas/${name}` });
 function componentSchemas(limits: DocLimits): Record<string, JsonSchema> {
   const registry = z.registry<{ id: string }>();
   for (const [id, schema] of Object.entries(shapes(limits))) registry.add(schema, { id });
-  const { schemas } = z.toJSONSchema(registry, { ...conversion(limits), uri: (id) => `#/components/schemas/${id}` }) as { schemas: Record<string, JsonSchema> };
+  const { schemas } = z.toJSONSchema(registry, {
+    ...conversion(limits),
+    uri: (id) => `#/components/schemas/${id}`,
+  }) as { schemas: Record<string, JsonSchema> };
   // Each comes with $schema and an $id; inside an OpenAPI document neither belongs.
   return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _, $id: __, ...json }]) => [id, json]));
 }
@@ -282,25 +324,31 @@ const WHEN: Record<ErrorCode, string> = {
   invalid_events: "no event is valid, or the body holds too many events (`errors` names each event's fields)",
   invalid_query: "a query or path parameter is invalid (`errors` names it)",
   unauthorized: "no key, or an unknown or revoked one, or a read key in the URL",
-  forbidden: "the wrong kind of key for the route, an origin the application does not allow, or a scoped key naming another application",
+  forbidden:
+    "the wrong kind of key for the route, an origin the application does not allow, or a scoped key naming another application",
   not_found: "no such route, or no such stored event",
   method_not_allowed: "the path does not serve this method (`Allow` lists those it does)",
   conflict: "several applications stored this event_id; add `?app_id=`",
   payload_too_large: "the body is over MAX_BODY_BYTES, on the wire or once inflated",
-  unsupported_media_type: "a Content-Type other than application/json or text/plain, a charset other than UTF-8, or a Content-Encoding other than gzip",
-  rate_limited: "too many requests from this client with this write key, or too many unknown keys from this address; wait `Retry-After` seconds",
+  unsupported_media_type:
+    "a Content-Type other than application/json or text/plain, a charset other than UTF-8, or a Content-Encoding other than gzip",
+  rate_limited:
+    "too many requests from this client with this write key, or too many unknown keys from this address; wait `Retry-After` seconds",
   internal_error: "a bug: quote the request_id when reporting it",
-  queue_unavailable: "the queue refused the events; `accepted` says how many it took (resending the same request is safe)",
+  queue_unavailable:
+    "the queue refused the events; `accepted` says how many it took (resending the same request is safe)",
 };
 
 const pascal = (code: string) => code.replace(/(^|_)([a-z])/g, (_, __, ch: string) => ch.toUpperCase());
 
 /** Each status's response, named after its first code (BadRequest, Unauthorized, …). */
-const statusName = (status: number) => pascal(Object.keys(STATUS).find((code) => STATUS[code as ErrorCode] === status)!);
+const statusName = (status: number) =>
+  pascal(Object.keys(STATUS).find((code) => STATUS[code as ErrorCode] === status)!);
 
 function errorResponses() {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const [code, status] of Object.entries(STATUS) as [ErrorCode, number][]) byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  for (const [code, status] of Object.entries(STATUS) as [ErrorCode, number][])
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   const extra: Record<number, Record<string, unknown>> = {
     401: { "WWW-Authenticate": { $ref: "#/components/headers/WWWAuthenticate" } },
     405: { Allow: { $ref: "#/components/headers/Allow" } },
@@ -361,7 +409,8 @@ const PARAMS: Record<string, string> = {
   pagination: "`cursor` for cursor pages (follow `next`), which never repeat or skip an event; default `offset`",
   cursor: "where the next page starts, from a cursor page's `next` link",
   kind: "`invalid_event` (refused at the edge), `malformed_message` (unreadable queue message), `consumer_failure` (a write being retried), `dead_letter` (given up)",
-  app_id: "an application id: a key for every application reads that one; a scoped key may name only its own (else 403)",
+  app_id:
+    "an application id: a key for every application reads that one; a scoped key may name only its own (else 403)",
   field: "the first reason's field (`timestamp`, `data/price`)",
   rule: "the first reason's rule (`future`, `minimum`, `invalid_type`)",
   occurred_after: "entries at or after this instant",
@@ -370,14 +419,18 @@ const PARAMS: Record<string, string> = {
   before: "the window's end, widened to the end of its hour (default: now)",
   interval: "bucket width: `hour` (default) or `day` (UTC)",
   by: "split the series by `category` (default) or `name`",
-  country: "only events from this country: an ISO 3166-1 alpha-2 code as Cloudflare reports it (`XX` unknown, `T1` Tor), any case; events without context never match",
+  country:
+    "only events from this country: an ISO 3166-1 alpha-2 code as Cloudflare reports it (`XX` unknown, `T1` Tor), any case; events without context never match",
   device: "only events from this device type (parsed from User-Agent); events without context never match",
   page: "the page the events happened on (`location.href`): its `utm_*` parameters go into each event's `context`; nothing else of it is kept",
-  referrer: "the page's referrer (`document.referrer`): its host goes into each event's `context` as `referrer_host`; nothing else of it is kept",
+  referrer:
+    "the page's referrer (`document.referrer`): its host goes into each event's `context` as `referrer_host`; nothing else of it is kept",
 };
 
 function routes(limits: DocLimits): Route[] {
-  const eventsPage = { "200": { description: "one page of events", schema: "EventPage" as const, headers: ["X-D1-Bookmark"] } };
+  const eventsPage = {
+    "200": { description: "one page of events", schema: "EventPage" as const, headers: ["X-D1-Bookmark"] },
+  };
   return [
     {
       method: "post",
@@ -393,7 +446,13 @@ function routes(limits: DocLimits): Route[] {
       auth: "write",
       query: ingestQuery,
       events: true,
-      ok: { "202": { description: "all events queued (`success: true`), or some, with why the others were refused (`success: false`)", schema: "IngestAccepted" } },
+      ok: {
+        "202": {
+          description:
+            "all events queued (`success: true`), or some, with why the others were refused (`success: false`)",
+          schema: "IngestAccepted",
+        },
+      },
       errors: [...WRITE_ERRORS, 503],
     },
     {
@@ -401,10 +460,13 @@ function routes(limits: DocLimits): Route[] {
       path: "/api/event/validate",
       tag: "ingestion",
       summary: "Dry run: what would be accepted",
-      description: "The same bodies and checks as POST /api/event/, answered per event (with the event_id each would be stored under); stores and logs nothing.",
+      description:
+        "The same bodies and checks as POST /api/event/, answered per event (with the event_id each would be stored under); stores and logs nothing.",
       auth: "write",
       events: true,
-      ok: { "200": { description: "each event, accepted (with its event_id) or refused (with why)", schema: "DryRun" } },
+      ok: {
+        "200": { description: "each event, accepted (with its event_id) or refused (with why)", schema: "DryRun" },
+      },
       errors: WRITE_ERRORS,
     },
     {
@@ -429,7 +491,10 @@ function routes(limits: DocLimits): Route[] {
       description: "The stored event, as one result of GET /api/event/, or 404 while it is not stored (yet).",
       auth: "read",
       query: receiptQuery,
-      notes: { app_id: "the application whose event to read, when several stored this event_id (else 409); a scoped key may name only its own" },
+      notes: {
+        app_id:
+          "the application whose event to read, when several stored this event_id (else 409); a scoped key may name only its own",
+      },
       pathParams: { event_id: { schema: eventId, description: "the event's id (any case)" } },
       bookmark: true,
       ok: { "200": { description: "the stored event", schema: "StoredEvent", headers: ["X-D1-Bookmark"] } },
@@ -458,7 +523,10 @@ function routes(limits: DocLimits): Route[] {
         "(the shape of StoredEvent), by application and hour, not sorted. timestamp_after and timestamp_before (or their aliases) are required.",
       auth: "read",
       query: exportQuery,
-      notes: { timestamp_after: "required (or timestamp_start): the range's start, inclusive", timestamp_before: "required (or timestamp_end): the range's end, inclusive" },
+      notes: {
+        timestamp_after: "required (or timestamp_start): the range's start, inclusive",
+        timestamp_before: "required (or timestamp_end): the range's end, inclusive",
+      },
       bookmark: true,
       ok: {
         "200": {
@@ -486,7 +554,13 @@ function routes(limits: DocLimits): Route[] {
         timestamp_before: "the window's end, widened to its bucket (default: now)",
       },
       bookmark: true,
-      ok: { "200": { description: "counts per bucket: totals and series", schema: "StatsCounts", headers: ["X-D1-Bookmark"] } },
+      ok: {
+        "200": {
+          description: "counts per bucket: totals and series",
+          schema: "StatsCounts",
+          headers: ["X-D1-Bookmark"],
+        },
+      },
       errors: READ_ERRORS,
     },
     {
@@ -520,7 +594,8 @@ function routes(limits: DocLimits): Route[] {
       path: "/api/health",
       tag: "service",
       summary: "Liveness, version, storage",
-      description: "No key needed; with a read key for every application also `storage` (database size, hot window, archive watermark and backlog).",
+      description:
+        "No key needed; with a read key for every application also `storage` (database size, hot window, archive watermark and backlog).",
       auth: "read-optional",
       bookmark: true,
       ok: {
@@ -553,7 +628,8 @@ function routes(limits: DocLimits): Route[] {
       path: "/api/openapi.json",
       tag: "service",
       summary: "This document",
-      description: "A static file generated from the zod schemas the routes validate with (`npm run openapi`); the reference page at /docs renders it.",
+      description:
+        "A static file generated from the zod schemas the routes validate with (`npm run openapi`); the reference page at /docs renders it.",
       auth: "none",
       asset: true,
       ok: { "200": { description: "OpenAPI 3.1", media: "application/json", text: "an OpenAPI 3.1 document" } },
@@ -583,13 +659,25 @@ const SECURITY: Record<Auth, Record<string, string[]>[]> = {
 function operation(r: Route, limits: DocLimits) {
   const parameters: Record<string, unknown>[] = [];
   for (const [name, p] of Object.entries(r.pathParams ?? {})) {
-    parameters.push({ name, in: "path", required: true, description: p.description, schema: jsonSchemaOf(p.schema, limits) });
+    parameters.push({
+      name,
+      in: "path",
+      required: true,
+      description: p.description,
+      schema: jsonSchemaOf(p.schema, limits),
+    });
   }
   if (r.query) {
     const json = jsonSchemaOf(r.query, limits) as { properties: Record<string, JsonSchema>; required?: string[] };
     for (const [name, schema] of Object.entries(json.properties)) {
       const { description: _, ...rest } = schema;
-      parameters.push({ name, in: "query", required: json.required?.includes(name) ?? false, description: r.notes?.[name] ?? PARAMS[name], schema: rest });
+      parameters.push({
+        name,
+        in: "query",
+        required: json.required?.includes(name) ?? false,
+        description: r.notes?.[name] ?? PARAMS[name],
+        schema: rest,
+      });
     }
   }
   if (r.bookmark) parameters.push({ $ref: "#/components/parameters/XD1Bookmark" });
@@ -597,10 +685,16 @@ function operation(r: Route, limits: DocLimits) {
 
   const responses: Record<string, unknown> = {};
   for (const [status, ok] of Object.entries(r.ok)) {
-    const headers: Record<string, unknown> = r.asset ? {} : { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } };
+    const headers: Record<string, unknown> = r.asset
+      ? {}
+      : { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } };
     for (const h of ok.headers ?? []) headers[h] = { $ref: `#/components/headers/${h.replace(/-/g, "")}` };
     const schema = ok.schema ? ref(ok.schema) : { type: "string", description: ok.text };
-    responses[status] = { description: ok.description, headers, content: { [ok.media ?? "application/json"]: { schema } } };
+    responses[status] = {
+      description: ok.description,
+      headers,
+      content: { [ok.media ?? "application/json"]: { schema } },
+    };
   }
   for (const status of r.errors) responses[String(status)] = { $ref: `#/components/responses/${statusName(status)}` };
 
@@ -615,8 +709,12 @@ function operation(r: Route, limits: DocLimits) {
       ? {
           requestBody: {
             required: true,
-            description: "an event or an array of events; text/plain is read as JSON (no CORS preflight from a page); optionally gzip-encoded",
-            content: { "application/json": { schema: ref("EventBatch"), example: EXAMPLE }, "text/plain": { schema: ref("EventBatch"), example: EXAMPLE } },
+            description:
+              "an event or an array of events; text/plain is read as JSON (no CORS preflight from a page); optionally gzip-encoded",
+            content: {
+              "application/json": { schema: ref("EventBatch"), example: EXAMPLE },
+              "text/plain": { schema: ref("EventBatch"), example: EXAMPLE },
+            },
           },
         }
       : {}),
@@ -657,7 +755,8 @@ export function openApiDocument(limits: DocLimits) {
           name: "X-D1-Bookmark",
           in: "header",
           required: false,
-          description: "the bookmark of an earlier response: this read sees a database state at least that new (pages of one walk never step back in time)",
+          description:
+            "the bookmark of an earlier response: this read sees a database state at least that new (pages of one walk never step back in time)",
           schema: { type: "string", pattern: "^[0-9a-fA-F]{1,32}(-[0-9a-fA-F]{1,32}){0,7}$" },
         },
         ContentEncoding: {
@@ -669,17 +768,40 @@ export function openApiDocument(limits: DocLimits) {
         },
       },
       headers: {
-        XRequestId: { description: "this request's id; error bodies carry it as request_id", schema: { type: "string", format: "uuid" } },
-        XD1Bookmark: { description: "the database state this read saw: send it back as X-D1-Bookmark to read one at least as new", schema: { type: "string" } },
+        XRequestId: {
+          description: "this request's id; error bodies carry it as request_id",
+          schema: { type: "string", format: "uuid" },
+        },
+        XD1Bookmark: {
+          description: "the database state this read saw: send it back as X-D1-Bookmark to read one at least as new",
+          schema: { type: "string" },
+        },
         RetryAfter: { description: "seconds to wait before retrying", schema: { type: "integer", minimum: 0 } },
         Allow: { description: "the methods this path serves", schema: { type: "string" } },
         WWWAuthenticate: { description: "`Bearer`", schema: { type: "string" } },
-        XArchiveWatermark: { description: "the highest event id read from the archive; events above it came from D1", schema: { type: "integer" } },
+        XArchiveWatermark: {
+          description: "the highest event id read from the archive; events above it came from D1",
+          schema: { type: "integer" },
+        },
       },
       securitySchemes: {
-        writeKey: { type: "http", scheme: "bearer", description: "a write key: sends events for its application; public by design (pages embed it)" },
-        writeKeyInQuery: { type: "apiKey", in: "query", name: "key", description: "a write key in the URL, for navigator.sendBeacon (which cannot set headers); POST only" },
-        readKey: { type: "http", scheme: "bearer", description: "a read key: queries one application's events, or every application's; secret, refused in the URL" },
+        writeKey: {
+          type: "http",
+          scheme: "bearer",
+          description: "a write key: sends events for its application; public by design (pages embed it)",
+        },
+        writeKeyInQuery: {
+          type: "apiKey",
+          in: "query",
+          name: "key",
+          description: "a write key in the URL, for navigator.sendBeacon (which cannot set headers); POST only",
+        },
+        readKey: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "a read key: queries one application's events, or every application's; secret, refused in the URL",
+        },
       },
     },
   };

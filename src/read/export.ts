@@ -4,21 +4,20 @@
 // not retention has purged it from D1 yet. Lines are the query API's results; they come by
 // application and hour, in storage order within each, not sorted by timestamp.
 import { Hono } from "hono";
-import type { AppEnv } from "../request/app-env";
 import { archiveLines, archiveObjects } from "../archive/objects";
-import { readStorageState } from "../db/storage-state";
 import { directoryKnowing } from "../db/applications";
-import { requireKey } from "../request/auth";
-import { storageFrom } from "../shared/config";
-import { listAboveId, type EventFilters } from "../db/event-reads";
 import { type Db } from "../db/db";
-import { ApiError } from "../shared/errors";
+import { type EventFilters, listAboveId } from "../db/event-reads";
+import { renderEvent } from "../db/render";
+import { readStorageState } from "../db/storage-state";
+import type { AppEnv } from "../request/app-env";
+import { requireKey } from "../request/auth";
 import { filtersOf, parseQuery, scopeOf } from "../request/query-string";
 import { readSession } from "../request/read-session";
-import { renderEvent } from "../db/render";
-import { DAY } from "../shared/timestamp";
+import { storageFrom } from "../shared/config";
+import { ApiError } from "../shared/errors";
 import { exportQuery } from "../shared/schemas";
-import { parseTimestamp } from "../shared/timestamp";
+import { DAY, parseTimestamp } from "../shared/timestamp";
 
 /** Events read from D1 per statement, and lines per chunk written to the stream. */
 const PAGE = 1000;
@@ -53,7 +52,12 @@ async function planExport(env: Env, db: Db, f: EventFilters, appId: string | und
   return { archivedThrough, keys };
 }
 
-async function* exportChunks(env: Env, db: Db, f: EventFilters, plan: Awaited<ReturnType<typeof planExport>>): AsyncGenerator<string> {
+async function* exportChunks(
+  env: Env,
+  db: Db,
+  f: EventFilters,
+  plan: Awaited<ReturnType<typeof planExport>>,
+): AsyncGenerator<string> {
   let chunk: string[] = [];
   for (const key of plan.keys) {
     for await (const line of archiveLines(env.ARCHIVE, key)) {
@@ -78,17 +82,27 @@ async function* exportChunks(env: Env, db: Db, f: EventFilters, plan: Awaited<Re
 export const exportEvents = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(exportQuery, c.req.queries());
   const f = filtersOf(q, scopeOf(c));
-  const missing = [f.after === undefined ? "timestamp_after" : null, f.before === undefined ? "timestamp_before" : null].filter((x) => x !== null);
+  const missing = [
+    f.after === undefined ? "timestamp_after" : null,
+    f.before === undefined ? "timestamp_before" : null,
+  ].filter((x) => x !== null);
   if (missing.length > 0) {
     throw new ApiError("invalid_query", `invalid query parameter ${missing.join(", ")}: an export needs a time range`, {
-      errors: missing.map((field) => ({ field, message: `${field} is required (or its alias ${field.replace("after", "start").replace("before", "end")})` })),
+      errors: missing.map((field) => ({
+        field,
+        message: `${field} is required (or its alias ${field.replace("after", "start").replace("before", "end")})`,
+      })),
     });
   }
   const maxDays = storageFrom(c.env).exportMaxDays;
   if (f.before! - f.after! > maxDays * DAY) {
-    throw new ApiError("invalid_query", `invalid query parameter timestamp_before: an export covers at most ${maxDays} days; split the range`, {
-      errors: [{ field: "timestamp_before", message: `the range is longer than ${maxDays} days` }],
-    });
+    throw new ApiError(
+      "invalid_query",
+      `invalid query parameter timestamp_before: an export covers at most ${maxDays} days; split the range`,
+      {
+        errors: [{ field: "timestamp_before", message: `the range is longer than ${maxDays} days` }],
+      },
+    );
   }
   // The plan is made before answering, so a failure to reach D1 or R2 is a 500, not a cut stream.
   // One D1 session for the whole export: the watermark and the rows above it come from one state.

@@ -4,14 +4,15 @@
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { version } from "../../package.json";
-import type { AppEnv } from "../request/app-env";
 import { readStorageState } from "../db/storage-state";
+import type { AppEnv } from "../request/app-env";
 import { requireKey } from "../request/auth";
-import { storageFrom } from "../shared/config";
 import { readSession } from "../request/read-session";
+import { storageFrom } from "../shared/config";
 import { formatTimestamp } from "../shared/timestamp";
 
-const at = (micros: number | null | undefined) => (micros === null || micros === undefined ? null : formatTimestamp(micros));
+const at = (micros: number | null | undefined) =>
+  micros === null || micros === undefined ? null : formatTimestamp(micros);
 
 async function storage(env: Env, reads: D1DatabaseSession) {
   // One statement per extreme: SQLite answers a lone min() or max() from the index's end.

@@ -1,21 +1,20 @@
 // GET routes: events filtered, ordered and paginated (limit/offset as the original, or a cursor),
 // one session's events in the order they happened, the error log and its summary.
 import { Hono } from "hono";
-import type { AppEnv } from "../request/app-env";
 import { directoryKnowing } from "../db/applications";
-import { requireKey } from "../request/auth";
+import { type Db } from "../db/db";
 import { countErrors, listErrors, summaryQueries } from "../db/error-log";
 import { countQueries, sumCounts } from "../db/event-counts";
-import { HOUR } from "../shared/timestamp";
-import { listEvents, type EventFilters, type Position } from "../db/event-reads";
-import { type Db } from "../db/db";
+import { type EventFilters, listEvents, type Position } from "../db/event-reads";
+import { renderEvent } from "../db/render";
 import type { ErrorLogRow, EventRow } from "../db/schema";
-import { ApiError } from "../shared/errors";
+import type { AppEnv } from "../request/app-env";
+import { requireKey } from "../request/auth";
 import { appOf, filtersOf, parseQuery, scopeOf } from "../request/query-string";
 import { readSession } from "../request/read-session";
-import { errorQuery, errorSummaryQuery, eventQuery, label, type EventQuery } from "../shared/schemas";
-import { renderEvent } from "../db/render";
-import { formatTimestamp, nowMicros } from "../shared/timestamp";
+import { ApiError } from "../shared/errors";
+import { type EventQuery, errorQuery, errorSummaryQuery, eventQuery, label } from "../shared/schemas";
+import { formatTimestamp, HOUR, nowMicros } from "../shared/timestamp";
 
 const DEFAULT_LIMIT = 100;
 
@@ -27,16 +26,22 @@ export function encodeCursor(p: Position): string {
 }
 
 export function decodeCursor(token: string): Position {
-  const bad = () => new ApiError("invalid_query", "invalid query parameter cursor: not a cursor this server issued", {
-    errors: [{ field: "cursor", message: "cursor is malformed" }],
-  });
+  const bad = () =>
+    new ApiError("invalid_query", "invalid query parameter cursor: not a cursor this server issued", {
+      errors: [{ field: "cursor", message: "cursor is malformed" }],
+    });
   let value: unknown;
   try {
     value = JSON.parse(atob(token.replace(/-/g, "+").replace(/_/g, "/")));
   } catch {
     throw bad();
   }
-  if (!Array.isArray(value) || (value.length !== 2 && value.length !== 3) || !value.every((n) => Number.isSafeInteger(n))) throw bad();
+  if (
+    !Array.isArray(value) ||
+    (value.length !== 2 && value.length !== 3) ||
+    !value.every((n) => Number.isSafeInteger(n))
+  )
+    throw bad();
   if (value.length === 3 && value[2] !== 0) throw bad();
   return { timestamp: value[0] as number, id: value[1] as number, tie: value.length === 2 };
 }
@@ -106,7 +111,12 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     const lookahead = rows[limit];
     // Where the next page starts, and whether rows of its timestamp were on this page.
     const tie = lookahead !== undefined && rows[limit - 1]?.timestamp === lookahead.timestamp;
-    const next = lookahead ? linkWith(url, { cursor: encodeCursor({ timestamp: lookahead.timestamp, id: lookahead.id, tie }), pagination: "cursor" }) : null;
+    const next = lookahead
+      ? linkWith(url, {
+          cursor: encodeCursor({ timestamp: lookahead.timestamp, id: lookahead.id, tie }),
+          pagination: "cursor",
+        })
+      : null;
     return renderPage(db, { next, previous: null }, rows.slice(0, limit));
   }
   const offset = q.offset ?? 0;
@@ -185,10 +195,16 @@ export const errorsQuery = new Hono<AppEnv>()
     const appId = appOf(c, q.app_id);
     const limit = q.limit ?? DEFAULT_LIMIT;
     // One more group than asked tells whether there are more.
-    const [groups, totals] = await db.batch(summaryQueries(db, { firstHour, lastHour, appId, kind: q.kind }, limit + 1));
+    const [groups, totals] = await db.batch(
+      summaryQueries(db, { firstHour, lastHour, appId, kind: q.kind }, limit + 1),
+    );
     const orNull = (s: string) => (s === "" ? null : s);
     return c.json({
-      window: { after: formatTimestamp(firstHour * HOUR), before: formatTimestamp((lastHour + 1) * HOUR), hours: lastHour - firstHour + 1 },
+      window: {
+        after: formatTimestamp(firstHour * HOUR),
+        before: formatTimestamp((lastHour + 1) * HOUR),
+        hours: lastHour - firstHour + 1,
+      },
       application: appId ?? null,
       total: totals.reduce((n, t) => n + t.n, 0),
       totals: Object.fromEntries(totals.map((t) => [t.kind, t.n])),

@@ -3,16 +3,16 @@
 // events_event_id_app, so a client can afford to ask after each send.
 import { and, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
-import type { AppEnv } from "../request/app-env";
 import { directoryKnowing, numberKnowing } from "../db/applications";
-import { requireKey } from "../request/auth";
-import { eventColumns } from "../db/event-reads";
 import { type Db } from "../db/db";
+import { eventColumns } from "../db/event-reads";
+import { renderEvent } from "../db/render";
 import { events } from "../db/schema";
-import { ApiError } from "../shared/errors";
+import type { AppEnv } from "../request/app-env";
+import { requireKey } from "../request/auth";
 import { appOf, parseQuery, scopeOf } from "../request/query-string";
 import { readSession } from "../request/read-session";
-import { renderEvent } from "../db/render";
+import { ApiError } from "../shared/errors";
 import { eventId as eventIdSchema, receiptQuery } from "../shared/schemas";
 
 /**
@@ -21,12 +21,19 @@ import { eventId as eventIdSchema, receiptQuery } from "../shared/schemas";
  * caller it must choose). Either way one range of events_event_id_app.
  */
 export function findStored(db: Db, eventId: string, app?: number) {
-  return db
-    .select(eventColumns)
-    .from(events)
-    // The id goes in as its 16 bytes, written as the insert writes them.
-    .where(and(sql`${events.eventId} = unhex(${eventId.replace(/-/g, "")})`, app !== undefined ? eq(events.app, app) : undefined))
-    .limit(app !== undefined ? 1 : 2);
+  return (
+    db
+      .select(eventColumns)
+      .from(events)
+      // The id goes in as its 16 bytes, written as the insert writes them.
+      .where(
+        and(
+          sql`${events.eventId} = unhex(${eventId.replace(/-/g, "")})`,
+          app !== undefined ? eq(events.app, app) : undefined,
+        ),
+      )
+      .limit(app !== undefined ? 1 : 2)
+  );
 }
 
 export const receipt = new Hono<AppEnv>().get("/:event_id", requireKey("read"), readSession, async (c) => {
@@ -42,7 +49,12 @@ export const receipt = new Hono<AppEnv>().get("/:event_id", requireKey("read"), 
   // A scoped key reads its own application's event only (scopeOf gives -1, which matches nothing,
   // when its application has no number yet); a key for every application, the one app_id names, or any.
   const appId = appOf(c, q.app_id);
-  const app = c.get("appId") !== undefined ? scopeOf(c).app : appId !== undefined ? ((await numberKnowing(db, appId)) ?? -1) : undefined;
+  const app =
+    c.get("appId") !== undefined
+      ? scopeOf(c).app
+      : appId !== undefined
+        ? ((await numberKnowing(db, appId)) ?? -1)
+        : undefined;
   const rows = await findStored(db, id, app);
   if (rows.length === 0) {
     throw new ApiError(
@@ -58,5 +70,7 @@ export const receipt = new Hono<AppEnv>().get("/:event_id", requireKey("read"), 
   }
   const row = rows[0]!;
   const application = appId ?? (await directoryKnowing(db, [row.app])).idOf(row.app);
-  return new Response(renderEvent(row, application), { headers: { "content-type": "application/json; charset=UTF-8" } });
+  return new Response(renderEvent(row, application), {
+    headers: { "content-type": "application/json; charset=UTF-8" },
+  });
 });

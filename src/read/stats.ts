@@ -1,16 +1,15 @@
 // GET /api/stats/counts: events counted per hour or per day (UTC), split into series by category or
 // by name, for charts (the explorer's). Read from the hourly roll-ups, never the events (db/stats.ts).
 import { Hono } from "hono";
-import type { AppEnv } from "../request/app-env";
 import { numberKnowing } from "../db/applications";
+import { type SeriesRow, seriesCounts } from "../db/stats";
+import type { AppEnv } from "../request/app-env";
 import { requireKey } from "../request/auth";
-import { HOUR } from "../shared/timestamp";
-import { seriesCounts, type SeriesRow } from "../db/stats";
-import { ApiError } from "../shared/errors";
 import { appOf, parseQuery } from "../request/query-string";
 import { readSession } from "../request/read-session";
+import { ApiError } from "../shared/errors";
 import { statsQuery } from "../shared/schemas";
-import { formatTimestamp, nowMicros } from "../shared/timestamp";
+import { formatTimestamp, HOUR, nowMicros } from "../shared/timestamp";
 
 /** Hours per bucket. */
 const WIDTH = { hour: 1, day: 24 } as const;
@@ -77,11 +76,22 @@ export const stats = new Hono<AppEnv>().get("/counts", requireKey("read"), readS
     });
   }
   if (q.country !== undefined && q.device !== undefined) {
-    throw new ApiError("invalid_query", "invalid query parameter device: counts filter by country or by device, not both", {
-      errors: [{ field: "device", message: "device cannot be combined with country here (GET /api/event/ takes both)" }],
-    });
+    throw new ApiError(
+      "invalid_query",
+      "invalid query parameter device: counts filter by country or by device, not both",
+      {
+        errors: [
+          { field: "device", message: "device cannot be combined with country here (GET /api/event/ takes both)" },
+        ],
+      },
+    );
   }
-  const context = q.country !== undefined ? { dim: "country" as const, value: q.country } : q.device !== undefined ? { dim: "device" as const, value: q.device } : undefined;
+  const context =
+    q.country !== undefined
+      ? { dim: "country" as const, value: q.country }
+      : q.device !== undefined
+        ? { dim: "device" as const, value: q.device }
+        : undefined;
   // Whole buckets, since the counts are hourly: the window widens to the start of the bucket
   // holding timestamp_after and the end of the one holding timestamp_before (default: now).
   const bucketOf = (micros: number) => Math.floor(Math.floor(micros / HOUR) / width);
@@ -90,20 +100,38 @@ export const stats = new Hono<AppEnv>().get("/counts", requireKey("read"), readS
   const buckets = last - first + 1;
   if (buckets > MAX_BUCKETS[interval]) {
     const most = `${MAX_BUCKETS[interval]} ${interval}s`;
-    throw new ApiError("invalid_query", `invalid query parameter timestamp_after: the window spans ${buckets} ${interval}s, at most ${most}`, {
-      errors: [{ field: "timestamp_after", message: `timestamp_after must be within ${most} of timestamp_before${interval === "hour" ? " (or use interval=day)" : ""}` }],
-    });
+    throw new ApiError(
+      "invalid_query",
+      `invalid query parameter timestamp_after: the window spans ${buckets} ${interval}s, at most ${most}`,
+      {
+        errors: [
+          {
+            field: "timestamp_after",
+            message: `timestamp_after must be within ${most} of timestamp_before${interval === "hour" ? " (or use interval=day)" : ""}`,
+          },
+        ],
+      },
+    );
   }
   const db = c.get("reads")!;
   // A scoped key counts its own application; a key for every application, the one app_id names or all.
   const appId = appOf(c, q.app_id);
-  const app = c.get("appId") !== undefined ? c.get("appNum") : appId !== undefined ? await numberKnowing(db, appId) : undefined;
+  const app =
+    c.get("appId") !== undefined ? c.get("appNum") : appId !== undefined ? await numberKnowing(db, appId) : undefined;
   const w = { firstHour: first * width, buckets, width };
   // An application without a number has no counts (never the ALL_APPS rows, which count every application).
   const known = appId === undefined || app !== undefined;
   const single = by === "category" ? q.category : q.name;
   const rows = known
-    ? await seriesCounts(db, { by, category: q.category, name: q.name, app, context, firstHour: w.firstHour, lastHour: (last + 1) * width - 1 })
+    ? await seriesCounts(db, {
+        by,
+        category: q.category,
+        name: q.name,
+        app,
+        context,
+        firstHour: w.firstHour,
+        lastHour: (last + 1) * width - 1,
+      })
     : [];
   const folded = foldSeries(rows, w, q.limit ?? DEFAULT_SERIES, single);
   return c.json({

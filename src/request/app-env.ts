@@ -1,6 +1,7 @@
 // The Hono context every route sees: the Worker's bindings and per-request values.
-import type { ContextMode } from "../db/schema";
+
 import type { Db } from "../db/db";
+import type { ContextMode } from "../db/schema";
 
 export interface AppEnv {
   Bindings: Env;

@@ -6,13 +6,13 @@ import { createHash } from "node:crypto";
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "./app-env";
 import type { Db } from "../db/db";
-import { BoundedCache } from "../shared/bounded-cache";
-import { clientKey } from "../shared/client-address";
 import type { ContextMode } from "../db/schema";
 import { apiKeys, applications } from "../db/schema";
+import { BoundedCache } from "../shared/bounded-cache";
+import { clientKey } from "../shared/client-address";
 import { ApiError, clip } from "../shared/errors";
+import type { AppEnv } from "./app-env";
 
 export type KeyKind = "write" | "read";
 
@@ -64,14 +64,29 @@ export function cachedKey(hash: string, now = Date.now()): Principal | null | un
 /** Reads a key from D1 (not the cache) and caches what it found. */
 export async function lookupKey(db: Db, hash: string, ttlMs = KEY_TTL_MS, now = Date.now()): Promise<Principal | null> {
   const [row] = await db
-    .select({ id: apiKeys.id, hash: apiKeys.hash, kind: apiKeys.kind, appId: apiKeys.appId, appNum: applications.num, origins: applications.allowedOrigins, context: applications.context })
+    .select({
+      id: apiKeys.id,
+      hash: apiKeys.hash,
+      kind: apiKeys.kind,
+      appId: apiKeys.appId,
+      appNum: applications.num,
+      origins: applications.allowedOrigins,
+      context: applications.context,
+    })
     .from(apiKeys)
     .leftJoin(applications, eq(applications.id, apiKeys.appId))
     .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)))
     .limit(1);
   const principal =
     row && sameHash(row.hash, hash)
-      ? { keyId: row.id, kind: row.kind, appId: row.appId, appNum: row.appNum, allowedOrigins: JSON.parse(row.origins ?? "[]") as string[], context: row.context ?? "on" }
+      ? {
+          keyId: row.id,
+          kind: row.kind,
+          appId: row.appId,
+          appNum: row.appNum,
+          allowedOrigins: JSON.parse(row.origins ?? "[]") as string[],
+          context: row.context ?? "on",
+        }
       : null;
   if (principal) known.set(hash, principal, ttlMs, now);
   else unknown.set(hash, true, Math.min(ttlMs, UNKNOWN_TTL_MS), now);
@@ -129,7 +144,10 @@ function bearer(c: Context<AppEnv>): string | undefined {
   const header = c.req.header("authorization");
   if (header === undefined) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) throw new ApiError("unauthorized", "Authorization must be `Bearer <key>`", { headers: { "WWW-Authenticate": "Bearer" } });
+  if (!match)
+    throw new ApiError("unauthorized", "Authorization must be `Bearer <key>`", {
+      headers: { "WWW-Authenticate": "Bearer" },
+    });
   return match[1];
 }
 
@@ -141,9 +159,13 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const fromUrl = c.req.query("key");
     if (fromUrl !== undefined && kind === "read") {
-      throw new ApiError("unauthorized", "keys are not accepted in the URL for reading; send Authorization: Bearer <read key>", {
-        headers: { "WWW-Authenticate": "Bearer" },
-      });
+      throw new ApiError(
+        "unauthorized",
+        "keys are not accepted in the URL for reading; send Authorization: Bearer <read key>",
+        {
+          headers: { "WWW-Authenticate": "Bearer" },
+        },
+      );
     }
     const key = bearer(c) ?? fromUrl;
     if (!key) {
@@ -153,7 +175,8 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
     }
     const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
     const seconds = Number(c.env.KEY_CACHE_SECONDS ?? "");
-    const ttl = c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
+    const ttl =
+      c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
     const address = clientKey(c.req.header("cf-connecting-ip"));
     const hash = usable ? hashKey(key) : undefined;
     // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless
@@ -168,10 +191,18 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
       throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });
     }
     if (principal.kind !== kind) {
-      throw new ApiError("forbidden", kind === "write" ? "a read key cannot send events" : "a write key cannot read events");
+      throw new ApiError(
+        "forbidden",
+        kind === "write" ? "a read key cannot send events" : "a write key cannot read events",
+      );
     }
     const origin = c.req.header("origin");
-    if (kind === "write" && origin && principal.allowedOrigins.length > 0 && !principal.allowedOrigins.includes(origin)) {
+    if (
+      kind === "write" &&
+      origin &&
+      principal.allowedOrigins.length > 0 &&
+      !principal.allowedOrigins.includes(origin)
+    ) {
       throw new ApiError("forbidden", `origin ${clip(origin)} may not send events for this application`);
     }
     if (principal.appId) c.set("appId", principal.appId);

@@ -2,10 +2,10 @@
 // event filters they ask for, within what the read key may see. Used by every GET route that reads events.
 import type { Context } from "hono";
 import type * as z from "zod/mini";
-import type { AppEnv } from "./app-env";
 import type { EventFilters } from "../db/event-reads";
 import { ApiError, clip } from "../shared/errors";
 import type { EventQuery } from "../shared/schemas";
+import type { AppEnv } from "./app-env";
 
 /**
  * Validates a query string; a bad value is a 400 that names the parameter. A parameter the
@@ -24,7 +24,11 @@ export function parseQuery<S extends z.ZodMiniObject>(schema: S, queries: Record
     const field = String(issue.path[0] ?? "query");
     return { field, message: issue.message.startsWith(field) ? issue.message : `${field} ${issue.message}` };
   });
-  throw new ApiError("invalid_query", `invalid query parameter ${errors.map((e) => e.field).join(", ")}: ${errors[0]!.message}`, { errors });
+  throw new ApiError(
+    "invalid_query",
+    `invalid query parameter ${errors.map((e) => e.field).join(", ")}: ${errors[0]!.message}`,
+    { errors },
+  );
 }
 
 /** The tighter of two optional bounds. */
@@ -33,7 +37,11 @@ const tighter = (pick: (a: number, b: number) => number, a?: number, b?: number)
 
 /** The event filters a query string asks for, the timestamp aliases folded into one range. */
 export function filtersOf(
-  q: Pick<EventQuery, "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end"> & Partial<Pick<EventQuery, "country" | "device">>,
+  q: Pick<
+    EventQuery,
+    "session_id" | "category" | "name" | "timestamp_after" | "timestamp_before" | "timestamp_start" | "timestamp_end"
+  > &
+    Partial<Pick<EventQuery, "country" | "device">>,
   scope: { app?: number },
 ): EventFilters {
   return {

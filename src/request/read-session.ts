@@ -6,8 +6,8 @@
 // consumer, the cron) and key lookups stay on the primary through the plain binding.
 import { drizzle } from "drizzle-orm/d1";
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "./app-env";
 import { ApiError } from "../shared/errors";
+import type { AppEnv } from "./app-env";
 
 export const BOOKMARK_HEADER = "X-D1-Bookmark";
 

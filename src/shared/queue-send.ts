@@ -23,7 +23,10 @@ export async function sendAll(
   let sent = 0;
   for (const group of packBySize(outgoing, (m) => m.bytes, SEND_BATCH_BYTES, SEND_BATCH_MESSAGES)) {
     try {
-      await queue.sendBatch(group.map((m) => ({ body: m.body, contentType: "json" as const })), options);
+      await queue.sendBatch(
+        group.map((m) => ({ body: m.body, contentType: "json" as const })),
+        options,
+      );
     } catch (error) {
       return { sent, error };
     }

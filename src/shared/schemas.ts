@@ -41,10 +41,9 @@ export const eventInput = z.object({
   session_id: label,
   category: label,
   name: label,
-  data: z.custom<Record<string, unknown>>(
-    (v) => typeof v === "object" && v !== null && !Array.isArray(v),
-    { error: (iss) => (iss.input === undefined ? "is required" : "must be a JSON object") },
-  ),
+  data: z.custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), {
+    error: (iss) => (iss.input === undefined ? "is required" : "must be a JSON object"),
+  }),
   timestamp: z.pipe(
     z.string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a string") }),
     z.transform((s: string, ctx) => {
@@ -115,7 +114,12 @@ export const eventContext = z.object({
 export type EventContext = z.infer<typeof eventContext>;
 
 // rule: what the value broke (errors.ts FieldError), absent in messages queued before it existed.
-const reason = z.object({ index: z.optional(z.int()), field: z.nullable(z.string()), message: z.string(), rule: z.optional(z.string()) });
+const reason = z.object({
+  index: z.optional(z.int()),
+  field: z.nullable(z.string()),
+  message: z.string(),
+  rule: z.optional(z.string()),
+});
 
 /** Queue messages: a pack of accepted events, or refused ones bound for the error log. */
 // held: how many times the consumer has put the message back because D1 was full (consumer.ts).

@@ -13,7 +13,15 @@ declare global {
   }
 }
 
-const SAFE_HEADERS = ["user-agent", "content-type", "content-length", "content-encoding", "origin", "referer", "cf-ray"];
+const SAFE_HEADERS = [
+  "user-agent",
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "origin",
+  "referer",
+  "cf-ray",
+];
 
 export type Sentry = Toucan;
 
@@ -21,7 +29,11 @@ export type Sentry = Toucan;
 export const RELEASE = `${name}@${version}`;
 
 /** A client for one invocation; with a request, one tagged `handler: fetch` (queue and scheduled tag their own). */
-export function createSentry(env: Env, ctx: Pick<ExecutionContext, "waitUntil">, request?: Request): Sentry | undefined {
+export function createSentry(
+  env: Env,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  request?: Request,
+): Sentry | undefined {
   if (!env.SENTRY_DSN) return undefined;
   const sentry = new Toucan({
     dsn: env.SENTRY_DSN,

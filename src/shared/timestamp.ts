@@ -6,12 +6,9 @@
 export const HOUR = 3_600_000_000;
 export const DAY = 24 * HOUR;
 
-const DATETIME =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+const DATETIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 
-export type ParsedTimestamp =
-  | { ok: true; micros: number }
-  | { ok: false; message: string };
+export type ParsedTimestamp = { ok: true; micros: number } | { ok: false; message: string };
 
 function daysInMonth(year: number, month: number): number {
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;

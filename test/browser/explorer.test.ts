@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -42,29 +42,75 @@ const events = [
     session_id: `s${i % 30}-${tag}`,
     category: CATEGORIES[i % 6]!,
     name: ["view", "view", "scroll", "cta click", "submit", "checkout"][i % 6]!,
-    data: { path: ["/", "/pricing", "/product/42", "/cart"][i % 4], i, ...(i % 6 === 5 ? { sku: `SKU-${i}`, price: 19.9 + i } : {}) },
+    data: {
+      path: ["/", "/pricing", "/product/42", "/cart"][i % 4],
+      i,
+      ...(i % 6 === 5 ? { sku: `SKU-${i}`, price: 19.9 + i } : {}),
+    },
     timestamp: iso(base + i * 10 * MINUTE),
   })),
-  ...ALPHA_STEPS.map(([category, name], i) => ({ session_id: ALPHA, category, name, data: { step: i + 1 }, timestamp: iso(base + 10 * HOUR + i * 37_000) })),
-  { session_id: `hostile-${tag}`, category: "page view", name: HOSTILE_NAME, data: { html: "<script>window.pwned = 1</script>" }, timestamp: iso(base + 19 * HOUR) },
+  ...ALPHA_STEPS.map(([category, name], i) => ({
+    session_id: ALPHA,
+    category,
+    name,
+    data: { step: i + 1 },
+    timestamp: iso(base + 10 * HOUR + i * 37_000),
+  })),
+  {
+    session_id: `hostile-${tag}`,
+    category: "page view",
+    name: HOSTILE_NAME,
+    data: { html: "<script>window.pwned = 1</script>" },
+    timestamp: iso(base + 19 * HOUR),
+  },
 ];
 // Four events sent as from four visitors (the stand-in for request.cf that wrangler dev takes under
 // ENVIRONMENT=development, and a User-Agent each), two with a landing page's campaign and a referrer.
 const UA = {
-  desktop: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-  iphone: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-  android: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+  desktop:
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+  iphone:
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+  android:
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
   ipad: "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
 };
-const CAMPAIGN = "?page=" + encodeURIComponent("https://shop.example/landing?utm_source=newsletter&utm_campaign=spring-sale&secret=1") +
-  "&referrer=" + encodeURIComponent("https://news.example.org/story/1?ref=x");
+const CAMPAIGN =
+  "?page=" +
+  encodeURIComponent("https://shop.example/landing?utm_source=newsletter&utm_campaign=spring-sale&secret=1") +
+  "&referrer=" +
+  encodeURIComponent("https://news.example.org/story/1?ref=x");
 const VISITORS = [
-  { who: `ctx-de-desktop-${tag}`, cf: { country: "DE", region: "Berlin", city: "Berlin", continent: "EU" }, ua: UA.desktop, query: CAMPAIGN, device: "desktop" },
-  { who: `ctx-de-mobile-${tag}`, cf: { country: "DE", region: "Bavaria", city: "Munich", continent: "EU" }, ua: UA.iphone, query: "", device: "mobile" },
-  { who: `ctx-fr-mobile-${tag}`, cf: { country: "FR", continent: "EU" }, ua: UA.android, query: CAMPAIGN, device: "mobile" },
+  {
+    who: `ctx-de-desktop-${tag}`,
+    cf: { country: "DE", region: "Berlin", city: "Berlin", continent: "EU" },
+    ua: UA.desktop,
+    query: CAMPAIGN,
+    device: "desktop",
+  },
+  {
+    who: `ctx-de-mobile-${tag}`,
+    cf: { country: "DE", region: "Bavaria", city: "Munich", continent: "EU" },
+    ua: UA.iphone,
+    query: "",
+    device: "mobile",
+  },
+  {
+    who: `ctx-fr-mobile-${tag}`,
+    cf: { country: "FR", continent: "EU" },
+    ua: UA.android,
+    query: CAMPAIGN,
+    device: "mobile",
+  },
   { who: `ctx-us-tablet-${tag}`, cf: { country: "US", continent: "NA" }, ua: UA.ipad, query: "", device: "tablet" },
 ];
-const contextEvents = VISITORS.map((v, i) => ({ session_id: v.who, category: "page view", name: "landing", data: { visitor: i }, timestamp: iso(base + 19 * HOUR + (5 + i) * MINUTE) }));
+const contextEvents = VISITORS.map((v, i) => ({
+  session_id: v.who,
+  category: "page view",
+  name: "landing",
+  data: { visitor: i },
+  timestamp: iso(base + 19 * HOUR + (5 + i) * MINUTE),
+}));
 const TOTAL = events.length + contextEvents.length;
 const byCategory = (c: string) => [...events, ...contextEvents].filter((e) => e.category === c).length;
 
@@ -86,14 +132,21 @@ beforeAll(async () => {
   for (const [i, v] of VISITORS.entries()) {
     const sent = await fetch(`${url}/api/event/${v.query}`, {
       method: "POST",
-      headers: { authorization: `Bearer ${WRITE_KEY}`, "content-type": "application/json", "user-agent": v.ua, "x-eye-dev-cf": JSON.stringify(v.cf) },
+      headers: {
+        authorization: `Bearer ${WRITE_KEY}`,
+        "content-type": "application/json",
+        "user-agent": v.ua,
+        "x-eye-dev-cf": JSON.stringify(v.cf),
+      },
       body: JSON.stringify(contextEvents[i]),
     });
     expect(sent.status).toBe(202);
   }
   // The consumer stores them within about a second.
   for (const until = Date.now() + 20_000; ; ) {
-    const page = (await (await fetch(`${url}/api/event/?limit=1`, { headers: { authorization: `Bearer ${READ_KEY}` } })).json()) as { count: number };
+    const page = (await (
+      await fetch(`${url}/api/event/?limit=1`, { headers: { authorization: `Bearer ${READ_KEY}` } })
+    ).json()) as { count: number };
     if (page.count === TOTAL) break;
     if (Date.now() > until) throw new Error(`stored ${page.count} of ${TOTAL}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -102,7 +155,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Root in CI needs --no-sandbox; the rest keeps Chromium off a network it does not have.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 });
 
@@ -123,7 +184,9 @@ async function open(colorScheme: "light" | "dark" = "light"): Promise<Page> {
   context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme });
   requests = [];
   const page = await context.newPage();
-  page.on("request", (r) => requests.push({ url: r.url(), authorized: /^Bearer eye_/.test(r.headers()["authorization"] ?? "") }));
+  page.on("request", (r) =>
+    requests.push({ url: r.url(), authorized: /^Bearer eye_/.test(r.headers()["authorization"] ?? "") }),
+  );
   page.on("pageerror", (e) => {
     throw e;
   });
@@ -143,21 +206,26 @@ async function settled(page: Page) {
   expect(await page.textContent("#status")).toBe("");
 }
 
-const rowIds = (page: Page) => page.locator("#events tbody tr.ev").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.eventId!));
+const rowIds = (page: Page) =>
+  page.locator("#events tbody tr.ev").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.eventId!));
 const column = (page: Page, n: number) => page.locator(`#events tbody tr.ev td:nth-child(${n})`).allTextContents();
 
 describe.runIf(run)("the events explorer", () => {
   it("asks for a read key, refuses unknown and write keys, keeps the key for the tab only when asked", async () => {
     // Served as static assets, under a policy that runs only the page's own modules.
     const served = await fetch(`${url}/explorer/`);
-    expect(served.headers.get("content-security-policy")).toMatch(/default-src 'none'; script-src 'self'.*connect-src 'self'/);
+    expect(served.headers.get("content-security-policy")).toMatch(
+      /default-src 'none'; script-src 'self'.*connect-src 'self'/,
+    );
     const page = await open();
     await expect(page.locator("#gate").isVisible()).resolves.toBe(true);
     await enterKey(page, "eye_not_a_key");
     await page.waitForSelector("#key-error:not([hidden])");
     expect(await page.textContent("#key-error")).toContain("does not know this key");
     await enterKey(page, WRITE_KEY);
-    await page.waitForFunction(() => document.querySelector("#key-error")?.textContent?.includes("A write key cannot read"));
+    await page.waitForFunction(() =>
+      document.querySelector("#key-error")?.textContent?.includes("A write key cannot read"),
+    );
 
     await enterKey(page, READ_KEY, false);
     await settled(page);
@@ -189,12 +257,17 @@ describe.runIf(run)("the events explorer", () => {
       seen.push(...(await rowIds(page)));
       if (await page.isDisabled("#older")) break;
       await page.click("#older");
-      await page.waitForFunction((n) => document.querySelector("#page-label")?.textContent?.startsWith(`${n * 50 + 1}–`), pageNo);
+      await page.waitForFunction(
+        (n) => document.querySelector("#page-label")?.textContent?.startsWith(`${n * 50 + 1}–`),
+        pageNo,
+      );
       await settled(page);
     }
     expect(seen).toHaveLength(TOTAL);
     expect(new Set(seen).size).toBe(TOTAL);
-    const times = await page.locator("#events tbody td.time").evaluateAll((tds) => tds.map((td) => td.getAttribute("title")!));
+    const times = await page
+      .locator("#events tbody td.time")
+      .evaluateAll((tds) => tds.map((td) => td.getAttribute("title")!));
     expect([...times].sort().reverse()).toEqual(times);
     await page.click("#newer");
     await page.click("#newer");
@@ -208,11 +281,17 @@ describe.runIf(run)("the events explorer", () => {
     await settled(page);
     await page.fill("#f-category", "commerce");
     await page.click("#filters button[type=submit]");
-    await page.waitForFunction((n) => document.querySelectorAll("#events tbody tr.ev").length === n, byCategory("commerce"));
+    await page.waitForFunction(
+      (n) => document.querySelectorAll("#events tbody tr.ev").length === n,
+      byCategory("commerce"),
+    );
     await settled(page);
     expect(new Set(await column(page, 4))).toEqual(new Set(["commerce"]));
     expect(await page.isDisabled("#older")).toBe(true);
-    await page.waitForFunction((n) => document.querySelector("#chart-total")?.textContent === `${n}events`, byCategory("commerce"));
+    await page.waitForFunction(
+      (n) => document.querySelector("#chart-total")?.textContent === `${n}events`,
+      byCategory("commerce"),
+    );
     expect(await page.locator("#legend li").allTextContents()).toEqual([`commerce${byCategory("commerce")}`]);
     // The filters are in the address's fragment (a view can be bookmarked), and the key is not.
     expect(decodeURIComponent(page.url())).toContain("#category=commerce");
@@ -241,7 +320,10 @@ describe.runIf(run)("the events explorer", () => {
     await enterKey(page, READ_KEY);
     await settled(page);
     const sessions = () => column(page, 3).then((c) => c.sort());
-    const who = (pred: (v: (typeof VISITORS)[number]) => boolean) => VISITORS.filter(pred).map((v) => v.who).sort();
+    const who = (pred: (v: (typeof VISITORS)[number]) => boolean) =>
+      VISITORS.filter(pred)
+        .map((v) => v.who)
+        .sort();
 
     await page.fill("#f-country", "de");
     await page.click("#filters button[type=submit]");
@@ -279,7 +361,13 @@ describe.runIf(run)("the events explorer", () => {
     expect(await sessions()).toEqual(who((v) => v.cf.country === "FR"));
     expect(await page.textContent("#chart-sub")).toContain("the chart filters by one of country/device at a time");
     await page.locator("#events tbody tr.ev").first().click();
-    expect(await line.locator(".ctx").allTextContents()).toEqual(["where FR", "device mobile", "browser Chrome / Android", "referrer news.example.org", "campaign newsletter / spring-sale"]);
+    expect(await line.locator(".ctx").allTextContents()).toEqual([
+      "where FR",
+      "device mobile",
+      "browser Chrome / Android",
+      "referrer news.example.org",
+      "campaign newsletter / spring-sale",
+    ]);
     await page.screenshot({ path: path.join(SHOTS, "explorer-context.png") });
 
     // From the address: a shared view opens with the filters set.
@@ -326,13 +414,22 @@ describe.runIf(run)("the events explorer", () => {
     await page.waitForFunction(() => document.querySelectorAll("#tl-list li").length === 6);
     expect(await page.textContent("#tl-title")).toBe(ALPHA);
     expect(await page.locator("#tl-list .nm").allTextContents()).toEqual(ALPHA_STEPS.map(([, name]) => name));
-    expect(await page.locator("#tl-list .delta").allTextContents()).toEqual(["start", "+37 s", "+1 min 14 s", "+1 min 51 s", "+2 min 28 s", "+3 min 5 s"]);
+    expect(await page.locator("#tl-list .delta").allTextContents()).toEqual([
+      "start",
+      "+37 s",
+      "+1 min 14 s",
+      "+1 min 51 s",
+      "+2 min 28 s",
+      "+3 min 5 s",
+    ]);
     expect(await page.textContent("#tl-sub")).toContain("6 events · 3 min 5 s");
     await page.locator("#tl-list details summary").nth(4).click();
     await page.screenshot({ path: path.join(SHOTS, "explorer-timeline.png") });
     await page.keyboard.press("Escape");
     await page.waitForSelector("#timeline", { state: "hidden" });
-    console.log(`explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png, explorer-context.png`);
+    console.log(
+      `explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png, explorer-context.png`,
+    );
   });
 
   it("shows a payload and names made of HTML as text, and draws in the dark", async () => {
@@ -342,7 +439,9 @@ describe.runIf(run)("the events explorer", () => {
     const row = page.locator("#events tbody tr.ev", { hasText: HOSTILE_NAME });
     await row.click();
     expect(await page.locator("#events img, #events script").count()).toBe(0);
-    expect(await page.locator("#events tr.detail pre.json").textContent()).toContain("<script>window.pwned = 1</script>");
+    expect(await page.locator("#events tr.detail pre.json").textContent()).toContain(
+      "<script>window.pwned = 1</script>",
+    );
     expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
     await page.locator("#events tbody tr.ev .session", { hasText: `hostile-${tag}` }).click();
     await page.waitForFunction(() => document.querySelectorAll("#tl-list li").length === 1);

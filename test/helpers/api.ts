@@ -96,16 +96,12 @@ export async function makeApp(options: { origins?: string[]; readScope?: "app" |
       appId,
       JSON.stringify(options.origins ?? []),
     ),
-    env.DB.prepare("INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'write', ?, 'eye_w', 0)").bind(
-      keyIds.write,
-      hashKey(writeKey),
-      appId,
-    ),
-    env.DB.prepare("INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'read', ?, 'eye_r', 0)").bind(
-      keyIds.read,
-      hashKey(readKey),
-      options.readScope === "all" ? null : appId,
-    ),
+    env.DB.prepare(
+      "INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'write', ?, 'eye_w', 0)",
+    ).bind(keyIds.write, hashKey(writeKey), appId),
+    env.DB.prepare(
+      "INSERT INTO api_keys (id, hash, kind, app_id, prefix, created_at) VALUES (?, ?, 'read', ?, 'eye_r', 0)",
+    ).bind(keyIds.read, hashKey(readKey), options.readScope === "all" ? null : appId),
   ]);
   const row = await env.DB.prepare("SELECT num FROM applications WHERE id = ?").bind(appId).first<{ num: number }>();
   return { appId, num: row!.num, writeKey, readKey, keyIds };

@@ -2,7 +2,7 @@
 // browser tests, the client library's tests): as `npm run dev` runs it, static assets included, but on
 // a free port with its own state — migrations and the dev seed applied to a temporary --persist-to
 // directory, ENVIRONMENT=development so the documented dev keys work. Node only.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -10,7 +10,9 @@ import path from "node:path";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 /** The project's Node 22 (wrangler needs it) when the tests run under another. */
-const NODE = existsSync(path.join(ROOT, "node_modules/.bin/node")) ? path.join(ROOT, "node_modules/.bin/node") : process.execPath;
+const NODE = existsSync(path.join(ROOT, "node_modules/.bin/node"))
+  ? path.join(ROOT, "node_modules/.bin/node")
+  : process.execPath;
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const ENV = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
 
@@ -30,7 +32,12 @@ export async function freePort(): Promise<number> {
 }
 
 function wrangler(args: string[]): void {
-  const r = spawnSync(NODE, [WRANGLER, ...args], { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+  const r = spawnSync(NODE, [WRANGLER, ...args], {
+    cwd: ROOT,
+    env: ENV,
+    stdio: ["ignore", "pipe", "pipe"],
+    encoding: "utf8",
+  });
   if (r.status !== 0) throw new Error(`wrangler ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
 }
 
@@ -51,8 +58,21 @@ export async function startDevWorker(statePrefix: string, readyPaths: string[] =
   // Its own process group, so stop() ends wrangler and the workerd processes it started.
   const child: ChildProcess = spawn(
     NODE,
-    [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist,
-      "--var", "ENVIRONMENT:development", "--show-interactive-dev-session=false"],
+    [
+      WRANGLER,
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspectorPort),
+      "--persist-to",
+      persist,
+      "--var",
+      "ENVIRONMENT:development",
+      "--show-interactive-dev-session=false",
+    ],
     { cwd: ROOT, env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   child.stdout!.on("data", (chunk: Buffer) => (log += chunk));
@@ -73,7 +93,9 @@ export async function startDevWorker(statePrefix: string, readyPaths: string[] =
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${log}`);
     try {
-      const answers = await Promise.all(readyPaths.map((p) => fetch(`${url}${p}`, { signal: AbortSignal.timeout(2000) })));
+      const answers = await Promise.all(
+        readyPaths.map((p) => fetch(`${url}${p}`, { signal: AbortSignal.timeout(2000) })),
+      );
       await Promise.all(answers.map((a) => a.arrayBuffer()));
       if (answers.every((a) => a.ok)) return { url, stop };
     } catch {

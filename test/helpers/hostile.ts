@@ -1,6 +1,6 @@
 // Shared checks for the *.security.test.ts files that feed the Worker hostile input.
 import { expect } from "vitest";
-import { api, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "./api";
+import { api, type EventPage, getJson, makeEvent, postEvents, waitForCount } from "./api";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -48,10 +48,20 @@ export async function expectError(res: Response, status: number, code: string, n
 }
 
 /** One refused event in a 400/202 body: its index, the field named, and a message naming the problem. */
-export function expectFieldError(body: ErrorBody | { errors?: ErrorBody["errors"] }, index: number, field: string | null, message: RegExp) {
+export function expectFieldError(
+  body: ErrorBody | { errors?: ErrorBody["errors"] },
+  index: number,
+  field: string | null,
+  message: RegExp,
+) {
   const mine = (body.errors ?? []).filter((e) => e.index === index);
   // Every field error also says which rule it broke (README: Payload schemas).
-  expect(mine, JSON.stringify(body.errors)).toContainEqual({ index, field, message: expect.stringMatching(message), rule: expect.stringMatching(/^[a-z_]+$/) });
+  expect(mine, JSON.stringify(body.errors)).toContainEqual({
+    index,
+    field,
+    message: expect.stringMatching(message),
+    rule: expect.stringMatching(/^[a-z_]+$/),
+  });
 }
 
 /** A client address of its own per test file, so other files' traffic never rate-limits these tests. */
@@ -65,7 +75,8 @@ export function clientOf(file: string) {
   };
   return {
     headers,
-    post: async (body: unknown, extra: Record<string, string> = {}) => checked(await postEvents(body, { ...headers, ...extra })),
+    post: async (body: unknown, extra: Record<string, string> = {}) =>
+      checked(await postEvents(body, { ...headers, ...extra })),
     /** POSTs raw bytes or a string with exactly the headers given (plus the key and the client address). */
     raw: async (body: BodyInit | null, extra: Record<string, string> = {}) =>
       checked(await api("/api/event/", { method: "POST", headers: { ...headers, ...extra }, body })),

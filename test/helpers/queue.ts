@@ -14,7 +14,12 @@ export interface Delivery {
 export async function deliver(queueName: string, deliveries: Delivery[], bindings: Env = env) {
   const batch = createMessageBatch(
     queueName,
-    deliveries.map((d) => ({ id: d.id ?? crypto.randomUUID(), timestamp: new Date(), attempts: d.attempts ?? 1, body: d.body })),
+    deliveries.map((d) => ({
+      id: d.id ?? crypto.randomUUID(),
+      timestamp: new Date(),
+      attempts: d.attempts ?? 1,
+      body: d.body,
+    })),
   );
   const delays = new Map<string, number | undefined>();
   for (const message of batch.messages) {

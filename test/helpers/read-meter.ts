@@ -36,8 +36,11 @@ export async function metered(path: string, headers: Record<string, string>) {
           }
         : undefined,
     );
-  const session = (s: D1DatabaseSession) => wrap(s, (prop) => (prop === "prepare" ? (sql: string) => recordBinds(s.prepare(sql), sql) : undefined));
-  const db = wrap(env.DB, (prop) => (prop === "withSession" ? (b?: string) => session(env.DB.withSession(b as D1SessionConstraint)) : undefined));
+  const session = (s: D1DatabaseSession) =>
+    wrap(s, (prop) => (prop === "prepare" ? (sql: string) => recordBinds(s.prepare(sql), sql) : undefined));
+  const db = wrap(env.DB, (prop) =>
+    prop === "withSession" ? (b?: string) => session(env.DB.withSession(b as D1SessionConstraint)) : undefined,
+  );
   const ctx = createExecutionContext();
   const res = await createApp().fetch(
     new Request(`${BASE}${path}`, { headers: { "cf-connecting-ip": `meter-${crypto.randomUUID()}`, ...headers } }),
@@ -51,6 +54,11 @@ export async function metered(path: string, headers: Record<string, string>) {
 /** Rows D1 reads to run these statements again, in the state the database is in now. */
 export async function rowsRead(statements: Statement[]): Promise<number> {
   let total = 0;
-  for (const s of statements) total += (await env.DB.prepare(s.sql).bind(...s.params).all()).meta.rows_read;
+  for (const s of statements)
+    total += (
+      await env.DB.prepare(s.sql)
+        .bind(...s.params)
+        .all()
+    ).meta.rows_read;
   return total;
 }

@@ -1,11 +1,21 @@
 // Trusted clients, from an attacker's side: missing, unknown, revoked and misused keys,
 // keys in URLs, origins, application scoping, dev keys in production, rate limits.
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { drizzle } from "drizzle-orm/d1";
 import { cachedKey, clearKeyCache, hashKey, LOCAL_FAILURES, lookupKey } from "../../src/request/auth";
-import { api, bearer, BASE, DEV_WRITE_KEY, freshLimiterWindow, makeApp, makeEvent, postEvents, waitForCount } from "../helpers/api";
+import {
+  api,
+  BASE,
+  bearer,
+  DEV_WRITE_KEY,
+  freshLimiterWindow,
+  makeApp,
+  makeEvent,
+  postEvents,
+  waitForCount,
+} from "../helpers/api";
 
 async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);
@@ -55,7 +65,11 @@ describe("keys", () => {
 
   it("never takes a read key from the URL, even a valid one", async () => {
     const app = await makeApp();
-    const body = await expectError(await api(`/api/event/?key=${app.readKey}`, { headers: { authorization: "" } }), 401, "unauthorized");
+    const body = await expectError(
+      await api(`/api/event/?key=${app.readKey}`, { headers: { authorization: "" } }),
+      401,
+      "unauthorized",
+    );
     expect(body.message).toMatch(/URL/);
     expect(JSON.stringify(body)).not.toContain(app.readKey);
   });
@@ -143,18 +157,36 @@ describe("failed authentications", () => {
     const ip = `flooder-${crypto.randomUUID()}`;
     // The first LOCAL_FAILURES an isolate counts itself; the binding counts the next 20.
     const allowed = LOCAL_FAILURES + 20;
-    for (let i = 0; i < allowed; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
+    for (let i = 0; i < allowed; i++)
+      await expectError(
+        await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }),
+        401,
+        "unauthorized",
+      );
     expect(counter.statements).toBe(allowed);
     const refused = await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
     await expectError(refused, 429, "rate_limited");
     expect(refused.headers.get("retry-after")).toBe("60");
     // From now on this isolate refuses the address before hashing its way to D1: no lookups at all.
     const before = counter.statements;
-    for (let i = 0; i < 30; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 429, "rate_limited");
-    await expectError(await fetch("/api/event/?limit=1", { headers: { authorization: `Bearer eye_r_${crypto.randomUUID()}` }, ip }), 429, "rate_limited");
+    for (let i = 0; i < 30; i++)
+      await expectError(
+        await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }),
+        429,
+        "rate_limited",
+      );
+    await expectError(
+      await fetch("/api/event/?limit=1", { headers: { authorization: `Bearer eye_r_${crypto.randomUUID()}` }, ip }),
+      429,
+      "rate_limited",
+    );
     expect(counter.statements).toBe(before);
     // Another address is unaffected.
-    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `other-${crypto.randomUUID()}` }), 401, "unauthorized");
+    await expectError(
+      await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `other-${crypto.randomUUID()}` }),
+      401,
+      "unauthorized",
+    );
   });
 
   it("count an IPv6 client's whole /64 as one address", async () => {
@@ -163,20 +195,40 @@ describe("failed authentications", () => {
     const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`;
     for (let i = 0; i < LOCAL_FAILURES + 20; i++) {
       const ip = `${prefix}:${i.toString(16)}::${(i + 1).toString(16)}`; // a fresh address inside the same /64 each time
-      await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }), 401, "unauthorized");
+      await expectError(
+        await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip }),
+        401,
+        "unauthorized",
+      );
     }
-    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix}:ffff::9` }), 429, "rate_limited");
-    await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix.slice(0, -1)}8::1` }), 401, "unauthorized");
+    await expectError(
+      await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix}:ffff::9` }),
+      429,
+      "rate_limited",
+    );
+    await expectError(
+      await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `${prefix.slice(0, -1)}8::1` }),
+      401,
+      "unauthorized",
+    );
   });
 
   it("cost no limiter call for an address that fails once (a botnet), and are counted from an address's third failure", async () => {
     let calls = 0;
-    const limiter = { limit: async (o: { key: string }) => (calls++, env.AUTH_LIMITER.limit(o)) } as unknown as RateLimit;
+    const limiter = {
+      limit: async (o: { key: string }) => (calls++, env.AUTH_LIMITER.limit(o)),
+    } as unknown as RateLimit;
     const { fetch } = countingEnv({ AUTH_LIMITER: limiter });
-    for (let i = 0; i < 50; i++) await expectError(await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `bot-${crypto.randomUUID()}` }), 401, "unauthorized");
+    for (let i = 0; i < 50; i++)
+      await expectError(
+        await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip: `bot-${crypto.randomUUID()}` }),
+        401,
+        "unauthorized",
+      );
     expect(calls).toBe(0);
     const ip = `repeat-${crypto.randomUUID()}`;
-    for (let i = 0; i < LOCAL_FAILURES + 3; i++) await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
+    for (let i = 0; i < LOCAL_FAILURES + 3; i++)
+      await fetch("/api/event/", { ...post(`eye_w_${crypto.randomUUID()}`), ip });
     expect(calls).toBe(3);
   });
 
@@ -194,22 +246,22 @@ describe("failed authentications", () => {
     expect(counter.statements, "the good key came from the cache").toBe(before);
   });
 
-  it(
-    "never evict a known-good key: 10,001 distinct unknown keys leave it cached",
-    async () => {
-      clearKeyCache();
-      const app = await makeApp();
-      const db = drizzle(env.DB);
-      const good = hashKey(app.writeKey);
-      expect(await lookupKey(db, good, 600_000)).toMatchObject({ kind: "write", appId: app.appId });
-      // More distinct unknown keys than the cache holds (each is one D1 read, as a flood costs).
-      for (let wave = 0; wave < 10_001; wave += 500) {
-        await Promise.all(Array.from({ length: Math.min(500, 10_001 - wave) }, () => lookupKey(db, hashKey(crypto.randomUUID()), 600_000)));
-      }
-      expect(cachedKey(good)).toMatchObject({ kind: "write", appId: app.appId });
-    },
-    120_000,
-  );
+  it("never evict a known-good key: 10,001 distinct unknown keys leave it cached", async () => {
+    clearKeyCache();
+    const app = await makeApp();
+    const db = drizzle(env.DB);
+    const good = hashKey(app.writeKey);
+    expect(await lookupKey(db, good, 600_000)).toMatchObject({ kind: "write", appId: app.appId });
+    // More distinct unknown keys than the cache holds (each is one D1 read, as a flood costs).
+    for (let wave = 0; wave < 10_001; wave += 500) {
+      await Promise.all(
+        Array.from({ length: Math.min(500, 10_001 - wave) }, () =>
+          lookupKey(db, hashKey(crypto.randomUUID()), 600_000),
+        ),
+      );
+    }
+    expect(cachedKey(good)).toMatchObject({ kind: "write", appId: app.appId });
+  }, 120_000);
 });
 
 describe("event ids per application", () => {
@@ -220,11 +272,28 @@ describe("event ids per application", () => {
     const eventId = crypto.randomUUID();
     const session = `idspace-${crypto.randomUUID()}`;
     // The attacker claims the id first; the victim's event with that id must still be stored.
-    expect((await postEvents(makeEvent({ session_id: session, name: "squat", event_id: eventId }), bearer(attacker.writeKey))).status).toBe(202);
+    expect(
+      (
+        await postEvents(
+          makeEvent({ session_id: session, name: "squat", event_id: eventId }),
+          bearer(attacker.writeKey),
+        )
+      ).status,
+    ).toBe(202);
     await waitForCount(`/api/event/?session_id=${session}`, 1);
-    expect((await postEvents(makeEvent({ session_id: session, name: "real", event_id: eventId }), bearer(victim.writeKey))).status).toBe(202);
+    expect(
+      (await postEvents(makeEvent({ session_id: session, name: "real", event_id: eventId }), bearer(victim.writeKey)))
+        .status,
+    ).toBe(202);
     // The same application resending its id still stores it once.
-    expect((await postEvents(makeEvent({ session_id: session, name: "real again", event_id: eventId }), bearer(victim.writeKey))).status).toBe(202);
+    expect(
+      (
+        await postEvents(
+          makeEvent({ session_id: session, name: "real again", event_id: eventId }),
+          bearer(victim.writeKey),
+        )
+      ).status,
+    ).toBe(202);
     const page = await waitForCount(`/api/event/?session_id=${session}`, 2);
     expect(page.results.map((r) => `${r.application}:${r.name}:${r.event_id}`).sort()).toEqual(
       [`${attacker.appId}:squat:${eventId}`, `${victim.appId}:real:${eventId}`].sort(),
@@ -239,7 +308,11 @@ describe("origins and CORS", () => {
   it("clips a long refused Origin in the 403 message, as every echo of client input", async () => {
     const app = await makeApp({ origins: ["https://shop.example"] });
     const origin = `https://${"a".repeat(10_000)}.example`;
-    const body = await expectError(await postEvents(makeEvent(), { ...bearer(app.writeKey), origin }), 403, "forbidden");
+    const body = await expectError(
+      await postEvents(makeEvent(), { ...bearer(app.writeKey), origin }),
+      403,
+      "forbidden",
+    );
     expect(String(body.message)).toMatch(/^origin https:\/\/a+… may not send events for this application$/);
     expect(JSON.stringify(body).length).toBeLessThan(400);
   });
@@ -249,13 +322,21 @@ describe("origins and CORS", () => {
     const ok = await postEvents(makeEvent(), { ...bearer(app.writeKey), origin: "https://shop.example" });
     expect(ok.status).toBe(202);
     expect(ok.headers.get("access-control-allow-origin")).toBe("https://shop.example");
-    await expectError(await postEvents(makeEvent(), { ...bearer(app.writeKey), origin: "https://evil.example" }), 403, "forbidden");
+    await expectError(
+      await postEvents(makeEvent(), { ...bearer(app.writeKey), origin: "https://evil.example" }),
+      403,
+      "forbidden",
+    );
   });
 
   it("answers an ingestion preflight at once, for any origin", async () => {
     const res = await api("/api/event/", {
       method: "OPTIONS",
-      headers: { origin: "https://any.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+      headers: {
+        origin: "https://any.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe("https://any.example");
@@ -300,7 +381,11 @@ describe("rate limiting", () => {
 
 describe("responses", () => {
   it("carries secure headers and a request id on every response, errors included", async () => {
-    for (const res of [await api("/api/event/?limit=1"), await api("/nope"), await api("/api/event/", { method: "DELETE" })]) {
+    for (const res of [
+      await api("/api/event/?limit=1"),
+      await api("/nope"),
+      await api("/api/event/", { method: "DELETE" }),
+    ]) {
       expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
       expect(res.headers.get("x-content-type-options")).toBe("nosniff");
       expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");

@@ -5,10 +5,10 @@
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ARCHIVE_ROOT, archiveLines } from "../../src/archive/objects";
-import { clearKeyCache } from "../../src/request/auth";
 import { DEV_CF_HEADER, parseAgent } from "../../src/ingest/context";
 import { maintain } from "../../src/maintain/scheduled";
-import { api, bearer, DEV_READ_KEY, getJson, makeApp, makeEvent, waitForCount, type EventPage } from "../helpers/api";
+import { clearKeyCache } from "../../src/request/auth";
+import { api, bearer, DEV_READ_KEY, type EventPage, getJson, makeApp, makeEvent, waitForCount } from "../helpers/api";
 import { metered, rowsRead } from "../helpers/read-meter";
 
 /** An address no test uses elsewhere: it must not appear anywhere it could be kept. */
@@ -31,19 +31,31 @@ const BERLIN = {
 };
 
 const UA = {
-  iphone: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-  windows: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+  iphone:
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+  windows:
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
   ipad: "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
 };
 
-const PAGE = "https://shop.example/spring?utm_source=newsletter&utm_medium=email&utm_campaign=spring-sale&utm_term=shoes&utm_content=hero&x=1";
+const PAGE =
+  "https://shop.example/spring?utm_source=newsletter&utm_medium=email&utm_campaign=spring-sale&utm_term=shoes&utm_content=hero&x=1";
 const REFERRER = "https://news.example.org/articles/42?ref=abc";
 
 /** POSTs events the way Cloudflare would hand them to the Worker: with request.cf and the client's address. */
-function send(events: unknown[], o: { key: string; cf?: object; ua?: string; ip?: string; query?: string; headers?: Record<string, string> }) {
+function send(
+  events: unknown[],
+  o: { key: string; cf?: object; ua?: string; ip?: string; query?: string; headers?: Record<string, string> },
+) {
   return api(`/api/event/${o.query ? `?${o.query}` : ""}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...bearer(o.key), "user-agent": o.ua ?? UA.windows, "cf-connecting-ip": o.ip ?? IP, ...o.headers },
+    headers: {
+      "content-type": "application/json",
+      ...bearer(o.key),
+      "user-agent": o.ua ?? UA.windows,
+      "cf-connecting-ip": o.ip ?? IP,
+      ...o.headers,
+    },
     body: JSON.stringify(events),
     ...(o.cf ? { cf: o.cf } : {}),
   } as RequestInit);
@@ -59,7 +71,10 @@ describe("parseAgent (bowser)", () => {
     expect(parseAgent(UA.iphone)).toEqual({ browser: "Safari", os: "iOS", device: "mobile" });
     expect(parseAgent(UA.windows)).toEqual({ browser: "Chrome", os: "Windows", device: "desktop" });
     expect(parseAgent(UA.ipad)).toEqual({ browser: "Safari", os: "iOS", device: "tablet" });
-    expect(parseAgent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")).toMatchObject({ browser: "Googlebot", device: "bot" });
+    expect(parseAgent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")).toMatchObject({
+      browser: "Googlebot",
+      device: "bot",
+    });
     expect(parseAgent("")).toEqual({});
     expect(parseAgent("curl/8.5.0")).toEqual({});
   });
@@ -101,10 +116,14 @@ describe("context at ingestion", () => {
       expect(Object.keys(r.data as object)).toEqual(["i"]);
     }
     // The receipt shows it too.
-    const receipt = await getJson<Record<string, unknown>>(`/api/event/${page.results[0]!.event_id as string}?app_id=${app.appId}`);
+    const receipt = await getJson<Record<string, unknown>>(
+      `/api/event/${page.results[0]!.event_id as string}?app_id=${app.appId}`,
+    );
     expect(receipt.context).toEqual(expected);
     // One contexts row for the batch; the events point at it and carry the two filter values.
-    const rows = await env.DB.prepare("SELECT context, country, device FROM events WHERE session_id = ?").bind(session).all<{ context: number; country: string; device: string }>();
+    const rows = await env.DB.prepare("SELECT context, country, device FROM events WHERE session_id = ?")
+      .bind(session)
+      .all<{ context: number; country: string; device: string }>();
     expect(new Set(rows.results.map((r) => r.context)).size).toBe(1);
     expect(rows.results.every((r) => r.country === "DE" && r.device === "mobile")).toBe(true);
   });
@@ -117,8 +136,13 @@ describe("context at ingestion", () => {
     const s1 = `ctx-${crypto.randomUUID()}`;
     const s2 = `ctx-${crypto.randomUUID()}`;
     const q = `page=${encodeURIComponent(PAGE)}&referrer=${encodeURIComponent(REFERRER)}`;
-    expect((await send([makeEvent({ session_id: s1 })], { key: coarse.writeKey, cf: BERLIN, ua: UA.iphone, query: q })).status).toBe(202);
-    expect((await send([makeEvent({ session_id: s2 })], { key: off.writeKey, cf: BERLIN, ua: UA.iphone, query: q })).status).toBe(202);
+    expect(
+      (await send([makeEvent({ session_id: s1 })], { key: coarse.writeKey, cf: BERLIN, ua: UA.iphone, query: q }))
+        .status,
+    ).toBe(202);
+    expect(
+      (await send([makeEvent({ session_id: s2 })], { key: off.writeKey, cf: BERLIN, ua: UA.iphone, query: q })).status,
+    ).toBe(202);
     const [a] = (await waitForCount(`/api/event/?session_id=${s1}`, 1)).results;
     expect(a!.context).toEqual({
       country: "DE",
@@ -135,7 +159,9 @@ describe("context at ingestion", () => {
     });
     const [b] = (await waitForCount(`/api/event/?session_id=${s2}`, 1)).results;
     expect(b!.context).toBeNull();
-    const row = await env.DB.prepare("SELECT context, country, device FROM events WHERE session_id = ?").bind(s2).first();
+    const row = await env.DB.prepare("SELECT context, country, device FROM events WHERE session_id = ?")
+      .bind(s2)
+      .first();
     expect(row).toEqual({ context: null, country: null, device: null });
   });
 
@@ -148,7 +174,9 @@ describe("context at ingestion", () => {
     // KEY_CACHE_SECONDS is 1 in tests.
     await new Promise((r) => setTimeout(r, 1_100));
     await send([makeEvent({ session_id: s2 })], { key: app.writeKey, cf: BERLIN });
-    expect((await waitForCount(`/api/event/?session_id=${s1}`, 1)).results[0]!.context).toMatchObject({ country: "DE" });
+    expect((await waitForCount(`/api/event/?session_id=${s1}`, 1)).results[0]!.context).toMatchObject({
+      country: "DE",
+    });
     expect((await waitForCount(`/api/event/?session_id=${s2}`, 1)).results[0]!.context).toBeNull();
   });
 
@@ -158,7 +186,10 @@ describe("context at ingestion", () => {
     const s2 = `ctx-${crypto.randomUUID()}`;
     const header = { [DEV_CF_HEADER]: JSON.stringify({ country: "jp", city: "Osaka" }) };
     await send([makeEvent({ session_id: s1 })], { key: app.writeKey, headers: header });
-    expect((await waitForCount(`/api/event/?session_id=${s1}`, 1)).results[0]!.context).toMatchObject({ country: "JP", city: "Osaka" });
+    expect((await waitForCount(`/api/event/?session_id=${s1}`, 1)).results[0]!.context).toMatchObject({
+      country: "JP",
+      city: "Osaka",
+    });
 
     const { createApp } = await import("../../src/app");
     const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
@@ -174,7 +205,10 @@ describe("context at ingestion", () => {
     );
     await waitOnExecutionContext(ctx);
     expect(res.status).toBe(202);
-    const stored = (await waitForCount(`/api/event/?session_id=${s2}`, 1)).results[0]!.context as Record<string, unknown> | null;
+    const stored = (await waitForCount(`/api/event/?session_id=${s2}`, 1)).results[0]!.context as Record<
+      string,
+      unknown
+    > | null;
     expect(stored?.country).not.toBe("JP");
     expect(stored?.city).not.toBe("Osaka");
   });
@@ -186,20 +220,34 @@ describe("filters by country and device", () => {
     app = await makeApp();
     const at = (h: number) => `2020-06-01 ${String(h).padStart(2, "0")}:30:00`;
     // DE mobile ×4 (two hours), FR desktop ×3, DE desktop ×2, no context ×1.
-    await send([0, 1, 2, 3].map((i) => makeEvent({ category: "nav", timestamp: at(10 + (i % 2)) })), { key: app.writeKey, cf: BERLIN, ua: UA.iphone });
-    await send([0, 1, 2].map(() => makeEvent({ category: "click", timestamp: at(10) })), { key: app.writeKey, cf: { ...BERLIN, country: "FR", city: "Paris" }, ua: UA.windows });
-    await send([0, 1].map(() => makeEvent({ category: "click", timestamp: at(11) })), { key: app.writeKey, cf: BERLIN, ua: UA.windows });
+    await send(
+      [0, 1, 2, 3].map((i) => makeEvent({ category: "nav", timestamp: at(10 + (i % 2)) })),
+      { key: app.writeKey, cf: BERLIN, ua: UA.iphone },
+    );
+    await send(
+      [0, 1, 2].map(() => makeEvent({ category: "click", timestamp: at(10) })),
+      { key: app.writeKey, cf: { ...BERLIN, country: "FR", city: "Paris" }, ua: UA.windows },
+    );
+    await send(
+      [0, 1].map(() => makeEvent({ category: "click", timestamp: at(11) })),
+      { key: app.writeKey, cf: BERLIN, ua: UA.windows },
+    );
     await setContext(app.appId, "off");
     await send([makeEvent({ category: "nav", timestamp: at(10) })], { key: app.writeKey, cf: BERLIN, ua: UA.iphone });
     await setContext(app.appId, "on");
     await waitForCount(`/api/event/?timestamp_after=2020-06-01&timestamp_before=2020-06-02`, 10);
   });
-  const list = (q: string) => getJson(`/api/event/?timestamp_after=2020-06-01&timestamp_before=2020-06-02&${q}`, { headers: bearer(app.readKey) });
+  const list = (q: string) =>
+    getJson(`/api/event/?timestamp_after=2020-06-01&timestamp_before=2020-06-02&${q}`, {
+      headers: bearer(app.readKey),
+    });
 
   it("reads the global index for a key that reads every application", async () => {
     const { statements } = await metered(`/api/event/?pagination=cursor&limit=2&country=FR`, bearer(DEV_READ_KEY));
     const reads = statements.filter((s) => /from "events"/.test(s.sql));
-    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${reads[0]!.sql}`).bind(...reads[0]!.params).all<{ detail: string }>();
+    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${reads[0]!.sql}`)
+      .bind(...reads[0]!.params)
+      .all<{ detail: string }>();
     expect(plan.results.map((r) => r.detail).join("\n")).toMatch(/USING INDEX events_country /);
   });
 
@@ -214,7 +262,10 @@ describe("filters by country and device", () => {
     const page = await list("country=FR&pagination=cursor");
     expect(page.results.every((r) => (r.context as { country: string }).country === "FR")).toBe(true);
     // Whole hours from the roll-ups agree with the rows.
-    const day = await getJson<EventPage>("/api/event/?timestamp_after=2020-06-01T10:00:00Z&timestamp_before=2020-06-01T11:59:59.999999Z&country=DE", { headers: bearer(app.readKey) });
+    const day = await getJson<EventPage>(
+      "/api/event/?timestamp_after=2020-06-01T10:00:00Z&timestamp_before=2020-06-01T11:59:59.999999Z&country=DE",
+      { headers: bearer(app.readKey) },
+    );
     expect(day.count).toBe(6);
   });
 
@@ -223,7 +274,10 @@ describe("filters by country and device", () => {
     const exported = async (q: string) => {
       const res = await api(`/api/export?${range}&${q}`, { headers: bearer(app.readKey) });
       expect(res.status).toBe(200);
-      return (await res.text()).split("\n").filter(Boolean).map((l) => JSON.parse(l) as { context: { country?: string; device?: string } | null });
+      return (await res.text())
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { context: { country?: string; device?: string } | null });
     };
     const check = async () => {
       const de = await exported("country=DE");
@@ -237,7 +291,9 @@ describe("filters by country and device", () => {
     // Sealed into archive objects (read from R2), kept in D1 (no purge: the other tests count them).
     await maintain({ ...env, ARCHIVE_BLOCK_IDS: "5", HOT_DAYS: "100000" });
     const sealed = await env.DB.prepare("SELECT archived_through AS t FROM storage_state").first<{ t: number }>();
-    const ours = await env.DB.prepare("SELECT min(id) AS lo FROM events WHERE app = ?").bind(app.num).first<{ lo: number }>();
+    const ours = await env.DB.prepare("SELECT min(id) AS lo FROM events WHERE app = ?")
+      .bind(app.num)
+      .first<{ lo: number }>();
     expect(sealed!.t).toBeGreaterThanOrEqual(ours!.lo); // some of them now come from R2
     await check();
     expect((await api(`/api/export?${range}&device=phone`, { headers: bearer(app.readKey) })).status).toBe(400);
@@ -251,14 +307,19 @@ describe("filters by country and device", () => {
 
   it("counts by country and device in GET /api/stats/counts, from context_counts only", async () => {
     const q = "timestamp_after=2020-06-01T10:00:00Z&timestamp_before=2020-06-01T11:59:59Z";
-    const de = await getJson<{ total: number; country: string; series: { category: string; total: number }[] }>(`/api/stats/counts?${q}&country=de`, { headers: bearer(app.readKey) });
+    const de = await getJson<{ total: number; country: string; series: { category: string; total: number }[] }>(
+      `/api/stats/counts?${q}&country=de`,
+      { headers: bearer(app.readKey) },
+    );
     expect(de.country).toBe("DE");
     expect(de.total).toBe(6);
     expect(de.series).toEqual([
       { category: "nav", total: 4, counts: [2, 2] },
       { category: "click", total: 2, counts: [0, 2] },
     ]);
-    const mobile = await getJson<{ total: number }>(`/api/stats/counts?${q}&device=mobile`, { headers: bearer(app.readKey) });
+    const mobile = await getJson<{ total: number }>(`/api/stats/counts?${q}&device=mobile`, {
+      headers: bearer(app.readKey),
+    });
     expect(mobile.total).toBe(4);
     const { res, statements } = await metered(`/api/stats/counts?${q}&country=DE`, bearer(app.readKey));
     expect(res.status).toBe(200);
@@ -277,7 +338,9 @@ describe("filters by country and device", () => {
       // 3 index rows (2 + lookahead) and one contexts row for each.
       expect(await rowsRead(reads), q).toBeLessThanOrEqual(6);
       // The partial index built for the filter, led by the application (a scoped key).
-      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${reads[0]!.sql}`).bind(...reads[0]!.params).all<{ detail: string }>();
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${reads[0]!.sql}`)
+        .bind(...reads[0]!.params)
+        .all<{ detail: string }>();
       const index = q.startsWith("country") ? "events_app_country" : "events_app_device";
       expect(plan.results.map((r) => r.detail).join("\n"), q).toMatch(new RegExp(`USING INDEX ${index} `));
       expect(plan.results.map((r) => r.detail).join("\n"), q).not.toMatch(/TEMP B-TREE/);
@@ -291,7 +354,20 @@ describe("the client's IP address", () => {
   const spies: ReturnType<typeof vi.spyOn>[] = [];
   beforeAll(async () => {
     for (const level of ["log", "info", "warn", "error", "debug"] as const) {
-      spies.push(vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : typeof a === "string" ? a : JSON.stringify(a))).join(" "))));
+      spies.push(
+        vi
+          .spyOn(console, level)
+          .mockImplementation(
+            (...args: unknown[]) =>
+              void logged.push(
+                args
+                  .map((a) =>
+                    a instanceof Error ? `${a.message} ${a.stack}` : typeof a === "string" ? a : JSON.stringify(a),
+                  )
+                  .join(" "),
+              ),
+          ),
+      );
     }
     const app = await makeApp();
     // Accepted events, an invalid one (error log), over IPv4 and IPv6, with the address also in X-Forwarded-For and X-Real-IP.
@@ -313,7 +389,9 @@ describe("the client's IP address", () => {
   });
 
   it("is in no D1 table", async () => {
-    const tables = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'").all<{ name: string }>();
+    const tables = await env.DB.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+    ).all<{ name: string }>();
     expect(tables.results.length).toBeGreaterThan(5);
     for (const { name } of tables.results) {
       const rows = await env.DB.prepare(`SELECT * FROM "${name}"`).all();
@@ -322,7 +400,9 @@ describe("the client's IP address", () => {
       expect(text.toLowerCase(), name).not.toContain("2001:db8:4f2a");
     }
     // The error log did get the refused event (so the check above looked at a written row).
-    const logged = await env.DB.prepare("SELECT count(*) AS n FROM error_log WHERE payload LIKE ?").bind(`%${session}%`).first<{ n: number }>();
+    const logged = await env.DB.prepare("SELECT count(*) AS n FROM error_log WHERE payload LIKE ?")
+      .bind(`%${session}%`)
+      .first<{ n: number }>();
     expect(logged!.n).toBe(2);
   });
 
@@ -330,7 +410,11 @@ describe("the client's IP address", () => {
     let seen = 0;
     let cursor: string | undefined;
     do {
-      const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, cursor, include: ["customMetadata", "httpMetadata"] });
+      const listed = await env.ARCHIVE.list({
+        prefix: `${ARCHIVE_ROOT}/`,
+        cursor,
+        include: ["customMetadata", "httpMetadata"],
+      });
       for (const object of listed.objects) {
         expect(JSON.stringify(object)).not.toContain(IP);
         for await (const line of archiveLines(env.ARCHIVE, object.key)) {
@@ -348,13 +432,18 @@ describe("the client's IP address", () => {
     // A failure with the address on the request: the events table gone (the last test of this file).
     await env.DB.prepare("DROP TABLE events").run();
     const page = encodeURIComponent("https://secret-page.example/?email=someone%40example.com");
-    const res = await api(`/api/event/?category=ip-test&page=${page}&referrer=${page}`, { headers: { "cf-connecting-ip": IP, "x-forwarded-for": IP }, cf: BERLIN } as RequestInit);
+    const res = await api(`/api/event/?category=ip-test&page=${page}&referrer=${page}`, {
+      headers: { "cf-connecting-ip": IP, "x-forwarded-for": IP },
+      cf: BERLIN,
+    } as RequestInit);
     expect(res.status).toBe(500);
     const requestId = res.headers.get("x-request-id")!;
     const deadline = Date.now() + 10_000;
     let envelopes: { body: string }[] = [];
     while (Date.now() < deadline) {
-      envelopes = ((await (await fetch(env.SENTRY_RECEIVER)).json()) as { body: string }[]).filter((e) => e.body.includes(requestId));
+      envelopes = ((await (await fetch(env.SENTRY_RECEIVER)).json()) as { body: string }[]).filter((e) =>
+        e.body.includes(requestId),
+      );
       if (envelopes.length > 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }

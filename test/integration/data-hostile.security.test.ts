@@ -4,7 +4,17 @@
 // GET returns — and the valid events sent alongside are stored.
 import { describe, expect, it } from "vitest";
 import { api, makeEvent } from "../helpers/api";
-import { clientOf, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8, type ErrorBody } from "../helpers/hostile";
+import {
+  clientOf,
+  countOf,
+  type ErrorBody,
+  expectError,
+  expectFieldError,
+  expectNoLeak,
+  gzip,
+  stored,
+  utf8,
+} from "../helpers/hostile";
 
 const client = clientOf("data");
 
@@ -18,9 +28,12 @@ const eventText = (dataText: string, overrides: Record<string, unknown> = {}) =>
 async function mixedBatch(hostile: [text: string, field: string][], message: RegExp) {
   const first = makeEvent();
   const last = makeEvent();
-  const res = await client.raw(`[${JSON.stringify(first)},${hostile.map(([text]) => text).join(",")},${JSON.stringify(last)}]`, {
-    "content-type": "application/json",
-  });
+  const res = await client.raw(
+    `[${JSON.stringify(first)},${hostile.map(([text]) => text).join(",")},${JSON.stringify(last)}]`,
+    {
+      "content-type": "application/json",
+    },
+  );
   const text = await res.text();
   expectNoLeak(text);
   expect(res.status, text).toBe(202);
@@ -37,13 +50,23 @@ describe.concurrent("prototype keys", () => {
       '"constructor":{"prototype":{"polluted":"yes"}},"prototype":{"polluted":1},' +
       '"toString":"not a function","hasOwnProperty":null,"valueOf":[1,2],"nested":{"__proto__":[{"__proto__":{}}]}}';
     const event = makeEvent();
-    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), { "content-type": "application/json" });
+    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), {
+      "content-type": "application/json",
+    });
     expect(res.status, await res.clone().text()).toBe(202);
 
     const { page, text } = await stored(event.session_id as string);
     expect(text, "the stored bytes are the bytes sent").toContain(`"data":${dataText}`);
     const data = page.results[0]!.data as Record<string, unknown>;
-    expect(Object.keys(data)).toEqual(["__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "valueOf", "nested"]);
+    expect(Object.keys(data)).toEqual([
+      "__proto__",
+      "constructor",
+      "prototype",
+      "toString",
+      "hasOwnProperty",
+      "valueOf",
+      "nested",
+    ]);
     expect(Object.hasOwn(data, "__proto__")).toBe(true);
     expect(JSON.stringify(data)).toBe(dataText);
     // Nothing was polluted, here or in the Worker (it would make an event without session_id valid).
@@ -56,21 +79,34 @@ describe.concurrent("prototype keys", () => {
 
   it("does not take an event's fields from a top-level __proto__ key", async () => {
     const inner = JSON.stringify(makeEvent());
-    const body = await expectError(await client.raw(`{"__proto__":${inner}}`, { "content-type": "application/json" }), 400, "invalid_events");
-    for (const field of ["session_id", "category", "name", "data", "timestamp"]) expectFieldError(body, 0, field, /required/);
+    const body = await expectError(
+      await client.raw(`{"__proto__":${inner}}`, { "content-type": "application/json" }),
+      400,
+      "invalid_events",
+    );
+    for (const field of ["session_id", "category", "name", "data", "timestamp"])
+      expectFieldError(body, 0, field, /required/);
     // Extra top-level keys named after Object's members are ignored; the event is stored as sent.
     const event = makeEvent();
     const text = `${JSON.stringify(event).slice(0, -1)},"constructor":{"prototype":{"x":1}},"toString":1,"__proto__":null}`;
     const res = await client.raw(text, { "content-type": "application/json" });
     expect(res.status, await res.clone().text()).toBe(202);
-    expect((await stored(event.session_id as string)).page.results[0]).toMatchObject({ data: event.data, name: event.name });
+    expect((await stored(event.session_id as string)).page.results[0]).toMatchObject({
+      data: event.data,
+      name: event.name,
+    });
   });
 
   it("stores and finds labels named __proto__, constructor and prototype", async () => {
     const event = makeEvent({ session_id: `__proto__`, category: "constructor", name: "prototype" });
     expect((await client.post(event)).status).toBe(202);
     const { page } = await stored("__proto__");
-    expect(page.results[0]).toMatchObject({ session_id: "__proto__", category: "constructor", name: "prototype", data: event.data });
+    expect(page.results[0]).toMatchObject({
+      session_id: "__proto__",
+      category: "constructor",
+      name: "prototype",
+      data: event.data,
+    });
     const res = await api("/api/event/?__proto__=x&constructor=y&category=constructor&name=prototype");
     const found = JSON.parse(await res.text());
     expect(res.status).toBe(200);
@@ -81,17 +117,34 @@ describe.concurrent("prototype keys", () => {
 describe.concurrent("numbers", () => {
   it("refuses 1e400 and other infinite numbers with 400 naming data", async () => {
     for (const dataText of ['{"n":1e400}', '{"n":-1e400}', '{"a":{"b":[1,2,1e400]}}', '{"n":123e99999}']) {
-      const body = await expectError(await client.raw(eventText(dataText), { "content-type": "application/json" }), 400, "invalid_events", /data/);
+      const body = await expectError(
+        await client.raw(eventText(dataText), { "content-type": "application/json" }),
+        400,
+        "invalid_events",
+        /data/,
+      );
       expectFieldError(body, 0, "data", /number/);
     }
   });
 
   it("stores the valid events of a batch holding 1e400", async () => {
-    await mixedBatch([[eventText('{"n":1e400}'), "data"], [eventText('{"deep":[[{"n":-1e999}]]}'), "data"]], /number/);
+    await mixedBatch(
+      [
+        [eventText('{"n":1e400}'), "data"],
+        [eventText('{"deep":[[{"n":-1e999}]]}'), "data"],
+      ],
+      /number/,
+    );
   });
 
   it("refuses numbers that would be stored as a different number (past 2^53, underflow) with 400 naming data", async () => {
-    for (const number of ["9007199254740993", "-9007199254740993", "123456789012345678901234567890", "1e-400", "0.10000000000000000000001"]) {
+    for (const number of [
+      "9007199254740993",
+      "-9007199254740993",
+      "123456789012345678901234567890",
+      "1e-400",
+      "0.10000000000000000000001",
+    ]) {
       const body = await expectError(
         await client.raw(eventText(`{"n":${number}}`), { "content-type": "application/json" }),
         400,
@@ -102,10 +155,24 @@ describe.concurrent("numbers", () => {
   });
 
   it("stores numbers a double holds exactly, with the value sent", async () => {
-    const numbers = ["0", "-0", "0.1", "1.5e300", "1.7976931348623157e308", "5e-324", "9007199254740992", "-12.5", "1E2", "1.0", "2.50"];
+    const numbers = [
+      "0",
+      "-0",
+      "0.1",
+      "1.5e300",
+      "1.7976931348623157e308",
+      "5e-324",
+      "9007199254740992",
+      "-12.5",
+      "1E2",
+      "1.0",
+      "2.50",
+    ];
     const event = makeEvent();
     const dataText = `{${numbers.map((n, i) => `"n${i}":${n}`).join(",")}}`;
-    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), { "content-type": "application/json" });
+    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), {
+      "content-type": "application/json",
+    });
     expect(res.status, await res.clone().text()).toBe(202);
     const data = (await stored(event.session_id as string)).page.results[0]!.data as Record<string, number>;
     numbers.forEach((n, i) => expect(data[`n${i}`], n).toBe(Number(n) === 0 ? 0 : Number(n)));
@@ -116,8 +183,18 @@ describe.concurrent("duplicate keys", () => {
   // JSON.parse keeps the last of duplicate keys: what a client sent could not be stored as sent,
   // and a proxy that keeps the first would see a different event. Duplicates are refused.
   it("refuses an event whose data repeats a key with 400 naming data and the key", async () => {
-    for (const dataText of ['{"a":1,"a":2}', '{"x":{"y":1,"y":1}}', '{"list":[{"k":1},{"k":2,"z":0,"k":3}]}', '{"a":1,"\\u0061":2}']) {
-      const body = await expectError(await client.raw(eventText(dataText), { "content-type": "application/json" }), 400, "invalid_events", /data/);
+    for (const dataText of [
+      '{"a":1,"a":2}',
+      '{"x":{"y":1,"y":1}}',
+      '{"list":[{"k":1},{"k":2,"z":0,"k":3}]}',
+      '{"a":1,"\\u0061":2}',
+    ]) {
+      const body = await expectError(
+        await client.raw(eventText(dataText), { "content-type": "application/json" }),
+        400,
+        "invalid_events",
+        /data/,
+      );
       expectFieldError(body, 0, "data", /more than once/);
     }
   });
@@ -125,7 +202,12 @@ describe.concurrent("duplicate keys", () => {
   it("refuses an event that repeats a field with 400 naming it", async () => {
     const event = makeEvent();
     const text = `${JSON.stringify(event).slice(0, -1)},"session_id":"someone else"}`;
-    const body = await expectError(await client.raw(text, { "content-type": "application/json" }), 400, "invalid_events", /session_id/);
+    const body = await expectError(
+      await client.raw(text, { "content-type": "application/json" }),
+      400,
+      "invalid_events",
+      /session_id/,
+    );
     expectFieldError(body, 0, "session_id", /more than once/);
     expect(await countOf("someone else")).toBe(0);
   });
@@ -143,7 +225,9 @@ describe.concurrent("duplicate keys", () => {
   it("accepts the same key in different objects and keys that only look alike", async () => {
     const event = makeEvent();
     const dataText = '{"x":{"a":1},"y":{"a":2},"a":[{"a":3},{"a":4}],"A":5,"\u00e9":6,"e\u0301":7}';
-    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), { "content-type": "application/json" });
+    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), {
+      "content-type": "application/json",
+    });
     expect(res.status, await res.clone().text()).toBe(202);
     const { text } = await stored(event.session_id as string);
     expect(text).toContain(`"data":${dataText}`);
@@ -184,7 +268,12 @@ describe.concurrent("Unicode", () => {
     expect(res.status, await res.clone().text()).toBe(202);
     const tooLong = ASTRAL.repeat(151);
     for (const field of ["session_id", "category", "name"]) {
-      const body = await expectError(await client.post(makeEvent({ [field]: tooLong })), 400, "invalid_events", new RegExp(field));
+      const body = await expectError(
+        await client.post(makeEvent({ [field]: tooLong })),
+        400,
+        "invalid_events",
+        new RegExp(field),
+      );
       expectFieldError(body, 0, field, /at most 150 characters/);
     }
     const bmp = await expectError(await client.post(makeEvent({ name: "é".repeat(151) })), 400, "invalid_events");
@@ -197,7 +286,12 @@ describe.concurrent("Unicode", () => {
     for (const bad of ["\\ud800", "x\\udc00", "\\udc00\\ud800", "\\ud83d"]) {
       for (const field of ["session_id", "category", "name"]) {
         const text = JSON.stringify(makeEvent({ [field]: "LONE" })).replace('"LONE"', `"${bad}"`);
-        const body = await expectError(await client.raw(text, { "content-type": "application/json" }), 400, "invalid_events", new RegExp(field));
+        const body = await expectError(
+          await client.raw(text, { "content-type": "application/json" }),
+          400,
+          "invalid_events",
+          new RegExp(field),
+        );
         expectFieldError(body, 0, field, /lone surrogate/);
       }
     }
@@ -206,7 +300,9 @@ describe.concurrent("Unicode", () => {
   it("stores lone surrogates inside data as the escapes sent", async () => {
     const event = makeEvent();
     const dataText = '{"s":"\\ud800","\\udc00":"k"}';
-    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), { "content-type": "application/json" });
+    const res = await client.raw(eventText(dataText, { session_id: event.session_id }), {
+      "content-type": "application/json",
+    });
     expect(res.status, await res.clone().text()).toBe(202);
     const { page, text } = await stored(event.session_id as string);
     expect(text).toContain(`"data":${dataText}`);
@@ -241,7 +337,12 @@ describe.concurrent("timestamps", () => {
         const res = await client.post(event);
         if (rendered === null) {
           const body = await expectError(res, 400, "invalid_events", /timestamp/);
-          expectFieldError(body, 0, "timestamp", timestamp.startsWith("9999") ? /in the future/ : /must not be earlier than 1684-07-28T00:12:25.259009Z/);
+          expectFieldError(
+            body,
+            0,
+            "timestamp",
+            timestamp.startsWith("9999") ? /in the future/ : /must not be earlier than 1684-07-28T00:12:25.259009Z/,
+          );
         } else {
           expect(res.status, `${timestamp}: ${await res.clone().text()}`).toBe(202);
           expect((await stored(event.session_id as string)).page.results[0]!.timestamp).toBe(rendered);
@@ -255,7 +356,15 @@ describe.concurrent("timestamps", () => {
   });
 
   it("refuses hostile timestamps with 400 naming timestamp", async () => {
-    for (const timestamp of ["9999-12-31 23:59:59", "2021-01-01 00:00:00.1234567891", "2021-02-30 00:00", "x".repeat(10_000), 1609459200, null, "2021-01-01'; DROP TABLE events; --"]) {
+    for (const timestamp of [
+      "9999-12-31 23:59:59",
+      "2021-01-01 00:00:00.1234567891",
+      "2021-02-30 00:00",
+      "x".repeat(10_000),
+      1609459200,
+      null,
+      "2021-01-01'; DROP TABLE events; --",
+    ]) {
       const body = await expectError(await client.post(makeEvent({ timestamp })), 400, "invalid_events", /timestamp/);
       expectFieldError(body, 0, "timestamp", /./);
     }
@@ -326,7 +435,9 @@ describe.concurrent("replayed event ids", () => {
     const session = `copies-mixed-${crypto.randomUUID()}`;
     const e = makeEvent({ session_id: session });
     const zipped = await gzip([utf8(JSON.stringify([e, e]))]);
-    expect(await (await client.raw(zipped, { "content-type": "application/json", "content-encoding": "gzip" })).json()).toEqual({
+    expect(
+      await (await client.raw(zipped, { "content-type": "application/json", "content-encoding": "gzip" })).json(),
+    ).toEqual({
       success: true,
       accepted: 2,
     });
@@ -343,7 +454,12 @@ describe.concurrent("replayed event ids", () => {
 
   it("refuses an event_id that is not a UUID with 400 naming event_id", async () => {
     for (const eventId of ["not-a-uuid", "'; DROP TABLE events; --", "x".repeat(10_000), 42, { $ne: null }]) {
-      const body = await expectError(await client.post(makeEvent({ event_id: eventId })), 400, "invalid_events", /event_id/);
+      const body = await expectError(
+        await client.post(makeEvent({ event_id: eventId })),
+        400,
+        "invalid_events",
+        /event_id/,
+      );
       expectFieldError(body, 0, "event_id", /UUID/);
     }
   });

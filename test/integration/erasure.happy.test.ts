@@ -3,20 +3,18 @@
 // events intact), by the scheduled maintenance in bounded steps that resume, with an audit row.
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { drizzle } from "drizzle-orm/d1";
 import { eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { ARCHIVE_ROOT, archiveLines, putLines } from "../../src/archive/objects";
-import { readStorageState } from "../../src/db/storage-state";
 import { countEvents } from "../../src/db/event-counts";
-import { HOUR } from "../../src/shared/timestamp";
 import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
-import { erasures, type ErasureRow } from "../../src/db/schema";
-import { eraseDue, ErasureFailed } from "../../src/maintain/erasure";
+import { type ErasureRow, erasures } from "../../src/db/schema";
+import { readStorageState } from "../../src/db/storage-state";
 import worker from "../../src/index";
+import { ErasureFailed, eraseDue } from "../../src/maintain/erasure";
 import { maintain } from "../../src/maintain/scheduled";
-import { DAY } from "../../src/shared/timestamp";
-import { formatTimestamp } from "../../src/shared/timestamp";
+import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, bearer, makeApp } from "../helpers/api";
 
 const db = drizzle(env.DB);
@@ -46,7 +44,10 @@ function event(app: number, overrides: Partial<NewContextEventRow> = {}): NewCon
 /** Filler events of a throwaway application: they seal the blocks before them and hold the table's highest id. */
 async function seal() {
   const filler = await makeApp();
-  await insertAll(db, Array.from({ length: 60 }, () => event(filler.num, { category: "filler" })));
+  await insertAll(
+    db,
+    Array.from({ length: 60 }, () => event(filler.num, { category: "filler" })),
+  );
 }
 
 /** Every archived line of one application, with the key of the object holding it. */
@@ -56,7 +57,8 @@ async function archivedLines(appId: string) {
   do {
     const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${appId}/`, cursor });
     for (const object of listed.objects) {
-      for await (const text of archiveLines(env.ARCHIVE, object.key)) lines.push({ key: object.key, line: JSON.parse(text) as Record<string, unknown> });
+      for await (const text of archiveLines(env.ARCHIVE, object.key))
+        lines.push({ key: object.key, line: JSON.parse(text) as Record<string, unknown> });
     }
     cursor = listed.truncated ? listed.cursor : undefined;
   } while (cursor);
@@ -69,10 +71,17 @@ async function etags(appId: string) {
 }
 
 const rowsOf = async (app: number, sessionId: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = ?").bind(app, sessionId).first<{ n: number }>())!.n;
+  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = ?")
+    .bind(app, sessionId)
+    .first<{ n: number }>())!.n;
 
 /** What `npm run erase` writes (with --from/--to: the window, its basis "operator"). */
-async function request(appId: string, kind: "session" | "events", target: string, window?: { from: number; to: number }): Promise<number> {
+async function request(
+  appId: string,
+  kind: "session" | "events",
+  target: string,
+  window?: { from: number; to: number },
+): Promise<number> {
   const row = await env.DB.prepare(
     "INSERT INTO erasures (app_id, kind, target, requested_at, scan_after, scan_before, scan_basis) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
   )
@@ -81,7 +90,8 @@ async function request(appId: string, kind: "session" | "events", target: string
   return row!.id;
 }
 
-const audit = async (id: number): Promise<ErasureRow> => (await db.select().from(erasures).where(eq(erasures.id, id)))[0]!;
+const audit = async (id: number): Promise<ErasureRow> =>
+  (await db.select().from(erasures).where(eq(erasures.id, id)))[0]!;
 
 /** Runs the cron as the Worker does, until the request is done. */
 async function untilDone(id: number, max = 10): Promise<number> {
@@ -100,7 +110,9 @@ async function untilDone(id: number, max = 10): Promise<number> {
  */
 async function expectExactCounts(app: number) {
   type Row = { category: string; name: string; timestamp: number; country: string | null; device: string | null };
-  const rows = await env.DB.prepare("SELECT category, name, timestamp, country, device FROM events WHERE app = ?").bind(app).all<Row>();
+  const rows = await env.DB.prepare("SELECT category, name, timestamp, country, device FROM events WHERE app = ?")
+    .bind(app)
+    .all<Row>();
   const want = new Map<string, number>();
   const wantByContext = new Map<string, number>();
   const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
@@ -108,14 +120,24 @@ async function expectExactCounts(app: number) {
     const h = Math.floor(r.timestamp / HOUR);
     const shapes = [`${r.category}|${r.name}|${h}`, `${r.category}||${h}`, `|${r.name}|${h}`, `||${h}`];
     for (const key of shapes) add(want, key);
-    for (const [dim, value] of [["country", r.country], ["device", r.device]]) if (value !== null) for (const key of shapes) add(wantByContext, `${dim}|${value}|${key}`);
+    for (const [dim, value] of [
+      ["country", r.country],
+      ["device", r.device],
+    ])
+      if (value !== null) for (const key of shapes) add(wantByContext, `${dim}|${value}|${key}`);
   }
-  const counts = await env.DB.prepare("SELECT category, name, hour, n FROM event_counts WHERE app = ? AND n != 0").bind(app).all<{ category: string; name: string; hour: number; n: number }>();
+  const counts = await env.DB.prepare("SELECT category, name, hour, n FROM event_counts WHERE app = ? AND n != 0")
+    .bind(app)
+    .all<{ category: string; name: string; hour: number; n: number }>();
   expect(new Map(counts.results.map((c) => [`${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(want);
-  const byContext = await env.DB.prepare("SELECT dim, value, category, name, hour, n FROM context_counts WHERE app = ? AND n != 0")
+  const byContext = await env.DB.prepare(
+    "SELECT dim, value, category, name, hour, n FROM context_counts WHERE app = ? AND n != 0",
+  )
     .bind(app)
     .all<{ dim: string; value: string; category: string; name: string; hour: number; n: number }>();
-  expect(new Map(byContext.results.map((c) => [`${c.dim}|${c.value}|${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(wantByContext);
+  expect(new Map(byContext.results.map((c) => [`${c.dim}|${c.value}|${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(
+    wantByContext,
+  );
   if (rows.results.length > 0) expect(byContext.results.length).toBeGreaterThan(0);
   expect(await countEvents(db, { app })).toBe(rows.results.length);
 }
@@ -160,7 +182,10 @@ describe("erasing a session", () => {
     expect(after.filter((l) => l.line.session_id === erased)).toEqual([]);
     // Every other line is still there, as it was.
     expect(after.map((l) => l.line).sort((a, b) => String(a.event_id).localeCompare(String(b.event_id)))).toEqual(
-      before.filter((l) => l.line.session_id !== erased).map((l) => l.line).sort((a, b) => String(a.event_id).localeCompare(String(b.event_id))),
+      before
+        .filter((l) => l.line.session_id !== erased)
+        .map((l) => l.line)
+        .sort((a, b) => String(a.event_id).localeCompare(String(b.event_id))),
     );
     expect((await archivedLines(other.appId)).filter((l) => l.line.session_id === erased)).toHaveLength(24);
 
@@ -182,21 +207,35 @@ describe("erasing a session", () => {
     expect(row.scanAfter).toBeLessThanOrEqual(at(0));
 
     // The export no longer has them, from R2 or from D1.
-    const res = await api(`/api/export?timestamp_after=${formatTimestamp(at(0) - HOUR)}&timestamp_before=${formatTimestamp(at(23) + HOUR)}`, {
-      headers: bearer(app.readKey),
-    });
-    const lines = (await res.text()).trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const res = await api(
+      `/api/export?timestamp_after=${formatTimestamp(at(0) - HOUR)}&timestamp_before=${formatTimestamp(at(23) + HOUR)}`,
+      {
+        headers: bearer(app.readKey),
+      },
+    );
+    const lines = (await res.text())
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.filter((l) => l.session_id === erased)).toEqual([]);
     expect(lines.filter((l) => l.session_id === kept)).toHaveLength(24);
     // Nor does the query API.
-    const page = (await (await api(`/api/event/?session_id=${erased}`, { headers: bearer(app.readKey) })).json()) as { count: number };
+    const page = (await (await api(`/api/event/?session_id=${erased}`, { headers: bearer(app.readKey) })).json()) as {
+      count: number;
+    };
     expect(page.count).toBe(0);
 
     // Asked again: nothing is left to erase, and no object is written again.
     const tags = await etags(app.appId);
     const again = await request(app.appId, "session", erased);
     await untilDone(again);
-    expect(await audit(again)).toMatchObject({ status: "done", d1Events: 0, countedEvents: 0, archiveEvents: 0, archiveObjectsRewritten: 0 });
+    expect(await audit(again)).toMatchObject({
+      status: "done",
+      d1Events: 0,
+      countedEvents: 0,
+      archiveEvents: 0,
+      archiveObjectsRewritten: 0,
+    });
     expect(await etags(app.appId)).toEqual(tags);
   });
 
@@ -244,7 +283,13 @@ describe("erasing a session", () => {
       await eraseDue(db, env.ARCHIVE, { deadline: clock() + 4, now: clock });
     }
     expect(runs).toBeGreaterThan(2);
-    expect(await audit(id)).toMatchObject({ status: "done", d1Events: 6, countedEvents: 6, archiveEvents: 6, archiveObjectsRewritten: 6 });
+    expect(await audit(id)).toMatchObject({
+      status: "done",
+      d1Events: 6,
+      countedEvents: 6,
+      archiveEvents: 6,
+      archiveObjectsRewritten: 6,
+    });
     expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
     expect(await archivedLines(app.appId)).toHaveLength(6);
     await expectExactCounts(app.num);
@@ -256,7 +301,12 @@ describe("erasing a session", () => {
     await insertAll(db, [event(app.num, { sessionId: erased }), event(app.num, { sessionId: erased })]);
     const id = await request(app.appId, "session", erased);
     const run = await maintain(settings());
-    expect(run.erasure.erasures.find((e) => e.id === id)).toMatchObject({ status: "running", step: "d1", d1Events: 1, waiting: true });
+    expect(run.erasure.erasures.find((e) => e.id === id)).toMatchObject({
+      status: "running",
+      step: "d1",
+      d1Events: 1,
+      waiting: true,
+    });
     expect(await rowsOf(app.num, erased)).toBe(1);
     // The maintenance log names the request by its id, never by the session.
     expect(JSON.stringify(run)).not.toContain(erased);
@@ -280,7 +330,9 @@ describe("a request that fails", () => {
     await seal();
     await maintain(settings());
     // The broken application's object is damaged: not gzip.
-    const [key] = (await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${broken.appId}/` })).objects.map((o) => o.key);
+    const [key] = (await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${broken.appId}/` })).objects.map(
+      (o) => o.key,
+    );
     const lines: string[] = [];
     for await (const line of archiveLines(env.ARCHIVE, key!)) lines.push(line);
     await env.ARCHIVE.put(key!, "not gzip");
@@ -295,7 +347,10 @@ describe("a request that fails", () => {
     expect(failure).toBeInstanceOf(ErasureFailed);
     expect((failure as Error).message).toMatch(new RegExp(`request\\(s\\) ${first} failed`));
     expect((failure as Error).message).not.toContain(session);
-    expect((failure as ErasureFailed).run.erasures.find((e) => e.id === first)).toMatchObject({ failed: true, step: "archive" });
+    expect((failure as ErasureFailed).run.erasures.find((e) => e.id === first)).toMatchObject({
+      failed: true,
+      step: "archive",
+    });
     expect(await audit(second)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
     expect((await readStorageState(db)).purgedAt).toBeGreaterThan(purgedAt ?? 0); // retention ran after it
 
@@ -310,8 +365,12 @@ describe("the archive window", () => {
   it("reaches a session's events older than the 24-hour lookback only in a window the operator names, and records which window it read", async () => {
     const app = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
-    const old = Array.from({ length: 3 }, (_, i) => event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 33 * DAY + i * HOUR }));
-    const hot = Array.from({ length: 3 }, (_, i) => event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 2 * DAY + i * HOUR }));
+    const old = Array.from({ length: 3 }, (_, i) =>
+      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 33 * DAY + i * HOUR }),
+    );
+    const hot = Array.from({ length: 3 }, (_, i) =>
+      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 2 * DAY + i * HOUR }),
+    );
     await insertAll(db, [...old, ...hot, event(app.num, { timestamp: NOW * 1000 - 33 * DAY })]);
     await seal();
     await maintain(settings());
@@ -320,14 +379,27 @@ describe("the archive window", () => {
     const first = await request(app.appId, "session", erased);
     await untilDone(first);
     // Its window came from D1 (the purge mark is far behind its first hot event): the old three are out of reach.
-    expect(await audit(first)).toMatchObject({ scanBasis: "d1", scanAfter: hot[0]!.timestamp, scanBefore: hot[2]!.timestamp, d1Events: 3, archiveEvents: 3 });
-    const left = () => archivedLines(app.appId).then((lines) => lines.filter((l) => l.line.session_id === erased).length);
+    expect(await audit(first)).toMatchObject({
+      scanBasis: "d1",
+      scanAfter: hot[0]!.timestamp,
+      scanBefore: hot[2]!.timestamp,
+      d1Events: 3,
+      archiveEvents: 3,
+    });
+    const left = () =>
+      archivedLines(app.appId).then((lines) => lines.filter((l) => l.line.session_id === erased).length);
     expect(await left()).toBe(3);
 
     const window = { from: NOW * 1000 - 34 * DAY, to: NOW * 1000 - 32 * DAY };
     const second = await request(app.appId, "session", erased, window);
     await untilDone(second);
-    expect(await audit(second)).toMatchObject({ scanBasis: "operator", scanAfter: window.from, scanBefore: window.to, d1Events: 0, archiveEvents: 3 });
+    expect(await audit(second)).toMatchObject({
+      scanBasis: "operator",
+      scanAfter: window.from,
+      scanBefore: window.to,
+      d1Events: 0,
+      archiveEvents: 3,
+    });
     expect(await left()).toBe(0);
     expect(await archivedLines(app.appId)).toHaveLength(1);
   });
@@ -354,11 +426,27 @@ describe("erasing a list of event ids", () => {
     expect((await readStorageState(db)).archivedThrough).toBeGreaterThan(archivedThrough);
 
     const ids = (await archivedLines(app.appId)).map((l) => l.line.event_id);
-    expect(ids.sort()).toEqual([...purged, ...hot, ...fresh].filter((e) => !doomed.includes(e)).map((e) => e.eventId).sort());
+    expect(ids.sort()).toEqual(
+      [...purged, ...hot, ...fresh]
+        .filter((e) => !doomed.includes(e))
+        .map((e) => e.eventId)
+        .sort(),
+    );
     for (const e of doomed) {
-      expect(await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))").bind(e.eventId).first()).toBeNull();
+      expect(
+        await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))")
+          .bind(e.eventId)
+          .first(),
+      ).toBeNull();
     }
-    expect(await audit(id)).toMatchObject({ status: "done", kind: "events", d1Events: 2, countedEvents: 2, archiveEvents: 2, scanBasis: "archive" });
+    expect(await audit(id)).toMatchObject({
+      status: "done",
+      kind: "events",
+      d1Events: 2,
+      countedEvents: 2,
+      archiveEvents: 2,
+      scanBasis: "archive",
+    });
     await expectExactCounts(app.num);
   });
 });

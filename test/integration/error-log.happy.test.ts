@@ -4,12 +4,10 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
-import { HOUR } from "../../src/shared/timestamp";
-import { maintain } from "../../src/maintain/scheduled";
-import { DAY } from "../../src/shared/timestamp";
 import { purgeErrorLog } from "../../src/maintain/retention";
+import { maintain } from "../../src/maintain/scheduled";
 import type { QueueMessage } from "../../src/shared/schemas";
-import { formatTimestamp } from "../../src/shared/timestamp";
+import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, bearer, DEV_READ_KEY, getJson, makeApp, makeEvent, postEvents } from "../helpers/api";
 import { deliver } from "../helpers/queue";
 import { metered, rowsRead } from "../helpers/read-meter";
@@ -58,16 +56,39 @@ async function waitForErrors(query: string, n: number, key = DEV_READ_KEY): Prom
   }
 }
 
-const summary = (query: string, key = DEV_READ_KEY) => getJson<Summary>(`/api/errors/summary?${query}`, { headers: bearer(key) });
+const summary = (query: string, key = DEV_READ_KEY) =>
+  getJson<Summary>(`/api/errors/summary?${query}`, { headers: bearer(key) });
 
 /** Inserts `n` error-log entries straight into D1 (what the consumer writes), all at `at` + i µs. */
-async function logEntries(n: number, entry: { kind?: string; appId: string | null; at: number; category?: string; name?: string; field?: string; rule?: string }) {
+async function logEntries(
+  n: number,
+  entry: {
+    kind?: string;
+    appId: string | null;
+    at: number;
+    category?: string;
+    name?: string;
+    field?: string;
+    rule?: string;
+  },
+) {
   await env.DB.prepare(
     `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < ? - 1)
      INSERT INTO error_log (kind, app_id, occurred_at, payload, reasons, source, category, name, field, rule)
      SELECT ?, ?, ? + i, '{}', json_array(json_object('field', ?, 'message', 'test', 'rule', ?)), 'monitoring-test', ?, ?, ?, ? FROM k`,
   )
-    .bind(n, entry.kind ?? "invalid_event", entry.appId, entry.at, entry.field ?? null, entry.rule ?? null, entry.category ?? null, entry.name ?? null, entry.field ?? null, entry.rule ?? null)
+    .bind(
+      n,
+      entry.kind ?? "invalid_event",
+      entry.appId,
+      entry.at,
+      entry.field ?? null,
+      entry.rule ?? null,
+      entry.category ?? null,
+      entry.name ?? null,
+      entry.field ?? null,
+      entry.rule ?? null,
+    )
     .run();
 }
 
@@ -83,7 +104,9 @@ describe("GET /api/errors/ filters", () => {
     ];
     expect((await postEvents(events, bearer(app.writeKey))).status).toBe(202);
     const all = await waitForErrors(`app_id=${app.appId}`, 3);
-    expect(all.results.every((r) => r.application === app.appId && r.category === category && r.kind === "invalid_event")).toBe(true);
+    expect(
+      all.results.every((r) => r.application === app.appId && r.category === category && r.kind === "invalid_event"),
+    ).toBe(true);
 
     const future = await getJson<ErrorPage>(`/api/errors/?app_id=${app.appId}&field=timestamp`);
     expect(future.count).toBe(2);
@@ -92,11 +115,19 @@ describe("GET /api/errors/ filters", () => {
       ["late", "timestamp", "future"],
     ]);
     expect((await getJson<ErrorPage>(`/api/errors/?category=${category}&rule=future`)).count).toBe(2);
-    expect((await getJson<ErrorPage>(`/api/errors/?category=${category}&name=bare`)).results.map((r) => r.field)).toEqual(["data"]);
-    expect((await getJson<ErrorPage>(`/api/errors/?category=${category}&name=bare&kind=malformed_message`)).count).toBe(0);
+    expect(
+      (await getJson<ErrorPage>(`/api/errors/?category=${category}&name=bare`)).results.map((r) => r.field),
+    ).toEqual(["data"]);
+    expect((await getJson<ErrorPage>(`/api/errors/?category=${category}&name=bare&kind=malformed_message`)).count).toBe(
+      0,
+    );
     // The scoped key sees its own application's entries without naming it, or naming it.
-    expect((await getJson<ErrorPage>(`/api/errors/?category=${category}`, { headers: bearer(app.readKey) })).count).toBe(3);
-    expect((await getJson<ErrorPage>(`/api/errors/?app_id=${app.appId}`, { headers: bearer(app.readKey) })).count).toBe(3);
+    expect(
+      (await getJson<ErrorPage>(`/api/errors/?category=${category}`, { headers: bearer(app.readKey) })).count,
+    ).toBe(3);
+    expect((await getJson<ErrorPage>(`/api/errors/?app_id=${app.appId}`, { headers: bearer(app.readKey) })).count).toBe(
+      3,
+    );
   });
 
   it("keeps a refused event's type cut to 150 characters, from before the excerpt cuts the payload", async () => {
@@ -114,7 +145,10 @@ describe("GET /api/errors/ filters", () => {
     for (const path of [`/api/errors/?app_id=${other.appId}`, `/api/errors/summary?app_id=${other.appId}`]) {
       const res = await api(path, { headers: bearer(app.readKey) });
       expect(res.status, path).toBe(403);
-      expect((await res.json()) as Record<string, unknown>).toMatchObject({ code: "forbidden", errors: [{ field: "app_id" }] });
+      expect((await res.json()) as Record<string, unknown>).toMatchObject({
+        code: "forbidden",
+        errors: [{ field: "app_id" }],
+      });
     }
     for (const [query, field] of [
       [`app_id=${"a".repeat(151)}`, "app_id"],
@@ -134,7 +168,13 @@ describe("GET /api/errors/summary", () => {
     const app = await makeApp();
     const category = unique("future");
     const late = (i: number) => makeEvent({ category, name: "tick", timestamp: `2099-01-0${i}T00:00:00Z` });
-    const sent = [late(1), late(2), late(3), makeEvent({ category, name: "tick", session_id: "" }), makeEvent({ category, name: "tick" })];
+    const sent = [
+      late(1),
+      late(2),
+      late(3),
+      makeEvent({ category, name: "tick", session_id: "" }),
+      makeEvent({ category, name: "tick" }),
+    ];
     expect((await postEvents(sent, bearer(app.writeKey))).status).toBe(202);
     await waitForErrors(`app_id=${app.appId}`, 4);
     const s = await summary("", app.readKey);
@@ -162,7 +202,11 @@ describe("GET /api/errors/summary", () => {
     const deadline = Date.now() + 15_000;
     let logged: { field: string | null; rule: string | null }[] = [];
     while (logged.length < 3 && Date.now() < deadline) {
-      logged = (await env.DB.prepare("SELECT field, rule FROM error_log WHERE kind = 'malformed_message' AND payload LIKE ?").bind(`%${marker}%`).all<{ field: string | null; rule: string | null }>()).results;
+      logged = (
+        await env.DB.prepare("SELECT field, rule FROM error_log WHERE kind = 'malformed_message' AND payload LIKE ?")
+          .bind(`%${marker}%`)
+          .all<{ field: string | null; rule: string | null }>()
+      ).results;
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(logged).toHaveLength(3);
@@ -170,7 +214,8 @@ describe("GET /api/errors/summary", () => {
     expect(field).toBe("kind");
     expect(rule).toBeTruthy();
     const after = await summary("kind=malformed_message");
-    const countOf = (s: Summary) => s.results.find((g) => g.rule === rule && g.field === field && g.category === null)?.count ?? 0;
+    const countOf = (s: Summary) =>
+      s.results.find((g) => g.rule === rule && g.field === field && g.category === null)?.count ?? 0;
     expect(countOf(after) - countOf(before)).toBe(3);
     expect(after.totals.malformed_message! - (before.totals.malformed_message ?? 0)).toBe(3);
     expect(Object.keys(after.totals)).toEqual(["malformed_message"]);
@@ -181,7 +226,14 @@ describe("GET /api/errors/summary", () => {
     const category = unique("schema");
     const at = Date.UTC(2030, 5, 1, 10) * 1000;
     await logEntries(600, { appId: app.appId, at, category, name: "checkout", field: "data/price", rule: "minimum" });
-    await logEntries(40, { appId: app.appId, at: at + 1000, category, name: "checkout", field: "data", rule: "required" });
+    await logEntries(40, {
+      appId: app.appId,
+      at: at + 1000,
+      category,
+      name: "checkout",
+      field: "data",
+      rule: "required",
+    });
     const window = `after=${formatTimestamp(at)}&before=${formatTimestamp(at + HOUR - 1)}`;
     const expected = [
       { kind: "invalid_event", rule: "minimum", category, name: "checkout", field: "data/price", count: 600 },
@@ -208,17 +260,26 @@ describe("GET /api/errors/summary", () => {
   it("covers whole hours: the window widens to the hours holding after and before, and says so", async () => {
     const app = await makeApp();
     const h10 = Date.UTC(2030, 6, 1, 10) * 1000;
-    for (const at of [h10 - 1, h10, h10 + 3 * HOUR - 1, h10 + 3 * HOUR]) await logEntries(1, { appId: app.appId, at, field: "timestamp", rule: "future" });
+    for (const at of [h10 - 1, h10, h10 + 3 * HOUR - 1, h10 + 3 * HOUR])
+      await logEntries(1, { appId: app.appId, at, field: "timestamp", rule: "future" });
     const s = await summary(`app_id=${app.appId}&after=2030-07-01T10:30:00Z&before=2030-07-01T12:10:00Z`);
     expect(s.window).toEqual({ after: "2030-07-01T10:00:00Z", before: "2030-07-01T13:00:00Z", hours: 3 });
-    expect(s.results).toEqual([{ kind: "invalid_event", rule: "future", category: null, name: null, field: "timestamp", count: 2 }]);
+    expect(s.results).toEqual([
+      { kind: "invalid_event", rule: "future", category: null, name: null, field: "timestamp", count: 2 },
+    ]);
     const bad = await api("/api/errors/summary?after=2030-07-02&before=2030-07-01");
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(["after"]);
     const unparsable = await api("/api/errors/summary?before=yesterday");
     expect(unparsable.status).toBe(400);
-    expect(((await unparsable.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(["before"]);
-    const method = await api("/api/errors/summary", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(((await unparsable.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual([
+      "before",
+    ]);
+    const method = await api("/api/errors/summary", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
     expect(method.status).toBe(405);
     expect(method.headers.get("allow")).toBe("GET, HEAD");
   });
@@ -231,12 +292,22 @@ describe("GET /api/errors/summary", () => {
       app: app.appId,
       received_at: Date.UTC(2030, 7, 1, 10) * 1000,
       request_id: unique("req"),
-      items: [{ index: 0, payload: "{}", category, name: "n", reasons: [{ index: 0, field: "data", message: "data is required", rule: "invalid_type" }] }],
+      items: [
+        {
+          index: 0,
+          payload: "{}",
+          category,
+          name: "n",
+          reasons: [{ index: 0, field: "data", message: "data is required", rule: "invalid_type" }],
+        },
+      ],
     };
     const id = unique("msg");
     for (const attempts of [1, 2, 3]) await deliver("the-eye-events", [{ id, body, attempts }]);
     const s = await summary(`app_id=${app.appId}&after=2030-08-01T10:00:00Z&before=2030-08-01T10:59:59Z`);
-    expect(s.results).toEqual([{ kind: "invalid_event", rule: "invalid_type", category, name: "n", field: "data", count: 1 }]);
+    expect(s.results).toEqual([
+      { kind: "invalid_event", rule: "invalid_type", category, name: "n", field: "data", count: 1 },
+    ]);
   });
 });
 
@@ -247,12 +318,22 @@ describe("error-count retention", () => {
     const app = await makeApp();
     const now = Date.now() * 1000;
     const cutoff = now - 30 * DAY;
-    for (const [i, at] of [now - 45 * DAY, now - 40 * DAY, now - 31 * DAY, now - 31 * DAY - 3 * HOUR, now - 35 * DAY].entries()) {
+    for (const [i, at] of [
+      now - 45 * DAY,
+      now - 40 * DAY,
+      now - 31 * DAY,
+      now - 31 * DAY - 3 * HOUR,
+      now - 35 * DAY,
+    ].entries()) {
       await logEntries(i + 1, { appId: app.appId, at, category: "old" });
     }
     await logEntries(2, { appId: app.appId, at: now - DAY, category: "recent" });
     const countsOf = async () =>
-      (await env.DB.prepare("SELECT category, hour, n FROM error_counts WHERE app_id = ? ORDER BY hour").bind(app.appId).all<{ category: string; n: number }>()).results;
+      (
+        await env.DB.prepare("SELECT category, hour, n FROM error_counts WHERE app_id = ? ORDER BY hour")
+          .bind(app.appId)
+          .all<{ category: string; n: number }>()
+      ).results;
     expect(await countsOf()).toHaveLength(6);
 
     // A deadline already passed: nothing deleted, not done.
@@ -276,7 +357,9 @@ describe("error-count retention", () => {
     const run = await maintain({ ...env, ERROR_LOG_DAYS: "5" });
     expect(run.errorLog.done).toBe(true);
     expect(run.errorLog.counts).toBeGreaterThanOrEqual(1);
-    const left = await env.DB.prepare("SELECT category FROM error_counts WHERE app_id = ?").bind(app.appId).all<{ category: string }>();
+    const left = await env.DB.prepare("SELECT category FROM error_counts WHERE app_id = ?")
+      .bind(app.appId)
+      .all<{ category: string }>();
     expect(left.results.map((r) => r.category)).toEqual(["a day"]);
   });
 });

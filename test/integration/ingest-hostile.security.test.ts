@@ -4,7 +4,17 @@
 // an event accepted just before it (the sentinel) is always stored.
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../helpers/api";
-import { clientOf, concat, countOf, expectError, expectFieldError, expectNoLeak, gzip, stored, utf8 } from "../helpers/hostile";
+import {
+  clientOf,
+  concat,
+  countOf,
+  expectError,
+  expectFieldError,
+  expectNoLeak,
+  gzip,
+  stored,
+  utf8,
+} from "../helpers/hostile";
 
 const client = clientOf("ingest");
 const MiB = 1024 * 1024;
@@ -75,7 +85,12 @@ describe("gzip", () => {
     expect(ok.status, await ok.clone().text()).toBe(202);
     // 400,000 blocks: 2 MB on the wire, inflating to the same small event.
     const big = makeEvent();
-    await expectError(await client.raw(await stuffed(big, 400_000), gz), 413, "payload_too_large", /the body is larger than the 1048576-byte limit/);
+    await expectError(
+      await client.raw(await stuffed(big, 400_000), gz),
+      413,
+      "payload_too_large",
+      /the body is larger than the 1048576-byte limit/,
+    );
     await stored(small.session_id as string);
     await stored(sentinel);
     expect(await countOf(big.session_id as string)).toBe(0);
@@ -84,12 +99,24 @@ describe("gzip", () => {
   it("refuses corrupt and truncated gzip with 400, and unsupported encodings with 415", async () => {
     const sentinel = await client.sentinel("gzip-bad");
     const good = await gzip([utf8(JSON.stringify(makeEvent()))]);
-    for (const body of [utf8(JSON.stringify(makeEvent())), good.slice(0, good.byteLength - 6), utf8("\x1f\x8bnot really gzip")]) {
-      await expectError(await client.raw(body, { "content-type": "application/json", "content-encoding": "gzip" }), 400, "bad_request", /gzip/);
+    for (const body of [
+      utf8(JSON.stringify(makeEvent())),
+      good.slice(0, good.byteLength - 6),
+      utf8("\x1f\x8bnot really gzip"),
+    ]) {
+      await expectError(
+        await client.raw(body, { "content-type": "application/json", "content-encoding": "gzip" }),
+        400,
+        "bad_request",
+        /gzip/,
+      );
     }
     for (const encoding of ["br", "deflate", "compress", "gzip, gzip"]) {
       await expectError(
-        await client.raw(JSON.stringify(makeEvent()), { "content-type": "application/json", "content-encoding": encoding }),
+        await client.raw(JSON.stringify(makeEvent()), {
+          "content-type": "application/json",
+          "content-encoding": encoding,
+        }),
         415,
         "unsupported_media_type",
         /Content-Encoding/,
@@ -132,7 +159,12 @@ describe.concurrent("hostile bodies", () => {
       expectFieldError(body, 2, "data", /deeper than 32/);
 
       // Alone, the same event is a 400.
-      const alone = await expectError(await client.raw(eventText(nestedObject(100_000))), 400, "invalid_events", /data/);
+      const alone = await expectError(
+        await client.raw(eventText(nestedObject(100_000))),
+        400,
+        "invalid_events",
+        /data/,
+      );
       expectFieldError(alone, 0, "data", /deeper than 32 levels/);
 
       for (const e of valid) {
@@ -165,11 +197,18 @@ describe.concurrent("hostile bodies", () => {
         JSON.stringify(ten),
         ten,
       ]) {
-        await expectError(await client.raw(body, { "content-type": "application/json" }), 413, "payload_too_large", /1048576/);
+        await expectError(
+          await client.raw(body, { "content-type": "application/json" }),
+          413,
+          "payload_too_large",
+          /1048576/,
+        );
       }
       // Streamed with no Content-Length: the cap is enforced while reading.
       const head = utf8(`{"session_id":"x","category":"c","name":"n","timestamp":"2021-01-01 00:00","data":{"s":"`);
-      const streamed = await client.raw(repeatStream(head, new Uint8Array(MiB).fill(0x61), 10), { "content-type": "application/json" });
+      const streamed = await client.raw(repeatStream(head, new Uint8Array(MiB).fill(0x61), 10), {
+        "content-type": "application/json",
+      });
       await expectError(streamed, 413, "payload_too_large", /larger than the 1048576-byte limit/);
       expect(Date.now() - started).toBeLessThan(10_000);
       await stored(sentinel);
@@ -225,7 +264,11 @@ describe.concurrent("hostile bodies", () => {
         "bad_request",
         /UTF-8/,
       );
-      const utf16 = new Uint8Array([0xff, 0xfe, ...[...JSON.stringify(makeEvent())].flatMap((ch) => [ch.charCodeAt(0), 0])]);
+      const utf16 = new Uint8Array([
+        0xff,
+        0xfe,
+        ...[...JSON.stringify(makeEvent())].flatMap((ch) => [ch.charCodeAt(0), 0]),
+      ]);
       await expectError(await client.raw(utf16, { "content-type": "application/json" }), 400, "bad_request", /UTF-8/);
       // A declared charset other than UTF-8 is refused before reading.
       for (const charset of ["latin1", "utf-16", "iso-8859-1"]) {
@@ -265,7 +308,8 @@ describe.concurrent("hostile bodies", () => {
       }
       await expectError(await client.raw("[]", json), 400, "invalid_events", /no events/);
       const empty = await expectError(await client.raw("{}", json), 400, "invalid_events");
-      for (const field of ["session_id", "category", "name", "data", "timestamp"]) expectFieldError(empty, 0, field, /required/);
+      for (const field of ["session_id", "category", "name", "data", "timestamp"])
+        expectFieldError(empty, 0, field, /required/);
       const notObjects = await expectError(await client.raw('[null, 1, "x", []]', json), 400, "invalid_events");
       for (const index of [0, 1, 2, 3]) expectFieldError(notObjects, index, null, /JSON object/);
       await stored(sentinel);
@@ -274,21 +318,32 @@ describe.concurrent("hostile bodies", () => {
     it("refuses a Content-Type that is not JSON or text/plain with 415 naming it", async () => {
       const sentinel = await client.sentinel("content-type");
       const body = JSON.stringify(makeEvent());
-      for (const type of ["application/xml", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded", "text/html", "image/png"]) {
-        await expectError(await client.raw(body, { "content-type": type }), 415, "unsupported_media_type", new RegExp(type.split(";")[0]!));
+      for (const type of [
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "text/html",
+        "image/png",
+      ]) {
+        await expectError(
+          await client.raw(body, { "content-type": type }),
+          415,
+          "unsupported_media_type",
+          new RegExp(type.split(";")[0]!),
+        );
       }
       // A hostile header is named, not echoed back whole.
-    const hostileHeaders: Record<string, string>[] = [
-      { "content-type": `application/${"x".repeat(10_000)}` },
-      { "content-type": `application/json; charset=${"x".repeat(10_000)}` },
-      { "content-type": "application/json", "content-encoding": "x".repeat(10_000) },
-    ];
-    for (const headers of hostileHeaders) {
-      const res = await client.raw(body, headers);
-      const error = await expectError(res, 415, "unsupported_media_type", /Content-Type|Content-Encoding|UTF-8/);
-      expect(error.message.length).toBeLessThan(200);
-    }
-    const form = new FormData();
+      const hostileHeaders: Record<string, string>[] = [
+        { "content-type": `application/${"x".repeat(10_000)}` },
+        { "content-type": `application/json; charset=${"x".repeat(10_000)}` },
+        { "content-type": "application/json", "content-encoding": "x".repeat(10_000) },
+      ];
+      for (const headers of hostileHeaders) {
+        const res = await client.raw(body, headers);
+        const error = await expectError(res, 415, "unsupported_media_type", /Content-Type|Content-Encoding|UTF-8/);
+        expect(error.message.length).toBeLessThan(200);
+      }
+      const form = new FormData();
       form.append("event", body);
       await expectError(await client.raw(form), 415, "unsupported_media_type", /multipart\/form-data/);
       await stored(sentinel);
@@ -319,7 +374,10 @@ describe.concurrent("hostile bodies", () => {
   describe("size and count limits, at their edges", () => {
     /** `n` events in one session, each with a big `data`, padded so the body is exactly `bytes` long. */
     function bodyOf(bytes: number, n: number, sessionId: string, char = "x") {
-      const events = Array.from({ length: n }, (_, i) => ({ ...makeEvent({ session_id: sessionId }), data: { i, pad: "" } }));
+      const events = Array.from({ length: n }, (_, i) => ({
+        ...makeEvent({ session_id: sessionId }),
+        data: { i, pad: "" },
+      }));
       const bare = utf8(JSON.stringify(events)).byteLength;
       const per = Math.floor((bytes - bare) / n / utf8(char).byteLength);
       for (const e of events) e.data.pad = char.repeat(per);
@@ -339,7 +397,10 @@ describe.concurrent("hostile bodies", () => {
       expect(res.status, await res.clone().text()).toBe(202);
       expect(await res.json()).toEqual({ success: true, accepted: 40 });
       // The same bytes gzipped: inflated to exactly 1 MiB, accepted, and stored once (same events).
-      const zipped = await client.raw(await gzip([utf8(text)]), { "content-type": "application/json", "content-encoding": "gzip" });
+      const zipped = await client.raw(await gzip([utf8(text)]), {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+      });
       expect(zipped.status, await zipped.clone().text()).toBe(202);
       const { page } = await stored(session, 40);
       const byI = new Map(page.results.map((r) => [(r.data as { i: number }).i, r.data]));

@@ -51,7 +51,11 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
     ];
     const res = await postEvents(batch);
     expect(res.status).toBe(202);
-    const body = (await res.json()) as { success: boolean; accepted: number; errors: { index: number; field: string | null; message: string }[] };
+    const body = (await res.json()) as {
+      success: boolean;
+      accepted: number;
+      errors: { index: number; field: string | null; message: string }[];
+    };
     expect(body.success).toBe(false);
     expect(body.accepted).toBe(2);
     expect(body.errors.map((e) => [e.index, e.field])).toEqual([
@@ -75,7 +79,9 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
     const logged = await waitForErrors(requestId, 6);
     const future = logged.find((r) => r.reasons.some((x) => x.index === 6))!;
     expect(JSON.parse(future.payload)).toEqual(batch[6]);
-    expect(future.reasons).toEqual([{ index: 6, field: "timestamp", message: "timestamp is in the future", rule: "future" }]);
+    expect(future.reasons).toEqual([
+      { index: 6, field: "timestamp", message: "timestamp is in the future", rule: "future" },
+    ]);
     expect(logged.find((r) => r.reasons.some((x) => x.index === 5))!.payload).toBe('"not an event"');
     expect(new Date(logged[0]!.occurred_at).getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
@@ -106,7 +112,9 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
     const res = await postEvents(makeEvent({ timestamp: 1609492527 }));
     expect(res.status).toBe(400);
     const body = (await res.json()) as { errors: unknown[] };
-    expect(body.errors).toEqual([{ index: 0, field: "timestamp", message: "timestamp must be a string", rule: "invalid_type" }]);
+    expect(body.errors).toEqual([
+      { index: 0, field: "timestamp", message: "timestamp must be a string", rule: "invalid_type" },
+    ]);
   });
 
   it("refuses 501 events with 400 and stores none of them", async () => {
@@ -134,7 +142,11 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
 
   it("refuses a body that is not UTF-8 with 400", async () => {
     const bytes = new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]);
-    const res = await api("/api/event/", { method: "POST", headers: { "content-type": "application/json" }, body: bytes });
+    const res = await api("/api/event/", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: bytes,
+    });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { message: string }).message).toMatch(/UTF-8/);
   });
@@ -168,12 +180,18 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
         controller.close();
       },
     });
-    const streamed = await api("/api/event/", { method: "POST", headers: { "content-type": "application/json" }, body: stream });
+    const streamed = await api("/api/event/", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: stream,
+    });
     expect(streamed.status).toBe(413);
   });
 
   it("refuses a gzip body that inflates past 1 MiB with 413 (a gzip bomb), and bad gzip with 400", async () => {
-    const inflated = new TextEncoder().encode(JSON.stringify({ ...makeEvent(), data: { pad: " ".repeat(2 * 1024 * 1024) } }));
+    const inflated = new TextEncoder().encode(
+      JSON.stringify({ ...makeEvent(), data: { pad: " ".repeat(2 * 1024 * 1024) } }),
+    );
     const bomb = await gzip(inflated);
     expect(bomb.byteLength).toBeLessThan(10_000);
     const res = await api("/api/event/", {
@@ -193,7 +211,9 @@ describe.concurrent("POST /api/event/ with invalid events", () => {
 
   it("accepts a body just under 1 MiB", async () => {
     const sessionId = `edge-${crypto.randomUUID()}`;
-    const events = Array.from({ length: 40 }, (_, i) => makeEvent({ session_id: sessionId, data: { i, blob: "y".repeat(25_000) } }));
+    const events = Array.from({ length: 40 }, (_, i) =>
+      makeEvent({ session_id: sessionId, data: { i, blob: "y".repeat(25_000) } }),
+    );
     const body = JSON.stringify(events);
     expect(body.length).toBeGreaterThan(1_000_000);
     expect(body.length).toBeLessThanOrEqual(1024 * 1024);

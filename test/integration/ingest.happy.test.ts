@@ -1,6 +1,6 @@
 // POST /api/event/ → Queue → consumer → D1 → GET, end to end, for every accepted body shape (SPEC §1, §2).
 import { describe, expect, it } from "vitest";
-import { api, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "../helpers/api";
+import { api, type EventPage, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 const bySession = (sessionId: string, extra = "") => `/api/event/?session_id=${encodeURIComponent(sessionId)}${extra}`;
 
@@ -29,7 +29,11 @@ describe.concurrent("POST /api/event/", () => {
   it("accepts an array of 500 events with ~2 KB of data each and stores every one", async () => {
     const sessionId = `bulk-${crypto.randomUUID()}`;
     const events = Array.from({ length: 500 }, (_, i) =>
-      makeEvent({ session_id: sessionId, data: { i, blob: "b".repeat(1900) }, timestamp: `2021-02-01 10:00:00.${String(i).padStart(6, "0")}` }),
+      makeEvent({
+        session_id: sessionId,
+        data: { i, blob: "b".repeat(1900) },
+        timestamp: `2021-02-01 10:00:00.${String(i).padStart(6, "0")}`,
+      }),
     );
     const body = JSON.stringify(events);
     expect(body.length).toBeGreaterThan(950_000);
@@ -64,7 +68,9 @@ describe.concurrent("POST /api/event/", () => {
 
   it("accepts a gzip-encoded body", async () => {
     const sessionId = `gzip-${crypto.randomUUID()}`;
-    const events = Array.from({ length: 50 }, (_, i) => makeEvent({ session_id: sessionId, data: { i, text: "repetitive ".repeat(100) } }));
+    const events = Array.from({ length: 50 }, (_, i) =>
+      makeEvent({ session_id: sessionId, data: { i, text: "repetitive ".repeat(100) } }),
+    );
     const text = JSON.stringify(events);
     const body = await gzip(text);
     expect(body.byteLength).toBeLessThan(text.length / 10);
@@ -125,12 +131,19 @@ describe.concurrent("POST /api/event/", () => {
   it("returns data exactly as sent: unicode, nesting, numbers, empty objects", async () => {
     const sessionId = `data-${crypto.randomUUID()}`;
     const data = {
-      text: "héllo 😀 \u2028 \"quoted\" \\ back",
+      text: 'héllo 😀 \u2028 "quoted" \\ back',
       nested: { list: [1, 2.5, -3e-7, null, true, { deep: [] }], empty: {} },
       big: 9_007_199_254_740_991,
       "key with spaces": "",
     };
-    expect((await postEvents([makeEvent({ session_id: sessionId, data }), makeEvent({ session_id: sessionId, data: {}, name: "empty" })])).status).toBe(202);
+    expect(
+      (
+        await postEvents([
+          makeEvent({ session_id: sessionId, data }),
+          makeEvent({ session_id: sessionId, data: {}, name: "empty" }),
+        ])
+      ).status,
+    ).toBe(202);
     const page = await waitForCount(bySession(sessionId), 2);
     expect(page.results.find((r) => r.name !== "empty")!.data).toEqual(data);
     expect(page.results.find((r) => r.name === "empty")!.data).toEqual({});
@@ -146,7 +159,11 @@ describe.concurrent("POST /api/event/", () => {
 
   it("serves the path without its trailing slash too", async () => {
     const event = makeEvent();
-    const res = await api("/api/event", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event) });
+    const res = await api("/api/event", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(event),
+    });
     expect(res.status).toBe(202);
     await waitForCount(`/api/event?session_id=${event.session_id as string}`, 1);
   });

@@ -2,8 +2,9 @@
 // pipeline, have a status the document lists for that operation, the headers it names, and a body
 // its JSON Schema accepts (checked with the same interpreter as payload schemas). Also: GET / points
 // to /docs and /api/openapi.json.
-import { Validator, type Schema } from "@cfworker/json-schema";
+
 import { env } from "cloudflare:workers";
+import { type Schema, Validator } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
 import { docLimits, openApiDocument } from "../../src/openapi/document";
 import { api, bearer, DEV_READ_KEY, makeApp, makeEvent } from "../helpers/api";
@@ -29,7 +30,8 @@ const doc = openApiDocument(docLimits(env)) as unknown as Doc;
 
 /** A schema of the document as a standalone JSON Schema: the named schemas become its $defs. */
 function validatorOf(schema: Schema): Validator {
-  const local = (value: unknown) => JSON.parse(JSON.stringify(value).replaceAll('"#/components/schemas/', '"#/$defs/')) as Schema;
+  const local = (value: unknown) =>
+    JSON.parse(JSON.stringify(value).replaceAll('"#/components/schemas/', '"#/$defs/')) as Schema;
   return new Validator({ ...local(schema), $defs: local(doc.components.schemas) } as Schema, "2020-12", false);
 }
 
@@ -59,7 +61,11 @@ async function conforms(method: string, url: string, res: Response): Promise<unk
   } catch (err) {
     if (!generic[res.status]) throw err;
   }
-  documented = documented ? resolve(documented) : generic[res.status] ? doc.components.responses[generic[res.status]!] : undefined;
+  documented = documented
+    ? resolve(documented)
+    : generic[res.status]
+      ? doc.components.responses[generic[res.status]!]
+      : undefined;
   expect(documented, `${where}: status not in the document`).toBeDefined();
   for (const header of Object.keys(documented!.headers ?? {})) {
     if (header === "Retry-After" || header === "WWW-Authenticate" || header === "Allow") continue; // checked where they apply
@@ -94,15 +100,25 @@ describe("the OpenAPI document against real answers", () => {
     // The document's own example is accepted as it stands.
     const example = operationOf("POST", "/api/event/").requestBody!.content["application/json"]!.example;
     expect(validatorOf({ $ref: "#/components/schemas/EventBatch" }).validate(example).errors).toEqual([]);
-    expect(await call("POST", "/api/event/validate", { headers: json(app.writeKey), body: JSON.stringify(example) })).toMatchObject({ status: 200, body: { success: true } });
+    expect(
+      await call("POST", "/api/event/validate", { headers: json(app.writeKey), body: JSON.stringify(example) }),
+    ).toMatchObject({ status: 200, body: { success: true } });
 
     const good = makeEvent();
     const bad = makeEvent({ timestamp: "yesterday" });
-    expect(await call("POST", "/api/event/", { headers: json(app.writeKey), body: JSON.stringify([good]) })).toMatchObject({ status: 202, body: { success: true } });
-    expect(await call("POST", "/api/event/", { headers: json(app.writeKey), body: JSON.stringify([makeEvent(), bad]) })).toMatchObject({ status: 202, body: { success: false } });
-    expect(await call("POST", "/api/event/validate", { headers: json(app.writeKey), body: JSON.stringify([good, bad]) })).toMatchObject({ status: 200, body: { refused: 1 } });
+    expect(
+      await call("POST", "/api/event/", { headers: json(app.writeKey), body: JSON.stringify([good]) }),
+    ).toMatchObject({ status: 202, body: { success: true } });
+    expect(
+      await call("POST", "/api/event/", { headers: json(app.writeKey), body: JSON.stringify([makeEvent(), bad]) }),
+    ).toMatchObject({ status: 202, body: { success: false } });
+    expect(
+      await call("POST", "/api/event/validate", { headers: json(app.writeKey), body: JSON.stringify([good, bad]) }),
+    ).toMatchObject({ status: 200, body: { refused: 1 } });
     // text/plain with the key in the URL, gzip-encoded: what a beacon may send.
-    const gzipped = await new Response(new Blob([JSON.stringify(makeEvent())]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+    const gzipped = await new Response(
+      new Blob([JSON.stringify(makeEvent())]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
     const beacon = await call("POST", `/api/event/?key=${app.writeKey}`, {
       headers: { authorization: "", "content-type": "text/plain", "content-encoding": "gzip" },
       body: gzipped,
@@ -114,8 +130,14 @@ describe("the OpenAPI document against real answers", () => {
       await call("POST", "/api/event/", { headers: json(app.writeKey), body: "{" }),
       await call("POST", "/api/event/", { headers: { authorization: "" }, body: "{}" }),
       await call("POST", "/api/event/", { headers: json(app.readKey), body: "{}" }),
-      await call("POST", "/api/event/", { headers: { ...bearer(app.writeKey), "content-type": "text/csv" }, body: "a,b" }),
-      await call("POST", "/api/event/validate", { headers: json(app.writeKey), body: "x".repeat(docLimits(env).maxBodyBytes + 1) }),
+      await call("POST", "/api/event/", {
+        headers: { ...bearer(app.writeKey), "content-type": "text/csv" },
+        body: "a,b",
+      }),
+      await call("POST", "/api/event/validate", {
+        headers: json(app.writeKey),
+        body: "x".repeat(docLimits(env).maxBodyBytes + 1),
+      }),
     ];
     expect(errors.map((e) => [e.status, (e.body as { code: string }).code])).toEqual([
       [400, "invalid_events"],
@@ -132,7 +154,10 @@ describe("the OpenAPI document against real answers", () => {
     const app = await makeApp();
     const event = makeEvent({ event_id: crypto.randomUUID(), category: "docs", name: "read" });
     await call("POST", "/api/event/", { headers: json(app.writeKey), body: JSON.stringify(event) });
-    await call("POST", "/api/event/", { headers: json(app.writeKey), body: JSON.stringify(makeEvent({ timestamp: "never" })) });
+    await call("POST", "/api/event/", {
+      headers: json(app.writeKey),
+      body: JSON.stringify(makeEvent({ timestamp: "never" })),
+    });
     const read = { headers: bearer(app.readKey) };
     const session = encodeURIComponent(event.session_id as string);
     // Stored once the consumer has run: poll the receipt.
@@ -158,7 +183,11 @@ describe("the OpenAPI document against real answers", () => {
       await call("GET", "/api/errors/", read),
       await call("GET", "/api/errors/summary", read),
       await call("GET", "/api/stats/counts?timestamp_after=2021-01-01&timestamp_before=2021-01-02&interval=day", read),
-      await call("GET", "/api/stats/counts?by=name&category=docs&timestamp_after=2021-01-01&timestamp_before=2021-01-02&interval=day", read),
+      await call(
+        "GET",
+        "/api/stats/counts?by=name&category=docs&timestamp_after=2021-01-01&timestamp_before=2021-01-02&interval=day",
+        read,
+      ),
     ];
     for (const r of reads) expect(r.status).toBe(200);
 
@@ -168,7 +197,9 @@ describe("the OpenAPI document against real answers", () => {
       await call("GET", `/api/event/${crypto.randomUUID()}`, read),
       await call("GET", "/api/event/", { headers: { authorization: "" } }),
       await call("GET", "/api/event/", { headers: bearer(app.writeKey) }),
-      await call("GET", "/api/stats/counts", { headers: { ...bearer(app.readKey), "x-d1-bookmark": "not a bookmark" } }),
+      await call("GET", "/api/stats/counts", {
+        headers: { ...bearer(app.readKey), "x-d1-bookmark": "not a bookmark" },
+      }),
       await call("DELETE", "/api/event/", read),
       await call("GET", "/api/nothing-here", read),
     ];
@@ -192,12 +223,18 @@ describe("the OpenAPI document against real answers", () => {
       await call("GET", "/api/health", { headers: bearer(app.readKey) }),
       await call("GET", "/api/health", { headers: bearer(DEV_READ_KEY) }),
     ];
-    expect(health.map((h) => typeof (h.body as { storage?: unknown }).storage)).toEqual(["undefined", "string", "object"]);
+    expect(health.map((h) => typeof (h.body as { storage?: unknown }).storage)).toEqual([
+      "undefined",
+      "string",
+      "object",
+    ]);
 
     for (const path of ["/", "/api/"]) {
       const home = await call("GET", path, { headers: { authorization: "" } });
       expect(home.body).toMatchObject({ reference: "/docs", openapi: "/api/openapi.json" });
-      expect((home.body as { endpoints: { path: string }[] }).endpoints.map((e) => e.path)).toContain("/api/openapi.json");
+      expect((home.body as { endpoints: { path: string }[] }).endpoints.map((e) => e.path)).toContain(
+        "/api/openapi.json",
+      );
     }
     const page = await api("/", { headers: { authorization: "", accept: "text/html" } });
     const html = await page.text();

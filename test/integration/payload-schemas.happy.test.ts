@@ -7,7 +7,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api, bearer, getJson, makeApp, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
-const PRICE = { type: "object", required: ["price"], properties: { price: { type: "number", minimum: 0 }, sku: { type: "string", pattern: "^[A-Z]{3}-[0-9]+$" } } };
+const PRICE = {
+  type: "object",
+  required: ["price"],
+  properties: { price: { type: "number", minimum: 0 }, sku: { type: "string", pattern: "^[A-Z]{3}-[0-9]+$" } },
+};
 
 /** A fresh event type, so each test's schema is its own. */
 const newType = () => ({ category: "shop", name: `purchase-${crypto.randomUUID().slice(0, 8)}` });
@@ -43,7 +47,14 @@ describe.concurrent("payload schemas at ingestion", () => {
     const body = (await res.json()) as { success: boolean; accepted: number; errors: Record<string, unknown>[] };
     expect(body.accepted).toBe(2);
     expect(body.errors).toEqual([
-      { index: 1, field: "data/price", rule: "minimum", message: expect.stringMatching(/^data\/price does not match the schema of shop\/purchase-[0-9a-f]+: -1 is less than 0\.$/) },
+      {
+        index: 1,
+        field: "data/price",
+        rule: "minimum",
+        message: expect.stringMatching(
+          /^data\/price does not match the schema of shop\/purchase-[0-9a-f]+: -1 is less than 0\.$/,
+        ),
+      },
       { index: 2, field: "data", rule: "required", message: expect.stringContaining('"price"') },
       { index: 3, field: "data/sku", rule: "pattern", message: expect.stringContaining("pattern") },
     ]);
@@ -56,12 +67,17 @@ describe.concurrent("payload schemas at ingestion", () => {
     const app = await makeApp();
     await register(type, PRICE);
     await register(type, { type: "object", required: ["coupon"] }, app.appId);
-    const ownRes = await postEvents([makeEvent({ ...type, data: { coupon: "X" } }), makeEvent({ ...type, data: { price: 1 } })], bearer(app.writeKey));
+    const ownRes = await postEvents(
+      [makeEvent({ ...type, data: { coupon: "X" } }), makeEvent({ ...type, data: { price: 1 } })],
+      bearer(app.writeKey),
+    );
     const own = (await ownRes.json()) as { accepted: number; errors: { index: number; rule: string }[] };
     expect(own.accepted).toBe(1);
     expect(own.errors).toMatchObject([{ index: 1, field: "data", rule: "required" }]);
     // The dev application still gets the schema for every application.
-    const dev = (await (await postEvents([makeEvent({ ...type, data: { coupon: "X" } })])).json()) as { errors: { rule: string }[] };
+    const dev = (await (await postEvents([makeEvent({ ...type, data: { coupon: "X" } })])).json()) as {
+      errors: { rule: string }[];
+    };
     expect(dev.errors).toMatchObject([{ index: 0, field: "data", rule: "required" }]);
   });
 
@@ -73,7 +89,9 @@ describe.concurrent("payload schemas at ingestion", () => {
     expect((await postEvents([event()])).status).toBe(400);
     await register(type, { type: "object" });
     expect((await postEvents([event()])).status).toBe(202);
-    await env.DB.prepare("DELETE FROM payload_schemas WHERE category = ? AND name = ?").bind(type.category, type.name).run();
+    await env.DB.prepare("DELETE FROM payload_schemas WHERE category = ? AND name = ?")
+      .bind(type.category, type.name)
+      .run();
     await register(type, { type: "object", maxProperties: 0 });
     const res = await postEvents([event()]);
     expect(res.status).toBe(400);
@@ -94,7 +112,9 @@ describe.concurrent("payload schemas at ingestion", () => {
     }
     expect(row).toBeDefined();
     expect(row!.reasons).toEqual([expect.objectContaining({ index: 0, field: "data/price", rule: "minimum" })]);
-    const stored = await env.DB.prepare("SELECT category, name, field, rule FROM error_log WHERE source = ?").bind(requestId).first();
+    const stored = await env.DB.prepare("SELECT category, name, field, rule FROM error_log WHERE source = ?")
+      .bind(requestId)
+      .first();
     expect(stored).toEqual({ category: type.category, name: type.name, field: "data/price", rule: "minimum" });
   });
 
@@ -107,7 +127,9 @@ describe.concurrent("payload schemas at ingestion", () => {
     let seen = false;
     while (!seen && Date.now() < deadline) {
       const received = (await (await fetch(env.SENTRY_RECEIVER)).json()) as { body: string }[];
-      seen = received.some((e) => e.body.includes(`${type.category}/${type.name}`) && e.body.includes("do not compile"));
+      seen = received.some(
+        (e) => e.body.includes(`${type.category}/${type.name}`) && e.body.includes("do not compile"),
+      );
       if (!seen) await new Promise((r) => setTimeout(r, 100));
     }
     expect(seen).toBe(true);
@@ -120,31 +142,58 @@ describe.concurrent("POST /api/event/validate (dry run)", () => {
     await register(type, PRICE);
     const session = `dry-${crypto.randomUUID()}`;
     const good = makeEvent({ ...type, session_id: session, data: { price: 1 } });
-    const events = [good, makeEvent({ ...type, session_id: session, data: { price: -1 } }), { session_id: session }, good];
-    const res = await api("/api/event/validate", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(events) });
+    const events = [
+      good,
+      makeEvent({ ...type, session_id: session, data: { price: -1 } }),
+      { session_id: session },
+      good,
+    ];
+    const res = await api("/api/event/validate", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(events),
+    });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { success: boolean; accepted: number; refused: number; events: Record<string, unknown>[] };
+    const body = (await res.json()) as {
+      success: boolean;
+      accepted: number;
+      refused: number;
+      events: Record<string, unknown>[];
+    };
     expect(body).toMatchObject({ success: false, accepted: 2, refused: 2 });
     expect(body.events[0]).toEqual({ index: 0, accepted: true, event_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
-    expect(body.events[1]).toMatchObject({ index: 1, accepted: false, errors: [{ index: 1, field: "data/price", rule: "minimum" }] });
+    expect(body.events[1]).toMatchObject({
+      index: 1,
+      accepted: false,
+      errors: [{ index: 1, field: "data/price", rule: "minimum" }],
+    });
     expect(body.events[2]).toMatchObject({ index: 2, accepted: false });
     // The second copy of the same content is a second event, with its own id.
     expect(body.events[3]).toMatchObject({ index: 3, accepted: true });
     expect(body.events[3]!.event_id).not.toBe(body.events[0]!.event_id);
 
     // Nothing was queued: the real POST then stores exactly these ids.
-    const logged = await env.DB.prepare("SELECT count(*) AS n FROM error_log WHERE payload LIKE ?").bind(`%${session}%`).first<{ n: number }>();
+    const logged = await env.DB.prepare("SELECT count(*) AS n FROM error_log WHERE payload LIKE ?")
+      .bind(`%${session}%`)
+      .first<{ n: number }>();
     expect(logged!.n).toBe(0);
     expect((await getJson(bySession(session))).count).toBe(0);
     await postEvents(events);
     const page = await waitForCount(bySession(session), 2);
-    expect(page.results.map((r) => r.event_id).sort()).toEqual([body.events[0]!.event_id, body.events[3]!.event_id].sort());
+    expect(page.results.map((r) => r.event_id).sort()).toEqual(
+      [body.events[0]!.event_id, body.events[3]!.event_id].sort(),
+    );
   });
 
   it("is open to any page's preflight, like ingestion (a client developer calls it from the browser)", async () => {
     const res = await api("/api/event/validate", {
       method: "OPTIONS",
-      headers: { authorization: "", origin: "https://shop.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" },
+      headers: {
+        authorization: "",
+        origin: "https://shop.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type, authorization",
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe("https://shop.example");
@@ -154,9 +203,17 @@ describe.concurrent("POST /api/event/validate (dry run)", () => {
   it("needs a write key and answers a body it cannot read as ingestion does", async () => {
     const noKey = await api("/api/event/validate", { method: "POST", headers: { authorization: "" }, body: "{}" });
     expect(noKey.status).toBe(401);
-    const bad = await api("/api/event/validate", { method: "POST", headers: { "content-type": "application/json" }, body: "[" });
+    const bad = await api("/api/event/validate", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "[",
+    });
     expect(bad.status).toBe(400);
-    const empty = await api("/api/event/validate", { method: "POST", headers: { "content-type": "application/json" }, body: "[]" });
+    const empty = await api("/api/event/validate", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "[]",
+    });
     expect(empty.status).toBe(400);
   });
 });

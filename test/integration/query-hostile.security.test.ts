@@ -45,7 +45,8 @@ const LABELS = ["session_id", "category", "name"] as const;
 const TIMESTAMPS = ["timestamp_after", "timestamp_before", "timestamp_start", "timestamp_end"];
 const OTHERS = ["limit", "offset", "cursor", "pagination"];
 
-const b64url = (value: unknown) => btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const b64url = (value: unknown) =>
+  btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 const cursorOf = (link: string | null) => (link ? new URL(link).searchParams.get("cursor") : null);
 
 async function tableCounts() {
@@ -61,7 +62,9 @@ const seeded: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
   for (let i = 0; i < 5; i++) {
-    seeded.push(makeEvent({ session_id: SESSION, name: `seed ${i}`, timestamp: `2022-03-0${i + 1} 10:00:00.00000${i}` }));
+    seeded.push(
+      makeEvent({ session_id: SESSION, name: `seed ${i}`, timestamp: `2022-03-0${i + 1} 10:00:00.00000${i}` }),
+    );
   }
   for (const labels of LABELLED) seeded.push(makeEvent({ ...labels, data: { run: RUN } }));
   const res = await client.post(seeded);
@@ -92,7 +95,11 @@ describe("every filter, fed SQL metacharacters and 10 KB strings", () => {
   it("answers label filters with a 400 naming the parameter or exactly the rows holding that value", async () => {
     for (const param of LABELS) {
       for (const value of HOSTILE) {
-        const page = await expectNamedOrExact(`/api/event/?${param}=${encodeURIComponent(value)}`, param, (r) => r[param] === value);
+        const page = await expectNamedOrExact(
+          `/api/event/?${param}=${encodeURIComponent(value)}`,
+          param,
+          (r) => r[param] === value,
+        );
         if (value.length > 150) expect(page, `${param} of ${value.length} characters`).toBeUndefined();
         else expect(page).toBeDefined();
         // The stored event carrying this exact value is found; LIKE-style wildcards match nothing else.
@@ -122,7 +129,10 @@ describe("every filter, fed SQL metacharacters and 10 KB strings", () => {
       expect(page.results.every((r) => r.session_id === value)).toBe(true);
       if (LABELLED.some((l) => l.session_id === value)) expect(page.results).toHaveLength(1);
       for (const param of ["limit", "offset", "cursor", "timestamp_after"]) {
-        await expectNamedOrExact(`/api/sessions/${encodeURIComponent(SESSION)}/events?${param}=${encodeURIComponent(value)}`, param);
+        await expectNamedOrExact(
+          `/api/sessions/${encodeURIComponent(SESSION)}/events?${param}=${encodeURIComponent(value)}`,
+          param,
+        );
       }
       for (const param of ["kind", "occurred_after", "occurred_before", "limit", "offset"]) {
         await expectNamedOrExact(`/api/errors/?${param}=${encodeURIComponent(value)}`, param);
@@ -161,12 +171,20 @@ describe("every filter, fed SQL metacharacters and 10 KB strings", () => {
 describe("limit and offset out of range", () => {
   it("refuses bad limits and offsets with 400 naming the parameter", async () => {
     const cases: [string, string[]][] = [
-      ["limit", ["-1", "0", "1001", "1.5", "", " 1", "+1", "1e2", "0x10", "NaN", "Infinity", "99999999999999999999999", "１"]],
+      [
+        "limit",
+        ["-1", "0", "1001", "1.5", "", " 1", "+1", "1e2", "0x10", "NaN", "Infinity", "99999999999999999999999", "１"],
+      ],
       ["offset", ["1e20", "-5", "100001", "1.5", "", "NaN", "-0", "99999999999999999999", "1e-5"]],
     ];
     for (const [param, values] of cases) {
       for (const value of values) {
-        const body = await expectError(await api(`/api/event/?${param}=${encodeURIComponent(value)}`), 400, "invalid_query", new RegExp(param));
+        const body = await expectError(
+          await api(`/api/event/?${param}=${encodeURIComponent(value)}`),
+          400,
+          "invalid_query",
+          new RegExp(param),
+        );
         expect(body.errors).toContainEqual({ field: param, message: expect.stringContaining(param) });
       }
     }
@@ -176,7 +194,10 @@ describe("limit and offset out of range", () => {
     const s = `session_id=${encodeURIComponent(SESSION)}`;
     expect((await getJson(`/api/event/?${s}&limit=1`)).results).toHaveLength(1);
     expect((await getJson(`/api/event/?${s}&limit=1000`)).results).toHaveLength(5);
-    expect((await getJson(`/api/event/?${s}&limit=0002&offset=0003`)).results.map((r) => r.name)).toEqual(["seed 1", "seed 0"]);
+    expect((await getJson(`/api/event/?${s}&limit=0002&offset=0003`)).results.map((r) => r.name)).toEqual([
+      "seed 1",
+      "seed 0",
+    ]);
     const far = await getJson(`/api/event/?${s}&offset=100000`);
     expect(far).toMatchObject({ count: 5, next: null, results: [] });
     expect(far.previous).not.toBeNull();
@@ -190,7 +211,11 @@ describe("limit and offset out of range", () => {
       ["timestamp_start", "1000-01-01T00:00:00-23:59"],
       ["timestamp_end", "9999-12-31 23:59+00:00"],
     ]) {
-      const page = await expectNamedOrExact(`/api/event/?${s}&${param}=${encodeURIComponent(value!)}`, param!, (r) => r.session_id === SESSION);
+      const page = await expectNamedOrExact(
+        `/api/event/?${s}&${param}=${encodeURIComponent(value!)}`,
+        param!,
+        (r) => r.session_id === SESSION,
+      );
       expect(page?.count, `${param}=${value}`).toBe(5);
     }
     for (const [param, value] of [
@@ -224,11 +249,21 @@ describe("cursors", () => {
   });
 
   it("treats a forged but well-formed cursor as a position: huge is before everything, negative after everything", async () => {
-    const huge = await getJson(`/api/event/?${s()}&limit=2&cursor=${b64url([Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER])}`);
+    const huge = await getJson(
+      `/api/event/?${s()}&limit=2&cursor=${b64url([Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER])}`,
+    );
     expect(huge.results.map((r) => r.name)).toEqual(["seed 4", "seed 3"]);
     expect(huge.next).not.toBeNull();
-    for (const position of [[-1, -1], [0, 0], [-Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER]]) {
-      expect(await getJson(`/api/event/?${s()}&cursor=${b64url(position)}`)).toEqual({ next: null, previous: null, results: [] });
+    for (const position of [
+      [-1, -1],
+      [0, 0],
+      [-Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER],
+    ]) {
+      expect(await getJson(`/api/event/?${s()}&cursor=${b64url(position)}`)).toEqual({
+        next: null,
+        previous: null,
+        results: [],
+      });
     }
     // Oldest first on a session's route: a negative position is before everything there.
     const asc = await getJson(`/api/sessions/${encodeURIComponent(SESSION)}/events?limit=2&cursor=${b64url([-1, -1])}`);
@@ -265,7 +300,12 @@ describe("cursors", () => {
       "A".repeat(10_000),
     ];
     for (const value of bad) {
-      const body = await expectError(await api(`/api/event/?${s()}&cursor=${encodeURIComponent(value)}`), 400, "invalid_query", /cursor/);
+      const body = await expectError(
+        await api(`/api/event/?${s()}&cursor=${encodeURIComponent(value)}`),
+        400,
+        "invalid_query",
+        /cursor/,
+      );
       expect(body.errors?.map((e) => e.field)).toContain("cursor");
     }
   });
@@ -285,7 +325,9 @@ describe("a read key scoped to an application that has no number yet", () => {
   it("sees nothing, and its count is 0 — not every application's count (the roll-ups' app -1)", async () => {
     const { makeApp, bearer, waitForCount } = await import("../helpers/api");
     const session = `numberless-${RUN}`;
-    expect((await client.post([makeEvent({ session_id: session }), makeEvent({ session_id: session })])).status).toBe(202);
+    expect((await client.post([makeEvent({ session_id: session }), makeEvent({ session_id: session })])).status).toBe(
+      202,
+    );
     await waitForCount(bySession(session), 2);
     const app = await makeApp();
     // An application row as an older schema or a hand-written insert could leave it: no number.

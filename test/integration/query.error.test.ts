@@ -112,7 +112,11 @@ describe("wrong methods", () => {
     ["PUT", "/api/errors", "GET, HEAD"],
   ] as const) {
     it(`answers ${method} ${path} with a JSON 405 and Allow: ${allow}`, async () => {
-      const res = await api(path, { method, headers: { "content-type": "application/json" }, body: method === "DELETE" ? undefined : "{}" });
+      const res = await api(path, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: method === "DELETE" ? undefined : "{}",
+      });
       const body = await errorOf(res, 405);
       expect(body.code).toBe("method_not_allowed");
       expect(res.headers.get("allow")).toBe(allow);

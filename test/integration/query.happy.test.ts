@@ -1,7 +1,7 @@
 // GET /api/event/ and /api/sessions/{id}/events over events stored through the real pipeline (SPEC §4):
 // every filter and alias, inclusive bounds, order, limit/offset links as the original, cursor scans.
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, BASE, getJson, makeEvent, postEvents, waitForCount, type EventPage } from "../helpers/api";
+import { api, BASE, type EventPage, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 interface Seed {
   key: string;
@@ -43,13 +43,28 @@ const paged: Seed[] = Array.from({ length: 130 }, (_, i) => ({
 const TIE = Date.UTC(2021, 5, 1, 12);
 const tied: Seed[] = Array.from({ length: 1000 }, (_, i) => {
   const ms = i < 600 ? TIE : TIE - 1000 * (1 + Math.floor((i - 600) / 4));
-  return { key: `t${i}`, session_id: `q-tie-${i % 7}`, category: "q-ties", name: i % 2 ? "q-odd" : "q-even", timestamp: new Date(ms).toISOString(), micros: ms * 1000 };
+  return {
+    key: `t${i}`,
+    session_id: `q-tie-${i % 7}`,
+    category: "q-ties",
+    name: i % 2 ? "q-odd" : "q-even",
+    timestamp: new Date(ms).toISOString(),
+    micros: ms * 1000,
+  };
 });
 
 const ALL = [...grid, ...paged, ...tied];
 
 beforeAll(async () => {
-  const events = ALL.map((s) => makeEvent({ session_id: s.session_id, category: s.category, name: s.name, timestamp: s.timestamp, data: { key: s.key } }));
+  const events = ALL.map((s) =>
+    makeEvent({
+      session_id: s.session_id,
+      category: s.category,
+      name: s.name,
+      timestamp: s.timestamp,
+      data: { key: s.key },
+    }),
+  );
   for (let i = 0; i < events.length; i += 500) {
     const res = await postEvents(events.slice(i, i + 500));
     expect(res.status).toBe(202);
@@ -84,7 +99,10 @@ describe("filters", () => {
     ["category=q-click&name=q-home", (s) => s.category === "q-click" && s.name === "q-home"],
     [`session_id=${encodeURIComponent(S2)}&category=q-view`, (s) => s.session_id === S2 && s.category === "q-view"],
     [`session_id=${encodeURIComponent(S1)}&name=q-cart`, (s) => s.session_id === S1 && s.name === "q-cart"],
-    [`session_id=${encodeURIComponent(S1)}&category=q-click&name=q-cart`, (s) => s.session_id === S1 && s.category === "q-click" && s.name === "q-cart"],
+    [
+      `session_id=${encodeURIComponent(S1)}&category=q-click&name=q-cart`,
+      (s) => s.session_id === S1 && s.category === "q-click" && s.name === "q-cart",
+    ],
     ["category=q-ties&name=q-odd", (s) => s.category === "q-ties" && s.name === "q-odd"],
     ["category=no-such-category", () => false],
   ];
@@ -101,7 +119,9 @@ describe("filters", () => {
     const at = "2021-03-02T12:30:00.243860Z";
     const q = (params: string) => getJson(`/api/event/?category=q-view&${params}&limit=1000`).then(keysOf).then(sorted);
     const exactly = expectKeys(grid.filter((s) => s.category === "q-view" && s.micros === micros(at)));
-    expect(await q(`timestamp_after=2021-03-02T12:30:00.243860&timestamp_before=2021-03-02T12:30:00.243860`)).toEqual(exactly);
+    expect(await q(`timestamp_after=2021-03-02T12:30:00.243860&timestamp_before=2021-03-02T12:30:00.243860`)).toEqual(
+      exactly,
+    );
     expect(await q(`timestamp_after=2021-03-02T12:30:00.243861`)).toEqual([]);
     expect(await q(`timestamp_before=2021-03-02T12:30:00.243859`)).toEqual(
       expectKeys(grid.filter((s) => s.category === "q-view" && s.micros < micros(at))),
@@ -110,13 +130,18 @@ describe("filters", () => {
 
   it("reads a date alone as midnight UTC", async () => {
     const midnight = Date.UTC(2021, 2, 2) * 1000;
-    const q = (params: string) => getJson(`/api/event/?category=q-click&${params}&limit=1000`).then(keysOf).then(sorted);
+    const q = (params: string) =>
+      getJson(`/api/event/?category=q-click&${params}&limit=1000`).then(keysOf).then(sorted);
     const clicks = grid.filter((s) => s.category === "q-click");
     expect(await q("timestamp_after=2021-03-02")).toEqual(expectKeys(clicks.filter((s) => s.micros >= midnight)));
     expect(await q("timestamp_before=2021-03-02")).toEqual(expectKeys(clicks.filter((s) => s.micros <= midnight)));
-    expect(await q("timestamp_after=2021-03-02&timestamp_before=2021-03-02")).toEqual(expectKeys(clicks.filter((s) => s.micros === midnight)));
+    expect(await q("timestamp_after=2021-03-02&timestamp_before=2021-03-02")).toEqual(
+      expectKeys(clicks.filter((s) => s.micros === midnight)),
+    );
     // The same bound written with an offset (a '+' must be percent-encoded in a query string).
-    expect(await q(`timestamp_after=${encodeURIComponent("2021-03-02T01:00:00+01:00")}`)).toEqual(await q("timestamp_after=2021-03-02"));
+    expect(await q(`timestamp_after=${encodeURIComponent("2021-03-02T01:00:00+01:00")}`)).toEqual(
+      await q("timestamp_after=2021-03-02"),
+    );
   });
 
   it("takes timestamp_start and timestamp_end as aliases, the tighter bound winning when both are given", async () => {
@@ -127,7 +152,9 @@ describe("filters", () => {
     expect(expected).toHaveLength(51);
     expect(await q(`timestamp_start=${start}&timestamp_end=${end}`)).toEqual(expected);
     expect(await q(`timestamp_start=${start}&timestamp_before=${end}`)).toEqual(expected);
-    expect(await q(`timestamp_after=2021-05-01&timestamp_start=${start}&timestamp_end=${end}&timestamp_before=2021-05-02`)).toEqual(expected);
+    expect(
+      await q(`timestamp_after=2021-05-01&timestamp_start=${start}&timestamp_end=${end}&timestamp_before=2021-05-02`),
+    ).toEqual(expected);
     expect(await q(`timestamp_after=${start}&timestamp_start=2021-05-01T00:00:50Z`)).toHaveLength(80);
   });
 
@@ -149,7 +176,17 @@ describe("order", () => {
   it("renders each result with the original's fields first, then ours", async () => {
     const page = await getJson(`/api/event/?session_id=${encodeURIComponent(S1)}&limit=1`);
     const result = page.results[0]!;
-    expect(Object.keys(result)).toEqual(["session_id", "timestamp", "category", "name", "data", "event_id", "received_at", "application", "context"]);
+    expect(Object.keys(result)).toEqual([
+      "session_id",
+      "timestamp",
+      "category",
+      "name",
+      "data",
+      "event_id",
+      "received_at",
+      "application",
+      "context",
+    ]);
     expect(result.timestamp).toBe("2021-03-02T12:30:00.243860Z");
     const res = await api("/api/event/?limit=1");
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
@@ -163,9 +200,15 @@ describe("limit/offset pagination", () => {
       "/api/event/?session_id=a%20b+c&category=x*y~z!&name=%E2%82%AC&x=&x=2&Z=1&_=1&limit=100&offset=100",
     );
     expect(page.next).toBeNull();
-    expect(page.previous).toBe(`${BASE}/api/event/?Z=1&_=1&category=x%2Ay~z%21&limit=100&name=%E2%82%AC&session_id=a+b+c&x=&x=2`);
-    const deeper = await getJson("/api/event/?session_id=a%20b+c&category=x*y~z!&name=%E2%82%AC&x=&x=2&Z=1&_=1&limit=100&offset=200");
-    expect(deeper.previous).toBe(`${BASE}/api/event/?Z=1&_=1&category=x%2Ay~z%21&limit=100&name=%E2%82%AC&offset=100&session_id=a+b+c&x=&x=2`);
+    expect(page.previous).toBe(
+      `${BASE}/api/event/?Z=1&_=1&category=x%2Ay~z%21&limit=100&name=%E2%82%AC&session_id=a+b+c&x=&x=2`,
+    );
+    const deeper = await getJson(
+      "/api/event/?session_id=a%20b+c&category=x*y~z!&name=%E2%82%AC&x=&x=2&Z=1&_=1&limit=100&offset=200",
+    );
+    expect(deeper.previous).toBe(
+      `${BASE}/api/event/?Z=1&_=1&category=x%2Ay~z%21&limit=100&name=%E2%82%AC&offset=100&session_id=a+b+c&x=&x=2`,
+    );
   });
 
   it("pages by 100 by default with absolute next/previous links that keep the other parameters", async () => {
@@ -222,7 +265,9 @@ describe("cursor pagination", () => {
     const offsetOrder = keysOf(await getJson("/api/event/?category=q-ties&limit=1000"));
     expect(keys).toEqual(offsetOrder);
     for (const page of pages) expect(page.previous).toBeNull();
-    expect(pages[0]!.next).toMatch(/^http:\/\/eye\.test\/api\/event\/\?category=q-ties&cursor=[A-Za-z0-9_-]+&limit=37&pagination=cursor$/);
+    expect(pages[0]!.next).toMatch(
+      /^http:\/\/eye\.test\/api\/event\/\?category=q-ties&cursor=[A-Za-z0-9_-]+&limit=37&pagination=cursor$/,
+    );
     expect(pages.at(-1)!.next).toBeNull();
   });
 
@@ -231,7 +276,9 @@ describe("cursor pagination", () => {
     expect(all.keys).toHaveLength(ALL.length);
     expect(new Set(all.keys).size).toBe(ALL.length);
 
-    const bounded = await followNext(`/api/event/?pagination=cursor&limit=9&name=q-even&timestamp_before=${new Date(TIE - 1).toISOString()}`);
+    const bounded = await followNext(
+      `/api/event/?pagination=cursor&limit=9&name=q-even&timestamp_before=${new Date(TIE - 1).toISOString()}`,
+    );
     expect(sorted(bounded.keys)).toEqual(expectKeys(tied.filter((s) => s.name === "q-even" && s.micros < TIE * 1000)));
   });
 

@@ -23,7 +23,11 @@ function failingQueue(succeedFirst: number) {
 async function post(body: unknown, queue: Queue) {
   const request = new Request(`${BASE}/api/event/`, {
     method: "POST",
-    headers: { authorization: `Bearer ${DEV_WRITE_KEY}`, "content-type": "application/json", "cf-connecting-ip": crypto.randomUUID() },
+    headers: {
+      authorization: `Bearer ${DEV_WRITE_KEY}`,
+      "content-type": "application/json",
+      "cf-connecting-ip": crypto.randomUUID(),
+    },
     body: JSON.stringify(body),
   });
   const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;

@@ -8,7 +8,13 @@ describe("X-D1-Bookmark", () => {
     const event = makeEvent();
     expect((await postEvents(event)).status).toBe(202);
     await waitForCount(`/api/event/?session_id=${event.session_id as string}`, 1);
-    for (const path of ["/api/event/?limit=1", `/api/sessions/${event.session_id as string}/events`, "/api/errors/?limit=1", "/api/health", "/api/export?timestamp_after=2021-01-01&timestamp_before=2021-01-02"]) {
+    for (const path of [
+      "/api/event/?limit=1",
+      `/api/sessions/${event.session_id as string}/events`,
+      "/api/errors/?limit=1",
+      "/api/health",
+      "/api/export?timestamp_after=2021-01-01&timestamp_before=2021-01-02",
+    ]) {
       const res = await api(path);
       expect(res.status, path).toBe(200);
       const bookmark = res.headers.get("x-d1-bookmark");

@@ -7,7 +7,8 @@ it("accepts the README's event and returns it from the README's query", async ()
   expect(res.status).toBe(202);
   expect(await res.json()).toEqual({ success: true, accepted: 1 });
 
-  const path = "/api/event/?timestamp_after=2021-01-01&timestamp_before=2021-01-02&session_id=e2085be5-9137-4e4e-80b5-f1ffddc25423";
+  const path =
+    "/api/event/?timestamp_after=2021-01-01&timestamp_before=2021-01-02&session_id=e2085be5-9137-4e4e-80b5-f1ffddc25423";
   const page = await waitForCount(path, 1);
   expect(page.next).toBeNull();
   expect(page.previous).toBeNull();

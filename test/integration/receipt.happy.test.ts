@@ -32,7 +32,9 @@ describe("GET /api/event/{event_id} (happy)", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const text = await res.text();
-    const page = await getJson(`/api/event/?session_id=${event.session_id as string}`, { headers: bearer(app.readKey) });
+    const page = await getJson(`/api/event/?session_id=${event.session_id as string}`, {
+      headers: bearer(app.readKey),
+    });
     expect(page.results).toHaveLength(1);
     expect(JSON.parse(text)).toEqual(page.results[0]);
     expect(text).toBe(JSON.stringify(page.results[0]));
@@ -88,7 +90,11 @@ describe("GET /api/event/{event_id} (error)", () => {
   it("answers 405 with Allow: GET, HEAD for other methods, and leaves POST /api/event/ as it was", async () => {
     const id = crypto.randomUUID();
     for (const method of ["POST", "PUT", "DELETE"]) {
-      const res = await api(`/api/event/${id}`, { method, headers: { "content-type": "application/json" }, body: method === "DELETE" ? undefined : "{}" });
+      const res = await api(`/api/event/${id}`, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: method === "DELETE" ? undefined : "{}",
+      });
       expect(res.status, method).toBe(405);
       expect(res.headers.get("allow")).toBe("GET, HEAD");
     }
@@ -109,7 +115,10 @@ describe("GET /api/event/{event_id} (error)", () => {
     expect((await receiptOf(eventId, b.readKey)).status).toBe(200);
     const both = await api(`/api/event/${eventId}`);
     expect(both.status).toBe(409);
-    expect((await both.json()) as Record<string, unknown>).toMatchObject({ code: "conflict", errors: [{ field: "app_id" }] });
+    expect((await both.json()) as Record<string, unknown>).toMatchObject({
+      code: "conflict",
+      errors: [{ field: "app_id" }],
+    });
     const chosen = await api(`/api/event/${eventId}?app_id=${b.appId}`);
     expect(chosen.status).toBe(200);
     expect((await chosen.json()) as Record<string, unknown>).toMatchObject({ name: "from b", application: b.appId });
@@ -124,7 +133,9 @@ describe("GET /api/event/{event_id} (security)", () => {
     const res = await api(`/api/event/${event.event_id as string}`, { headers: bearer(other.readKey) });
     expect(res.status).toBe(404);
     expect(await res.text()).not.toContain(event.session_id as string);
-    const named = await api(`/api/event/${event.event_id as string}?app_id=${owner.appId}`, { headers: bearer(other.readKey) });
+    const named = await api(`/api/event/${event.event_id as string}?app_id=${owner.appId}`, {
+      headers: bearer(other.readKey),
+    });
     expect(named.status).toBe(403);
     expect(((await named.json()) as { code: string }).code).toBe("forbidden");
   });
@@ -156,7 +167,9 @@ describe("GET /api/event/{event_id} (cost)", () => {
       const read = await rowsRead(statements);
       expect(read).toBeLessThanOrEqual(2);
       if (status === 200) expect(read).toBeGreaterThanOrEqual(1);
-      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${statements[0]!.sql}`).bind(...statements[0]!.params).all<{ detail: string }>();
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${statements[0]!.sql}`)
+        .bind(...statements[0]!.params)
+        .all<{ detail: string }>();
       expect(plan.results.map((r) => r.detail).join("; ")).toMatch(/USING INDEX events_event_id_app/);
     }
   });

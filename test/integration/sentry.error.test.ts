@@ -118,7 +118,6 @@ describe("a write key sent as ?key=", () => {
   });
 });
 
-
 describe("a failure in queue()", () => {
   it("reaches Sentry tagged with the handler and the queue, with release and environment, and no key material", async () => {
     // An application with keys, whose message the consumer cannot store (no events table).

@@ -21,7 +21,8 @@ interface Stats {
 /** An application with 11 events on 2019-03-01 (10:00, 11:00 and 13:00, none at 12:00) and one the next day, stored. */
 async function appWithEvents() {
   const app = await makeApp();
-  const at = (time: string, category: string, name: string) => makeEvent({ category, name, timestamp: `2019-03-01T${time}Z` });
+  const at = (time: string, category: string, name: string) =>
+    makeEvent({ category, name, timestamp: `2019-03-01T${time}Z` });
   const events = [
     ...Array.from({ length: 3 }, () => at("10:05:00", "nav", "view")),
     at("10:59:59.999999", "click", "cta"),
@@ -79,9 +80,18 @@ describe("GET /api/stats/counts (happy)", () => {
       { name: "submit", total: 1, counts: [0, 0, 0, 1] },
     ]);
     const clicks = await stats(`by=name&category=click&${MORNING}`, app.readKey);
-    expect([clicks.category, clicks.total, clicks.totals, clicks.series]).toEqual(["click", 3, [1, 0, 0, 2], [{ name: "cta", total: 3, counts: [1, 0, 0, 2] }]]);
+    expect([clicks.category, clicks.total, clicks.totals, clicks.series]).toEqual([
+      "click",
+      3,
+      [1, 0, 0, 2],
+      [{ name: "cta", total: 3, counts: [1, 0, 0, 2] }],
+    ]);
     const nav = await stats(`by=category&category=nav&${MORNING}`, app.readKey);
-    expect([nav.total, nav.totals, nav.series]).toEqual([6, [3, 3, 0, 0], [{ category: "nav", total: 6, counts: [3, 3, 0, 0] }]]);
+    expect([nav.total, nav.totals, nav.series]).toEqual([
+      6,
+      [3, 3, 0, 0],
+      [{ category: "nav", total: 6, counts: [3, 3, 0, 0] }],
+    ]);
     const views = await stats(`name=view&${MORNING}`, app.readKey);
     expect([views.total, views.series]).toEqual([5, [{ category: "nav", total: 5, counts: [3, 2, 0, 0] }]]);
     const top = await stats(`limit=1&${MORNING}`, app.readKey);
@@ -94,10 +104,19 @@ describe("GET /api/stats/counts (happy)", () => {
     const app = await appWithEvents();
     const days = await stats("interval=day&timestamp_after=2019-02-28&timestamp_before=2019-03-02", app.readKey);
     expect(days.window).toEqual({ after: "2019-02-28T00:00:00Z", before: "2019-03-03T00:00:00Z", buckets: 3 });
-    expect([days.buckets, days.totals]).toEqual([["2019-02-28T00:00:00Z", "2019-03-01T00:00:00Z", "2019-03-02T00:00:00Z"], [0, 10, 1]]);
+    expect([days.buckets, days.totals]).toEqual([
+      ["2019-02-28T00:00:00Z", "2019-03-01T00:00:00Z", "2019-03-02T00:00:00Z"],
+      [0, 10, 1],
+    ]);
     expect(days.series[0]).toEqual({ category: "nav", total: 7, counts: [0, 6, 1] });
-    const part = await stats("timestamp_after=2019-03-01T10:30:00Z&timestamp_before=2019-03-01T11:10:00%2B00:00", app.readKey);
-    expect([part.window, part.totals]).toEqual([{ after: "2019-03-01T10:00:00Z", before: "2019-03-01T12:00:00Z", buckets: 2 }, [4, 3]]);
+    const part = await stats(
+      "timestamp_after=2019-03-01T10:30:00Z&timestamp_before=2019-03-01T11:10:00%2B00:00",
+      app.readKey,
+    );
+    expect([part.window, part.totals]).toEqual([
+      { after: "2019-03-01T10:00:00Z", before: "2019-03-01T12:00:00Z", buckets: 2 },
+      [4, 3],
+    ]);
     // Without a window: the 24 hours up to the end of this one (by day: 30 days).
     const recent = await stats("", app.readKey);
     expect(recent.buckets).toHaveLength(24);
@@ -105,8 +124,12 @@ describe("GET /api/stats/counts (happy)", () => {
     expect(Date.parse(recent.window.before) - Date.now()).toBeLessThanOrEqual(3_600_000);
     expect((await stats("interval=day", app.readKey)).buckets).toHaveLength(30);
     // The longest windows: 744 hours, 366 days.
-    expect((await stats("timestamp_after=2019-03-01&timestamp_before=2019-03-31T23:59:59Z", app.readKey)).buckets).toHaveLength(744);
-    expect((await stats("interval=day&timestamp_after=2019-01-01&timestamp_before=2020-01-01", app.readKey)).buckets).toHaveLength(366);
+    expect(
+      (await stats("timestamp_after=2019-03-01&timestamp_before=2019-03-31T23:59:59Z", app.readKey)).buckets,
+    ).toHaveLength(744);
+    expect(
+      (await stats("interval=day&timestamp_after=2019-01-01&timestamp_before=2020-01-01", app.readKey)).buckets,
+    ).toHaveLength(366);
   });
 
   it("keeps to the key's scope: a key for every application counts all or the one app_id names", async () => {

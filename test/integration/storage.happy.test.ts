@@ -6,15 +6,13 @@ import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ARCHIVE_ROOT, archiveLines } from "../../src/archive/objects";
-import { readStorageState } from "../../src/db/storage-state";
 import { countEvents } from "../../src/db/event-counts";
-import { HOUR } from "../../src/shared/timestamp";
 import { insertAll } from "../../src/db/event-insert";
 import type { NewEventRow } from "../../src/db/schema";
+import { readStorageState } from "../../src/db/storage-state";
 import worker from "../../src/index";
 import { maintain } from "../../src/maintain/scheduled";
-import { DAY } from "../../src/shared/timestamp";
-import { formatTimestamp } from "../../src/shared/timestamp";
+import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, appNum, bearer, makeApp } from "../helpers/api";
 
 const db = drizzle(env.DB);
@@ -69,7 +67,9 @@ const storedCount = async () => (await env.DB.prepare("SELECT count(*) AS n FROM
 describe("the archive", () => {
   it("holds every stored event once, in Hive-style partitions by application and event hour, however often it runs", async () => {
     const rows = [
-      ...Array.from({ length: 120 }, (_, i) => event({ timestamp: NOW * 1000 - (i % 3) * HOUR, app: num(i % 2 ? "tier-a" : "tier-b") })),
+      ...Array.from({ length: 120 }, (_, i) =>
+        event({ timestamp: NOW * 1000 - (i % 3) * HOUR, app: num(i % 2 ? "tier-a" : "tier-b") }),
+      ),
       ...Array.from({ length: 7 }, () => event({ app: 0 })),
     ];
     await insertAll(db, rows);
@@ -85,25 +85,41 @@ describe("the archive", () => {
       // The partition is the event's own application and hour (UTC).
       const ts = String(line.timestamp);
       expect(key).toContain(`/date=${ts.slice(0, 10)}/hour=${ts.slice(11, 13)}/`);
-      expect(key).toContain(line.application === null ? "app_id=__HIVE_DEFAULT_PARTITION__/" : `app_id=${String(line.application)}/`);
+      expect(key).toContain(
+        line.application === null ? "app_id=__HIVE_DEFAULT_PARTITION__/" : `app_id=${String(line.application)}/`,
+      );
       expect(Object.keys(line).slice(0, 5)).toEqual(["session_id", "timestamp", "category", "name", "data"]);
     }
     const one = rows[5]!;
     const { line } = lines.get(`${idOf(one.app)}/${one.eventId}`)!;
-    expect(line).toMatchObject({ session_id: one.sessionId, category: one.category, name: one.name, data: JSON.parse(one.data) });
+    expect(line).toMatchObject({
+      session_id: one.sessionId,
+      category: one.category,
+      name: one.name,
+      data: JSON.parse(one.data),
+    });
     // Objects are plain gzip NDJSON that any tool can read: content type and encoding say so.
     const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, include: ["httpMetadata"] });
-    expect(listed.objects[0]!.httpMetadata).toMatchObject({ contentType: "application/x-ndjson", contentEncoding: "gzip" });
+    expect(listed.objects[0]!.httpMetadata).toMatchObject({
+      contentType: "application/x-ndjson",
+      contentEncoding: "gzip",
+    });
   });
 
   it("seals blocks as higher ids arrive, rewriting the growing block until then", async () => {
-    await insertAll(db, Array.from({ length: 30 }, () => event()));
+    await insertAll(
+      db,
+      Array.from({ length: 30 }, () => event()),
+    );
     await maintain(settings());
     const before = await readStorageState(db);
     expect(before.archivedMaxId).toBe(await storedCount());
     expect(before.archivedThrough % 50).toBe(0);
     expect(before.archivedThrough).toBeLessThan(before.archivedMaxId);
-    await insertAll(db, Array.from({ length: 60 }, () => event()));
+    await insertAll(
+      db,
+      Array.from({ length: 60 }, () => event()),
+    );
     await maintain(settings());
     const after = await readStorageState(db);
     expect(after.archivedThrough).toBeGreaterThan(before.archivedThrough);
@@ -115,24 +131,36 @@ describe("the archive", () => {
 
 describe("retention", () => {
   it("purges events older than HOT_DAYS once archived, keeps newer ones, and keeps count exact", async () => {
-    const old = Array.from({ length: 80 }, (_, i) => event({ category: "retained", timestamp: NOW * 1000 - 40 * DAY - i * HOUR }));
-    const fresh = Array.from({ length: 20 }, (_, i) => event({ category: "retained", timestamp: NOW * 1000 - 5 * DAY - i * HOUR }));
+    const old = Array.from({ length: 80 }, (_, i) =>
+      event({ category: "retained", timestamp: NOW * 1000 - 40 * DAY - i * HOUR }),
+    );
+    const fresh = Array.from({ length: 20 }, (_, i) =>
+      event({ category: "retained", timestamp: NOW * 1000 - 5 * DAY - i * HOUR }),
+    );
     await insertAll(db, [...old, ...fresh]);
     // The newest row (highest id) is never deleted, whatever its age: its id must not be handed out again.
     await insertAll(db, [event({ category: "retained", timestamp: NOW * 1000 - 50 * DAY })]);
     const run = await maintain(settings());
     expect(run.purge.done).toBe(true);
-    const left = await env.DB.prepare("SELECT timestamp FROM events WHERE category = 'retained'").all<{ timestamp: number }>();
+    const left = await env.DB.prepare("SELECT timestamp FROM events WHERE category = 'retained'").all<{
+      timestamp: number;
+    }>();
     const cutoff = NOW * 1000 - 30 * DAY;
     expect(left.results.filter((r) => r.timestamp >= cutoff)).toHaveLength(20);
     expect(left.results.filter((r) => r.timestamp < cutoff)).toHaveLength(1);
-    for (const f of [{ category: "retained" }, { category: "retained", name: "n1" }, {}, { after: cutoff - 60 * DAY, before: cutoff }]) {
+    for (const f of [
+      { category: "retained" },
+      { category: "retained", name: "n1" },
+      {},
+      { after: cutoff - 60 * DAY, before: cutoff },
+    ]) {
       const sqlWhere = [
         f.category ? `category = '${f.category}'` : "1",
         "name" in f ? `name = '${f.name}'` : "1",
         "after" in f ? `timestamp BETWEEN ${f.after} AND ${f.before}` : "1",
       ].join(" AND ");
-      const plain = (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${sqlWhere}`).first<{ n: number }>())!.n;
+      const plain = (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${sqlWhere}`).first<{ n: number }>())!
+        .n;
       expect(await countEvents(db, f), JSON.stringify(f)).toBe(plain);
     }
     // Everything purged is in the archive.
@@ -149,13 +177,18 @@ describe("retention", () => {
     let clock = NOW;
     const stalled = await maintain(settings(), () => (clock += 30_000));
     expect(stalled.archive.blocks).toBe(0);
-    const count = async () => (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE category = 'unarchived'").first<{ n: number }>())!.n;
+    const count = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE category = 'unarchived'").first<{ n: number }>())!
+        .n;
     expect(await count()).toBe(30);
     // Archived, but in the block still growing (not sealed): still kept.
     await maintain(settings());
     expect(await count()).toBe(30);
     // Once later events seal the block, the next run purges them.
-    await insertAll(db, Array.from({ length: 60 }, () => event({ category: "unarchived-tail" })));
+    await insertAll(
+      db,
+      Array.from({ length: 60 }, () => event({ category: "unarchived-tail" })),
+    );
     await maintain(settings());
     expect(await count()).toBe(0);
   });
@@ -164,11 +197,15 @@ describe("retention", () => {
     const now = NOW * 1000;
     await env.DB.batch(
       [now - 45 * DAY, now - 31 * DAY, now - DAY].map((at, i) =>
-        env.DB.prepare("INSERT INTO error_log (kind, occurred_at, payload, reasons, source) VALUES ('invalid_event', ?, '{}', '[]', ?)").bind(at, `retention-${i}`),
+        env.DB.prepare(
+          "INSERT INTO error_log (kind, occurred_at, payload, reasons, source) VALUES ('invalid_event', ?, '{}', '[]', ?)",
+        ).bind(at, `retention-${i}`),
       ),
     );
     await maintain(settings());
-    const left = await env.DB.prepare("SELECT source FROM error_log WHERE source LIKE 'retention-%' ORDER BY source").all<{ source: string }>();
+    const left = await env.DB.prepare(
+      "SELECT source FROM error_log WHERE source LIKE 'retention-%' ORDER BY source",
+    ).all<{ source: string }>();
     expect(left.results.map((r) => r.source)).toEqual(["retention-2"]);
   });
 });
@@ -181,7 +218,9 @@ describe("scheduled()", () => {
     await worker.scheduled(controller, settings(), ctx);
     await waitOnExecutionContext(ctx);
     const state = await readStorageState(db);
-    expect(state.archivedMaxId).toBe((await env.DB.prepare("SELECT max(id) AS n FROM events").first<{ n: number }>())!.n);
+    expect(state.archivedMaxId).toBe(
+      (await env.DB.prepare("SELECT max(id) AS n FROM events").first<{ n: number }>())!.n,
+    );
   });
 
   it("reports a failure to Sentry tagged with the cron, and throws", async () => {
@@ -211,20 +250,42 @@ describe("GET /api/export", () => {
     const text = await res.text();
     expect(res.status, text).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
-    return text === "" ? [] : text.trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    return text === ""
+      ? []
+      : text
+          .trimEnd()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
 
   it("streams every matching event once across the boundary: purged (archive only), hot and archived, not yet archived", async () => {
     const app = await makeApp();
     const at = (daysAgo: number, i: number) => NOW * 1000 - daysAgo * DAY - i * 1000;
-    const purged = Array.from({ length: 40 }, (_, i) => event({ app: app.num, category: "exported", timestamp: at(35, i) }));
-    const hot = Array.from({ length: 40 }, (_, i) => event({ app: app.num, category: "exported", timestamp: at(3, i) }));
-    const other = Array.from({ length: 10 }, (_, i) => event({ app: num("another-app"), category: "exported", timestamp: at(3, i) }));
+    const purged = Array.from({ length: 40 }, (_, i) =>
+      event({ app: app.num, category: "exported", timestamp: at(35, i) }),
+    );
+    const hot = Array.from({ length: 40 }, (_, i) =>
+      event({ app: app.num, category: "exported", timestamp: at(3, i) }),
+    );
+    const other = Array.from({ length: 10 }, (_, i) =>
+      event({ app: num("another-app"), category: "exported", timestamp: at(3, i) }),
+    );
     await insertAll(db, [...purged, ...hot, ...other]);
-    await insertAll(db, Array.from({ length: 60 }, () => event({ category: "filler" }))); // seals their blocks
+    await insertAll(
+      db,
+      Array.from({ length: 60 }, () => event({ category: "filler" })),
+    ); // seals their blocks
     await maintain(settings());
-    for (const e of purged) expect((await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))").bind(e.eventId).first()), "purged from D1").toBeNull();
-    const late = Array.from({ length: 5 }, (_, i) => event({ app: app.num, category: "exported", timestamp: at(2, i) }));
+    for (const e of purged)
+      expect(
+        await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))")
+          .bind(e.eventId)
+          .first(),
+        "purged from D1",
+      ).toBeNull();
+    const late = Array.from({ length: 5 }, (_, i) =>
+      event({ app: app.num, category: "exported", timestamp: at(2, i) }),
+    );
     await insertAll(db, late); // above the watermark: only in D1
 
     // Two ranges (an export covers at most 31 days), meeting without overlap.
@@ -233,32 +294,51 @@ describe("GET /api/export", () => {
       `timestamp_after=${formatTimestamp(NOW * 1000 - 40 * DAY)}&timestamp_before=${formatTimestamp(split)}`,
       `timestamp_after=${formatTimestamp(split + 1)}&timestamp_before=${formatTimestamp(NOW * 1000)}`,
     ];
-    const both = async (extra: string, key?: string) => [...(await exportOf(`${ranges[0]}${extra}`, key)), ...(await exportOf(`${ranges[1]}${extra}`, key))];
+    const both = async (extra: string, key?: string) => [
+      ...(await exportOf(`${ranges[0]}${extra}`, key)),
+      ...(await exportOf(`${ranges[1]}${extra}`, key)),
+    ];
     const all = await both("&category=exported");
     const ids = all.map((l) => l.event_id as string);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.sort()).toEqual([...purged, ...hot, ...other, ...late].map((e) => e.eventId).sort());
     // A read key scoped to one application exports only its events.
     const scoped = await both("&category=exported", app.readKey);
-    expect(scoped.map((l) => l.event_id as string).sort()).toEqual([...purged, ...hot, ...late].map((e) => e.eventId).sort());
+    expect(scoped.map((l) => l.event_id as string).sort()).toEqual(
+      [...purged, ...hot, ...late].map((e) => e.eventId).sort(),
+    );
     expect(new Set(scoped.map((l) => l.application))).toEqual(new Set([app.appId]));
     // Inclusive bounds, to the microsecond, on archived lines too.
     const edge = purged[7]!;
-    const exact = await exportOf(`timestamp_after=${formatTimestamp(edge.timestamp)}&timestamp_start=${formatTimestamp(edge.timestamp)}&timestamp_before=${formatTimestamp(edge.timestamp)}`);
+    const exact = await exportOf(
+      `timestamp_after=${formatTimestamp(edge.timestamp)}&timestamp_start=${formatTimestamp(edge.timestamp)}&timestamp_before=${formatTimestamp(edge.timestamp)}`,
+    );
     expect(exact.map((l) => l.event_id)).toEqual([edge.eventId]);
     expect(exact[0]).toMatchObject({ session_id: edge.sessionId, category: "exported", data: JSON.parse(edge.data) });
   });
 
   it("needs a time range of at most EXPORT_MAX_DAYS and a read key", async () => {
-    for (const [query, field] of [["", "timestamp_after"], ["timestamp_after=2024-01-01", "timestamp_before"], ["timestamp_after=2024-01-01&timestamp_before=2024-03-01", "timestamp_before"]] as const) {
+    for (const [query, field] of [
+      ["", "timestamp_after"],
+      ["timestamp_after=2024-01-01", "timestamp_before"],
+      ["timestamp_after=2024-01-01&timestamp_before=2024-03-01", "timestamp_before"],
+    ] as const) {
       const res = await api(`/api/export?${query}`);
       expect(res.status).toBe(400);
       const body = (await res.json()) as { code: string; errors: { field: string }[] };
       expect(body.code).toBe("invalid_query");
       expect(body.errors.map((e) => e.field)).toContain(field);
     }
-    expect((await api("/api/export?timestamp_after=2024-01-01&timestamp_before=2024-01-02", { headers: { authorization: "" } })).status).toBe(401);
-    expect((await api("/api/export?timestamp_after=2024-01-01&timestamp_before=2024-01-02", { method: "POST" })).status).toBe(405);
+    expect(
+      (
+        await api("/api/export?timestamp_after=2024-01-01&timestamp_before=2024-01-02", {
+          headers: { authorization: "" },
+        })
+      ).status,
+    ).toBe(401);
+    expect(
+      (await api("/api/export?timestamp_after=2024-01-01&timestamp_before=2024-01-02", { method: "POST" })).status,
+    ).toBe(405);
   });
 });
 
@@ -267,20 +347,38 @@ describe("GET /api/health", () => {
     const res = await api("/api/health", { headers: { authorization: "" } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toEqual({ status: "ok", service: "The Eye", version: expect.stringMatching(/^\d+\.\d+\.\d+/) as string, database: "ok" });
+    expect(body).toEqual({
+      status: "ok",
+      service: "The Eye",
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/) as string,
+      database: "ok",
+    });
   });
 
   it("adds size, hot window, archive watermark and retention with a read key for every application", async () => {
-    await insertAll(db, Array.from({ length: 70 }, (_, i) => event({ category: "health", timestamp: NOW * 1000 - i * HOUR })));
+    await insertAll(
+      db,
+      Array.from({ length: 70 }, (_, i) => event({ category: "health", timestamp: NOW * 1000 - i * HOUR })),
+    );
     await maintain(settings());
     const res = await api("/api/health");
     expect(res.status).toBe(200);
     const { storage } = (await res.json()) as { storage: Record<string, Record<string, unknown>> };
     const state = await readStorageState(db);
-    const top = (await env.DB.prepare("SELECT min(timestamp) AS lo, max(timestamp) AS hi, max(id) AS id FROM events").first<{ lo: number; hi: number; id: number }>())!;
+    const top = (await env.DB.prepare(
+      "SELECT min(timestamp) AS lo, max(timestamp) AS hi, max(id) AS id FROM events",
+    ).first<{ lo: number; hi: number; id: number }>())!;
     expect(storage.database!.bytes).toBeGreaterThan(0);
-    expect(storage.hot).toMatchObject({ days: 30, oldest_event: formatTimestamp(top.lo), newest_event: formatTimestamp(top.hi) });
-    expect(storage.archive).toMatchObject({ watermark_id: state.archivedThrough, newest_id: top.id, backlog_events: top.id - state.archivedThrough });
+    expect(storage.hot).toMatchObject({
+      days: 30,
+      oldest_event: formatTimestamp(top.lo),
+      newest_event: formatTimestamp(top.hi),
+    });
+    expect(storage.archive).toMatchObject({
+      watermark_id: state.archivedThrough,
+      newest_id: top.id,
+      backlog_events: top.id - state.archivedThrough,
+    });
     expect(storage.error_log).toEqual({ days: 30 });
   });
 
@@ -288,8 +386,10 @@ describe("GET /api/health", () => {
     expect((await api("/api/health", { headers: bearer("eye_r_nope") })).status).toBe(401);
     const app = await makeApp();
     expect((await api("/api/health", { headers: bearer(app.writeKey) })).status).toBe(403);
-    const scoped = (await (await api("/api/health", { headers: bearer(app.readKey) })).json()) as Record<string, unknown>;
+    const scoped = (await (await api("/api/health", { headers: bearer(app.readKey) })).json()) as Record<
+      string,
+      unknown
+    >;
     expect(scoped.storage).toBe("needs a read key for every application");
   });
 });
-

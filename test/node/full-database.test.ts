@@ -3,7 +3,7 @@
 // accepted, none is stored or dropped while the disk is full, Sentry hears of it once, and once space
 // is made every event is stored exactly once. Needs root to mount the tmpfs (CI runs as root); where
 // mounting is impossible the test says so and is skipped.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -70,9 +70,33 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   worker = spawn(
     process.execPath,
-    [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", dir,
-      "--var", "ENVIRONMENT:development", "--var", `SENTRY_DSN:http://public@127.0.0.1:${sentryPort}/1`, "--log-level", process.env.EYE_FULL_LOG ? "info" : "warn"],
-    { cwd: ROOT, stdio: ["ignore", process.env.EYE_FULL_LOG ? "inherit" : "ignore", process.env.EYE_FULL_LOG ? "inherit" : "ignore"], detached: true },
+    [
+      WRANGLER,
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(await freePort()),
+      "--persist-to",
+      dir,
+      "--var",
+      "ENVIRONMENT:development",
+      "--var",
+      `SENTRY_DSN:http://public@127.0.0.1:${sentryPort}/1`,
+      "--log-level",
+      process.env.EYE_FULL_LOG ? "info" : "warn",
+    ],
+    {
+      cwd: ROOT,
+      stdio: [
+        "ignore",
+        process.env.EYE_FULL_LOG ? "inherit" : "ignore",
+        process.env.EYE_FULL_LOG ? "inherit" : "ignore",
+      ],
+      detached: true,
+    },
   );
   await until("wrangler dev", async () => ((await fetch(`${base}/api/health`)).ok ? true : undefined), 60_000);
 }, 120_000);
@@ -99,7 +123,13 @@ it.skipIf(!mounted)(
         headers: { authorization: "Bearer eye_dev_write_key", "content-type": "application/json" },
         body: JSON.stringify(events),
       });
-    const event = (i: number) => ({ session_id: session, category: "full", name: "held", data: { i, pad: "x".repeat(200) }, timestamp: "2026-01-01 00:00:00" });
+    const event = (i: number) => ({
+      session_id: session,
+      category: "full",
+      name: "held",
+      data: { i, pad: "x".repeat(200) },
+      timestamp: "2026-01-01 00:00:00",
+    });
     // The pipeline works before the disk fills.
     expect((await post([event(0)])).status).toBe(202);
     await until("the first event", async () => ((await countOf(session)) === 1 ? true : undefined), 30_000);
@@ -119,7 +149,11 @@ it.skipIf(!mounted)(
     // While full, the consumer reports it to Sentry once, not once per message or per hold cycle.
     // (Reads fail too under the local runtime once the full disk has reset D1's storage, so the
     // stored count is checked after space is made: all events, each once.)
-    await until("a Sentry report of the full database", async () => (envelopes.some((e) => e.includes("D1 cannot write")) ? true : undefined), 30_000);
+    await until(
+      "a Sentry report of the full database",
+      async () => (envelopes.some((e) => e.includes("D1 cannot write")) ? true : undefined),
+      30_000,
+    );
     await new Promise((r) => setTimeout(r, 8_000)); // several more hold cycles
     expect(envelopes.filter((e) => e.includes("D1 cannot write"))).toHaveLength(1);
     expect(envelopes.find((e) => e.includes("D1 cannot write"))).toContain("held in the queue");
@@ -130,7 +164,9 @@ it.skipIf(!mounted)(
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await countOf(session)).toBe(301);
     const page = await fetch(`${base}/api/event/?session_id=${session}&limit=1000`, { headers: read });
-    const seen = ((await page.json()) as { results: { data: { i: number } }[] }).results.map((r) => r.data.i).sort((a, b) => a - b);
+    const seen = ((await page.json()) as { results: { data: { i: number } }[] }).results
+      .map((r) => r.data.i)
+      .sort((a, b) => a - b);
     expect(seen).toEqual(Array.from({ length: 301 }, (_, i) => i));
   },
   180_000,

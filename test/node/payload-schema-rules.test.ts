@@ -6,46 +6,95 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { format, Validator, type Schema } from "@cfworker/json-schema";
+import { format, type Schema, Validator } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
-import { MAX_EXPANDED_SUBSCHEMAS, MAX_SCHEMA_BYTES, SAFE_FORMATS, schemaProblems } from "../../scripts/payload-schema-rules";
+import {
+  MAX_EXPANDED_SUBSCHEMAS,
+  MAX_SCHEMA_BYTES,
+  SAFE_FORMATS,
+  schemaProblems,
+} from "../../scripts/payload-schema-rules";
 
 const problems = (schema: unknown) => schemaProblems(typeof schema === "string" ? schema : JSON.stringify(schema));
 
 /** A chain of definitions, each referencing the next twice: 2^levels subschemas once inlined. */
 const doubling = (levels: number) => ({
   $defs: Object.fromEntries(
-    Array.from({ length: levels }, (_, i) => [`d${i}`, i === levels - 1 ? { type: "number" } : { allOf: [{ $ref: `#/$defs/d${i + 1}` }, { $ref: `#/$defs/d${i + 1}` }] }]),
+    Array.from({ length: levels }, (_, i) => [
+      `d${i}`,
+      i === levels - 1 ? { type: "number" } : { allOf: [{ $ref: `#/$defs/d${i + 1}` }, { $ref: `#/$defs/d${i + 1}` }] },
+    ]),
   ),
   properties: { x: { $ref: "#/$defs/d0" } },
 });
 
 describe("registering a payload schema", () => {
   it("accepts ordinary schemas: types, bounds, anchored patterns, formats, local $refs, drafts 2020-12, 2019-09 and 7", () => {
-    expect(problems({ type: "object", required: ["price"], properties: { price: { type: "number", minimum: 0 }, sku: { type: "string", pattern: "^[A-Z]{3}-[0-9]+$" } } })).toEqual([]);
-    expect(problems({ $defs: { money: { type: "number", multipleOf: 0.01 } }, properties: { total: { $ref: "#/$defs/money" }, email: { type: "string", format: "email" } }, additionalProperties: false })).toEqual([]);
-    expect(problems({ $schema: "http://json-schema.org/draft-07/schema#", definitions: { n: { type: "integer" } }, properties: { n: { $ref: "#/definitions/n" } } })).toEqual([]);
-    expect(problems({ $schema: "https://json-schema.org/draft/2019-09/schema", properties: { tags: { type: "array", items: { type: "string", maxLength: 30 }, maxItems: 10 } } })).toEqual([]);
-    expect(problems(true === true ? { if: { required: ["a"] }, then: { required: ["b"] }, patternProperties: { "^x-[a-z]+$": { type: "string" } } } : {})).toEqual([]);
+    expect(
+      problems({
+        type: "object",
+        required: ["price"],
+        properties: { price: { type: "number", minimum: 0 }, sku: { type: "string", pattern: "^[A-Z]{3}-[0-9]+$" } },
+      }),
+    ).toEqual([]);
+    expect(
+      problems({
+        $defs: { money: { type: "number", multipleOf: 0.01 } },
+        properties: { total: { $ref: "#/$defs/money" }, email: { type: "string", format: "email" } },
+        additionalProperties: false,
+      }),
+    ).toEqual([]);
+    expect(
+      problems({
+        $schema: "http://json-schema.org/draft-07/schema#",
+        definitions: { n: { type: "integer" } },
+        properties: { n: { $ref: "#/definitions/n" } },
+      }),
+    ).toEqual([]);
+    expect(
+      problems({
+        $schema: "https://json-schema.org/draft/2019-09/schema",
+        properties: { tags: { type: "array", items: { type: "string", maxLength: 30 }, maxItems: 10 } },
+      }),
+    ).toEqual([]);
+    expect(
+      problems(
+        true === true
+          ? {
+              if: { required: ["a"] },
+              then: { required: ["b"] },
+              patternProperties: { "^x-[a-z]+$": { type: "string" } },
+            }
+          : {},
+      ),
+    ).toEqual([]);
   });
 
   it("refuses what is not a schema of an object, naming where", () => {
     expect(problems("{nope")).toEqual([expect.stringMatching(/^the schema is not JSON/)]);
     expect(problems([])).toEqual([expect.stringMatching(/must be a JSON object/)]);
     expect(problems({ type: "string" })).toEqual([expect.stringMatching(/#\/type must be "object"/)]);
-    expect(problems({ properties: { a: { type: "float" } } })).toEqual([expect.stringMatching(/^#\/properties\/a\/type must be one of/)]);
+    expect(problems({ properties: { a: { type: "float" } } })).toEqual([
+      expect.stringMatching(/^#\/properties\/a\/type must be one of/),
+    ]);
     expect(problems({ properties: { a: { minimum: "3" } } })).toEqual(["#/properties/a/minimum must be a number"]);
     expect(problems({ properties: { a: 3 } })).toEqual(["#/properties/a must be a schema (an object or a boolean)"]);
     expect(problems({ required: "a" })).toEqual(["#/required must be a list of property names"]);
-    expect(problems({ $schema: "http://json-schema.org/draft-04/schema#" })).toEqual([expect.stringMatching(/^#\/\$schema must be one of/)]);
+    expect(problems({ $schema: "http://json-schema.org/draft-04/schema#" })).toEqual([
+      expect.stringMatching(/^#\/\$schema must be one of/),
+    ]);
   });
 
   it("refuses an unknown keyword, since a misspelt one would check nothing", () => {
-    expect(problems({ properties: { price: { minimun: 0 } } })).toEqual([expect.stringMatching(/^#\/properties\/price\/minimun is not a keyword the validator knows/)]);
+    expect(problems({ properties: { price: { minimun: 0 } } })).toEqual([
+      expect.stringMatching(/^#\/properties\/price\/minimun is not a keyword the validator knows/),
+    ]);
   });
 
   it("refuses a schema larger than MAX_SCHEMA_BYTES and one nested deeper than 16 levels", () => {
-    expect(problems({ description: "x".repeat(MAX_SCHEMA_BYTES) })).toEqual([`the schema is larger than ${MAX_SCHEMA_BYTES} bytes`]);
+    expect(problems({ description: "x".repeat(MAX_SCHEMA_BYTES) })).toEqual([
+      `the schema is larger than ${MAX_SCHEMA_BYTES} bytes`,
+    ]);
     const deep = JSON.parse('{"properties":{"a":'.repeat(20) + "{}" + "}}".repeat(20));
     expect(problems(deep)).toEqual([expect.stringMatching(/nests deeper than 16 schema levels$/)]);
     // Deep enough to overflow a recursive reader: still an answer, not a crash.
@@ -55,26 +104,51 @@ describe("registering a payload schema", () => {
 
   it("refuses $ref loops, direct or through definitions, and recursive schemas even when they descend into the value", () => {
     expect(problems({ $ref: "#" })).toEqual([expect.stringMatching(/\$ref loop/)]);
-    expect(problems({ $defs: { a: { allOf: [{ $ref: "#/$defs/b" }] }, b: { anyOf: [{ $ref: "#/$defs/a" }] } }, properties: { x: { $ref: "#/$defs/a" } } })).toEqual([expect.stringMatching(/\$ref loop/)]);
-    expect(problems({ properties: { children: { type: "array", items: { $ref: "#" } } } })).toEqual([expect.stringMatching(/\$ref loop/)]);
-    expect(problems({ properties: { x: { $recursiveRef: "#" } } })).toEqual([expect.stringMatching(/recursive schemas are refused/)]);
-    expect(problems({ properties: { x: { $dynamicRef: "#meta" } } })).toEqual([expect.stringMatching(/recursive schemas are refused/)]);
+    expect(
+      problems({
+        $defs: { a: { allOf: [{ $ref: "#/$defs/b" }] }, b: { anyOf: [{ $ref: "#/$defs/a" }] } },
+        properties: { x: { $ref: "#/$defs/a" } },
+      }),
+    ).toEqual([expect.stringMatching(/\$ref loop/)]);
+    expect(problems({ properties: { children: { type: "array", items: { $ref: "#" } } } })).toEqual([
+      expect.stringMatching(/\$ref loop/),
+    ]);
+    expect(problems({ properties: { x: { $recursiveRef: "#" } } })).toEqual([
+      expect.stringMatching(/recursive schemas are refused/),
+    ]);
+    expect(problems({ properties: { x: { $dynamicRef: "#meta" } } })).toEqual([
+      expect.stringMatching(/recursive schemas are refused/),
+    ]);
   });
 
   it("refuses references that multiply when inlined beyond MAX_EXPANDED_SUBSCHEMAS, and remote or dangling references", () => {
     expect(problems(doubling(5))).toEqual([]); // 2^4 leaves: fine
-    expect(problems(doubling(40))).toEqual([`the schema expands to more than ${MAX_EXPANDED_SUBSCHEMAS} subschemas once its $refs are inlined`]);
-    expect(problems({ properties: { a: { $ref: "https://example.com/schema.json" } } })).toEqual([expect.stringMatching(/remote references are not fetched/)]);
-    expect(problems({ properties: { a: { $ref: "#/$defs/missing" } } })).toEqual([expect.stringMatching(/points at no schema/)]);
-    expect(problems({ properties: { a: { $ref: "#/properties" } } })).toEqual([expect.stringMatching(/points at no schema/)]);
+    expect(problems(doubling(40))).toEqual([
+      `the schema expands to more than ${MAX_EXPANDED_SUBSCHEMAS} subschemas once its $refs are inlined`,
+    ]);
+    expect(problems({ properties: { a: { $ref: "https://example.com/schema.json" } } })).toEqual([
+      expect.stringMatching(/remote references are not fetched/),
+    ]);
+    expect(problems({ properties: { a: { $ref: "#/$defs/missing" } } })).toEqual([
+      expect.stringMatching(/points at no schema/),
+    ]);
+    expect(problems({ properties: { a: { $ref: "#/properties" } } })).toEqual([
+      expect.stringMatching(/points at no schema/),
+    ]);
   });
 
   it("refuses patterns that backtrack catastrophically, in pattern and in patternProperties keys, and patterns that do not compile", () => {
     for (const p of ["^(a+)+$", "^(a|a)*$", "^([a-z0-9]+\\.)*[a-z]+$", "^(\\w+\\s?)*$"]) {
-      expect(problems({ properties: { s: { type: "string", pattern: p } } })).toEqual([expect.stringMatching(/pattern can backtrack without bound/)]);
+      expect(problems({ properties: { s: { type: "string", pattern: p } } })).toEqual([
+        expect.stringMatching(/pattern can backtrack without bound/),
+      ]);
     }
-    expect(problems({ patternProperties: { "^(a+)+$": {} } })).toEqual([expect.stringMatching(/patternProperties key "\^\(a\+\)\+\$" can backtrack/)]);
-    expect(problems({ properties: { s: { pattern: "([" } } })).toEqual([expect.stringMatching(/is not a valid regular expression/)]);
+    expect(problems({ patternProperties: { "^(a+)+$": {} } })).toEqual([
+      expect.stringMatching(/patternProperties key "\^\(a\+\)\+\$" can backtrack/),
+    ]);
+    expect(problems({ properties: { s: { pattern: "([" } } })).toEqual([
+      expect.stringMatching(/is not a valid regular expression/),
+    ]);
     // What the refusal prevents: the same pattern against 30 characters under V8's engine.
     const started = performance.now();
     /^(a+)+$/u.test(`${"a".repeat(24)}!`);
@@ -82,25 +156,43 @@ describe("registering a payload schema", () => {
   });
 
   it("refuses uniqueItems, which the validator checks pair by pair with an error per equal pair", () => {
-    expect(problems({ properties: { tags: { type: "array", uniqueItems: true, maxItems: 10 } } })).toEqual([expect.stringMatching(/uniqueItems is not supported/)]);
+    expect(problems({ properties: { tags: { type: "array", uniqueItems: true, maxItems: 10 } } })).toEqual([
+      expect.stringMatching(/uniqueItems is not supported/),
+    ]);
   });
 
   it("allows only formats whose check stays linear on a hostile 32 KiB string", () => {
-    const hostile = ["a".repeat(32_000), `${"a-".repeat(16_000)}!`, `http://${"a".repeat(32_000)}`, `${"1".repeat(32_000)}@x`, `a@${"a.".repeat(16_000)}`, "0".repeat(32_000)];
+    const hostile = [
+      "a".repeat(32_000),
+      `${"a-".repeat(16_000)}!`,
+      `http://${"a".repeat(32_000)}`,
+      `${"1".repeat(32_000)}@x`,
+      `a@${"a.".repeat(16_000)}`,
+      "0".repeat(32_000),
+    ];
     for (const name of SAFE_FORMATS) {
       const check = (format as Record<string, (s: string) => boolean>)[name]!;
       const started = performance.now();
       for (const s of hostile) check(s);
       expect(performance.now() - started, name).toBeLessThan(100);
     }
-    expect(problems({ properties: { u: { format: "url" } } })).toEqual([expect.stringMatching(/format must be one of/)]);
+    expect(problems({ properties: { u: { format: "url" } } })).toEqual([
+      expect.stringMatching(/format must be one of/),
+    ]);
   });
 
   it("bounds the checking of the costliest schema it accepts against the costliest 32 KiB payload", () => {
     // anyOf branches that each walk the whole array before failing on its last item: the
     // largest such schema under MAX_EXPANDED_SUBSCHEMAS.
     const branches = Math.floor((MAX_EXPANDED_SUBSCHEMAS - 2) / 2);
-    const schema = { type: "object", properties: { a: { anyOf: Array.from({ length: branches }, (_, i) => ({ type: "array", items: { type: "number", maximum: i } })) } } };
+    const schema = {
+      type: "object",
+      properties: {
+        a: {
+          anyOf: Array.from({ length: branches }, (_, i) => ({ type: "array", items: { type: "number", maximum: i } })),
+        },
+      },
+    };
     expect(problems(schema)).toEqual([]);
     const data = { a: [...Array.from({ length: 16_000 }, () => 0), 1e9] };
     expect(JSON.stringify(data).length).toBeLessThanOrEqual(32 * 1024);
@@ -117,7 +209,8 @@ describe("registering a payload schema", () => {
     const good = path.join(dir, `good-${process.pid}.json`);
     writeFileSync(bad, JSON.stringify({ properties: { s: { pattern: "^(a+)+$" } } }));
     writeFileSync(good, JSON.stringify({ properties: { s: { type: "string" } } }));
-    const cli = (file: string) => execFileSync(process.execPath, ["scripts/schemas.mjs", "check", file], { encoding: "utf8", stdio: "pipe" });
+    const cli = (file: string) =>
+      execFileSync(process.execPath, ["scripts/schemas.mjs", "check", file], { encoding: "utf8", stdio: "pipe" });
     expect(cli(good)).toMatch(/can be registered/);
     expect(() => cli(bad)).toThrow(/the schema is refused:\n\s+#\/properties\/s\/pattern can backtrack/);
   });

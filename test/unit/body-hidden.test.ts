@@ -6,7 +6,11 @@ import { decimal, MAX_NUMBER_CHARS, mediaType, readJson } from "../../src/ingest
 const EVENT = '"session_id":"s","category":"c","name":"n","timestamp":"2021-01-01 00:00"';
 
 async function problems(text: string) {
-  const request = new Request("http://eye.test/", { method: "POST", body: text, headers: { "content-type": "application/json" } });
+  const request = new Request("http://eye.test/", {
+    method: "POST",
+    body: text,
+    headers: { "content-type": "application/json" },
+  });
   const { value, hidden } = await readJson(request, 1024 * 1024);
   return (Array.isArray(value) ? value : [value]).map((_, index) => {
     const found = hidden.get(index);
@@ -57,7 +61,11 @@ describe("hidden problems", () => {
       null,
       { field: "name", message: "name appears more than once in the event" },
       null,
-      { field: "data", message: "data holds the number 12345678901234567890, which would be stored as 12345678901234567000; send it as a string" },
+      {
+        field: "data",
+        message:
+          "data holds the number 12345678901234567890, which would be stored as 12345678901234567000; send it as a string",
+      },
       null,
       null,
     ]);
@@ -73,7 +81,10 @@ describe("hidden problems", () => {
 
   it("stays linear and bounded on deep nesting and long tokens", async () => {
     const deep = `{"a":`.repeat(100_000) + "1e400" + "}".repeat(100_000);
-    expect((await problems(withData(deep)))[0]).toEqual({ field: "data", message: expect.stringMatching(/^data holds the number 1e400/) });
+    expect((await problems(withData(deep)))[0]).toEqual({
+      field: "data",
+      message: expect.stringMatching(/^data holds the number 1e400/),
+    });
     const longNumber = "1".repeat(400_000);
     const [problem] = await problems(withData(`{"n":${longNumber}}`));
     expect(problem?.message.length).toBeLessThan(120);
@@ -95,7 +106,9 @@ describe("hidden problems", () => {
     expect(near.length).toBe(MAX_NUMBER_CHARS);
     expect((await problems(withData(`{"n":${near}}`)))[0]).toEqual({
       field: "data",
-      message: expect.stringMatching(/^data holds the number 1\.0{38}…, which would be stored as 1; send it as a string$/),
+      message: expect.stringMatching(
+        /^data holds the number 1\.0{38}…, which would be stored as 1; send it as a string$/,
+      ),
     });
     // Zeros out to the exponent range still survive as doubles, and are accepted.
     expect(await problems(withData(`{"tiny":0.${"0".repeat(300)}1,"big":1${"0".repeat(300)}}`))).toEqual([null]);
@@ -107,7 +120,12 @@ describe("hidden problems", () => {
 
 describe("media types", () => {
   it("reads parameters as RFC 9110 writes them: any case, quoted or not", () => {
-    for (const header of ['application/json; charset="UTF-8"', "application/json;charset=utf-8", 'Application/JSON ; CHARSET = "utf-8" ', 'text/plain; foo="a;b"; charset=utf-8']) {
+    for (const header of [
+      'application/json; charset="UTF-8"',
+      "application/json;charset=utf-8",
+      'Application/JSON ; CHARSET = "utf-8" ',
+      'text/plain; foo="a;b"; charset=utf-8',
+    ]) {
       const { type, params } = mediaType(header);
       expect(type, header).toMatch(/^(application\/json|text\/plain)$/);
       expect(params.get("charset")?.toLowerCase(), header).toBe("utf-8");

@@ -1,11 +1,16 @@
 // Per-client keys for the rate limits: IPv4 as is, IPv6 by /64, mapped IPv4 as IPv4.
 import { describe, expect, it } from "vitest";
-import { clientKey } from "../../src/shared/client-address";
 import { BoundedCache } from "../../src/shared/bounded-cache";
+import { clientKey } from "../../src/shared/client-address";
 
 describe("clientKey", () => {
   it("keys IPv6 clients by their /64, however the address is written", () => {
-    const same = ["2001:db8:1:2::1", "2001:0db8:0001:0002:ffff:ffff:ffff:ffff", "2001:DB8:1:2:0:0:0:0", "2001:db8:1:2::abcd:1%eth0"];
+    const same = [
+      "2001:db8:1:2::1",
+      "2001:0db8:0001:0002:ffff:ffff:ffff:ffff",
+      "2001:DB8:1:2:0:0:0:0",
+      "2001:db8:1:2::abcd:1%eth0",
+    ];
     for (const address of same) expect(clientKey(address), address).toBe("2001:db8:1:2::/64");
     expect(clientKey("2001:db8:1:3::1")).toBe("2001:db8:1:3::/64");
     expect(clientKey("::1")).toBe("0:0:0:0::/64");

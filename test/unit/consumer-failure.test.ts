@@ -21,12 +21,21 @@ const eventsMessage = (session: string, n: number): QueueMessage => ({
   received_at: 1,
   events: Array.from({ length: n }, (): PreparedEvent => {
     serial += 1;
-    return { event_id: crypto.randomUUID(), session_id: session, category: "failure", name: "retry", data: "{}", timestamp: serial };
+    return {
+      event_id: crypto.randomUUID(),
+      session_id: session,
+      category: "failure",
+      name: "retry",
+      data: "{}",
+      timestamp: serial,
+    };
   }),
 });
 
 const count = async (sql: string, ...params: unknown[]) =>
-  (await env.DB.prepare(`SELECT count(*) AS n FROM ${sql}`).bind(...params).first<{ n: number }>())!.n;
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${sql}`)
+    .bind(...params)
+    .first<{ n: number }>())!.n;
 
 beforeEach(async () => {
   await env.DB.prepare("ALTER TABLE events RENAME TO events_unavailable").run();
@@ -69,7 +78,9 @@ it("retries each failed message with its own backoff, while the messages that ca
   expect(await count("error_log WHERE source = ?", requestId)).toBe(1);
   expect(await count("error_log WHERE source = ?", "malformed-d")).toBe(1);
   // Each failed message leaves a consumer_failure note (no SQL in it: the cause went to Sentry).
-  const notes = await env.DB.prepare("SELECT source, reasons FROM error_log WHERE kind = 'consumer_failure' AND source IN ('events-a', 'events-c') ORDER BY source").all<{ source: string; reasons: string }>();
+  const notes = await env.DB.prepare(
+    "SELECT source, reasons FROM error_log WHERE kind = 'consumer_failure' AND source IN ('events-a', 'events-c') ORDER BY source",
+  ).all<{ source: string; reasons: string }>();
   expect(notes.results.map((n) => n.source)).toEqual(["events-a", "events-c"]);
   expect(notes.results[1]!.reasons).toContain("attempt 4; retrying in 16 s");
   expect(notes.results[1]!.reasons).not.toMatch(/SQLITE|no such table/i);
@@ -100,7 +111,9 @@ it("reports the storage failure to Sentry with the queue's name", async () => {
   let envelopes: string[] = [];
   while (Date.now() < deadline) {
     const received = (await (await fetch(env.SENTRY_RECEIVER)).json()) as { body: string }[];
-    envelopes = received.map((e) => e.body).filter((b) => b.includes("no such table: events") && b.includes('"queue":"the-eye-events"'));
+    envelopes = received
+      .map((e) => e.body)
+      .filter((b) => b.includes("no such table: events") && b.includes('"queue":"the-eye-events"'));
     if (envelopes.length > 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { backoff } from "../../src/consume/consumer";
 import type { PreparedEvent, QueueMessage } from "../../src/shared/schemas";
-import { deliver, type Delivery } from "../helpers/queue";
+import { type Delivery, deliver } from "../helpers/queue";
 
 const QUEUE = "the-eye-events";
 const DLQ = "the-eye-events-dlq";
@@ -24,7 +24,11 @@ function prepared(session: string, overrides: Partial<PreparedEvent> = {}): Prep
   };
 }
 
-const eventsMessage = (events: PreparedEvent[], app: string | null = "consumer-app", receivedAt = 1_700_000_000_000_000): QueueMessage => ({
+const eventsMessage = (
+  events: PreparedEvent[],
+  app: string | null = "consumer-app",
+  receivedAt = 1_700_000_000_000_000,
+): QueueMessage => ({
   kind: "events",
   app,
   received_at: receivedAt,
@@ -43,7 +47,10 @@ const rowsOf = (session: string) =>
     .then((r) => r.results);
 
 const errorsFrom = (source: string) =>
-  env.DB.prepare("SELECT * FROM error_log WHERE source = ? ORDER BY id").bind(source).all<Record<string, unknown>>().then((r) => r.results);
+  env.DB.prepare("SELECT * FROM error_log WHERE source = ? ORDER BY id")
+    .bind(source)
+    .all<Record<string, unknown>>()
+    .then((r) => r.results);
 
 const unique = (prefix: string) => `${prefix}-${crypto.randomUUID()}`;
 
@@ -117,7 +124,10 @@ describe("events consumer", () => {
       received_at: 1_700_000_000_000_001,
       request_id: requestId,
       items: [
-        { payload: '{"session_id":""}', reasons: [{ index: 0, field: "session_id", message: "session_id must not be empty" }] },
+        {
+          payload: '{"session_id":""}',
+          reasons: [{ index: 0, field: "session_id", message: "session_id must not be empty" }],
+        },
         { payload: '"text"', reasons: [{ index: 3, field: null, message: "each event must be a JSON object" }] },
       ],
     };
@@ -128,7 +138,9 @@ describe("events consumer", () => {
       ["invalid_event", "app-9", 1_700_000_000_000_001, '{"session_id":""}'],
       ["invalid_event", "app-9", 1_700_000_000_000_001, '"text"'],
     ]);
-    expect(JSON.parse(logged[1]!.reasons as string)).toEqual([{ index: 3, field: null, message: "each event must be a JSON object" }]);
+    expect(JSON.parse(logged[1]!.reasons as string)).toEqual([
+      { index: 3, field: null, message: "each event must be a JSON object" },
+    ]);
   });
 
   it("fills an entry's type from the message and its field and rule from the first reason", async () => {
@@ -202,13 +214,25 @@ describe("error-log entries on redelivery", () => {
         received_at: 1_700_000_000_000_002,
         request_id: requestId,
         items: [
-          { index: 0, payload: '{"session_id":""}', reasons: [{ index: 0, field: "session_id", message: "session_id must not be empty" }] },
-          { index: 4, payload: '"text"', reasons: [{ index: 4, field: null, message: "each event must be a JSON object" }] },
+          {
+            index: 0,
+            payload: '{"session_id":""}',
+            reasons: [{ index: 0, field: "session_id", message: "session_id must not be empty" }],
+          },
+          {
+            index: 4,
+            payload: '"text"',
+            reasons: [{ index: 4, field: null, message: "each event must be a JSON object" }],
+          },
         ],
       } satisfies QueueMessage,
     };
     const malformed: Delivery = { id: unique("malformed-msg"), body: { kind: "mystery" } };
-    for (const attempts of [1, 2, 3]) await deliver(QUEUE, [{ ...invalid, attempts }, { ...malformed, attempts }]);
+    for (const attempts of [1, 2, 3])
+      await deliver(QUEUE, [
+        { ...invalid, attempts },
+        { ...malformed, attempts },
+      ]);
     expect((await errorsFrom(requestId)).map((r) => r.payload)).toEqual(['{"session_id":""}', '"text"']);
     expect(await errorsFrom(malformed.id!)).toHaveLength(1);
 
@@ -225,7 +249,11 @@ describe("error-log entries on redelivery", () => {
       app: null,
       received_at: 1,
       request_id: requestId,
-      items: [0, 1].map((index) => ({ index, payload: "{}", reasons: [{ index, field: "data", message: "data is required" }] })),
+      items: [0, 1].map((index) => ({
+        index,
+        payload: "{}",
+        reasons: [{ index, field: "data", message: "data is required" }],
+      })),
     });
     await deliver(QUEUE, [{ body: message(r1) }, { body: message(r2) }]);
     expect(await errorsFrom(r1)).toHaveLength(2);
@@ -253,7 +281,8 @@ describe("dead-letter consumer", () => {
     expect(await rowsOf(session)).toHaveLength(0);
 
     const deadline = Date.now() + 10_000;
-    while ((await deadLetterReports()) <= sentBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while ((await deadLetterReports()) <= sentBefore && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await deadLetterReports()).toBeGreaterThan(sentBefore);
   });
 });

@@ -6,11 +6,11 @@ import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { countEvents } from "../../src/db/event-counts";
-import { HOUR } from "../../src/shared/timestamp";
 import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
-import { uncountWhere } from "../../src/db/roll-ups";
 import { type EventFilters } from "../../src/db/event-reads";
+import { uncountWhere } from "../../src/db/roll-ups";
 import { events } from "../../src/db/schema";
+import { HOUR } from "../../src/shared/timestamp";
 
 const db = drizzle(env.DB);
 const APP = 301;
@@ -19,12 +19,19 @@ const START = Date.UTC(2022, 4, 1) * 1000;
 async function plainCount(f: EventFilters): Promise<number> {
   const where = ["app = ?"];
   const params: unknown[] = [APP];
-  for (const [col, v] of [["country", f.country], ["device", f.device], ["category", f.category], ["name", f.name]] as const) {
+  for (const [col, v] of [
+    ["country", f.country],
+    ["device", f.device],
+    ["category", f.category],
+    ["name", f.name],
+  ] as const) {
     if (v !== undefined) where.push(`${col} = ?`), params.push(v);
   }
   if (f.after !== undefined) where.push("timestamp >= ?"), params.push(f.after);
   if (f.before !== undefined) where.push("timestamp <= ?"), params.push(f.before);
-  return (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ")}`).bind(...params).first<{ n: number }>())!.n;
+  return (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ")}`)
+    .bind(...params)
+    .first<{ n: number }>())!.n;
 }
 
 const CONTEXTS = [
@@ -64,7 +71,8 @@ const SHAPES: EventFilters[] = [
 ];
 
 async function expectExact(label: string) {
-  for (const f of SHAPES) expect(await countEvents(db, { ...f, app: APP }), `${label} ${JSON.stringify(f)}`).toBe(await plainCount(f));
+  for (const f of SHAPES)
+    expect(await countEvents(db, { ...f, app: APP }), `${label} ${JSON.stringify(f)}`).toBe(await plainCount(f));
 }
 
 describe("context_counts", () => {
@@ -73,18 +81,26 @@ describe("context_counts", () => {
     await insertAll(db, rows);
     await insertAll(db, rows.slice(0, 60)); // a redelivered message: nothing twice
     await expectExact("after insert");
-    const contexts = await env.DB.prepare("SELECT count(*) AS n FROM contexts WHERE body LIKE '%\"country\"%'").first<{ n: number }>();
+    const contexts = await env.DB.prepare("SELECT count(*) AS n FROM contexts WHERE body LIKE '%\"country\"%'").first<{
+      n: number;
+    }>();
     expect(contexts!.n).toBeGreaterThanOrEqual(3);
-    const across = await env.DB.prepare("SELECT sum(n) AS n FROM context_counts WHERE app = -1 AND dim = 'country' AND value = 'DE' AND category = '' AND name = ''").first<{ n: number }>();
+    const across = await env.DB.prepare(
+      "SELECT sum(n) AS n FROM context_counts WHERE app = -1 AND dim = 'country' AND value = 'DE' AND category = '' AND name = ''",
+    ).first<{ n: number }>();
     expect(across!.n).toBeGreaterThanOrEqual(await plainCount({ country: "DE" }));
   });
 
   it("stay exact when events are taken out as retention and erasure take them", async () => {
     const doomed = sql`${events.app} = ${sql.raw(String(APP))} AND ${events.sessionId} = 'cc-s2'`;
-    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) => db.run(s));
+    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) =>
+      db.run(s),
+    );
     await db.batch([first!, ...rest]);
     await expectExact("after delete");
-    const left = await env.DB.prepare("SELECT count(*) AS n FROM context_counts WHERE app = ? AND n < 0").bind(APP).first<{ n: number }>();
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM context_counts WHERE app = ? AND n < 0")
+      .bind(APP)
+      .first<{ n: number }>();
     expect(left!.n).toBe(0);
   });
 });

@@ -4,10 +4,10 @@ import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { countEvents } from "../../src/db/event-counts";
-import { HOUR } from "../../src/shared/timestamp";
 import { insertAll } from "../../src/db/event-insert";
 import { type EventFilters } from "../../src/db/event-reads";
 import type { NewEventRow } from "../../src/db/schema";
+import { HOUR } from "../../src/shared/timestamp";
 
 const db = drizzle(env.DB);
 /** Application numbers the rows carry (0: none). */
@@ -107,7 +107,9 @@ describe("countEvents", () => {
     // Three hours of the all-applications roll-up, not 3,000 events (nor a row per application).
     expect(rowsRead).toBeLessThanOrEqual(4);
     rowsRead = 0;
-    expect(await countEvents(measured, { category: `${p}-all`, app: APPS[1] })).toBe(stored.filter((r) => r.app === APPS[1]).length);
+    expect(await countEvents(measured, { category: `${p}-all`, app: APPS[1] })).toBe(
+      stored.filter((r) => r.app === APPS[1]).length,
+    );
     expect(rowsRead).toBeLessThanOrEqual(4);
 
     rowsRead = 0;
@@ -132,7 +134,12 @@ describe("countEvents", () => {
     );
     // The next batch the consumer stores rolls up everything above the stored mark, not only its own rows.
     await insertAll(db, rows(p, 15, base, 3 * HOUR, 9));
-    for (const f of [{ category: `${p}-c0` }, { category: `${p}-c1`, name: `${p}-n2` }, { name: `${p}-n1`, app: APPS[0] }, {}]) {
+    for (const f of [
+      { category: `${p}-c0` },
+      { category: `${p}-c1`, name: `${p}-n2` },
+      { name: `${p}-n1`, app: APPS[0] },
+      {},
+    ]) {
       const g = { ...f, after: base - HOUR, before: base + 4 * HOUR };
       expect(await countEvents(db, g), JSON.stringify(f)).toBe(await plainCount(g));
     }

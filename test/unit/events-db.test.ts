@@ -2,10 +2,10 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { beforeAll, describe, expect, it } from "vitest";
-import { countEvents } from "../../src/db/event-counts";
 import { D1_MAX_PARAMS } from "../../src/db/db";
+import { countEvents } from "../../src/db/event-counts";
 import { insertAll } from "../../src/db/event-insert";
-import { listEvents, type EventFilters, type Position } from "../../src/db/event-reads";
+import { type EventFilters, listEvents, type Position } from "../../src/db/event-reads";
 import type { EventRow, NewErrorLogRow, NewEventRow } from "../../src/db/schema";
 
 const db = drizzle(env.DB);
@@ -65,7 +65,9 @@ function row(overrides: Partial<NewEventRow> = {}): NewEventRow {
 }
 
 const countWhere = async (sql: string, ...params: unknown[]) =>
-  (await env.DB.prepare(`SELECT count(*) AS n FROM ${sql}`).bind(...params).first<{ n: number }>())!.n;
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${sql}`)
+    .bind(...params)
+    .first<{ n: number }>())!.n;
 
 describe("insertAll", () => {
   it("stores more than 1000 rows with every statement under D1's 100 bound parameters, in one batch", async () => {
@@ -97,15 +99,25 @@ describe("insertAll", () => {
     expect(await countWhere("events WHERE event_id = unhex(replace(?, '-', ''))", eventId)).toBe(1);
     expect(await countWhere("events WHERE session_id = ?", "db-dup")).toBe(2);
     // The first write wins; redeliveries never overwrite it.
-    const stored = await env.DB.prepare("SELECT data FROM events WHERE event_id = unhex(replace(?, '-', ''))").bind(eventId).first<{ data: string }>();
+    const stored = await env.DB.prepare("SELECT data FROM events WHERE event_id = unhex(replace(?, '-', ''))")
+      .bind(eventId)
+      .first<{ data: string }>();
     expect(stored!.data).toBe('{"copy":1}');
   });
 
   it("writes events and error-log rows all or nothing", async () => {
     const good = row({ sessionId: "db-atomic" });
     const bad = row({ sessionId: "db-atomic", category: null as unknown as string }); // violates NOT NULL
-    const error: NewErrorLogRow = { kind: "invalid_event", occurredAt: 1, payload: "{}", reasons: "[]", source: "db-atomic" };
-    await expect(insertAll(db, [good, ...Array.from({ length: 30 }, () => row({ sessionId: "db-atomic" })), bad], [error])).rejects.toThrow();
+    const error: NewErrorLogRow = {
+      kind: "invalid_event",
+      occurredAt: 1,
+      payload: "{}",
+      reasons: "[]",
+      source: "db-atomic",
+    };
+    await expect(
+      insertAll(db, [good, ...Array.from({ length: 30 }, () => row({ sessionId: "db-atomic" })), bad], [error]),
+    ).rejects.toThrow();
     expect(await countWhere("events WHERE session_id = ?", "db-atomic")).toBe(0);
     expect(await countWhere("error_log WHERE source = ?", "db-atomic")).toBe(0);
   });
@@ -162,7 +174,11 @@ describe("listEvents order", () => {
           ids.push(...page.slice(0, size).map((r) => r.id));
           const lookahead = page[size];
           if (!lookahead) break;
-          after = { timestamp: lookahead.timestamp, id: lookahead.id, tie: page[size - 1]!.timestamp === lookahead.timestamp };
+          after = {
+            timestamp: lookahead.timestamp,
+            id: lookahead.id,
+            tie: page[size - 1]!.timestamp === lookahead.timestamp,
+          };
         }
         const expected = all.map((r) => r.id);
         expect(ids, `${direction}, pages of ${size}`).toEqual(direction === "desc" ? expected : expected.reverse());
@@ -206,13 +222,13 @@ describe("rows read per page", () => {
       state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
       return state / 2 ** 31;
     };
-    const pick = <T,>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
+    const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
     const rows = Array.from({ length: ROWS }, () =>
       row({
         sessionId: `rr-session-${Math.floor(random() * 40)}`,
         category: pick(categories),
         name: pick(names),
-        timestamp: T0 + Math.floor(random() * 2000) * (10 * DAY / 2000),
+        timestamp: T0 + Math.floor(random() * 2000) * ((10 * DAY) / 2000),
       }),
     );
     await insertAll(db, rows);
@@ -247,9 +263,13 @@ describe("rows read per page", () => {
   /** Runs listEvents' own SQL on the binding and returns what D1 reports having read. */
   async function pageCost(f: EventFilters, after?: Position) {
     // listEvents returns the unexecuted Drizzle query (typed as the promise it resolves to).
-    const built = listEvents(db, { ...f }, { limit: LIMIT + 1, after }) as unknown as { toSQL(): { sql: string; params: unknown[] } };
+    const built = listEvents(db, { ...f }, { limit: LIMIT + 1, after }) as unknown as {
+      toSQL(): { sql: string; params: unknown[] };
+    };
     const query = built.toSQL();
-    const result = await env.DB.prepare(query.sql).bind(...query.params).all<Record<string, unknown>>();
+    const result = await env.DB.prepare(query.sql)
+      .bind(...query.params)
+      .all<Record<string, unknown>>();
     return { rowsRead: result.meta.rows_read, returned: result.results.length };
   }
 
@@ -297,17 +317,32 @@ describe("rows read per page", () => {
   }
 
   it("reads exactly one page (limit + 1 rows) from a position that starts its timestamp, in one range", async () => {
-    for (const [shape, f] of [["no filter", {}], ["scoped category+name and a range", { app: APP, category: "rr-click", name: "rr-pay", after: T0 + 2 * DAY, before: T0 + 8 * DAY }]] as const) {
+    for (const [shape, f] of [
+      ["no filter", {}],
+      [
+        "scoped category+name and a range",
+        { app: APP, category: "rr-click", name: "rr-pay", after: T0 + 2 * DAY, before: T0 + 8 * DAY },
+      ],
+    ] as const) {
       const expected = matching(f);
       // A row whose predecessor in the walk has another timestamp: what the API marks clean.
       const i = expected.findIndex((r, k) => k > expected.length / 2 && expected[k - 1]!.timestamp !== r.timestamp);
       const at = expected[i]!;
-      const built = listEvents(db, { ...f }, { limit: LIMIT + 1, after: { timestamp: at.timestamp, id: at.id, tie: false } }) as unknown as {
+      const built = listEvents(
+        db,
+        { ...f },
+        { limit: LIMIT + 1, after: { timestamp: at.timestamp, id: at.id, tie: false } },
+      ) as unknown as {
         toSQL(): { sql: string; params: unknown[] };
       };
       const query = built.toSQL();
-      const result = await env.DB.prepare(query.sql).bind(...query.params).all<{ id: number }>();
-      expect(result.results.map((r) => r.id), shape).toEqual(expected.slice(i, i + LIMIT + 1).map((r) => r.id));
+      const result = await env.DB.prepare(query.sql)
+        .bind(...query.params)
+        .all<{ id: number }>();
+      expect(
+        result.results.map((r) => r.id),
+        shape,
+      ).toEqual(expected.slice(i, i + LIMIT + 1).map((r) => r.id));
       expect(result.meta.rows_read, shape).toBeLessThanOrEqual(LIMIT + 1);
     }
   });
@@ -320,7 +355,10 @@ describe("rows read per page", () => {
   });
 
   it("lists the same rows the filters describe, in order", async () => {
-    for (const shape of [...Object.values(shapes), { sessionId: "rr-session-7", category: "rr-click", after: T0 + 2 * DAY }]) {
+    for (const shape of [
+      ...Object.values(shapes),
+      { sessionId: "rr-session-7", category: "rr-click", after: T0 + 2 * DAY },
+    ]) {
       const f = { after: T0, ...shape };
       const rows = await listEvents(db, { ...f }, { limit: ROWS });
       expect(rows.map((r) => r.id)).toEqual(matching(f).map((r) => r.id));
@@ -334,28 +372,46 @@ describe("cursor pages inside a group of equal timestamps", () => {
   const TIE = Date.UTC(2024, 2, 3, 12) * 1000;
   const GROUP = 10_000;
   const LIMIT = 50;
-  const f: EventFilters = { category: "tie-category", name: "tie-name", after: TIE - 10 * 1_000_000, before: TIE + 10 * 1_000_000 };
+  const f: EventFilters = {
+    category: "tie-category",
+    name: "tie-name",
+    after: TIE - 10 * 1_000_000,
+    before: TIE + 10 * 1_000_000,
+  };
   let group: EventRow[] = [];
   const mergeSlack = new Map<string, number>();
 
   beforeAll(async () => {
     const rows = [
-      ...Array.from({ length: GROUP }, () => row({ sessionId: "tie-session", category: "tie-category", name: "tie-name", timestamp: TIE })),
+      ...Array.from({ length: GROUP }, () =>
+        row({ sessionId: "tie-session", category: "tie-category", name: "tie-name", timestamp: TIE }),
+      ),
       // 60 single events a tenth of a second apart on each side of the group.
       ...Array.from({ length: 120 }, (_, i) =>
-        row({ sessionId: "tie-session", category: "tie-category", name: "tie-name", timestamp: TIE + (i < 60 ? i - 60 : i - 59) * 100_000 }),
+        row({
+          sessionId: "tie-session",
+          category: "tie-category",
+          name: "tie-name",
+          timestamp: TIE + (i < 60 ? i - 60 : i - 59) * 100_000,
+        }),
       ),
     ];
     await insertAll(db, rows);
-    const stored = env.DB.prepare("SELECT id, timestamp FROM events WHERE category = 'tie-category' AND timestamp = ? ORDER BY id");
+    const stored = env.DB.prepare(
+      "SELECT id, timestamp FROM events WHERE category = 'tie-category' AND timestamp = ? ORDER BY id",
+    );
     group = (await stored.bind(TIE).all<EventRow>()).results;
     expect(group).toHaveLength(GROUP);
   });
 
   async function pageCost(filters: EventFilters, after: Position, direction: "asc" | "desc") {
-    const built = listEvents(db, filters, { limit: LIMIT + 1, after, direction }) as unknown as { toSQL(): { sql: string; params: unknown[] } };
+    const built = listEvents(db, filters, { limit: LIMIT + 1, after, direction }) as unknown as {
+      toSQL(): { sql: string; params: unknown[] };
+    };
     const query = built.toSQL();
-    const result = await env.DB.prepare(query.sql).bind(...query.params).all<{ id: number; timestamp: number }>();
+    const result = await env.DB.prepare(query.sql)
+      .bind(...query.params)
+      .all<{ id: number; timestamp: number }>();
     return { rowsRead: result.meta.rows_read, rows: result.results };
   }
 
@@ -385,7 +441,12 @@ describe("cursor pages inside a group of equal timestamps", () => {
         expect(rows).toHaveLength(LIMIT + 1);
         // The page starts at the position and walks the group by id in the page's direction.
         const step = direction === "desc" ? -1 : 1;
-        expect(rows.map((r) => r.id)).toEqual(group.slice(GROUP / 2 + (step < 0 ? -LIMIT : 0), GROUP / 2 + (step < 0 ? 1 : LIMIT + 1)).map((r) => r.id).sort((a, b) => step * (a - b)));
+        expect(rows.map((r) => r.id)).toEqual(
+          group
+            .slice(GROUP / 2 + (step < 0 ? -LIMIT : 0), GROUP / 2 + (step < 0 ? 1 : LIMIT + 1))
+            .map((r) => r.id)
+            .sort((a, b) => step * (a - b)),
+        );
         expect(rowsRead).toBeLessThanOrEqual(LIMIT + 1 + slack);
       });
 
@@ -426,17 +487,30 @@ describe("a tenant with a thousandth of the events", () => {
     "no filter": {},
     category: { category: "tenant-category" },
     name: { name: "tenant-a" },
-    "category+name and a range": { category: "tenant-category", name: "tenant-b", after: T, before: T + 30_000 * 1_000_000 },
+    "category+name and a range": {
+      category: "tenant-category",
+      name: "tenant-b",
+      after: T,
+      before: T + 30_000 * 1_000_000,
+    },
   } satisfies Record<string, EventFilters>)) {
     it(`reads one page for the small application, ${shape}`, async () => {
-      const built = listEvents(db, { ...f, app: SMALL }, { limit: LIMIT + 1 }) as unknown as { toSQL(): { sql: string; params: unknown[] } };
+      const built = listEvents(db, { ...f, app: SMALL }, { limit: LIMIT + 1 }) as unknown as {
+        toSQL(): { sql: string; params: unknown[] };
+      };
       const query = built.toSQL();
-      const result = await env.DB.prepare(query.sql).bind(...query.params).all<{ app: number }>();
+      const result = await env.DB.prepare(query.sql)
+        .bind(...query.params)
+        .all<{ app: number }>();
       expect(result.results.length).toBeGreaterThan(0);
       expect(result.results.every((r) => r.app === SMALL)).toBe(true);
       expect(result.meta.rows_read).toBeLessThanOrEqual(LIMIT + 1);
       expect(await countEvents(db, { ...f, app: SMALL, after: T, before: T + 30_000 * 1_000_000 })).toBe(
-        (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE app = ? AND category = 'tenant-category'${"name" in f ? " AND name = ?" : ""}`).bind(SMALL, ...("name" in f ? [f.name] : [])).first<{ n: number }>())!.n,
+        (await env.DB.prepare(
+          `SELECT count(*) AS n FROM events WHERE app = ? AND category = 'tenant-category'${"name" in f ? " AND name = ?" : ""}`,
+        )
+          .bind(SMALL, ...("name" in f ? [f.name] : []))
+          .first<{ n: number }>())!.n,
       );
     });
   }
@@ -446,7 +520,12 @@ describe("deep offsets across applications", () => {
   it("returns the same page as a walk from the start", async () => {
     const T = Date.UTC(2025, 6, 1) * 1000;
     const rows = Array.from({ length: 3000 }, (_, i) =>
-      row({ app: i % 3 === 0 ? 9 : APP, category: "deep-offset", name: "deep", timestamp: T + Math.floor(i / 2) * 1000 }),
+      row({
+        app: i % 3 === 0 ? 9 : APP,
+        category: "deep-offset",
+        name: "deep",
+        timestamp: T + Math.floor(i / 2) * 1000,
+      }),
     );
     await insertAll(db, rows);
     const f: EventFilters = { category: "deep-offset" };
@@ -454,7 +533,10 @@ describe("deep offsets across applications", () => {
     expect(all).toHaveLength(3000);
     for (const offset of [1, 999, 2950]) {
       const page = await listEvents(db, f, { limit: 100, offset });
-      expect(page.map((r) => r.id), `offset ${offset}`).toEqual(all.slice(offset, offset + 100).map((r) => r.id));
+      expect(
+        page.map((r) => r.id),
+        `offset ${offset}`,
+      ).toEqual(all.slice(offset, offset + 100).map((r) => r.id));
       expect(page[0]).toMatchObject({ category: "deep-offset", name: "deep" });
       expect(page[0]!.eventId).toMatch(/^[0-9a-f-]{36}$/);
     }

@@ -5,8 +5,18 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import * as z from "zod/mini";
 import { createApp } from "../../src/app";
-import { docLimits, jsonSchemaOf, openApiDocument, type JsonSchema } from "../../src/openapi/document";
-import { errorQuery, errorSummaryQuery, eventInput, eventQuery, exportQuery, ingestQuery, label, receiptQuery, statsQuery } from "../../src/shared/schemas";
+import { docLimits, type JsonSchema, jsonSchemaOf, openApiDocument } from "../../src/openapi/document";
+import {
+  errorQuery,
+  errorSummaryQuery,
+  eventInput,
+  eventQuery,
+  exportQuery,
+  ingestQuery,
+  label,
+  receiptQuery,
+  statsQuery,
+} from "../../src/shared/schemas";
 import { README_EVENT } from "../helpers/api";
 
 const ORIGIN = "http://eye.test";
@@ -30,7 +40,11 @@ const served = async () => (await (await asset("/api/openapi.json")).json()) as 
 /** A path as the document writes it, without the trailing slash the app ignores (strict: false). */
 const bare = (path: string) => (path.length > 1 ? path.replace(/\/$/, "") : path);
 const documented = (doc: Doc) =>
-  new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${bare(path)}`)));
+  new Set(
+    Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method.toUpperCase()} ${bare(path)}`),
+    ),
+  );
 
 /** The routes the app serves, as (method, path) in the document's notation; middleware left out. */
 function appRoutes() {
@@ -43,7 +57,10 @@ function appRoutes() {
   };
 }
 
-const query = (op: Operation) => (op.parameters ?? []).filter((p): p is { name: string; in: string; description?: string; schema: JsonSchema } => "in" in p && p.in === "query");
+const query = (op: Operation) =>
+  (op.parameters ?? []).filter(
+    (p): p is { name: string; in: string; description?: string; schema: JsonSchema } => "in" in p && p.in === "query",
+  );
 
 describe("public/api/openapi.json", () => {
   it("is served as a static file and is exactly what src/openapi/document.ts makes from the schemas (else: npm run openapi)", async () => {
@@ -58,9 +75,15 @@ describe("public/api/openapi.json", () => {
     const doc = await served();
     const { operations, paths } = appRoutes();
     const inDoc = documented(doc);
-    expect([...operations].filter((op) => !inDoc.has(op)), "routes missing from the document").toEqual([]);
+    expect(
+      [...operations].filter((op) => !inDoc.has(op)),
+      "routes missing from the document",
+    ).toEqual([]);
     const docPaths = new Set(Object.keys(doc.paths).map(bare));
-    expect([...paths].filter((p) => !docPaths.has(p)), "paths with a 405 handler missing from the document").toEqual([]);
+    expect(
+      [...paths].filter((p) => !docPaths.has(p)),
+      "paths with a 405 handler missing from the document",
+    ).toEqual([]);
     // The other way round: an operation the app does not route is a static file.
     for (const op of [...inDoc].filter((op) => !operations.has(op))) {
       const [method, path] = op.split(" ") as [string, string];
@@ -85,7 +108,10 @@ describe("public/api/openapi.json", () => {
         const key = `${method.toUpperCase()} ${bare(path)}`;
         const schema = parses[key];
         const params = query(op);
-        expect(params.map((p) => p.name), key).toEqual(schema ? Object.keys(schema.shape) : []);
+        expect(
+          params.map((p) => p.name),
+          key,
+        ).toEqual(schema ? Object.keys(schema.shape) : []);
         if (!schema) continue;
         const properties = (jsonSchemaOf(schema, limits) as { properties: Record<string, JsonSchema> }).properties;
         for (const p of params) {
@@ -100,7 +126,10 @@ describe("public/api/openapi.json", () => {
   it("describes the event with z.toJSONSchema(eventInput): the same fields, types and required list", () => {
     const event = made.components.schemas.Event as { properties: Record<string, JsonSchema>; required: string[] };
     expect(event).toEqual(jsonSchemaOf(eventInput, limits));
-    const raw = z.toJSONSchema(eventInput, { io: "input", unrepresentable: "any" }) as { properties: Record<string, JsonSchema>; required: string[] };
+    const raw = z.toJSONSchema(eventInput, { io: "input", unrepresentable: "any" }) as {
+      properties: Record<string, JsonSchema>;
+      required: string[];
+    };
     expect(Object.keys(event.properties)).toEqual(Object.keys(raw.properties));
     expect(event.required).toEqual(raw.required);
     for (const [field, schema] of Object.entries(raw.properties)) {
@@ -110,12 +139,22 @@ describe("public/api/openapi.json", () => {
     const post = made.paths["/api/event/"]!.post!;
     expect(Object.keys(post.requestBody!.content)).toEqual(["application/json", "text/plain"]);
     expect(made.components.schemas.EventBatch).toEqual({
-      anyOf: [{ $ref: "#/components/schemas/Event" }, { type: "array", minItems: 1, maxItems: limits.maxEventsPerRequest, items: { $ref: "#/components/schemas/Event" } }],
+      anyOf: [
+        { $ref: "#/components/schemas/Event" },
+        {
+          type: "array",
+          minItems: 1,
+          maxItems: limits.maxEventsPerRequest,
+          items: { $ref: "#/components/schemas/Event" },
+        },
+      ],
     });
   });
 
   it("says of each label, data and event_id only what the validator enforces", () => {
-    const event = made.components.schemas.Event as { properties: Record<string, JsonSchema & { anyOf?: JsonSchema[] }> };
+    const event = made.components.schemas.Event as {
+      properties: Record<string, JsonSchema & { anyOf?: JsonSchema[] }>;
+    };
     const accepts = (fields: Record<string, unknown>) => eventInput.safeParse({ ...README_EVENT, ...fields }).success;
     const { minLength, maxLength } = event.properties.session_id!;
     expect([minLength, maxLength]).toEqual([1, 150]);
@@ -143,7 +182,11 @@ describe("public/api/openapi.json", () => {
       for (const [method, op] of Object.entries(ops)) {
         const schemes = op.security.flatMap((req) => Object.keys(req)).sort();
         if (method === "post") expect(schemes, `${method} ${path}`).toEqual(["writeKey", "writeKeyInQuery"]);
-        else expect(schemes.filter((s) => s.startsWith("write")), `${method} ${path}`).toEqual([]);
+        else
+          expect(
+            schemes.filter((s) => s.startsWith("write")),
+            `${method} ${path}`,
+          ).toEqual([]);
       }
     }
   });
@@ -160,7 +203,11 @@ describe("/docs", () => {
     expect(page.headers.get("content-security-policy")).toContain("connect-src 'self'");
     const html = await page.text();
     expect(html).toContain('src="docs.js"');
-    const files = { html, js: await (await asset("/docs/docs.js")).text(), css: await (await asset("/docs/docs.css")).text() };
+    const files = {
+      html,
+      js: await (await asset("/docs/docs.js")).text(),
+      css: await (await asset("/docs/docs.css")).text(),
+    };
     expect(files.js).toContain('fetch("/api/openapi.json"');
     for (const [name, text] of Object.entries(files)) {
       expect(text.length, name).toBeGreaterThan(500);

@@ -3,10 +3,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { eventMessages, invalidMessages } from "../../src/ingest/messages";
-import { excerpt, PAYLOAD_EXCERPT } from "../../src/shared/sizes";
 import { sendAll } from "../../src/shared/queue-send";
-import { packBySize } from "../../src/shared/sizes";
-import { queueMessage, type PreparedEvent, type QueueMessage } from "../../src/shared/schemas";
+import { type PreparedEvent, type QueueMessage, queueMessage } from "../../src/shared/schemas";
+import { excerpt, PAYLOAD_EXCERPT, packBySize } from "../../src/shared/sizes";
 
 const MESSAGE_LIMIT = 128_000;
 const BATCH_BYTES_LIMIT = 256_000;
@@ -29,7 +28,11 @@ function recordingQueue(real: Queue) {
   return { queue, calls };
 }
 
-function preparedEvents(n: number, dataOf: (i: number) => unknown, session = `pack-${crypto.randomUUID()}`): PreparedEvent[] {
+function preparedEvents(
+  n: number,
+  dataOf: (i: number) => unknown,
+  session = `pack-${crypto.randomUUID()}`,
+): PreparedEvent[] {
   return Array.from({ length: n }, (_, i) => ({
     event_id: crypto.randomUUID(),
     session_id: session,
@@ -41,7 +44,9 @@ function preparedEvents(n: number, dataOf: (i: number) => unknown, session = `pa
 }
 
 const countSession = async (sessionId: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE session_id = ?").bind(sessionId).first<{ n: number }>())!.n;
+  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE session_id = ?")
+    .bind(sessionId)
+    .first<{ n: number }>())!.n;
 
 describe("packBySize", () => {
   it("keeps order and every item, each group within the byte and count caps", () => {
@@ -105,8 +110,16 @@ describe("invalidMessages: the refused event's type", () => {
   it("rides beside the excerpt when the event sent strings there, cut to 150 characters, and is absent otherwise", () => {
     const long = `${"x".repeat(149)}😀${"y".repeat(10_000)}`;
     const refused = [
-      { index: 0, payload: { category: "nav", name: "view", data: { blob: "z".repeat(5000) } }, reasons: [{ index: 0, field: "data/price", message: "…", rule: "minimum" }] },
-      { index: 1, payload: { category: long, name: 7 }, reasons: [{ index: 1, field: "category", message: "…", rule: "custom" }] },
+      {
+        index: 0,
+        payload: { category: "nav", name: "view", data: { blob: "z".repeat(5000) } },
+        reasons: [{ index: 0, field: "data/price", message: "…", rule: "minimum" }],
+      },
+      {
+        index: 1,
+        payload: { category: long, name: 7 },
+        reasons: [{ index: 1, field: "category", message: "…", rule: "custom" }],
+      },
       { index: 2, payload: "text", reasons: [{ index: 2, field: null, message: "each event must be a JSON object" }] },
     ];
     const [message] = invalidMessages(refused, null, 5, "req-type");

@@ -1,11 +1,11 @@
 // The zod contract (event, query string, queue message) and the edge validation built on it (SPEC §1, §2, §4).
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { limitsFrom, type Limits } from "../../src/shared/config";
+import { eventsOf, MAX_DATA_DEPTH, validateEvents } from "../../src/ingest/validate";
+import { type Limits, limitsFrom } from "../../src/shared/config";
 import { ApiError } from "../../src/shared/errors";
 import { eventInput, eventQuery, MAX_LIMIT, MAX_OFFSET, queueMessage } from "../../src/shared/schemas";
 import { utf8Length } from "../../src/shared/sizes";
-import { eventsOf, MAX_DATA_DEPTH, validateEvents } from "../../src/ingest/validate";
 import { README_EVENT } from "../helpers/api";
 
 const README_MICROS = Date.UTC(2021, 0, 1, 9, 15, 27) * 1000 + 243860;
@@ -23,7 +23,8 @@ async function reasonsFor(candidate: unknown, limits?: Limits): Promise<[string 
   return (refused[0]?.reasons ?? []).map((r) => [r.field, r.message]);
 }
 
-const fieldsRefused = async (candidate: unknown, limits?: Limits) => (await reasonsFor(candidate, limits)).map(([f]) => f);
+const fieldsRefused = async (candidate: unknown, limits?: Limits) =>
+  (await reasonsFor(candidate, limits)).map(([f]) => f);
 
 /** `levels` objects nested inside one another, `data` itself being the first. */
 function nested(levels: number): Record<string, unknown> {
@@ -59,7 +60,9 @@ describe("eventInput", () => {
       const long = eventInput.safeParse({ ...README_EVENT, [field]: astral.repeat(151) });
       expect(long.error?.issues[0]?.message, field).toBe("must be at most 150 characters");
       expect(eventInput.safeParse({ ...README_EVENT, [field]: "x".repeat(151) }).success, field).toBe(false);
-      expect(eventInput.safeParse({ ...README_EVENT, [field]: "" }).error?.issues[0]?.message).toBe("must not be empty");
+      expect(eventInput.safeParse({ ...README_EVENT, [field]: "" }).error?.issues[0]?.message).toBe(
+        "must not be empty",
+      );
       expect(eventInput.safeParse({ ...README_EVENT, [field]: 42 }).error?.issues[0]?.message).toBe("must be a string");
     }
   });
@@ -83,13 +86,20 @@ describe("eventInput", () => {
     for (const timestamp of [1609492527, "2021-01-01", "2021-02-30 10:00", "01/01/2021 10:00", null]) {
       expect(eventInput.safeParse({ ...README_EVENT, timestamp }).success, String(timestamp)).toBe(false);
     }
-    expect(eventInput.parse({ ...README_EVENT, timestamp: "2021-01-01T10:15:27.243860+01:00" }).timestamp).toBe(README_MICROS);
+    expect(eventInput.parse({ ...README_EVENT, timestamp: "2021-01-01T10:15:27.243860+01:00" }).timestamp).toBe(
+      README_MICROS,
+    );
   });
 
   it("takes event_id only as a UUID, normalised to lower case", () => {
     const id = "A3BB189E-8BF9-3888-9912-ACE4E6543002";
     expect(eventInput.parse({ ...README_EVENT, event_id: id }).event_id).toBe(id.toLowerCase());
-    for (const event_id of ["not-a-uuid", "a3bb189e8bf938889912ace4e6543002", 123, "a3bb189e-8bf9-3888-9912-ace4e654300"]) {
+    for (const event_id of [
+      "not-a-uuid",
+      "a3bb189e8bf938889912ace4e6543002",
+      123,
+      "a3bb189e-8bf9-3888-9912-ace4e654300",
+    ]) {
       expect(eventInput.safeParse({ ...README_EVENT, event_id }).success, String(event_id)).toBe(false);
     }
   });
@@ -121,7 +131,9 @@ describe("validateEvents", () => {
       [1, "timestamp"],
     ]);
     expect(refused[0]!.reasons[0]!.message).toBe("session_id must not be empty");
-    expect(refused[1]!.reasons).toEqual([{ index: 2, field: null, message: "each event must be a JSON object", rule: "invalid_type" }]);
+    expect(refused[1]!.reasons).toEqual([
+      { index: 2, field: null, message: "each event must be a JSON object", rule: "invalid_type" },
+    ]);
     expect(refused[1]!.payload).toBe("not an object");
   });
 
@@ -171,7 +183,13 @@ describe("validateEvents", () => {
   it("refuses non-finite numbers anywhere in data instead of storing them as null", async () => {
     const parsed = JSON.parse('{"big": 1e999}') as Record<string, unknown>;
     expect(parsed.big).toBe(Infinity);
-    for (const data of [parsed, { n: -Infinity }, { n: NaN }, { list: [1, 2, Infinity] }, { deep: { er: [{ n: NaN }] } }]) {
+    for (const data of [
+      parsed,
+      { n: -Infinity },
+      { n: NaN },
+      { list: [1, 2, Infinity] },
+      { deep: { er: [{ n: NaN }] } },
+    ]) {
       expect(await fieldsRefused({ ...README_EVENT, data }), JSON.stringify(data)).toEqual(["data"]);
     }
     expect(await fieldsRefused({ ...README_EVENT, data: { n: Number.MAX_VALUE, m: -0, f: 1.5e-300 } })).toEqual([]);
@@ -203,7 +221,8 @@ describe("validateEvents", () => {
     // Two copies in one request are two events; the same request again maps to the same two ids.
     expect(b!.event_id).toMatch(UUID_V8);
     expect(b!.event_id).not.toBe(a!.event_id);
-    const again = (await validate([README_EVENT, { ...README_EVENT, data: { other: 1 } }, { ...README_EVENT }])).accepted;
+    const again = (await validate([README_EVENT, { ...README_EVENT, data: { other: 1 } }, { ...README_EVENT }]))
+      .accepted;
     expect([again[0]!.event_id, again[2]!.event_id]).toEqual([a!.event_id, b!.event_id]);
     // The same instant written another way is the same event.
     const offset = (await validate([{ ...README_EVENT, timestamp: "2021-01-01T10:15:27.24386+01:00" }])).accepted[0]!;
@@ -223,8 +242,16 @@ describe("validateEvents", () => {
   });
 
   it("uses the configured limits from wrangler.toml", () => {
-    expect(LIMITS).toEqual({ maxBodyBytes: 1024 * 1024, maxDataBytes: 32 * 1024, maxEventsPerRequest: 500, maxFutureMicros: 300_000_000 });
-    expect(limitsFrom({ MAX_DATA_BYTES: "nonsense", MAX_FUTURE_SECONDS: "-5" })).toMatchObject({ maxDataBytes: 32 * 1024, maxFutureMicros: 300_000_000 });
+    expect(LIMITS).toEqual({
+      maxBodyBytes: 1024 * 1024,
+      maxDataBytes: 32 * 1024,
+      maxEventsPerRequest: 500,
+      maxFutureMicros: 300_000_000,
+    });
+    expect(limitsFrom({ MAX_DATA_BYTES: "nonsense", MAX_FUTURE_SECONDS: "-5" })).toMatchObject({
+      maxDataBytes: 32 * 1024,
+      maxFutureMicros: 300_000_000,
+    });
   });
 });
 
@@ -311,9 +338,14 @@ describe("eventQuery", () => {
       expect(result.success, JSON.stringify(query)).toBe(false);
       expect(result.error!.issues[0]!.path[0]).toBe(Object.keys(query)[0]);
     }
-    expect(eventQuery.parse({ limit: String(MAX_LIMIT), offset: String(MAX_OFFSET) })).toEqual({ limit: MAX_LIMIT, offset: MAX_OFFSET });
+    expect(eventQuery.parse({ limit: String(MAX_LIMIT), offset: String(MAX_OFFSET) })).toEqual({
+      limit: MAX_LIMIT,
+      offset: MAX_OFFSET,
+    });
     // Empty filters are no filters, as in the original (django-filter).
-    expect(eventQuery.parse({ session_id: "", category: "", name: "", timestamp_after: "", timestamp_end: "" })).toEqual({});
+    expect(
+      eventQuery.parse({ session_id: "", category: "", name: "", timestamp_after: "", timestamp_end: "" }),
+    ).toEqual({});
   });
 });
 

@@ -3,10 +3,10 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
-import { HOUR } from "../../src/shared/timestamp";
 import { insertAll } from "../../src/db/event-insert";
 import type { NewEventRow } from "../../src/db/schema";
-import { seriesCounts, type SeriesFilters } from "../../src/db/stats";
+import { type SeriesFilters, seriesCounts } from "../../src/db/stats";
+import { HOUR } from "../../src/shared/timestamp";
 
 const db = drizzle(env.DB);
 
@@ -14,7 +14,14 @@ const db = drizzle(env.DB);
 const freshHour = () => Date.UTC(2060, 0, 1) / 3_600_000 + Math.floor(Math.random() * 300_000) * 8;
 
 /** Events spread over `hours` hours from `firstHour`, pseudo-randomly across the given values. */
-function rows(p: string, count: number, firstHour: number, hours: number, apps: number[], types: { categories: number; names: number }): NewEventRow[] {
+function rows(
+  p: string,
+  count: number,
+  firstHour: number,
+  hours: number,
+  apps: number[],
+  types: { categories: number; names: number },
+): NewEventRow[] {
   let x = count;
   // A linear congruential generator's high bits (its low bits cycle with short periods).
   const next = () => Math.floor((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 15);
@@ -31,13 +38,28 @@ function rows(p: string, count: number, firstHour: number, hours: number, apps: 
 }
 
 /** One event per hour, application, category and name: every series present in every hour. */
-function grid(p: string, firstHour: number, hours: number, apps: number[], types: { categories: number; names: number }): NewEventRow[] {
+function grid(
+  p: string,
+  firstHour: number,
+  hours: number,
+  apps: number[],
+  types: { categories: number; names: number },
+): NewEventRow[] {
   const out: NewEventRow[] = [];
   for (let h = firstHour; h < firstHour + hours; h++)
     for (const app of apps)
       for (let c = 0; c < types.categories; c++)
         for (let n = 0; n < types.names; n++)
-          out.push({ eventId: crypto.randomUUID(), sessionId: `${p}-s`, category: `${p}-c${c}`, name: `${p}-n${n}`, data: "{}", timestamp: h * HOUR + 1, receivedAt: 0, app });
+          out.push({
+            eventId: crypto.randomUUID(),
+            sessionId: `${p}-s`,
+            category: `${p}-c${c}`,
+            name: `${p}-n${n}`,
+            data: "{}",
+            timestamp: h * HOUR + 1,
+            receivedAt: 0,
+            app,
+          });
   return out;
 }
 
@@ -45,9 +67,9 @@ function grid(p: string, firstHour: number, hours: number, apps: number[], types
 async function plain(f: SeriesFilters): Promise<Map<string, number>> {
   const where = ["timestamp BETWEEN ? AND ?"];
   const params: unknown[] = [f.firstHour * HOUR, (f.lastHour + 1) * HOUR - 1];
-  if (f.app !== undefined) (where.push("app = ?"), params.push(f.app));
-  if (f.category !== undefined) (where.push("category = ?"), params.push(f.category));
-  if (f.name !== undefined) (where.push("name = ?"), params.push(f.name));
+  if (f.app !== undefined) where.push("app = ?"), params.push(f.app);
+  if (f.category !== undefined) where.push("category = ?"), params.push(f.category);
+  if (f.name !== undefined) where.push("name = ?"), params.push(f.name);
   const { results } = await env.DB.prepare(
     `SELECT ${f.by} AS key, timestamp / ${HOUR} AS hour, count(*) AS n FROM events WHERE ${where.join(" AND ")} GROUP BY key, hour`,
   )
@@ -66,9 +88,17 @@ const asMap = (rs: { key: string; hour: number; n: number }[]) => new Map(rs.map
 /** Runs the query's SQL on the binding: its rows, D1's rows_read, and SQLite's plan. */
 async function measure(f: SeriesFilters) {
   const { sql, params } = seriesCounts(db, f).toSQL();
-  const result = await env.DB.prepare(sql).bind(...params).all();
-  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
-  return { rowsRead: result.meta.rows_read, returned: result.results.length, plan: plan.results.map((r) => r.detail).join("; ") };
+  const result = await env.DB.prepare(sql)
+    .bind(...params)
+    .all();
+  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...params)
+    .all<{ detail: string }>();
+  return {
+    rowsRead: result.meta.rows_read,
+    returned: result.results.length,
+    plan: plan.results.map((r) => r.detail).join("; "),
+  };
 }
 
 describe("seriesCounts", () => {
@@ -89,7 +119,10 @@ describe("seriesCounts", () => {
     ];
     for (const shape of shapes) {
       // The whole window, and a part of it (its edges are whole hours: the roll-up's grain).
-      for (const [first, last] of [[h, h + 29], [h + 7, h + 12]] as const) {
+      for (const [first, last] of [
+        [h, h + 29],
+        [h + 7, h + 12],
+      ] as const) {
         const f = { ...shape, firstHour: first, lastHour: last };
         const got = asMap(await seriesCounts(db, f));
         const want = await plain(f);
@@ -108,7 +141,11 @@ describe("seriesCounts", () => {
     // applications and in the day before and after: all of it in the counts, none of it asked for.
     const types = { categories: 5, names: 40 };
     const window = grid(p, h, 24, [311], types);
-    const noise = [...grid(p, h, 24, [312, 313, 314], types), ...grid(p, h - 24, 24, [311], types), ...grid(p, h + 24, 24, [311], types)];
+    const noise = [
+      ...grid(p, h, 24, [312, 313, 314], types),
+      ...grid(p, h - 24, 24, [311], types),
+      ...grid(p, h + 24, 24, [311], types),
+    ];
     await insertAll(db, [...window, ...noise]);
     const cases: { f: SeriesFilters; series: number; index: RegExp }[] = [
       // 24 hours × (5 categories + the total).
@@ -116,9 +153,17 @@ describe("seriesCounts", () => {
       // 24 hours × (40 names + the total).
       { f: { by: "name", app: 311, firstHour: h, lastHour: h + 23 }, series: 40, index: /event_counts_app_category/ },
       // One category's names: 24 × (40 + 1).
-      { f: { by: "name", category: `${p}-c2`, app: 311, firstHour: h, lastHour: h + 23 }, series: 40, index: /event_counts_app_category/ },
+      {
+        f: { by: "name", category: `${p}-c2`, app: 311, firstHour: h, lastHour: h + 23 },
+        series: 40,
+        index: /event_counts_app_category/,
+      },
       // One series by its key: 24 rows.
-      { f: { by: "category", category: `${p}-c2`, app: 311, firstHour: h, lastHour: h + 23 }, series: 0, index: /USING PRIMARY KEY/ },
+      {
+        f: { by: "category", category: `${p}-c2`, app: 311, firstHour: h, lastHour: h + 23 },
+        series: 0,
+        index: /USING PRIMARY KEY/,
+      },
     ];
     for (const { f, series, index } of cases) {
       const { rowsRead, returned, plan } = await measure(f);

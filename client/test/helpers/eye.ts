@@ -1,7 +1,7 @@
 // What the tests share: the Worker's URL and dev keys, unique sessions, and reading back what
 // was stored (the consumer stores events about a second after they are accepted).
 import { inject } from "vitest";
-import { createQueryClient, uuidv7, type StoredEvent } from "../../src/index.js";
+import { createQueryClient, type StoredEvent, uuidv7 } from "../../src/index.js";
 
 export const WRITE_KEY = "eye_dev_write_key";
 export const READ_KEY = "eye_dev_read_key";
@@ -21,12 +21,17 @@ export async function storedEvents(sessionId: string): Promise<StoredEvent[]> {
  * Waits until a session holds `count` events, then waits `settleMs` more and reads again, so a
  * duplicate stored late is seen too. Returns the final read.
  */
-export async function waitForEvents(sessionId: string, count: number, { timeoutMs = 20_000, settleMs = 1500 } = {}): Promise<StoredEvent[]> {
+export async function waitForEvents(
+  sessionId: string,
+  count: number,
+  { timeoutMs = 20_000, settleMs = 1500 } = {},
+): Promise<StoredEvent[]> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const events = await storedEvents(sessionId);
     if (events.length >= count) break;
-    if (Date.now() > until) throw new Error(`session ${sessionId}: ${events.length} of ${count} events stored after ${timeoutMs} ms`);
+    if (Date.now() > until)
+      throw new Error(`session ${sessionId}: ${events.length} of ${count} events stored after ${timeoutMs} ms`);
     await sleep(250);
   }
   await sleep(settleMs);

@@ -35,7 +35,13 @@ export async function faultServer(upstream: string, steps: Step[] = []): Promise
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {
-      const record: Recorded = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), at: Date.now() };
+      const record: Recorded = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString("utf8"),
+        at: Date.now(),
+      };
       requests.push(record);
       const step = state.steps.shift() ?? "forward";
       if (step === "drop") return req.socket.destroy();
@@ -44,7 +50,8 @@ export async function faultServer(upstream: string, steps: Step[] = []): Promise
         return res.end(JSON.stringify(step.body ?? { success: false, message: `injected ${step.status}` }));
       }
       const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "host" && k !== "content-length") headers[k] = v;
+      for (const [k, v] of Object.entries(req.headers))
+        if (typeof v === "string" && k !== "host" && k !== "content-length") headers[k] = v;
       const answer = await fetch(`${upstream}${record.url}`, {
         method: record.method,
         headers,
