@@ -636,5 +636,5 @@ if (!tasks[task]) {
   console.error(`unknown task ${task}`);
   process.exit(2);
 }
-const args = arg && arg.startsWith("@") ? JSON.parse(fs.readFileSync(arg.slice(1), "utf8")) : JSON.parse(arg ?? "{}");
+const args = arg?.startsWith("@") ? JSON.parse(fs.readFileSync(arg.slice(1), "utf8")) : JSON.parse(arg ?? "{}");
 process.stdout.write(`${JSON.stringify(tasks[task](args))}\n`);

@@ -124,10 +124,10 @@ function children(schema: SchemaObject, at: string): [string, Json, string][] {
   for (const [key, value] of Object.entries(schema)) {
     if (SUBSCHEMA.has(key)) out.push([`${at}/${key}`, value, key]);
     else if (key === "items") {
-      if (Array.isArray(value)) value.forEach((s, i) => out.push([`${at}/items/${i}`, s, key]));
+      if (Array.isArray(value)) for (const [i, s] of value.entries()) out.push([`${at}/items/${i}`, s, key]);
       else out.push([`${at}/items`, value, key]);
     } else if (SUBSCHEMA_LIST.has(key) && Array.isArray(value))
-      value.forEach((s, i) => out.push([`${at}/${key}/${i}`, s, key]));
+      for (const [i, s] of value.entries()) out.push([`${at}/${key}/${i}`, s, key]);
     else if (SUBSCHEMA_MAP.has(key) && isObject(value))
       for (const [k, s] of Object.entries(value)) out.push([`${at}/${key}/${k}`, s, key]);
   }

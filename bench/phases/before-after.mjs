@@ -247,7 +247,7 @@ export async function run(ctx, trivial) {
     });
     await readRowsRead(probe.url, v.shapes);
     await probe.stop();
-    v.shapes.forEach((s, i) => Object.assign(s, summarize(v.times[i])));
+    for (const [i, s] of v.shapes.entries()) Object.assign(s, summarize(v.times[i]));
   }
   const triv = summarize(trivTimes);
   out.query = {

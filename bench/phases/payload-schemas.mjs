@@ -81,8 +81,10 @@ function registerSchema(persist) {
 /** The operator CLI's own check (scripts/schemas.mjs check), so the bench measures a schema it would store. */
 function cliAccepts(log) {
   const cli = path.join(ROOT, "scripts/schemas.mjs");
-  if (!existsSync(cli))
-    return (log("schemas: scripts/schemas.mjs not in this checkout; schema not checked by the CLI"), null);
+  if (!existsSync(cli)) {
+    log("schemas: scripts/schemas.mjs not in this checkout; schema not checked by the CLI");
+    return null;
+  }
   const r = spawnSync(process.execPath, [cli, "check", "-"], {
     cwd: ROOT,
     env: childEnv(),

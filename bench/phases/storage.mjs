@@ -34,7 +34,7 @@ export const CAPACITIES = [
 ];
 
 export async function run(ctx) {
-  const { sizes: SIZES, quick, log, flags } = ctx;
+  const { quick, log, flags } = ctx;
   const out = {
     sizes: {
       storageRows: quick ? 50_000 : 200_000,

@@ -78,7 +78,8 @@ function addMeta(role, sql, meta) {
   m.rowsRead += meta.rows_read ?? 0;
   m.rowsWritten += meta.rows_written ?? 0;
   const key = sql.replace(/\s+/g, " ").trim().slice(0, 90);
-  const e = (m.bySql[key] ??= { n: 0, rowsRead: 0, rowsWritten: 0 });
+  m.bySql[key] ??= { n: 0, rowsRead: 0, rowsWritten: 0 };
+  const e = m.bySql[key];
   e.n++;
   e.rowsRead += meta.rows_read ?? 0;
   e.rowsWritten += meta.rows_written ?? 0;
@@ -118,7 +119,7 @@ function meteredDb(db, role) {
     prepare: (sql) => statement(db.prepare(sql), sql),
     batch: async (stmts) => {
       const results = await db.batch(stmts.map((x) => x.__inner ?? x));
-      results.forEach((r, i) => addMeta(role, stmts[i].__sql ?? "?", r.meta));
+      for (const [i, r] of results.entries()) addMeta(role, stmts[i].__sql ?? "?", r.meta);
       return results;
     },
     exec: (sql) => db.exec(sql),

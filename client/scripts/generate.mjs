@@ -85,7 +85,7 @@ function tsType(s, indent) {
         const values = s.additionalProperties;
         return `{ [key: string]: ${values && Object.keys(values).length > 0 ? tsType(values, indent) : "unknown"} }`;
       }
-      return `{\n${members(s, indent + "  ")}${indent}}`;
+      return `{\n${members(s, `${indent}  `)}${indent}}`;
     }
   }
   throw new Error(`no TypeScript type for the JSON Schema ${JSON.stringify(s)}`);

@@ -1,7 +1,6 @@
 // The API reference: fetches /api/openapi.json from this origin and renders its operations,
 // parameters, bodies, responses and schemas, with a "Try it" form per operation. Plain DOM: every
 // text from the document goes in as text, never as HTML. The key lives in one variable.
-"use strict";
 
 let key = "";
 let doc = null;
@@ -46,7 +45,7 @@ function prose(text, tag = "p") {
 /** Follows a local $ref (#/components/…) to what it names. */
 function resolve(obj) {
   let seen = 0;
-  while (obj && obj.$ref && seen++ < 20) {
+  while (obj?.$ref && seen++ < 20) {
     const target = obj.$ref
       .replace(/^#\//, "")
       .split("/")

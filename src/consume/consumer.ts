@@ -3,7 +3,7 @@
 // queue, whose consumer records it in the error log and reports it to Sentry.
 import { drizzle } from "drizzle-orm/d1";
 import { numbersOf } from "../db/applications";
-import { type Db } from "../db/db";
+import type { Db } from "../db/db";
 import { insertAll, type NewContextEventRow } from "../db/event-insert";
 import type { NewErrorLogRow, NewEventRow } from "../db/schema";
 import { sendAll } from "../shared/queue-send";
@@ -185,7 +185,10 @@ async function holdWhileFull(
     );
     const { sent } = await sendAll(queue, copies, { delaySeconds });
     // Copies that could not be queued stay with the original, which the queue delivers again.
-    group.forEach((m, i) => (i < sent ? m.ack() : m.retry({ delaySeconds })));
+    for (const [i, m] of group.entries()) {
+      if (i < sent) m.ack();
+      else m.retry({ delaySeconds });
+    }
   }
 }
 

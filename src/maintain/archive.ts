@@ -10,7 +10,7 @@
 import { and, between, eq, gt, sql } from "drizzle-orm";
 import { objectName, partitionOf, putLines } from "../archive/objects";
 import { directoryKnowing } from "../db/applications";
-import { type Db } from "../db/db";
+import type { Db } from "../db/db";
 import { eventColumns, type StoredEvent } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import { events, storageState } from "../db/schema";

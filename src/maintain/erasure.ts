@@ -17,7 +17,7 @@
 import { and, asc, eq, ne, type SQL, sql } from "drizzle-orm";
 import { ARCHIVE_ROOT, archiveLines, putLines } from "../archive/objects";
 import { numberKnowing } from "../db/applications";
-import { type Db } from "../db/db";
+import type { Db } from "../db/db";
 import { uncountWhere } from "../db/roll-ups";
 import { type ErasureRow, erasures, events, rollupMark } from "../db/schema";
 import { readStorageState } from "../db/storage-state";

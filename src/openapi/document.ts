@@ -735,7 +735,10 @@ READ_CORS_ORIGINS; preflights are answered at once.`;
 /** The whole document for these limits. */
 export function openApiDocument(limits: DocLimits) {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of routes(limits)) (paths[r.path] ??= {})[r.method] = operation(r, limits);
+  for (const r of routes(limits)) {
+    paths[r.path] ??= {};
+    paths[r.path]![r.method] = operation(r, limits);
+  }
   return {
     openapi: "3.1.0",
     info: { title: "The Eye", version, description: DESCRIPTION },

@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import { archiveLines, archiveObjects } from "../archive/objects";
 import { directoryKnowing } from "../db/applications";
-import { type Db } from "../db/db";
+import type { Db } from "../db/db";
 import { type EventFilters, listAboveId } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import { readStorageState } from "../db/storage-state";

@@ -64,13 +64,13 @@ const EXPLORER = "/explorer";
 
 const DOCS = `${REFERENCE} (the API reference, from ${OPENAPI}); README.md of the project's repository (Endpoints, Configuration, Deploying); SECURITY.md for keys`;
 
-const escape = (s: string) =>
+const escapeHtml = (s: string) =>
   s.replace(/[&<>"]/g, (ch) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[ch]};`);
 
 function page(): string {
   const rows = ENDPOINTS.map(
     (e) =>
-      `<tr><td>${e.method}</td><td><code>${escape(e.path)}</code></td><td>${e.key}</td><td>${escape(e.what)}</td></tr>`,
+      `<tr><td>${e.method}</td><td><code>${escapeHtml(e.path)}</code></td><td>${e.key}</td><td>${escapeHtml(e.what)}</td></tr>`,
   ).join("");
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>The Eye ${version}</title></head><body>
 <h1>The Eye</h1><p>An event collector for user-behaviour events, version ${version}.</p>

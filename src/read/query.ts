@@ -2,7 +2,7 @@
 // one session's events in the order they happened, the error log and its summary.
 import { Hono } from "hono";
 import { directoryKnowing } from "../db/applications";
-import { type Db } from "../db/db";
+import type { Db } from "../db/db";
 import { countErrors, listErrors, summaryQueries } from "../db/error-log";
 import { countQueries, sumCounts } from "../db/event-counts";
 import { type EventFilters, listEvents, type Position } from "../db/event-reads";

@@ -4,7 +4,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { directoryKnowing, numberKnowing } from "../db/applications";
-import { type Db } from "../db/db";
+import type { Db } from "../db/db";
 import { eventColumns } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import { events } from "../db/schema";

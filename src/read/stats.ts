@@ -50,7 +50,10 @@ export function foldSeries(rows: readonly SeriesRow[], w: Window, limit: number,
     const i = Math.floor((r.hour - w.firstHour) / w.width);
     if (i < 0 || i >= w.buckets) continue;
     let counts = byKey.get(r.key);
-    if (!counts) byKey.set(r.key, (counts = zeros()));
+    if (!counts) {
+      counts = zeros();
+      byKey.set(r.key, counts);
+    }
     counts[i]! += r.n;
   }
   const totals = byKey.get(single ?? "") ?? zeros();

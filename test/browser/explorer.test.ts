@@ -185,7 +185,7 @@ async function open(colorScheme: "light" | "dark" = "light"): Promise<Page> {
   requests = [];
   const page = await context.newPage();
   page.on("request", (r) =>
-    requests.push({ url: r.url(), authorized: /^Bearer eye_/.test(r.headers()["authorization"] ?? "") }),
+    requests.push({ url: r.url(), authorized: /^Bearer eye_/.test(r.headers().authorization ?? "") }),
   );
   page.on("pageerror", (e) => {
     throw e;

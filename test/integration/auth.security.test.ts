@@ -216,7 +216,10 @@ describe("failed authentications", () => {
   it("cost no limiter call for an address that fails once (a botnet), and are counted from an address's third failure", async () => {
     let calls = 0;
     const limiter = {
-      limit: async (o: { key: string }) => (calls++, env.AUTH_LIMITER.limit(o)),
+      limit: async (o: { key: string }) => {
+        calls++;
+        return env.AUTH_LIMITER.limit(o);
+      },
     } as unknown as RateLimit;
     const { fetch } = countingEnv({ AUTH_LIMITER: limiter });
     for (let i = 0; i < 50; i++)

@@ -350,7 +350,7 @@ describe("filters by country and device", () => {
 
 describe("the client's IP address", () => {
   const session = `ip-${crypto.randomUUID()}`;
-  let logged: string[] = [];
+  const logged: string[] = [];
   const spies: ReturnType<typeof vi.spyOn>[] = [];
   beforeAll(async () => {
     for (const level of ["log", "info", "warn", "error", "debug"] as const) {

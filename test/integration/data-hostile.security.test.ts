@@ -39,7 +39,7 @@ async function mixedBatch(hostile: [text: string, field: string][], message: Reg
   expect(res.status, text).toBe(202);
   const body = JSON.parse(text);
   expect(body).toMatchObject({ success: false, accepted: 2 });
-  hostile.forEach(([, field], i) => expectFieldError(body, i + 1, field, message));
+  for (const [i, [, field]] of hostile.entries()) expectFieldError(body, i + 1, field, message);
   for (const e of [first, last]) expect((await stored(e.session_id as string)).page.results[0]!.data).toEqual(e.data);
 }
 
@@ -175,7 +175,7 @@ describe.concurrent("numbers", () => {
     });
     expect(res.status, await res.clone().text()).toBe(202);
     const data = (await stored(event.session_id as string)).page.results[0]!.data as Record<string, number>;
-    numbers.forEach((n, i) => expect(data[`n${i}`], n).toBe(Number(n) === 0 ? 0 : Number(n)));
+    for (const [i, n] of numbers.entries()) expect(data[`n${i}`], n).toBe(Number(n) === 0 ? 0 : Number(n));
   });
 });
 

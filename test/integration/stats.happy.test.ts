@@ -156,7 +156,7 @@ describe("GET /api/stats/counts (errors)", () => {
       ["limit=0", "limit"],
       ["limit=101", "limit"],
       ["timestamp_after=yesterday", "timestamp_after"],
-      ["category=" + "x".repeat(151), "category"],
+      [`category=${"x".repeat(151)}`, "category"],
       ["timestamp_after=2019-03-02&timestamp_before=2019-03-01", "timestamp_after"],
       // 745 hours; 367 days.
       ["timestamp_after=2019-03-01&timestamp_before=2019-04-01", "timestamp_after"],

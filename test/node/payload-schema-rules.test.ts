@@ -58,15 +58,12 @@ describe("registering a payload schema", () => {
       }),
     ).toEqual([]);
     expect(
-      problems(
-        true === true
-          ? {
-              if: { required: ["a"] },
-              then: { required: ["b"] },
-              patternProperties: { "^x-[a-z]+$": { type: "string" } },
-            }
-          : {},
-      ),
+      problems({
+        if: { required: ["a"] },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's own keyword
+        then: { required: ["b"] },
+        patternProperties: { "^x-[a-z]+$": { type: "string" } },
+      }),
     ).toEqual([]);
   });
 
@@ -95,10 +92,10 @@ describe("registering a payload schema", () => {
     expect(problems({ description: "x".repeat(MAX_SCHEMA_BYTES) })).toEqual([
       `the schema is larger than ${MAX_SCHEMA_BYTES} bytes`,
     ]);
-    const deep = JSON.parse('{"properties":{"a":'.repeat(20) + "{}" + "}}".repeat(20));
+    const deep = JSON.parse(`${'{"properties":{"a":'.repeat(20)}{}${"}}".repeat(20)}`);
     expect(problems(deep)).toEqual([expect.stringMatching(/nests deeper than 16 schema levels$/)]);
     // Deep enough to overflow a recursive reader: still an answer, not a crash.
-    const deeper = '{"not":'.repeat(100_000) + "{}" + "}".repeat(100_000);
+    const deeper = `${'{"not":'.repeat(100_000)}{}${"}".repeat(100_000)}`;
     expect(problems(deeper).join()).toMatch(/larger than|deeper than/);
   });
 

@@ -7,7 +7,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
-import { type EventFilters } from "../../src/db/event-reads";
+import type { EventFilters } from "../../src/db/event-reads";
 import { uncountWhere } from "../../src/db/roll-ups";
 import { events } from "../../src/db/schema";
 import { HOUR } from "../../src/shared/timestamp";
@@ -25,10 +25,19 @@ async function plainCount(f: EventFilters): Promise<number> {
     ["category", f.category],
     ["name", f.name],
   ] as const) {
-    if (v !== undefined) where.push(`${col} = ?`), params.push(v);
+    if (v !== undefined) {
+      where.push(`${col} = ?`);
+      params.push(v);
+    }
   }
-  if (f.after !== undefined) where.push("timestamp >= ?"), params.push(f.after);
-  if (f.before !== undefined) where.push("timestamp <= ?"), params.push(f.before);
+  if (f.after !== undefined) {
+    where.push("timestamp >= ?");
+    params.push(f.after);
+  }
+  if (f.before !== undefined) {
+    where.push("timestamp <= ?");
+    params.push(f.before);
+  }
   return (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ")}`)
     .bind(...params)
     .first<{ n: number }>())!.n;

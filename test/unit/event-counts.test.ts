@@ -5,7 +5,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll } from "../../src/db/event-insert";
-import { type EventFilters } from "../../src/db/event-reads";
+import type { EventFilters } from "../../src/db/event-reads";
 import type { NewEventRow } from "../../src/db/schema";
 import { HOUR } from "../../src/shared/timestamp";
 

@@ -24,7 +24,10 @@ function rows(
 ): NewEventRow[] {
   let x = count;
   // A linear congruential generator's high bits (its low bits cycle with short periods).
-  const next = () => Math.floor((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 15);
+  const next = () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return Math.floor(x / 2 ** 15);
+  };
   return Array.from({ length: count }, () => ({
     eventId: crypto.randomUUID(),
     sessionId: `${p}-s`,
@@ -67,9 +70,18 @@ function grid(
 async function plain(f: SeriesFilters): Promise<Map<string, number>> {
   const where = ["timestamp BETWEEN ? AND ?"];
   const params: unknown[] = [f.firstHour * HOUR, (f.lastHour + 1) * HOUR - 1];
-  if (f.app !== undefined) where.push("app = ?"), params.push(f.app);
-  if (f.category !== undefined) where.push("category = ?"), params.push(f.category);
-  if (f.name !== undefined) where.push("name = ?"), params.push(f.name);
+  if (f.app !== undefined) {
+    where.push("app = ?");
+    params.push(f.app);
+  }
+  if (f.category !== undefined) {
+    where.push("category = ?");
+    params.push(f.category);
+  }
+  if (f.name !== undefined) {
+    where.push("name = ?");
+    params.push(f.name);
+  }
   const { results } = await env.DB.prepare(
     `SELECT ${f.by} AS key, timestamp / ${HOUR} AS hour, count(*) AS n FROM events WHERE ${where.join(" AND ")} GROUP BY key, hour`,
   )
