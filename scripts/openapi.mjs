@@ -9,7 +9,7 @@ import { importBundled, ROOT, wranglerVars, writeOrCheck } from "./load-source.m
 
 const OUTPUT = path.join(ROOT, "public/api/openapi.json");
 const { openApiDocument, docLimits } = await importBundled(
-  'export { openApiDocument, docLimits } from "./src/openapi/document.ts";',
+  'export { openApiDocument } from "./src/openapi/document.ts"; export { docLimits } from "./src/openapi/json-schema.ts";',
   { prefix: "eye-openapi-" },
 );
 const vars = await wranglerVars();

@@ -1,5 +1,5 @@
 // The Hono app: request ids, one error handler, one JSON error shape, 404/405 as JSON, and the routes.
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
@@ -16,12 +16,33 @@ import { createSentry } from "./shared/sentry";
 
 const isIngestPath = (path: string) => /^\/api\/event(\/validate)?\/?$/.test(path);
 
-/** Answers a method the path does not serve: 405 with the methods it does. */
-const methodNotAllowed = (allow: string) => (c: Context<AppEnv>) => {
-  throw new ApiError("method_not_allowed", `${c.req.method} is not allowed here; use ${allow}`, {
-    headers: { Allow: allow },
-  });
-};
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/**
+ * The methods each mounted path answers, read from the router once every route is mounted, so a
+ * 405's Allow never falls out of step with the routes. GET brings HEAD; the paths open to any
+ * page's preflight list OPTIONS. A static path wins over a parameter one (`/api/event/validate`
+ * is not an `/api/event/:event_id`).
+ */
+function allowedMethods(routes: { method: string; path: string }[]) {
+  const byPath = new Map<string, Set<string>>();
+  for (const { method, path } of routes) {
+    if (method === "ALL") continue; // middleware, not a route
+    const key = path.replace(/\/+$/, "") || "/";
+    const methods = byPath.get(key) ?? new Set<string>();
+    methods.add(method);
+    if (method === "GET") methods.add("HEAD");
+    if (isIngestPath(key)) methods.add("OPTIONS");
+    byPath.set(key, methods);
+  }
+  const table = [...byPath].map(([path, methods]) => ({
+    match: new RegExp(`^${path.replace(/:[^/]+/g, "[^/]+")}/?$`),
+    dynamic: path.includes(":"),
+    allow: METHOD_ORDER.filter((m) => methods.has(m)),
+  }));
+  table.sort((a, b) => Number(a.dynamic) - Number(b.dynamic));
+  return { of: (path: string) => table.find((t) => t.match.test(path))?.allow };
+}
 
 export function createApp() {
   const app = new Hono<AppEnv>({ strict: false });
@@ -93,28 +114,28 @@ export function createApp() {
     );
   });
 
+  app.use(async (c, next) => {
+    const allow = allowed.of(c.req.path);
+    if (allow && !allow.includes(c.req.method)) {
+      throw new ApiError("method_not_allowed", `${c.req.method} is not allowed here; use ${allow.join(", ")}`, {
+        headers: { Allow: allow.join(", ") },
+      });
+    }
+    await next();
+  });
+
   app.route("/", home);
   app.route("/api", home);
-  app.all("/", methodNotAllowed("GET, HEAD"));
   app.route("/api/event", ingest);
   app.route("/api/event", eventsQuery);
-  app.all("/api/event", methodNotAllowed("GET, HEAD, POST, OPTIONS"));
-  // Before the receipt's /:event_id, which would otherwise take a GET of the dry run's path.
-  app.all("/api/event/validate", methodNotAllowed("POST, OPTIONS"));
   app.route("/api/event", receipt);
-  app.all("/api/event/:event_id", methodNotAllowed("GET, HEAD"));
   app.route("/api/sessions", sessions);
-  app.all("/api/sessions/:session_id/events", methodNotAllowed("GET, HEAD"));
   app.route("/api/errors", errorsQuery);
   app.route("/api/export", exportEvents);
   app.route("/api/health", health);
-  app.all("/api/health", methodNotAllowed("GET, HEAD"));
-  app.all("/api/export", methodNotAllowed("GET, HEAD"));
-  app.all("/api/errors", methodNotAllowed("GET, HEAD"));
-  app.all("/api/errors/summary", methodNotAllowed("GET, HEAD"));
   app.route("/api/stats", stats);
-  app.all("/api/stats/counts", methodNotAllowed("GET, HEAD"));
 
+  const allowed = allowedMethods(app.routes);
   return app;
 }
 

@@ -6,7 +6,8 @@
 import { env } from "cloudflare:workers";
 import { type Schema, Validator } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
-import { docLimits, openApiDocument } from "../../src/openapi/document";
+import { openApiDocument } from "../../src/openapi/document";
+import { docLimits } from "../../src/openapi/json-schema";
 import { api, bearer, DEV_READ_KEY, makeApp, makeEvent } from "../helpers/api";
 
 interface Media {

@@ -1,6 +1,9 @@
 // Refused queries and unknown routes (SPEC §4, §5): a bad value is a 400 naming the parameter;
 // unknown routes 404 and wrong methods 405 with Allow, all as JSON that leaks nothing.
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { openApiDocument } from "../../src/openapi/document";
+import { docLimits } from "../../src/openapi/json-schema";
 import { api, BASE, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
 
 interface ErrorBody {
@@ -122,6 +125,36 @@ describe("wrong methods", () => {
       expect(res.headers.get("allow")).toBe(allow);
     });
   }
+});
+
+describe("every documented path", () => {
+  // The Allow of a 405 comes from the mounted routes (src/app.ts); the document is written from its
+  // own route table (src/openapi/routes.ts). They must say the same, for every path.
+  const doc = openApiDocument(docLimits(env)) as { paths: Record<string, Record<string, unknown>> };
+  const workerPaths = Object.entries(doc.paths).filter(
+    ([path]) => path.startsWith("/api/") && path !== "/api/openapi.json",
+  );
+  for (const [path, operations] of workerPaths) {
+    const methods = Object.keys(operations).map((m) => m.toUpperCase());
+    const expected = ["GET", "HEAD", "POST", "OPTIONS"].filter(
+      (m) =>
+        methods.includes(m) ||
+        (m === "HEAD" && methods.includes("GET")) ||
+        (m === "OPTIONS" && methods.includes("POST")),
+    );
+    const concrete = path.replace(/\{[^}]+\}/g, "00000000-0000-4000-8000-000000000000");
+    it(`answers PUT ${path} with 405 and Allow: ${expected.join(", ")}`, async () => {
+      const res = await api(concrete, { method: "PUT", body: "{}" });
+      expect((await errorOf(res, 405)).code).toBe("method_not_allowed");
+      expect(res.headers.get("allow")).toBe(expected.join(", "));
+    });
+  }
+
+  it("answers GET of the dry run's path with 405, not as a receipt for an event_id named validate", async () => {
+    const res = await api("/api/event/validate");
+    await errorOf(res, 405);
+    expect(res.headers.get("allow")).toBe("POST, OPTIONS");
+  });
 });
 
 describe("links", () => {

@@ -5,7 +5,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import * as z from "zod/mini";
 import { createApp } from "../../src/app";
-import { docLimits, type JsonSchema, jsonSchemaOf, openApiDocument } from "../../src/openapi/document";
+import { openApiDocument } from "../../src/openapi/document";
+import { docLimits, type JsonSchema, jsonSchemaOf } from "../../src/openapi/json-schema";
 import {
   errorQuery,
   errorSummaryQuery,
