@@ -1,11 +1,14 @@
 // queue() consumer: validate each message, write the whole batch to D1 in one batch, then ack.
-// Failures are retried with backoff; a message that keeps failing goes to the dead-letter
-// queue, whose consumer records it in the error log and reports it to Sentry.
+// Nothing answered 202 is lost: while D1 cannot write (full, down, overloaded) messages are held in
+// the queue as fresh copies that wait longer each time; a message D1 refuses while it answers is
+// retried with backoff, then goes to the dead-letter queue, whose consumer keeps it whole in R2 for
+// the maintenance to replay (replayDeadLetters), notes it in the error log and tells Sentry.
+import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { numbersOf } from "../db/applications";
 import type { Db } from "../db/db";
 import { insertAll, type NewContextEventRow } from "../db/event-insert";
-import type { NewErrorLogRow, NewEventRow } from "../db/schema";
+import { events, type NewErrorLogRow, type NewEventRow } from "../db/schema";
 import { sendAll } from "../shared/queue-send";
 import { queueMessage } from "../shared/schemas";
 import { createSentry, type Sentry } from "../shared/sentry";
@@ -142,45 +145,69 @@ export function isStorageUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** Seconds a message waits in the queue after its n-th hold while D1 is full: 5, 10, 20 … up to 15 minutes. */
+/**
+ * Whether D1 answers a statement on the events table at all. Asked only after a message failed to
+ * store: if this fails too, the failure is D1's (down, overloaded, a migration missing), not the
+ * message's, and the message is held rather than retried toward the dead-letter queue. Reads no row.
+ */
+async function d1Answers(db: Db): Promise<boolean> {
+  try {
+    await db.run(sql`SELECT 1 FROM ${events} LIMIT 0`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Seconds a message waits in the queue after its n-th hold while D1 cannot write: 5, 10, 20 … up to 15 minutes. */
 export const holdDelay = (held: number) => Math.min(5 * 2 ** Math.max(0, held - 1), 900);
 
 /** How long an isolate stays quiet in Sentry about unwritable storage after reporting it once. */
-const FULL_REPORT_QUIET_MS = 10 * 60_000;
-let fullReportedAt = -Infinity;
+const HOLD_REPORT_QUIET_MS = 10 * 60_000;
+let holdReportedAt = -Infinity;
+
+/** An error's message and its causes' (drizzle wraps D1's own message in its cause). */
+const causes = (err: unknown) => {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined)
+    parts.push(e instanceof Error ? e.message : String(e));
+  return parts.join(" ← ");
+};
+
+const heldCount = (body: unknown) =>
+  typeof body === "object" && body !== null ? Number((body as { held?: unknown }).held ?? 0) || 0 : 0;
 
 /**
- * D1 cannot write (full): nothing can be stored until space is made (retention, a purge). Each
- * message goes back to its queue as a fresh copy that waits longer each time, and the original is
- * acknowledged only once the copy is queued: a retry would count toward max_retries and end in the
- * dead-letter queue, and past its own retries, nowhere. Sentry hears of it once, not per message.
+ * D1 cannot store these messages for now (full, down, overloaded): each goes back to its queue as a
+ * fresh copy that waits longer each time, and the original is acknowledged only once the copy is
+ * queued. A retry would count toward max_retries and end in the dead-letter queue; a fresh copy
+ * starts its own retention, so a message is held for as long as D1 needs, however long that is.
+ * Sentry hears of it once per isolate per ten minutes, not per message.
  */
-async function holdWhileFull(
+async function hold(
   messages: readonly Message<unknown>[],
   queue: Queue,
   queueName: string,
   sentry: Sentry | undefined,
   err: unknown,
 ) {
-  if (Date.now() - fullReportedAt > FULL_REPORT_QUIET_MS) {
-    fullReportedAt = Date.now();
-    sentry?.setExtra("cause", String(err));
-    sentry?.captureMessage(
-      `D1 cannot write (full, or its storage was reset): ${messages.length} message(s) of ${queueName} held in the queue until it can`,
+  if (sentry && Date.now() - holdReportedAt > HOLD_REPORT_QUIET_MS) {
+    holdReportedAt = Date.now();
+    sentry.setExtra("cause", causes(err));
+    sentry.captureMessage(
+      `D1 cannot store (${isStorageUnavailable(err) ? "full, or its storage was reset" : "it fails every write"}): ${messages.length} message(s) of ${queueName} held in the queue until it can`,
       "error",
     );
   }
   const byDelay = new Map<number, Message<unknown>[]>();
   for (const m of messages) {
-    const held =
-      typeof m.body === "object" && m.body !== null ? Number((m.body as { held?: unknown }).held ?? 0) || 0 : 0;
-    const delay = holdDelay(held + 1);
+    const delay = holdDelay(heldCount(m.body) + 1);
     byDelay.set(delay, [...(byDelay.get(delay) ?? []), m]);
   }
   for (const [delaySeconds, group] of byDelay) {
     const copies = group.map((m) =>
       typeof m.body === "object" && m.body !== null && !Array.isArray(m.body)
-        ? { ...m.body, held: ((m.body as { held?: number }).held ?? 0) + 1 }
+        ? { ...m.body, held: heldCount(m.body) + 1 }
         : m.body,
     );
     const { sent } = await sendAll(queue, copies, { delaySeconds });
@@ -200,51 +227,135 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sent
     for (const p of plans) p.message.ack();
     return;
   } catch (err) {
-    if (isStorageUnavailable(err)) return holdWhileFull(batch.messages, env.EVENTS_QUEUE, batch.queue, sentry, err);
-    sentry?.captureException(err);
-    if (plans.length === 1) return fail(db, plans[0]!);
+    if (isStorageUnavailable(err)) return hold(batch.messages, env.EVENTS_QUEUE, batch.queue, sentry, err);
   }
   // The batch write failed: store message by message, so one bad message cannot hold back the rest.
+  const failed: { plan: Planned; err: unknown }[] = [];
   for (const [i, p] of plans.entries()) {
     try {
       await store(db, [p]);
       p.message.ack();
     } catch (err) {
-      if (isStorageUnavailable(err))
-        return holdWhileFull(
-          plans.slice(i).map((q) => q.message),
-          env.EVENTS_QUEUE,
-          batch.queue,
-          sentry,
-          err,
-        );
-      sentry?.captureException(err);
-      await fail(db, p);
+      if (isStorageUnavailable(err)) {
+        const rest = [...failed.map((f) => f.plan), ...plans.slice(i)].map((q) => q.message);
+        return hold(rest, env.EVENTS_QUEUE, batch.queue, sentry, err);
+      }
+      failed.push({ plan: p, err });
     }
+  }
+  if (failed.length === 0) return;
+  // D1 fails even a statement that writes nothing: the fault is D1's, so the messages wait for it.
+  if (!(await d1Answers(db)))
+    return hold(
+      failed.map((f) => f.plan.message),
+      env.EVENTS_QUEUE,
+      batch.queue,
+      sentry,
+      failed[0]!.err,
+    );
+  // D1 answers, yet these messages cannot be stored: retried with backoff, then the dead-letter
+  // queue, which keeps them whole for a replay (consumeDeadLetters).
+  for (const { plan: p, err } of failed) {
+    sentry?.captureException(err);
+    await fail(db, p);
   }
 }
 
-/** Dead letters: messages the consumer gave up on. Record each, tell Sentry, then ack. */
+/** Where a dead letter is kept whole, in the archive bucket beside (never inside) the lake's events/. */
+export const deadLetterKey = (queueName: string, messageId: string) =>
+  `${DEAD_LETTER_PREFIX}${encodeURIComponent(queueName)}/${encodeURIComponent(messageId)}.json`;
+export const DEAD_LETTER_PREFIX = "dead-letters/";
+
+/**
+ * Dead letters: messages the consumer gave up on while D1 answered (it failed them one by one).
+ * Each is kept whole in R2 (not in D1, which may be what failed), noted in the error log, and
+ * reported to Sentry; the maintenance replays it (replayDeadLetters), and the insert's dedup on
+ * (event_id, app) stores each event once however often it is replayed. While R2 cannot take them,
+ * they are held in the dead-letter queue as fresh copies, as the events queue holds for D1.
+ */
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env, sentry?: Sentry): Promise<void> {
+  try {
+    await Promise.all(
+      batch.messages.map((m) =>
+        env.ARCHIVE.put(deadLetterKey(batch.queue, m.id), JSON.stringify(m.body), {
+          httpMetadata: { contentType: "application/json" },
+          customMetadata: { queue: batch.queue, attempts: String(m.attempts), at: String(nowMicros()) },
+        }),
+      ),
+    );
+  } catch (err) {
+    sentry?.captureException(err);
+    return hold(batch.messages, env.DEAD_LETTERS, batch.queue, sentry, err);
+  }
+  sentry?.captureMessage(
+    `${batch.messages.length} message(s) reached the dead-letter queue ${batch.queue}; kept whole in R2 under ${DEAD_LETTER_PREFIX} for replay`,
+    "error",
+  );
   const rows: NewErrorLogRow[] = batch.messages.map((m) => ({
     kind: "dead_letter",
     occurredAt: nowMicros(),
     payload: excerpt(m.body),
     reasons: JSON.stringify([
-      { field: null, message: `not stored after ${m.attempts} delivery attempts to ${batch.queue}` },
+      {
+        field: null,
+        message: `not stored after ${m.attempts} delivery attempts to ${batch.queue}; kept whole at ${deadLetterKey(batch.queue, m.id)}, replayed by the maintenance`,
+      },
     ]),
     source: m.id,
     dedupKey: `dead:${batch.queue}:${m.id}`,
   }));
-  sentry?.captureMessage(`${rows.length} message(s) reached the dead-letter queue ${batch.queue}`, "error");
-  try {
-    await insertAll(drizzle(env.DB), [], rows);
-    batch.ackAll();
-  } catch (err) {
-    if (isStorageUnavailable(err)) return holdWhileFull(batch.messages, env.DEAD_LETTERS, batch.queue, sentry, err);
-    sentry?.captureException(err);
-    for (const m of batch.messages) m.retry({ delaySeconds: backoff(m.attempts) });
-  }
+  // The messages are safe in R2: the note is worth a try, not a retry.
+  await insertAll(drizzle(env.DB), [], rows).catch((err: unknown) => sentry?.captureException(err));
+  batch.ackAll();
+}
+
+/** What a replay run did: dead letters stored (and deleted from R2), and those that failed again. */
+export interface ReplayRun {
+  replayed: number;
+  failed: number;
+  done: boolean;
+}
+
+/**
+ * Stores the dead letters kept in R2, oldest listing first, until none is left or `deadline` (ms
+ * since the epoch) passes, deleting each once it is stored. One that still cannot be stored stays
+ * for the next run (and is counted); one that is not a queue message is logged as malformed and
+ * goes. Exactly once: the insert skips an (event_id, app) already stored, the error log a dedup key.
+ */
+export async function replayDeadLetters(
+  env: Env,
+  { deadline, now = Date.now }: { deadline: number; now?: () => number },
+): Promise<ReplayRun> {
+  const db = drizzle(env.DB);
+  const run: ReplayRun = { replayed: 0, failed: 0, done: false };
+  let cursor: string | undefined;
+  do {
+    const listed = await env.ARCHIVE.list({ prefix: DEAD_LETTER_PREFIX, cursor, limit: 100 });
+    for (const object of listed.objects) {
+      if (now() >= deadline) return run;
+      const stored = await env.ARCHIVE.get(object.key);
+      if (!stored) continue;
+      const text = await stored.text();
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+      const id = decodeURIComponent(object.key.slice(object.key.lastIndexOf("/") + 1).replace(/\.json$/, ""));
+      try {
+        await store(db, [plan({ id, body, attempts: 0 } as unknown as Message<unknown>)]);
+      } catch {
+        run.failed++;
+        continue;
+      }
+      await env.ARCHIVE.delete(object.key);
+      run.replayed++;
+    }
+    cursor = listed.truncated ? listed.cursor : undefined;
+  } while (cursor);
+  run.done = true;
+  return run;
 }
 
 export async function queue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
@@ -258,7 +369,7 @@ export async function queue(batch: MessageBatch<unknown>, env: Env, ctx: Executi
     batch.messages.slice(0, 10).map((m) => m.id),
   );
   try {
-    if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env, sentry);
+    if (batch.queue === env.DEAD_LETTER_QUEUE) await consumeDeadLetters(batch, env, sentry);
     else await consumeEvents(batch, env, sentry);
   } catch (err) {
     sentry?.captureException(err);

@@ -1,11 +1,13 @@
 // scheduled(): the maintenance that keeps storage from filling. Each run archives the events
-// stored since the last one to R2, then carries out the operator's erasure requests (erasure.ts),
+// stored since the last one to R2, replays the dead letters kept in R2, then carries out the
+// operator's erasure requests (erasure.ts),
 // then purges from D1 what is older than the hot window and already archived, then the error
 // log's old entries and their hourly counts. Each step has a time budget and picks up where it
 // stopped on the next run. Failures go to Sentry tagged with the handler and the cron.
 
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { type ReplayRun, replayDeadLetters } from "../consume/consumer";
 import { storageState } from "../db/schema";
 import { storageFrom } from "../shared/config";
 import { createSentry } from "../shared/sentry";
@@ -18,41 +20,75 @@ import { type PurgeRun, purgeErrorLog, purgeHotWindow } from "./retention";
 export const STEP_BUDGET_MS = 20_000;
 
 export interface MaintenanceRun {
-  archive: ArchiveRun;
-  erasure: ErasureRun;
-  purge: PurgeRun & { cutoff: number };
+  archive?: ArchiveRun;
+  replay?: ReplayRun;
+  erasure?: ErasureRun;
+  purge?: PurgeRun & { cutoff: number };
   /** deleted: error-log entries; counts: hourly error-count rows. */
-  errorLog: PurgeRun & { counts: number; cutoff: number };
+  errorLog?: PurgeRun & { counts: number; cutoff: number };
+  /** The steps that failed this run, by name; each was reported and the others still ran. */
+  failed: string[];
 }
 
-export async function maintain(env: Env, now: () => number = Date.now): Promise<MaintenanceRun> {
+/** Several steps failed in one run: each error, with the run's summary. */
+export class MaintenanceFailed extends AggregateError {
+  constructor(
+    readonly run: MaintenanceRun,
+    errors: unknown[],
+  ) {
+    super(errors, `maintenance steps ${run.failed.join(", ")} failed; the others ran, and they resume on the next run`);
+    this.name = "MaintenanceFailed";
+  }
+}
+
+/** A run that returns (none failed) has every step's summary. */
+export type CompleteRun = Required<MaintenanceRun>;
+
+export async function maintain(env: Env, now: () => number = Date.now): Promise<CompleteRun> {
   const settings = storageFrom(env);
   const db = drizzle(env.DB);
-  const archive = await archiveNew(db, env.ARCHIVE, {
-    blockIds: settings.archiveBlockIds,
-    deadline: now() + STEP_BUDGET_MS,
-    now,
-  });
-  const cutoff = now() * 1000 - settings.hotDays * DAY;
-  // A request that fails is thrown after retention has run: it holds up nothing else.
-  let failure: ErasureFailed | undefined;
-  const erasure = await eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now }).catch(
-    (err: unknown) => {
-      if (!(err instanceof ErasureFailed)) throw err;
-      failure = err;
-      return err.run;
-    },
+  const run: MaintenanceRun = { failed: [] };
+  const errors: unknown[] = [];
+  // Each step is on its own: one that throws is recorded and the rest still run, so a step that
+  // always fails (a damaged object, a bug) stops nothing else. Retention never purges above the
+  // archive watermark, whatever the archive step did.
+  const step = async <K extends Exclude<keyof MaintenanceRun, "failed">>(
+    name: K,
+    work: () => Promise<MaintenanceRun[K]>,
+  ) => {
+    try {
+      run[name] = await work();
+    } catch (err) {
+      run.failed.push(name);
+      errors.push(err);
+      if (err instanceof ErasureFailed) run[name] = err.run as MaintenanceRun[K];
+    }
+  };
+  await step("archive", () =>
+    archiveNew(db, env.ARCHIVE, { blockIds: settings.archiveBlockIds, deadline: now() + STEP_BUDGET_MS, now }),
   );
-  const purge = await purgeHotWindow(db, { cutoff, deadline: now() + STEP_BUDGET_MS, now });
-  if (purge.done)
-    await db
-      .update(storageState)
-      .set({ purgedBefore: cutoff, purgedAt: now() * 1000 })
-      .where(eq(storageState.id, 1));
+  await step("replay", () => replayDeadLetters(env, { deadline: now() + STEP_BUDGET_MS, now }));
+  const cutoff = now() * 1000 - settings.hotDays * DAY;
+  await step("erasure", () =>
+    eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now }),
+  );
+  await step("purge", async () => {
+    const purge = await purgeHotWindow(db, { cutoff, deadline: now() + STEP_BUDGET_MS, now });
+    if (purge.done)
+      await db
+        .update(storageState)
+        .set({ purgedBefore: cutoff, purgedAt: now() * 1000 })
+        .where(eq(storageState.id, 1));
+    return { ...purge, cutoff };
+  });
   const errorCutoff = now() * 1000 - settings.errorLogDays * DAY;
-  const errorLog = await purgeErrorLog(db, { cutoff: errorCutoff, deadline: now() + STEP_BUDGET_MS, now });
-  if (failure) throw failure;
-  return { archive, erasure, purge: { ...purge, cutoff }, errorLog: { ...errorLog, cutoff: errorCutoff } };
+  await step("errorLog", async () => ({
+    ...(await purgeErrorLog(db, { cutoff: errorCutoff, deadline: now() + STEP_BUDGET_MS, now })),
+    cutoff: errorCutoff,
+  }));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new MaintenanceFailed(run, errors);
+  return run as CompleteRun;
 }
 
 export async function scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {

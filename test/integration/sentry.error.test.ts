@@ -36,6 +36,17 @@ async function envelopesMentioning(text: string, timeoutMs = 10_000): Promise<En
   }
 }
 
+/** A queue binding that keeps what the consumer holds (re-sends), instead of the real queue redelivering it. */
+function heldCopies() {
+  const sent: unknown[] = [];
+  const queue = {
+    sendBatch: async (messages: Iterable<MessageSendRequest>) => {
+      for (const m of messages) sent.push(m.body);
+    },
+  } as unknown as Queue;
+  return { queue, sent };
+}
+
 beforeAll(async () => {
   await env.DB.prepare("DROP TABLE events").run();
 });
@@ -79,16 +90,21 @@ describe("an unhandled error in fetch", () => {
   it("is off, not a crash, when SENTRY_DSN is unset", async () => {
     const noSentry = { ...env, SENTRY_DSN: undefined };
     expect(createSentry(noSentry, createExecutionContext())).toBeUndefined();
-    // The consumer fails to store (no events table) and retries, with no Sentry to tell.
+    // The consumer cannot store (no events table) and holds the message, with no Sentry to tell.
     const body = {
       kind: "events",
       app: null,
       received_at: 1,
       events: [{ event_id: crypto.randomUUID(), session_id: "s", category: "c", name: "n", data: "{}", timestamp: 1 }],
     };
-    const { result, retried } = await deliver("the-eye-events", [{ id: "no-sentry", body }], noSentry);
+    const held = heldCopies();
+    const { result } = await deliver("the-eye-events", [{ id: "no-sentry", body }], {
+      ...noSentry,
+      EVENTS_QUEUE: held.queue,
+    });
     expect(result.outcome).toBe("ok");
-    expect(retried).toEqual([{ id: "no-sentry", delaySeconds: 2 }]);
+    expect(result.explicitAcks).toEqual(["no-sentry"]);
+    expect(held.sent).toEqual([{ ...body, held: 1 }]);
   });
 });
 
@@ -120,7 +136,7 @@ describe("a write key sent as ?key=", () => {
 
 describe("a failure in queue()", () => {
   it("reaches Sentry tagged with the handler and the queue, with release and environment, and no key material", async () => {
-    // An application with keys, whose message the consumer cannot store (no events table).
+    // An application with keys, whose message the consumer cannot store (no events table): it is held, and Sentry hears why.
     const app = await makeApp();
     const id = `sentry-queue-${crypto.randomUUID()}`;
     const body = {
@@ -129,8 +145,10 @@ describe("a failure in queue()", () => {
       received_at: Date.now() * 1000,
       events: [{ event_id: crypto.randomUUID(), session_id: "s", category: "c", name: "n", data: "{}", timestamp: 1 }],
     };
-    const { retried } = await deliver("the-eye-events", [{ id, body }]);
-    expect(retried).toEqual([{ id, delaySeconds: 2 }]);
+    const held = heldCopies();
+    const { result } = await deliver("the-eye-events", [{ id, body }], { ...env, EVENTS_QUEUE: held.queue });
+    expect(result.explicitAcks).toEqual([id]);
+    expect(held.sent).toHaveLength(1);
 
     const [envelope] = await envelopesMentioning(id);
     expect(envelope, "no envelope named the message").toBeDefined();
