@@ -1,4 +1,5 @@
-// The Eye's benchmark suite (issue 4): `npm run bench` (full, ~13 min) or `npm run bench -- --quick`.
+// The Eye's benchmark suite (issue 4): `npm run bench` (full: 1,167 s in the run of 07:45 UTC 2026-11-28, before the
+// schemas, erasure and context phases; see bench/README.md) or `npm run bench -- --quick`.
 // Starts everything it needs on 127.0.0.1 (wrangler dev instances on ports 8800–8899, each with its
 // own --persist-to under bench/.state), runs the phases in PHASES below (each a module in phases/) side
 // by side with their ceilings, prints a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
