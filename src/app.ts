@@ -54,10 +54,13 @@ export function createApp() {
     c.header("X-Request-Id", requestId);
   });
 
+  // A header a handler set stands: the one that sets any is GET / relaying the static home page
+  // (read/home.ts), whose policy is the static pages' own (public/_headers).
   app.use(
     secureHeaders({
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
       crossOriginResourcePolicy: "cross-origin",
+      overwrite: false,
     }),
   );
   app.use(async (c, next) => {

@@ -1,6 +1,8 @@
-// Writes src/generated/server.ts from the server's own code: the zod schemas of src/shared/schemas.ts
-// (through zod's z.toJSONSchema, input side: what goes on the wire) and the limits that
-// src/shared/config.ts reads from wrangler.toml's [vars]. Nothing in it is copied by hand.
+// Writes src/generated/server.ts from the server's own code: its zod schemas (src/shared/schemas.ts,
+// and the responses of src/openapi/responses.ts) through the converter that writes the OpenAPI
+// document (src/openapi/json-schema.ts: input side, what goes on the wire, with the annotations
+// JSON Schema cannot read from a schema), and the limits that src/shared/config.ts reads from
+// wrangler.toml's [vars]. Nothing in it is copied by hand.
 //   node scripts/generate.mjs           rewrite the file
 //   node scripts/generate.mjs --check   exit 1 when the file is not what the server's code gives
 // Needs the repository's own install (npm ci at the root): the server's zod, and wrangler's
@@ -13,45 +15,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const clientDir = path.resolve(here, "..");
 export const OUTPUT = path.join(clientDir, "src/generated/server.ts");
 
-/**
- * What each z.custom of the server's schemas accepts. JSON Schema cannot describe a custom
- * check (zod emits `{}` for it), so it is said here, by path, and test/generated.test.ts proves
- * each entry against the server's own validator. A new custom without an entry stops the build.
- */
-const CUSTOM = {
-  "eventInput/properties/data": { type: "object", additionalProperties: {} },
-};
-
-/** The server's schemas, config and zod, bundled from the server's sources and imported. */
+/** The server's schemas, its converter and its limits, bundled from the server's sources and imported. */
 export function loadServer() {
   const entry = [
-    'export { eventContext, eventInput, eventQuery, queueMessage, MAX_LIMIT } from "./src/shared/schemas.ts";',
-    'export { limitsFrom } from "./src/shared/config.ts";',
-    'export { toJSONSchema } from "zod/mini";',
+    'export { eventContext, eventInput, eventQuery, MAX_LIMIT } from "./src/shared/schemas.ts";',
+    'export { eventPage, fieldError, storedEvent } from "./src/openapi/responses.ts";',
+    'export { docLimits, namedJsonSchemas } from "./src/openapi/json-schema.ts";',
   ].join("\n");
-  return importBundled(entry, { platform: "neutral", prefix: "eye-client-generate-" });
-}
-
-/** wrangler.toml's [vars], read by the repository's own wrangler. */
-const serverVars = wranglerVars;
-
-function jsonSchemaOf(server, name, schema) {
-  return server.toJSONSchema(schema, {
-    io: "input",
-    // A custom check has no JSON Schema ("any" gives `{}` for it, and the override below fills it
-    // in); anything else that comes out empty is refused by tsType rather than typed `unknown`.
-    unrepresentable: "any",
-    override(ctx) {
-      if (ctx.zodSchema._zod.def.type !== "custom") return;
-      const at = [name, ...ctx.path].join("/");
-      const known = CUSTOM[at];
-      if (!known)
-        throw new Error(
-          `${at} is a z.custom in the server's schema: say what it accepts in CUSTOM (scripts/generate.mjs)`,
-        );
-      Object.assign(ctx.jsonSchema, known);
-    },
-  });
+  return importBundled(entry, { prefix: "eye-client-generate-" });
 }
 
 /** The schema's description and the constraints a TypeScript type cannot say, as a doc comment line. */
@@ -62,8 +33,16 @@ function constraints(s) {
   return parts.join(", ").replaceAll("*/", "*\\/");
 }
 
-/** A JSON Schema (the subset zod emits for these schemas) as a TypeScript type. */
+/** `$ref`s name the other generated types: the converter writes `uri(name)` for them. */
+const uri = (name) => `#${name}`;
+
+/**
+ * A JSON Schema (the subset the converter emits for these schemas) as a TypeScript type. A schema
+ * it does not know (an empty `{}` among them: what zod gives for a check it cannot describe) stops
+ * the build rather than becoming `unknown`; `{}` as the values of a record is `unknown` on purpose.
+ */
 function tsType(s, indent) {
+  if (s.$ref) return s.$ref.slice(uri("").length);
   if (s.anyOf) return s.anyOf.map((x) => tsType(x, indent)).join(" | ");
   if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
   if (s.const !== undefined) return JSON.stringify(s.const);
@@ -105,39 +84,65 @@ function members(s, indent) {
   return text;
 }
 
-const iface = (doc, name, schema) => `/** ${doc} */\nexport interface ${name} {\n${members(schema, "  ")}}\n`;
+/** An object schema as an interface, any other (a union) as a type alias. */
+const declaration = (doc, name, schema) =>
+  schema.type === "object" && schema.properties
+    ? `/** ${doc} */\nexport interface ${name} {\n${members(schema, "  ")}}\n`
+    : `/** ${doc} */\nexport type ${name} = ${tsType(schema, "")};\n`;
 
 export async function generate() {
   const server = await loadServer();
-  const vars = await serverVars();
-  const limits = server.limitsFrom(vars);
-  const invalid = server.queueMessage.def.options.find((o) => o.shape.kind.def.values.includes("invalid"));
-  const reason = invalid.shape.items.def.element.shape.reasons.def.element;
+  const limits = server.docLimits(await wranglerVars());
+  // GET /api/event/ answers offset pages (with `count`) or, with pagination=cursor, cursor pages.
+  const offsetPage = server.eventPage.def.options.find((o) => "count" in o.shape);
+  const cursorPage = server.eventPage.def.options.find((o) => !("count" in o.shape));
+  /** The generated types: name, what it is, the server's schema. */
+  const types = [
+    ["EventInput", "An event as POST /api/event/ takes it (src/shared/schemas.ts `eventInput`).", server.eventInput],
+    [
+      "EventQuery",
+      "The query string of GET /api/event/, every value a string (src/shared/schemas.ts `eventQuery`).",
+      server.eventQuery,
+    ],
+    [
+      "EventContext",
+      "Where and on what a stored event happened, as the Worker saw its request (src/shared/schemas.ts `eventContext`): a stored event's `context`; null when its application turned context off.",
+      server.eventContext,
+    ],
+    [
+      "FieldError",
+      "Why an event was refused: an item of the `errors` of a 202 or 400 (src/openapi/responses.ts `fieldError`).",
+      server.fieldError,
+    ],
+    [
+      "StoredEvent",
+      "One stored event as GET /api/event/, GET /api/sessions/{id}/events and GET /api/event/{event_id} return it (src/openapi/responses.ts `storedEvent`).",
+      server.storedEvent,
+    ],
+    [
+      "OffsetPage",
+      "A page of GET /api/event/ or GET /api/sessions/{id}/events in offset mode, the default: `next` and `previous` are URLs, null at either end (src/openapi/responses.ts `eventPage`).",
+      offsetPage,
+    ],
+    [
+      "CursorPage",
+      "A page of GET /api/event/ or GET /api/sessions/{id}/events with pagination=cursor: `next` is the next page's URL, null on the last page (src/openapi/responses.ts `eventPage`).",
+      cursorPage,
+    ],
+    ["EventPage", "A page of events, in either mode (src/openapi/responses.ts `eventPage`).", server.eventPage],
+  ];
+  const json = server.namedJsonSchemas(
+    Object.fromEntries(types.map(([name, , schema]) => [name, schema])),
+    limits,
+    uri,
+  );
   const sections = [
     "// Generated by client/scripts/generate.mjs from the server's own code. Do not edit: run",
     "// `npm run generate --prefix client`. test/generated.test.ts fails when this drifts from the server.",
-    "// Types: src/shared/schemas.ts through z.toJSONSchema (input side). Limits: src/shared/config.ts over wrangler.toml [vars].",
+    "// Types: the zod schemas of src/shared/schemas.ts and src/openapi/responses.ts through the OpenAPI document's",
+    "// converter (src/openapi/json-schema.ts, input side). Limits: src/shared/config.ts over wrangler.toml [vars].",
     "",
-    iface(
-      "An event as POST /api/event/ takes it (src/shared/schemas.ts `eventInput`).",
-      "EventInput",
-      jsonSchemaOf(server, "eventInput", server.eventInput),
-    ),
-    iface(
-      "The query string of GET /api/event/, every value a string (src/shared/schemas.ts `eventQuery`).",
-      "EventQuery",
-      jsonSchemaOf(server, "eventQuery", server.eventQuery),
-    ),
-    iface(
-      "Where and on what a stored event happened, as the Worker saw its request (src/shared/schemas.ts `eventContext`): a stored event's `context`.",
-      "EventContext",
-      jsonSchemaOf(server, "eventContext", server.eventContext),
-    ),
-    iface(
-      "Why an event was refused: an item of the `errors` of a 202 or 400 (src/shared/schemas.ts, the reasons a queue message carries to the error log).",
-      "FieldError",
-      jsonSchemaOf(server, "reason", reason),
-    ),
+    ...types.map(([name, doc]) => declaration(doc, name, json[name])),
     "/** The server's limits as deployed from this repository. */",
     "export const SERVER_LIMITS = {",
     "  /** Events in one POST (MAX_EVENTS_PER_REQUEST). */",

@@ -18,17 +18,17 @@ export interface Serialized {
 }
 
 /** The JSON array of some events: the body of one POST. */
-export const bodyOf = (items: Serialized[]) => `[${items.map((e) => e.json).join(",")}]`;
+export const bodyOf = (items: readonly Serialized[]) => `[${items.map((e) => e.json).join(",")}]`;
 
 /** The byte size bodyOf(items) will have. */
-export const bodyBytes = (items: Serialized[]) => items.reduce((n, e) => n + e.bytes, 1 + items.length);
+export const bodyBytes = (items: readonly Serialized[]) => items.reduce((n, e) => n + e.bytes, 1 + items.length);
 
 /**
  * The longest prefix of `items` that one body holds: at most `maxCount` events and `maxBytes`
  * bytes (brackets and commas counted). One event larger than `maxBytes` goes alone, for the
  * server to judge (it answers 413).
  */
-export function takeBatch<T extends Serialized>(items: T[], maxCount: number, maxBytes: number): T[] {
+export function takeBatch<T extends Serialized>(items: readonly T[], maxCount: number, maxBytes: number): T[] {
   let bytes = 2;
   let n = 0;
   while (n < items.length && n < maxCount) {

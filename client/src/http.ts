@@ -1,5 +1,6 @@
 // One request to The Eye and what it means for the events in it: accepted (some perhaps refused
-// one by one), refused whole, or worth retrying; and the retry policy's waits.
+// one by one), refused whole, or worth retrying; the retry policy's waits; and the beacon a
+// closing page hands its events to.
 import type { FieldError } from "./generated/server.js";
 
 export type Outcome =
@@ -95,4 +96,25 @@ export async function post(
   if (response.status === 400 && isIndexed(parsed.errors))
     return { kind: "judged", status: 400, accepted: 0, errors: parsed.errors };
   return { kind: "refused", status: response.status, message };
+}
+
+/** sendBeacon where the browser has it, else fetch with keepalive; true when the browser took the body. */
+export function sendBeacon(url: string, body: string): boolean {
+  const nav = globalThis.navigator as Navigator | undefined;
+  if (typeof nav?.sendBeacon === "function") {
+    try {
+      return nav.sendBeacon(url, body); // a string body goes as text/plain;charset=UTF-8
+    } catch {
+      return false;
+    }
+  }
+  if (typeof fetch !== "function") return false;
+  fetch(url, {
+    method: "POST",
+    body,
+    keepalive: true,
+    credentials: "omit",
+    headers: { "content-type": "text/plain;charset=UTF-8" },
+  }).catch(() => {});
+  return true;
 }

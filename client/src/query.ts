@@ -1,6 +1,6 @@
 // The reading side, for read keys: one page, every page (cursor mode, following `next`), every
 // event, one session's events, one event's receipt.
-import { type EventContext, type EventInput, type EventQuery, SERVER_LIMITS } from "./generated/server.js";
+import { type CursorPage, type EventQuery, SERVER_LIMITS, type StoredEvent } from "./generated/server.js";
 import { backoff, type Fetch, retryAfterMs, sleep, timeoutSignal } from "./http.js";
 
 /** The filters this client passes on: names checked against the server's query schema at compile time. */
@@ -33,26 +33,8 @@ export interface EventFilters {
   limit?: number;
 }
 
-/**
- * One stored event as GET /api/event/ returns it. The server renders results by hand
- * (src/db/render.ts) rather than through a schema, so this one type is written here, from the
- * generated EventInput: the fields it took, the event_id always present, and what it adds.
- */
-export type StoredEvent = Omit<EventInput, "event_id"> & {
-  event_id: string;
-  /** When the server received it: `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, as `timestamp`. */
-  received_at: string;
-  /** The application whose write key sent it. */
-  application: string | null;
-  /** Where and on what it happened, from the request that sent it; null when its application turned context off. */
-  context: EventContext | null;
-};
-
-export interface Page {
-  results: StoredEvent[];
-  /** The next page's URL (cursor mode), null on the last page. */
-  next: string | null;
-}
+/** A page as page() and pages() give it: this client always asks for cursor pages. */
+export type Page = CursorPage;
 
 /** A non-2xx answer, with the server's error code and request id. */
 export class EyeError extends Error {

@@ -1,165 +1,71 @@
 // The sending side: track() queues an event with its event_id; batches go out on an interval, on
 // demand, when a batch is full, and by beacon when the page is hidden or left.
-import { bodyBytes, bodyOf, type Serialized, takeBatch, utf8Length } from "./batch.js";
-import { type EventInput, type FieldError, SERVER_LIMITS } from "./generated/server.js";
-import { backoff, type Fetch, type Outcome, post, sleep } from "./http.js";
+import { bodyBytes, bodyOf, takeBatch } from "./batch.js";
+import { type Entry, EventQueue, serialize, type TrackedEvent } from "./event-queue.js";
+import type { FieldError } from "./generated/server.js";
+import { backoff, type Fetch, type Outcome, post, sendBeacon, sleep } from "./http.js";
+import { QueueStorage } from "./queue-storage.js";
 import { sessionId } from "./session.js";
+import {
+  type FlushResult,
+  hasDocument,
+  type Settings,
+  settingsOf,
+  type TrackerError,
+  type TrackerOptions,
+  type TrackOptions,
+} from "./tracker-options.js";
 import { uuidv7 } from "./uuid.js";
-
-/** An event as this client sends it: every one carries its event_id. */
-export type TrackedEvent = EventInput & { event_id: string };
-
-export interface TrackOptions {
-  /** Default: the tracker's `sessionId`. */
-  session_id?: string;
-  /** When it happened. Default: now. A string goes as is (the server's formats, microseconds kept). */
-  timestamp?: Date | string;
-  /** Default: a new UUIDv7. Give your own to make an event idempotent across pages or processes. */
-  event_id?: string;
-}
-
-/** What went wrong, for the `onError` hook. Only `unavailable` events are still queued. */
-export type TrackerError =
-  /** The server judged these events invalid (202 or 400 `errors` by index), or the client did before sending (data not JSON, or over the server's data limit). Not retried. */
-  | { kind: "invalid"; events: { event: TrackedEvent; errors: FieldError[] }[] }
-  /** The server refused a whole request: 401/403 (key), 413, 415, a 400 without per-event errors. Not retried; the events are dropped. */
-  | { kind: "refused"; status: number; message: string; events: TrackedEvent[] }
-  /** The queue was full: these events were dropped (the oldest, or the new one under `overflow: "drop-newest"`). */
-  | { kind: "overflow"; events: TrackedEvent[] }
-  /** Retries ran out (or Retry-After asked for longer than `maxRetryDelay`): the events stay queued for the next flush, not before `retryAt`. */
-  | { kind: "unavailable"; status?: number; message: string; queued: number; retryAt: number };
-
-export interface TrackerOptions {
-  /** The Eye's base URL, e.g. `https://eye.example.com`. */
-  endpoint: string;
-  /** A write key. */
-  writeKey: string;
-  /** The session of events tracked without one. Default: sessionId() (per tab, or per process). */
-  sessionId?: string | (() => string);
-  /** Milliseconds between automatic flushes; 0 turns the timer off. Default 5000; 0 in Workers (flush in ctx.waitUntil). */
-  flushInterval?: number;
-  /** Events per request. Default and ceiling: the server's MAX_EVENTS_PER_REQUEST (500). */
-  maxBatchEvents?: number;
-  /** Bytes per request body. Default and ceiling: the server's MAX_BODY_BYTES (1 MiB). */
-  maxBatchBytes?: number;
-  /** Events the queue holds before `overflow` applies. Default 1000. */
-  maxQueueEvents?: number;
-  /** Bytes (serialized) the queue holds before `overflow` applies. Default 2 MiB, under localStorage's usual 5 MB. */
-  maxQueueBytes?: number;
-  /** What a full queue drops: the oldest events (default) or the one being tracked. */
-  overflow?: "drop-oldest" | "drop-newest";
-  /** Retries of one batch within one flush. Default 5. */
-  maxRetries?: number;
-  /** First backoff in ms (doubling each retry, with jitter). Default 500. */
-  retryBaseDelay?: number;
-  /** Longest wait within a flush, in ms; a longer Retry-After ends the flush and the next one waits for it. Default 30000. */
-  maxRetryDelay?: number;
-  /** Per-request timeout in ms. Default 10000. */
-  timeout?: number;
-  /** Keep unsent events in localStorage (browsers), so the next page sends them; a string names the storage slot. Default false. */
-  persist?: boolean | string;
-  /** Beacon the queue on pagehide and on visibilitychange to hidden. Default true where there is a document. */
-  unload?: boolean;
-  /** Send the key as `?key=` with a text/plain body (no CORS preflight) instead of `Authorization`. Default true where there is a document. */
-  keyInUrl?: boolean;
-  /**
-   * Name the page (`location.href`) and its referrer (`document.referrer`) as `?page=` and `?referrer=`
-   * of each send, from which the server keeps only the referrer's host and the page's UTM parameters
-   * in each event's context. The page at the time of sending: events persisted by an earlier page go
-   * with the next page's. Default true where there is a document.
-   */
-  sendPage?: boolean;
-  /** Default: globalThis.fetch. */
-  fetch?: Fetch;
-  onError?: (error: TrackerError) => void;
-}
-
-export interface FlushResult {
-  /** Events the server accepted in this flush. */
-  sent: number;
-  /** Events still queued afterwards. */
-  queued: number;
-}
-
-interface Entry extends Serialized {
-  event: TrackedEvent;
-}
 
 /** Every beacon's body stays under 64 KiB, the browsers' budget for sendBeacon and keepalive requests in flight. */
 export const BEACON_MAX_BYTES = 64_000;
-const STORAGE_PREFIX = "the-eye:queue:";
-
-const hasDocument = () => typeof document !== "undefined" && typeof addEventListener === "function";
-/** Cloudflare Workers say so in navigator.userAgent; a timer there outlives the request that set it. */
-const inWorkers = () => globalThis.navigator?.userAgent === "Cloudflare-Workers";
-
-function localStore(): Storage | undefined {
-  try {
-    const storage = globalThis.localStorage;
-    return storage && typeof storage.setItem === "function" ? storage : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export class Tracker {
   /** Running totals since the tracker was made. */
   readonly stats = { tracked: 0, sent: 0, beaconed: 0, invalid: 0, refused: 0, dropped: 0, retries: 0 };
   private readonly url: string;
-  private readonly o: Required<Omit<TrackerOptions, "sessionId" | "onError" | "persist" | "fetch">>;
+  private readonly o: Settings;
   private readonly fetchFn: Fetch;
   private readonly session: () => string;
   private readonly onError?: (error: TrackerError) => void;
-  private queue: Entry[] = [];
-  private queueBytes = 0;
+  private readonly queue: EventQueue;
   private inflight: Entry[] = [];
   private running?: Promise<FlushResult>;
   private timer?: ReturnType<typeof setInterval>;
   private notBefore = 0;
-  private readonly storage?: Storage;
-  private readonly storageKey?: string;
-  private persistQueued = false;
+  private readonly storage?: QueueStorage;
   /** Entries already handed to a beacon (visibilitychange and pagehide both fire when a page is left). */
   private readonly beaconed = new WeakSet<Entry>();
   private readonly onPageHide = () => this.beacon();
   private readonly onVisibility = () => {
     if (document.visibilityState === "hidden") this.beacon();
   };
+  /** What is not known to be delivered: the batch in flight and the queue (what `persist` stores). */
+  private readonly pending = (): Entry[] => [...this.inflight, ...this.queue.items];
 
   constructor(options: TrackerOptions) {
-    const browser = hasDocument();
     this.url = `${options.endpoint.replace(/\/+$/, "")}/api/event/`;
-    this.o = {
-      endpoint: options.endpoint,
-      writeKey: options.writeKey,
-      flushInterval: options.flushInterval ?? (inWorkers() ? 0 : 5000),
-      maxBatchEvents: Math.min(options.maxBatchEvents ?? Infinity, SERVER_LIMITS.maxEventsPerRequest),
-      maxBatchBytes: Math.min(options.maxBatchBytes ?? Infinity, SERVER_LIMITS.maxBodyBytes),
-      maxQueueEvents: options.maxQueueEvents ?? 1000,
-      maxQueueBytes: options.maxQueueBytes ?? 2 * 1024 * 1024,
-      overflow: options.overflow ?? "drop-oldest",
-      maxRetries: options.maxRetries ?? 5,
-      retryBaseDelay: options.retryBaseDelay ?? 500,
-      maxRetryDelay: options.maxRetryDelay ?? 30_000,
-      timeout: options.timeout ?? 10_000,
-      unload: options.unload ?? browser,
-      keyInUrl: options.keyInUrl ?? browser,
-      sendPage: options.sendPage ?? browser,
-    };
+    this.o = settingsOf(options);
+    this.queue = new EventQueue({
+      maxEvents: this.o.maxQueueEvents,
+      maxBytes: this.o.maxQueueBytes,
+      overflow: this.o.overflow,
+    });
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     const sid = options.sessionId ?? sessionId;
     this.session = typeof sid === "function" ? sid : () => sid;
     this.onError = options.onError;
     if (options.persist) {
-      this.storage = localStore();
-      const slot = `${STORAGE_PREFIX}${typeof options.persist === "string" ? options.persist : "default"}:`;
-      this.storageKey = `${slot}${uuidv7()}`;
-      if (this.adopt(slot) > 0) {
+      this.storage = new QueueStorage(typeof options.persist === "string" ? options.persist : "default");
+      const adopted = this.storage.adopt();
+      this.dropped(this.queue.append(adopted));
+      this.persistNow();
+      if (adopted.length > 0) {
         this.startTimer();
         void this.flush();
       }
     }
-    if (this.o.unload && browser) {
+    if (this.o.unload && hasDocument()) {
       addEventListener("pagehide", this.onPageHide);
       document.addEventListener("visibilitychange", this.onVisibility);
     }
@@ -192,47 +98,18 @@ export class Tracker {
       event_id: options.event_id ?? uuidv7(),
     };
     this.stats.tracked++;
-    // The server's own data rule, checked here so that an event that can never be accepted is
-    // reported now instead of costing a request.
-    let dataJson: string | undefined;
-    try {
-      dataJson = JSON.stringify(data);
-    } catch {
-      // circular, or a BigInt
-    }
-    const problem: FieldError | null =
-      dataJson === undefined
-        ? { index: 0, field: "data", message: "data cannot be serialized as JSON", rule: "invalid_type" }
-        : utf8Length(dataJson) > SERVER_LIMITS.maxDataBytes
-          ? {
-              index: 0,
-              field: "data",
-              message: `data is larger than ${SERVER_LIMITS.maxDataBytes} bytes once serialized`,
-              rule: "too_big",
-            }
-          : null;
-    if (problem) {
+    const entry = serialize(event);
+    if (!("json" in entry)) {
       this.stats.invalid++;
-      this.report({ kind: "invalid", events: [{ event, errors: [problem] }] });
+      this.report({ kind: "invalid", events: [{ event, errors: [entry] }] });
       return undefined;
     }
-    const s = JSON.stringify;
-    const json = `{"session_id":${s(event.session_id)},"category":${s(category)},"name":${s(name)},"data":${dataJson},"timestamp":${s(event.timestamp)},"event_id":${s(event.event_id)}}`;
-    const entry: Entry = { event, json, bytes: utf8Length(json) };
-
-    if (
-      this.o.overflow === "drop-newest" &&
-      (this.queue.length + 1 > this.o.maxQueueEvents || this.queueBytes + entry.bytes > this.o.maxQueueBytes)
-    ) {
-      this.dropped([entry]);
-      return undefined;
-    }
-    this.queue.push(entry);
-    this.queueBytes += entry.bytes;
-    this.bound();
-    this.persistSoon();
+    const dropped = this.queue.push(entry);
+    this.dropped(dropped);
+    if (dropped.includes(entry)) return undefined; // drop-newest
+    this.storage?.saveSoon(this.pending);
     this.startTimer();
-    if (this.queue.length >= this.o.maxBatchEvents || bodyBytes(this.queue) >= this.o.maxBatchBytes) void this.flush();
+    if (this.queue.length >= this.o.maxBatchEvents || this.queue.bodyBytes >= this.o.maxBatchBytes) void this.flush();
     return event.event_id;
   }
 
@@ -272,7 +149,7 @@ export class Tracker {
    */
   beacon(): number {
     const seen = new Set<string>();
-    const pending = [...this.inflight, ...this.queue].filter(
+    const pending = this.pending().filter(
       (e) => !this.beaconed.has(e) && !seen.has(e.event.event_id) && seen.add(e.event.event_id),
     );
     const url = this.postUrl(true);
@@ -288,8 +165,7 @@ export class Tracker {
       }
     }
     this.stats.beaconed += handed.size;
-    this.queue = this.queue.filter((e) => !handed.has(e));
-    this.queueBytes = this.queue.reduce((n, e) => n + e.bytes, 0);
+    this.queue.remove(handed);
     this.persistNow();
     return handed.size;
   }
@@ -297,17 +173,13 @@ export class Tracker {
   private async drain(): Promise<FlushResult> {
     let sent = 0;
     while (this.queue.length > 0 && Date.now() >= this.notBefore) {
-      const batch = takeBatch(this.queue, this.o.maxBatchEvents, this.o.maxBatchBytes);
-      this.queue = this.queue.slice(batch.length);
-      this.queueBytes -= batch.reduce((n, e) => n + e.bytes, 0);
+      const batch = this.queue.take(this.o.maxBatchEvents, this.o.maxBatchBytes);
       this.inflight = batch;
       const outcome = await this.send(batch);
       this.inflight = [];
       if (outcome.kind === "retry") {
         // Still undelivered: back at the head of the queue, in order, for a later flush.
-        this.queue = [...batch, ...this.queue];
-        this.queueBytes += batch.reduce((n, e) => n + e.bytes, 0);
-        this.bound();
+        this.dropped(this.queue.putBack(batch));
         this.notBefore = outcome.retryAt;
         this.persistNow();
         this.report({
@@ -390,25 +262,9 @@ export class Tracker {
     return accepted;
   }
 
-  /** Applies the overflow policy (drop-oldest; drop-newest refused the event in track()). */
-  private bound(): void {
-    let n = 0;
-    let bytes = this.queueBytes;
-    while (
-      this.queue.length - n > this.o.maxQueueEvents ||
-      (bytes > this.o.maxQueueBytes && this.queue.length - n > 1)
-    ) {
-      bytes -= this.queue[n]!.bytes;
-      n++;
-    }
-    if (n === 0) return;
-    const dropped = this.queue.slice(0, n);
-    this.queue = this.queue.slice(n);
-    this.queueBytes = bytes;
-    this.dropped(dropped);
-  }
-
+  /** Counts and reports the events the queue's bound dropped. */
   private dropped(entries: Entry[]): void {
+    if (entries.length === 0) return;
     this.stats.dropped += entries.length;
     this.report({ kind: "overflow", events: entries.map((e) => e.event) });
   }
@@ -430,85 +286,9 @@ export class Tracker {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
-  /** Takes over what earlier pages of this origin left in storage (their slots are removed). */
-  private adopt(slot: string): number {
-    const storage = this.storage;
-    if (!storage) return 0;
-    const known = new Set(this.queue.map((e) => e.event.event_id));
-    let adopted = 0;
-    try {
-      const keys: string[] = [];
-      for (let i = 0; i < storage.length; i++) {
-        const key = storage.key(i);
-        if (key?.startsWith(slot) && key !== this.storageKey) keys.push(key);
-      }
-      for (const key of keys) {
-        let events: unknown = [];
-        try {
-          events = JSON.parse(storage.getItem(key) ?? "[]");
-        } catch {
-          // a damaged slot is dropped
-        }
-        storage.removeItem(key);
-        for (const event of Array.isArray(events) ? (events as TrackedEvent[]) : []) {
-          if (typeof event?.event_id !== "string" || known.has(event.event_id)) continue;
-          known.add(event.event_id);
-          const json = JSON.stringify(event);
-          this.queue.push({ event, json, bytes: utf8Length(json) });
-          this.queueBytes += utf8Length(json);
-          adopted++;
-        }
-      }
-    } catch {
-      // storage unavailable: nothing to adopt
-    }
-    this.bound();
-    this.persistNow();
-    return adopted;
-  }
-
-  /** One storage write per burst of track() calls. */
-  private persistSoon(): void {
-    if (!this.storage || this.persistQueued) return;
-    this.persistQueued = true;
-    queueMicrotask(() => {
-      this.persistQueued = false;
-      this.persistNow();
-    });
-  }
-
-  /** Stores what is not known to be delivered: the batch in flight and the queue. */
   private persistNow(): void {
-    if (!this.storage || !this.storageKey) return;
-    const pending = [...this.inflight, ...this.queue];
-    try {
-      if (pending.length === 0) this.storage.removeItem(this.storageKey);
-      else this.storage.setItem(this.storageKey, bodyOf(pending));
-    } catch {
-      // quota exceeded or storage refused: the events are still in memory
-    }
+    this.storage?.save(this.pending);
   }
-}
-
-/** sendBeacon where the browser has it, else fetch with keepalive; true when the browser took the body. */
-function sendBeacon(url: string, body: string): boolean {
-  const nav = globalThis.navigator as Navigator | undefined;
-  if (typeof nav?.sendBeacon === "function") {
-    try {
-      return nav.sendBeacon(url, body); // a string body goes as text/plain;charset=UTF-8
-    } catch {
-      return false;
-    }
-  }
-  if (typeof fetch !== "function") return false;
-  fetch(url, {
-    method: "POST",
-    body,
-    keepalive: true,
-    credentials: "omit",
-    headers: { "content-type": "text/plain;charset=UTF-8" },
-  }).catch(() => {});
-  return true;
 }
 
 /** A tracker: `createTracker({ endpoint, writeKey }).track("nav", "view", { path: "/" })`. */

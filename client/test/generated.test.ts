@@ -1,5 +1,6 @@
 // The client's types and limits are the server's: src/generated/server.ts is exactly what
-// scripts/generate.mjs makes from the server's schemas and wrangler.toml now.
+// scripts/generate.mjs makes from the server's schemas, through the OpenAPI document's converter,
+// and wrangler.toml now.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { generate, loadServer, OUTPUT } from "../scripts/generate.mjs";
@@ -9,7 +10,7 @@ describe("generated from the server", () => {
     expect(readFileSync(OUTPUT, "utf8")).toBe(await generate());
   });
 
-  it("data, a z.custom the generator describes by hand as a JSON object, is what the server's validator accepts", async () => {
+  it("data, a z.custom the server's converter annotates as a JSON object, is what the server's validator accepts", async () => {
     const { eventInput } = await loadServer();
     const event = (data: unknown) => ({
       session_id: "s",

@@ -1,37 +1,22 @@
-// The events explorer: the key gate, filters → a page of events (cursor pagination, following
-// `next`), a chart from GET /api/stats/counts, and a session's events as a timeline (timeline.js).
-// Every value from the API is put in the page as text (textContent), never as HTML: payloads come
-// from whoever holds a write key.
+// The events explorer: the key gate, the filters (filters.js) → a page of events (table.js), a
+// chart from GET /api/stats/counts, and a session's events as a timeline (timeline.js); this
+// module wires them together and draws the chart. Every value from the API is put in the page as
+// text (textContent), never as HTML: payloads come from whoever holds a write key.
 import { ApiError, forgetKey, get, hasKey, keyLabel, setKey } from "./api.js";
 import { bucketLabel, compact, drawChart } from "./chart.js";
-import { $, DAY, describe, HOUR, h, splitTime } from "./dom.js";
-import { jsonBlock, preview } from "./json-view.js";
+import { $, DAY, describe, HOUR, h } from "./dom.js";
+import { DEFAULT_LIMIT, initFilters, loadFromHash, readForm, saveToHash, setFilter, writeForm } from "./filters.js";
+import { initTable, loadFirstPage, recolour } from "./table.js";
 import { closeTimeline, initTimeline, openTimeline } from "./timeline.js";
 
-/** @typedef {import("./dom.js").EventResult} EventResult @typedef {import("./dom.js").EventPage} EventPage */
+/** @typedef {import("./dom.js").EventResult} EventResult */
 /** Series the chart colours; the rest are drawn as one grey "other". */
 const COLOURS = 8;
-/** The filters the table and the chart share, named as the API names them. */
-const FILTERS = /** @type {const} */ ([
-  "session_id",
-  "category",
-  "name",
-  "country",
-  "device",
-  "timestamp_after",
-  "timestamp_before",
-]);
 
 const state = {
   /** @type {Record<string, string>} */
   filters: {},
-  limit: 50,
-  /** The page shown (its URL: the first page's, or a `next` link), and the ones before it. */
-  current: "",
-  /** @type {string[]} */
-  newer: [],
-  /** @type {string | null} */
-  next: null,
+  limit: DEFAULT_LIMIT,
   /** Category → palette slot, from the chart's series (largest first). @type {Map<string, string>} */
   colours: new Map(),
   /** @type {import("./chart.js").ChartData | null} */
@@ -73,237 +58,32 @@ function keyRefused(err) {
   return false;
 }
 
-// ---- filters ----------------------------------------------------------------------------------
-
-function readForm() {
-  /** @type {Record<string, string>} */
-  const f = {};
-  for (const name of FILTERS) {
-    const input = /** @type {HTMLInputElement} */ (document.querySelector(`#filters [name="${name}"]`));
-    const value = name === "country" ? input.value.trim().toUpperCase() : input.value.trim();
-    if (value !== "") f[name] = value;
-  }
-  return f;
-}
-
-/** @param {Record<string, string>} f */
-function writeForm(f) {
-  for (const name of FILTERS) {
-    const input = /** @type {HTMLInputElement} */ (document.querySelector(`#filters [name="${name}"]`));
-    input.value = f[name] ?? "";
-  }
-}
-
-/** The filters (never the key) go in the address's fragment, so a view can be bookmarked or shared. */
-function saveToHash() {
-  const params = new URLSearchParams(state.filters);
-  if (state.limit !== 50) params.set("limit", String(state.limit));
-  const hash = params.toString();
-  history.replaceState(null, "", hash ? `#${hash}` : location.pathname);
-}
-
-function loadFromHash() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  /** @type {Record<string, string>} */
-  const f = {};
-  for (const name of FILTERS) {
-    const value = params.get(name);
-    if (value) f[name] = value;
-  }
-  const limit = Number(params.get("limit"));
-  if ([25, 50, 100, 250].includes(limit)) state.limit = limit;
-  return f;
-}
-
-/** A datetime-local value for a time (UTC), to the minute. @param {number} ms */
-const localValue = (ms) => new Date(ms).toISOString().slice(0, 16);
-
-async function apply() {
-  state.filters = readForm();
-  state.newer = [];
-  state.namesLoaded = false;
-  saveToHash();
-  const seq = ++state.seq;
-  busy(seq, true);
-  const page = await loadPage(firstPageUrl(), seq);
-  if (page) await loadChart(page.results, seq);
-  busy(seq, false);
-}
+// ---- one view update at a time ----------------------------------------------------------------
 
 /** aria-busy on the view while the newest request is answered (assistive technology, and the tests, wait on it). @param {number} seq @param {boolean} on */
 function busy(seq, on) {
   if (seq === state.seq) $("app").toggleAttribute("aria-busy", on);
 }
 
-function firstPageUrl() {
-  const params = new URLSearchParams({ ...state.filters, pagination: "cursor", limit: String(state.limit) });
-  return `/api/event/?${params}`;
+/** Runs one view update under a new `seq`: the newest update wins, an older answer arriving late is dropped. @param {(seq: number) => Promise<unknown>} work */
+async function update(work) {
+  const seq = ++state.seq;
+  busy(seq, true);
+  await work(seq);
+  busy(seq, false);
 }
 
-// ---- the table --------------------------------------------------------------------------------
+/** @param {number} seq */
+const isCurrent = (seq) => seq === state.seq;
 
-/** @param {string} url @param {number} seq @returns {Promise<EventPage | null>} */
-async function loadPage(url, seq) {
-  const status = $("status");
-  status.className = "status";
-  status.textContent = "Loading events…";
-  $("events").classList.add("loading");
-  try {
-    const page = /** @type {EventPage} */ (await get(url));
-    if (seq !== state.seq) return null;
-    state.current = url;
-    state.next = page.next;
-    renderRows(page.results);
-    status.textContent = "";
-    updatePager(page.results.length);
-    return page;
-  } catch (err) {
-    if (seq !== state.seq || keyRefused(err)) return null;
-    status.className = "status error";
-    status.textContent = describe(err);
-    renderRows([]);
-    updatePager(0);
-    return null;
-  } finally {
-    $("events").classList.remove("loading");
-  }
-}
-
-/** @param {number} shown */
-function updatePager(shown) {
-  const pageNo = state.newer.length + 1;
-  /** @type {HTMLButtonElement} */ ($("newer")).disabled = state.newer.length === 0;
-  /** @type {HTMLButtonElement} */ ($("older")).disabled = state.next === null;
-  const first = (pageNo - 1) * state.limit + 1;
-  $("page-label").textContent =
-    shown === 0 ? `Page ${pageNo}` : `${first.toLocaleString("en-US")}–${(first + shown - 1).toLocaleString("en-US")}`;
-}
-
-/** @param {string} category */
-function categoryTag(category) {
-  const tag = h("span", "tag");
-  const dot = h("span", `dot c-${state.colours.get(category) ?? "other"}`);
-  dot.dataset.cat = category;
-  tag.append(dot, h("span", "", category));
-  return tag;
-}
-
-/** @param {EventResult[]} results */
-function renderRows(results) {
-  const body = /** @type {HTMLTableSectionElement} */ (document.querySelector("#events tbody"));
-  body.replaceChildren();
-  if (results.length === 0) {
-    const tr = h("tr", "empty-row");
-    const td = /** @type {HTMLTableCellElement} */ (h("td", "", "No events match these filters."));
-    td.colSpan = 7;
-    tr.append(td);
-    body.append(tr);
-    return;
-  }
-  for (const e of results) {
-    const tr = h("tr", "ev");
-    tr.dataset.eventId = e.event_id;
-    tr.tabIndex = 0;
-    tr.setAttribute("aria-expanded", "false");
-    const t = splitTime(e.timestamp);
-    const time = h("td", "time");
-    time.title = e.timestamp;
-    time.append(h("span", "date", `${t.date} `), t.time, h("span", "frac", t.frac));
-    const session = /** @type {HTMLButtonElement} */ (h("button", "session", e.session_id));
-    session.type = "button";
-    session.title = `Show session ${e.session_id} as a timeline`;
-    session.addEventListener("click", (ev) => {
-      ev.stopPropagation();
-      void openTimeline(e.session_id);
-    });
-    const sessionCell = h("td");
-    sessionCell.append(session);
-    const categoryCell = h("td");
-    categoryCell.append(categoryTag(e.category));
-    const toggle = h("td", "col-toggle");
-    toggle.append(h("span", "toggle", "▶"));
-    tr.append(
-      toggle,
-      time,
-      sessionCell,
-      categoryCell,
-      h("td", "name", e.name),
-      h("td", "app", e.application ?? "—"),
-      h("td", "preview", preview(e.data)),
-    );
-    const flip = () => toggleDetail(tr, e);
-    tr.addEventListener("click", flip);
-    tr.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        flip();
-      }
-    });
-    body.append(tr);
-  }
-}
-
-/** @param {HTMLElement} tr @param {EventResult} e */
-function toggleDetail(tr, e) {
-  const open = tr.classList.toggle("open");
-  tr.setAttribute("aria-expanded", String(open));
-  const next = tr.nextElementSibling;
-  if (!open) {
-    if (next?.classList.contains("detail")) next.remove();
-    return;
-  }
-  const detail = h("tr", "detail");
-  const td = /** @type {HTMLTableCellElement} */ (h("td"));
-  td.colSpan = 7;
-  const meta = h("div", "detail-meta");
-  for (const [label, value] of [
-    ["event_id", e.event_id],
-    ["received", e.received_at],
-    ["session", e.session_id],
-  ]) {
-    const item = h("span", "", `${label} `);
-    item.append(h("b", "", value));
-    meta.append(item);
-  }
-  td.append(meta, contextLine(e.context), jsonBlock(e.data));
-  detail.append(td);
-  tr.after(detail);
-}
-
-/**
- * The event's context as one line of labelled values, as text: where, device, browser/OS, referrer
- * host, campaign. Absent fields are left out; `null` means its application turned context off.
- * @param {import("./dom.js").EventContext | null | undefined} c
- */
-function contextLine(c) {
-  const line = h("div", "detail-context");
-  line.append(h("span", "ctx-label", "Context"));
-  if (!c) {
-    line.append(h("span", "none", c === null ? "not collected for this application" : "none"));
-    return line;
-  }
-  const join = (/** @type {(string | number | undefined)[]} */ parts, /** @type {string} */ sep) =>
-    parts.filter((p) => p !== undefined && p !== "").join(sep);
-  /** @type {[string, string][]} */
-  const items = [
-    ["where", join([c.country, join([c.city, c.region !== c.city ? c.region : undefined], ", ")], " · ")],
-    ["device", c.device ?? ""],
-    ["browser", join([c.browser, c.os], " / ")],
-    ["network", c.asn !== undefined ? `AS${c.asn}` : ""],
-    ["referrer", c.referrer_host ?? ""],
-    ["campaign", join([c.utm_source, c.utm_medium, c.utm_campaign], " / ")],
-  ];
-  let shown = 0;
-  for (const [label, value] of items) {
-    if (value === "") continue;
-    const item = h("span", "ctx", `${label} `);
-    item.dataset.field = label;
-    item.append(h("b", "", value));
-    line.append(item);
-    shown++;
-  }
-  if (shown === 0) line.append(h("span", "none", "none"));
-  return line;
+async function apply() {
+  state.filters = readForm();
+  state.namesLoaded = false;
+  saveToHash(state.filters, state.limit);
+  await update(async (seq) => {
+    const page = await loadFirstPage(state.filters, state.limit, seq);
+    if (page) await loadChart(page.results, seq);
+  });
 }
 
 // ---- the chart --------------------------------------------------------------------------------
@@ -428,20 +208,12 @@ function renderLegend(series) {
       b.classList.toggle("active", active);
       b.title = active ? "Show every category" : `Show only ${s.key}`;
       b.addEventListener("click", () => {
-        /** @type {HTMLInputElement} */ ($("f-category")).value = active ? "" : s.key;
+        setFilter("category", active ? "" : s.key);
         void apply();
       });
     }
     li.append(b);
     legend.append(li);
-  }
-}
-
-/** The table's category dots take the chart's colours once it has them. */
-function recolour() {
-  for (const dot of document.querySelectorAll("#events .dot")) {
-    const cat = /** @type {HTMLElement} */ (dot).dataset.cat ?? "";
-    dot.className = `dot c-${state.colours.get(cat) ?? "other"}`;
   }
 }
 
@@ -499,57 +271,30 @@ $("forget").addEventListener("click", () => {
   showGate();
 });
 
-$("filters").addEventListener("submit", (e) => {
-  e.preventDefault();
-  void apply();
-});
-
-$("clear").addEventListener("click", () => {
-  writeForm({});
-  void apply();
-});
-
-for (const b of document.querySelectorAll("[data-range]")) {
-  b.addEventListener("click", () => {
-    const days = Number(/** @type {HTMLElement} */ (b).dataset.range);
-    /** @type {HTMLInputElement} */ ($("f-after")).value = localValue(Date.now() - days * DAY);
-    /** @type {HTMLInputElement} */ ($("f-before")).value = "";
-    void apply();
-  });
-}
+initFilters(() => void apply());
 
 $("limit").addEventListener("change", () => {
   state.limit = Number(/** @type {HTMLSelectElement} */ ($("limit")).value);
   void apply();
 });
 
-/** @param {string} url */
-async function turnTo(url) {
-  const seq = ++state.seq;
-  busy(seq, true);
-  await loadPage(url, seq);
-  busy(seq, false);
-  $("results-title").scrollIntoView({ block: "nearest" });
-}
+const colourOf = (/** @type {string} */ category) => state.colours.get(category) ?? "other";
 
-$("older").addEventListener("click", () => {
-  if (state.next === null) return;
-  state.newer.push(state.current);
-  void turnTo(state.next);
-});
-
-$("newer").addEventListener("click", () => {
-  const url = state.newer.pop();
-  if (url !== undefined) void turnTo(url);
+initTable({
+  colourOf,
+  refused: keyRefused,
+  openSession: (session) => void openTimeline(session),
+  update,
+  isCurrent,
 });
 
 $("f-name").addEventListener("focus", () => void loadNames());
 
 initTimeline({
-  colourOf: (category) => state.colours.get(category) ?? "other",
+  colourOf,
   refused: keyRefused,
   onFilter: (session) => {
-    /** @type {HTMLInputElement} */ ($("f-session")).value = session;
+    setFilter("session_id", session);
     void apply();
   },
 });
@@ -560,6 +305,8 @@ new ResizeObserver(() => {
   pending = requestAnimationFrame(redraw);
 }).observe($("chart"));
 
-state.filters = loadFromHash();
+const fromHash = loadFromHash();
+state.filters = fromHash.filters;
+state.limit = fromHash.limit ?? state.limit;
 if (hasKey()) start();
 else showGate();

@@ -92,10 +92,28 @@ export function conversion(limits: DocLimits) {
       if (note) Object.assign(json, note);
       else if (zod.def.type === "custom")
         throw new Error(
-          `a z.custom at ${ctx.path.join("/") || "the root"} has no JSON Schema: say what it accepts in annotations() (openapi.ts)`,
+          `a z.custom at ${ctx.path.join("/") || "the root"} has no JSON Schema: say what it accepts in annotations() (src/openapi/json-schema.ts)`,
         );
     },
   };
+}
+
+/**
+ * Named schemas as JSON Schema, each referring to the others (by `$ref: uri(name)`) where one
+ * holds another: the document's components.schemas, the client's generated types. No $schema
+ * and no $id: the reader's dialect and names apply.
+ */
+export function namedJsonSchemas(
+  named: Record<string, z.ZodMiniType>,
+  limits: DocLimits,
+  uri: (name: string) => string,
+): Record<string, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(named)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { ...conversion(limits), uri }) as {
+    schemas: Record<string, JsonSchema>;
+  };
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _, $id: __, ...json }]) => [id, json]));
 }
 
 /** One schema as JSON Schema, as the document writes it (no $schema: the document's dialect applies). */

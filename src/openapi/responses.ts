@@ -3,7 +3,7 @@
 import * as z from "zod/mini";
 import { type ErrorCode, STATUS } from "../shared/errors";
 import { eventContext, eventInput } from "../shared/schemas";
-import { conversion, type DocLimits, type JsonSchema } from "./json-schema";
+import { type DocLimits, type JsonSchema, namedJsonSchemas } from "./json-schema";
 
 const int = () => z.int();
 const text = () => z.string();
@@ -185,12 +185,5 @@ export const ref = (name: SchemaName) => ({ $ref: `#/components/schemas/${name}`
 
 /** The named schemas as JSON Schema, referring to one another by $ref where one holds another. */
 export function componentSchemas(limits: DocLimits): Record<string, JsonSchema> {
-  const registry = z.registry<{ id: string }>();
-  for (const [id, schema] of Object.entries(shapes(limits))) registry.add(schema, { id });
-  const { schemas } = z.toJSONSchema(registry, {
-    ...conversion(limits),
-    uri: (id) => `#/components/schemas/${id}`,
-  }) as { schemas: Record<string, JsonSchema> };
-  // Each comes with $schema and an $id; inside an OpenAPI document neither belongs.
-  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _, $id: __, ...json }]) => [id, json]));
+  return namedJsonSchemas(shapes(limits), limits, (id) => `#/components/schemas/${id}`);
 }

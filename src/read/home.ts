@@ -1,4 +1,5 @@
-// GET /: what a newcomer (or a browser) finds at the root: the service, its version, the API.
+// GET /: what a newcomer finds at the root: the service, its version, the API, as JSON; a browser gets
+// the static home page, which shows the same.
 import { Hono } from "hono";
 import { version } from "../../package.json";
 import type { AppEnv } from "../request/app-env";
@@ -64,26 +65,28 @@ const EXPLORER = "/explorer";
 
 const DOCS = `${REFERENCE} (the API reference, from ${OPENAPI}); README.md of the project's repository (Endpoints, Configuration, Deploying); SECURITY.md for keys`;
 
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"]/g, (ch) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[ch]};`);
+/**
+ * The page a browser gets: public/home/index.html, the explorer's look, which reads this route's
+ * JSON for the version and the endpoints. It is fetched through the assets binding rather than
+ * put at public/index.html, because static assets are served before the Worker for the paths they
+ * match: an index.html would answer GET / to every client, JSON clients too. Relayed, it keeps the
+ * headers public/_headers gives it (its own policy: the page's script and style, GET / of this
+ * origin), which app.ts's secureHeaders leaves in place; every response the Worker makes itself
+ * keeps `default-src 'none'`. Never cached: the answer at / depends on Accept.
+ */
+const HOME_PAGE = "/home/";
 
-function page(): string {
-  const rows = ENDPOINTS.map(
-    (e) =>
-      `<tr><td>${e.method}</td><td><code>${escapeHtml(e.path)}</code></td><td>${e.key}</td><td>${escapeHtml(e.what)}</td></tr>`,
-  ).join("");
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>The Eye ${version}</title></head><body>
-<h1>The Eye</h1><p>An event collector for user-behaviour events, version ${version}.</p>
-<p>Keys travel in <code>Authorization: Bearer &lt;key&gt;</code> (a write key may also be <code>?key=</code>).</p>
-<table><thead><tr><th>method</th><th>path</th><th>key</th><th>what</th></tr></thead><tbody>${rows}</tbody></table>
-<p>In a browser: the <a href="${EXPLORER}/">events explorer</a> (a read key) and the <a href="${REFERENCE}/">API reference</a>
-(OpenAPI 3.1: <a href="${OPENAPI}">${OPENAPI}</a>). More in the repository's README.md and SECURITY.md.</p></body></html>`;
-}
-
-export const home = new Hono<AppEnv>().get("/", (c) => {
+export const home = new Hono<AppEnv>().get("/", async (c) => {
   // A browser asks for HTML first; everything else gets JSON.
   const accept = c.req.header("accept") ?? "";
-  if (/\btext\/html\b/i.test(accept) && !/^\s*application\/json/i.test(accept)) return c.html(page());
+  if (/\btext\/html\b/i.test(accept) && !/^\s*application\/json/i.test(accept)) {
+    const page = await c.env.ASSETS.fetch(new URL(HOME_PAGE, c.req.url));
+    if (page.ok) {
+      const res = new Response(page.body, page);
+      res.headers.set("Cache-Control", "no-store");
+      return res;
+    }
+  }
   return c.json({
     service: "The Eye",
     version,
