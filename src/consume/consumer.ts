@@ -8,7 +8,8 @@ import { drizzle } from "drizzle-orm/d1";
 import { numbersOf } from "../db/applications";
 import type { Db } from "../db/db";
 import { insertAll, type NewContextEventRow } from "../db/event-insert";
-import { events, type NewErrorLogRow, type NewEventRow } from "../db/schema";
+import { generations, type NewErrorLogRow, type NewEventRow } from "../db/schema";
+import { storageFrom } from "../shared/config";
 import { sendAll } from "../shared/queue-send";
 import { queueMessage } from "../shared/schemas";
 import { createSentry, type Sentry } from "../shared/sentry";
@@ -21,7 +22,7 @@ export const backoff = (attempts: number) => Math.min(2 ** Math.max(1, attempts)
 interface Planned {
   message: Message<unknown>;
   /** Events as rows, but with the application's id: its number is looked up when they are stored. */
-  events: (Omit<NewEventRow, "app" | "context"> & { appId: string | null; contextBody: string | null })[];
+  events: (Omit<NewEventRow, "app"> & { appId: string | null })[];
   errors: NewErrorLogRow[];
 }
 
@@ -98,7 +99,7 @@ export function plan(message: Message<unknown>): Planned {
 }
 
 /** Stores what the messages ask, in one D1 batch; applications go in by number. */
-async function store(db: Db, plans: Planned[]): Promise<void> {
+async function store(db: Db, plans: Planned[], hotDays?: number): Promise<void> {
   const planned = plans.flatMap((p) => p.events);
   const nums = await numbersOf(db, new Set(planned.map((e) => e.appId)));
   const rows: NewContextEventRow[] = planned.map(({ appId, ...e }) => ({ ...e, app: nums.get(appId)! }));
@@ -106,6 +107,7 @@ async function store(db: Db, plans: Planned[]): Promise<void> {
     db,
     rows,
     plans.flatMap((p) => p.errors),
+    { hotDays },
   );
 }
 
@@ -152,7 +154,7 @@ export function isStorageUnavailable(err: unknown): boolean {
  */
 async function d1Answers(db: Db): Promise<boolean> {
   try {
-    await db.run(sql`SELECT 1 FROM ${events} LIMIT 0`);
+    await db.run(sql`SELECT 1 FROM ${generations} LIMIT 0`);
     return true;
   } catch {
     return false;
@@ -221,9 +223,10 @@ async function hold(
 
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sentry?: Sentry): Promise<void> {
   const db = drizzle(env.DB);
+  const hotDays = storageFrom(env).hotDays;
   const plans = batch.messages.map(plan);
   try {
-    await store(db, plans);
+    await store(db, plans, hotDays);
     for (const p of plans) p.message.ack();
     return;
   } catch (err) {
@@ -233,7 +236,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, sent
   const failed: { plan: Planned; err: unknown }[] = [];
   for (const [i, p] of plans.entries()) {
     try {
-      await store(db, [p]);
+      await store(db, [p], hotDays);
       p.message.ack();
     } catch (err) {
       if (isStorageUnavailable(err)) {
@@ -344,7 +347,7 @@ export async function replayDeadLetters(
       }
       const id = decodeURIComponent(object.key.slice(object.key.lastIndexOf("/") + 1).replace(/\.json$/, ""));
       try {
-        await store(db, [plan({ id, body, attempts: 0 } as unknown as Message<unknown>)]);
+        await store(db, [plan({ id, body, attempts: 0 } as unknown as Message<unknown>)], storageFrom(env).hotDays);
       } catch {
         run.failed++;
         continue;

@@ -1,27 +1,37 @@
-// Reading events: the filters every GET route takes, each shape served by its own index, and
-// pages by offset or by cursor position.
-import { and, asc, between, type Column, desc, eq, getTableColumns, gt, gte, lte, type SQL, sql } from "drizzle-orm";
+// Reading events: the filters every GET route takes, each served by index ranges of the
+// generations that cover the time range (generations.ts), merged in order.
+//
+// A generation's table is clustered by (app, timestamp, id), with indexes (app, type, timestamp)
+// and (session, timestamp). So each filter shape reads index ranges that are already in order:
+//   no filter, or country/device ... one range per application of the table's own key;
+//   session ........................ one range per session number (the id in each application);
+//   category, name, both ........... one range per (application, type) pair the filter names.
+// Each range reads at most the rows the page needs; the merge keeps the first of them all.
+// Country and device have no index: their rows are read in the time order of the application's
+// range and kept when their context matches (rows read ≈ page ÷ that value's share of the events).
+// Generations are read newest first (oldest first in ascending order) until the page is full.
+import { and, asc, between, desc, eq, gte, inArray, lte, type SQL, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "./db";
-import { contexts, type EventRow, events } from "./schema";
+import { valuesOf } from "./dictionaries";
+import {
+  type Generations,
+  type GenerationTable,
+  generationsIn,
+  generationTable,
+  genOf,
+  isMissingGeneration,
+  readGenerations,
+} from "./generations";
+import { contexts, type EventRow, eventTypes, generationApps, sessions } from "./schema";
 
-/**
- * An event's columns and its context's JSON text (null without one): what every reader (the
- * query API, receipts, the export, the archive) selects and renders. One primary-key read of
- * contexts per event that has a context.
- */
-export const eventColumns = {
-  ...getTableColumns(events),
-  contextBody: sql<string | null>`(SELECT body FROM ${contexts} WHERE ${contexts.id} = ${events.context})`.as(
-    "context_body",
-  ),
-};
 export type StoredEvent = EventRow & { contextBody: string | null };
 
 export interface EventFilters {
   sessionId?: string;
   category?: string;
   name?: string;
-  /** Context values (events.country, events.device). */
+  /** Context values (contexts.country, contexts.device). */
   country?: string;
   device?: string;
   /** One application's number: a read scoped to it. Without it, every application's events. */
@@ -47,113 +57,6 @@ export interface Position {
   tie?: boolean;
 }
 
-// Equality on a column outside the chosen index is written `+col = ?`, which tells SQLite
-// not to use an index for it: each filter shape then reads the one index built for it
-// (SPEC §4) instead of whichever the planner guesses without statistics.
-const unindexed = (column: Column, value: string | number) => sql`+${column} = ${value}`;
-
-// A context filter takes precedence over category and name: it is what narrows an explorer's
-// view of a type down further, and its index is partial (only events with context have entries).
-type Shape = "session" | "country" | "device" | "category" | "name" | "time";
-const shapeOf = (f: EventFilters): Shape =>
-  f.sessionId !== undefined
-    ? "session"
-    : f.country !== undefined
-      ? "country"
-      : f.device !== undefined
-        ? "device"
-        : f.category !== undefined
-          ? "category"
-          : f.name !== undefined
-            ? "name"
-            : "time";
-
-/**
- * The equality filters, each written so the shape's own index is the one used: a scoped read's
- * application leads its index (events_app_*), a read across all applications uses the global
- * one of the same shape; a session's index serves both, the application checked on its rows.
- */
-function filterTerms(f: EventFilters): (SQL | undefined)[] {
-  const shape = shapeOf(f);
-  return [
-    f.sessionId !== undefined ? eq(events.sessionId, f.sessionId) : undefined,
-    f.app === undefined ? undefined : shape === "session" ? unindexed(events.app, f.app) : eq(events.app, f.app),
-    f.country !== undefined
-      ? shape === "country"
-        ? eq(events.country, f.country)
-        : unindexed(events.country, f.country)
-      : undefined,
-    f.device !== undefined
-      ? shape === "device"
-        ? eq(events.device, f.device)
-        : unindexed(events.device, f.device)
-      : undefined,
-    f.category !== undefined
-      ? shape === "category"
-        ? eq(events.category, f.category)
-        : unindexed(events.category, f.category)
-      : undefined,
-    f.name !== undefined
-      ? shape === "category" || shape === "name"
-        ? eq(events.name, f.name)
-        : unindexed(events.name, f.name)
-      : undefined,
-  ];
-}
-
-/**
- * The timestamp range as one index range: both bounds go as one BETWEEN (SQLite seeks on
- * only one of two separate bounds on a column, and BETWEEN keeps the planner on the
- * (category, name, timestamp) index when a range is added to category+name).
- */
-function rangeTerm(after: number | undefined, before: number | undefined): SQL | undefined {
-  if (after !== undefined && before !== undefined) return between(events.timestamp, after, before);
-  if (after !== undefined) return gte(events.timestamp, after);
-  if (before !== undefined) return lte(events.timestamp, before);
-  return undefined;
-}
-
-export function whereOf(f: EventFilters): SQL | undefined {
-  return and(...filterTerms(f), rangeTerm(f.after, f.before));
-}
-
-/**
- * The rows from a position on. From a clean position (the first of its timestamp in the walk),
- * one range from its timestamp. Otherwise two index range reads that each seek: the rest of the
- * position's own timestamp from its id (`timestamp = T AND id <= P`: every index ends in
- * timestamp and then the rowid, so this is one seek), then the timestamps past it. A single
- * row-value condition `(timestamp, id) <= (T, P)` cannot seek on the id, so a page deep inside
- * a group of equal timestamps would re-read the rest of the group.
- */
-function positionArms(f: EventFilters, p: Position, direction: "asc" | "desc"): SQL[] {
-  const filters = filterTerms(f);
-  if (p.tie === false) {
-    return direction === "desc"
-      ? [and(...filters, rangeTerm(f.after, f.before === undefined ? p.timestamp : Math.min(f.before, p.timestamp)))!]
-      : [and(...filters, rangeTerm(f.after === undefined ? p.timestamp : Math.max(f.after, p.timestamp), f.before))!];
-  }
-  const inRange =
-    (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
-  const tie = inRange
-    ? and(
-        ...filters,
-        eq(events.timestamp, p.timestamp),
-        direction === "desc" ? lte(events.id, p.id) : gte(events.id, p.id),
-      )
-    : undefined;
-  const beyond =
-    direction === "desc"
-      ? and(
-          ...filters,
-          rangeTerm(f.after, f.before === undefined ? p.timestamp - 1 : Math.min(f.before, p.timestamp - 1)),
-        )
-      : and(
-          ...filters,
-          rangeTerm(f.after === undefined ? p.timestamp + 1 : Math.max(f.after, p.timestamp + 1), f.before),
-        );
-  return tie ? [tie, beyond!] : [beyond!];
-}
-
 export interface Page {
   limit: number;
   offset?: number;
@@ -162,52 +65,330 @@ export interface Page {
   direction?: "asc" | "desc";
 }
 
-/** One page of events, newest first (or oldest first with direction "asc"), ties broken by id. A batchable query. */
-export function listEvents(db: Db, f: EventFilters, page: Page) {
-  const direction = page.direction ?? "desc";
-  const order = direction === "desc" ? desc : asc;
-  const read = (where: SQL | undefined) =>
-    db
-      .select(eventColumns)
-      .from(events)
-      .where(where)
-      .orderBy(order(events.timestamp), order(events.id))
-      .limit(page.limit);
-  if (page.after === undefined) return read(whereOf(f)).offset(page.offset ?? 0);
-  const [first, beyond] = positionArms(f, page.after, direction);
-  if (beyond === undefined) return read(first);
-  // Each arm is an ordered, limited subquery, and UNION ALL runs its arms in turn: when the
-  // position's own timestamp fills the page the second arm is never started, so a page reads
-  // exactly its own rows. (A compound ORDER BY would merge the arms and read one more row.)
-  return db
-    .select()
-    .from(read(first).as("tie"))
-    .unionAll(db.select().from(read(beyond).as("beyond")))
-    .limit(page.limit) as unknown as ReturnType<typeof read>;
+/** What a read needs to know beside the filters: HOT_DAYS sets the generations' span before the first write. */
+export interface ReadOptions {
+  hotDays?: number;
+}
+
+/** Which of a generation's b-trees a range reads: its key (time), or one of its indexes. */
+export type Via = "key" | "type" | "session" | "event_id";
+
+/** A generation's rows as stored: numbers for the type, session and context. */
+export function rawColumns(t: GenerationTable) {
+  return {
+    id: t.id,
+    app: t.app,
+    timestamp: t.timestamp,
+    type: t.type,
+    session: t.session,
+    eventId:
+      sql<string>`lower(substr(hex(${t.eventId}), 1, 8) || '-' || substr(hex(${t.eventId}), 9, 4) || '-' || substr(hex(${t.eventId}), 13, 4) || '-' || substr(hex(${t.eventId}), 17, 4) || '-' || substr(hex(${t.eventId}), 21))`.as(
+        "event_id",
+      ),
+    received: t.received,
+    data: t.data,
+    context: t.context,
+  };
+}
+
+export type RawEvent = {
+  id: number;
+  app: number;
+  timestamp: number;
+  type: number;
+  session: number;
+  eventId: string;
+  received: number;
+  data: string;
+  context: number | null;
+};
+
+/**
+ * A select of one generation's rows. `via` names the b-tree the range is meant for; the planner
+ * finds it from the statistics every generation gets (generations.ts generationStatistics).
+ */
+export function selectRaw(db: Db, gen: number, _via: Via) {
+  const t = generationTable(gen);
+  return db.select(rawColumns(t)).from(t);
+}
+
+/** Stored events from rows as stored: each number's value from the dictionaries (dictionaries.ts). */
+export async function hydrate(db: Db, rows: RawEvent[]): Promise<StoredEvent[]> {
+  const values = await valuesOf(db, rows);
+  return rows.map((r, i) => ({
+    id: r.id,
+    app: r.app,
+    eventId: r.eventId,
+    sessionId: values[i]!.sessionId,
+    category: values[i]!.category,
+    name: values[i]!.name,
+    data: r.data,
+    timestamp: r.timestamp,
+    receivedAt: r.timestamp + r.received,
+    contextBody: values[i]!.contextBody,
+  }));
+}
+
+/** The numbers a filter names, looked up once per read: session numbers, type ids, applications. */
+export interface Resolved {
+  /** The applications to read in each generation: the one the filter names, or those the generation holds. */
+  apps: (gen: number) => number[];
+  /** Set when the filter names a session: its number in each application that has it. */
+  sessions?: { num: number; app: number }[];
+  /** Set when the filter names a category or a name: the types it covers. */
+  types?: number[];
+}
+
+export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved> {
+  const wantTypes = f.category !== undefined || f.name !== undefined;
+  const [typeRows, sessionRows, appRows] = await Promise.all([
+    wantTypes
+      ? db
+          .select({ id: eventTypes.id })
+          .from(eventTypes)
+          .where(
+            and(
+              f.category !== undefined ? eq(eventTypes.category, f.category) : undefined,
+              f.name !== undefined ? eq(eventTypes.name, f.name) : undefined,
+            ),
+          )
+      : undefined,
+    f.sessionId !== undefined
+      ? db
+          .select({ num: sessions.num, app: sessions.app })
+          .from(sessions)
+          .where(and(eq(sessions.sessionId, f.sessionId), f.app !== undefined ? eq(sessions.app, f.app) : undefined))
+      : undefined,
+    f.app === undefined && f.sessionId === undefined
+      ? db.select({ gen: generationApps.gen, app: generationApps.app }).from(generationApps)
+      : undefined,
+  ]);
+  const byGen = new Map<number, number[]>();
+  for (const r of appRows ?? []) byGen.set(r.gen, [...(byGen.get(r.gen) ?? []), r.app]);
+  const apps = (gen: number) => (f.app !== undefined ? [f.app] : (byGen.get(gen) ?? []));
+  return { apps, types: typeRows?.map((r) => r.id), sessions: sessionRows };
+}
+
+/** The context condition: events whose context has the country (or device), by the contexts row. */
+function contextTerm(t: GenerationTable, f: EventFilters): SQL | undefined {
+  if (f.country === undefined && f.device === undefined) return undefined;
+  const cond = and(
+    f.country !== undefined ? eq(contexts.country, f.country) : undefined,
+    f.device !== undefined ? eq(contexts.device, f.device) : undefined,
+  );
+  return sql`${t.context} IN (SELECT ${contexts.id} FROM ${contexts} WHERE ${cond})`;
 }
 
 /**
- * Events above an id that match the filters, in id order: the export's read of what the archive
- * does not hold yet. Read by rowid from `afterId` (every other term is kept out of index choice),
- * so it costs the rows above the watermark, however wide the time range.
+ * The index ranges of one generation that together hold the matching events, each an equality
+ * prefix of an index whose next column is the timestamp: merged, they are the events in order.
+ * Equality on a column outside the range's index is written `+col = ?`, which keeps SQLite on
+ * the range's own index (SPEC §4) instead of whichever it guesses without statistics.
  */
-export function listAboveId(db: Db, f: EventFilters, afterId: number, limit: number) {
-  return db
-    .select(eventColumns)
-    .from(events)
-    .where(
-      and(
-        gt(events.id, afterId),
-        f.sessionId !== undefined ? unindexed(events.sessionId, f.sessionId) : undefined,
-        f.category !== undefined ? unindexed(events.category, f.category) : undefined,
-        f.name !== undefined ? unindexed(events.name, f.name) : undefined,
-        f.country !== undefined ? unindexed(events.country, f.country) : undefined,
-        f.device !== undefined ? unindexed(events.device, f.device) : undefined,
-        f.app !== undefined ? unindexed(events.app, f.app) : undefined,
-        f.after !== undefined ? sql`+${events.timestamp} >= ${f.after}` : undefined,
-        f.before !== undefined ? sql`+${events.timestamp} <= ${f.before}` : undefined,
-      ),
-    )
-    .orderBy(events.id)
-    .limit(limit);
+export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQL; via: Via }[] {
+  const t = generationTable(gen);
+  const ctx = contextTerm(t, f);
+  const typeTerm = (types: number[]) =>
+    types.length === 1
+      ? sql`+${t.type} = ${types[0]}`
+      : sql`+${t.type} IN (${sql.join(
+          types.map((ty) => sql`${ty}`),
+          sql`, `,
+        )})`;
+  if (r.sessions !== undefined)
+    return r.sessions.map((s) => ({
+      where: and(eq(t.session, s.num), sql`+${t.app} = ${s.app}`, r.types ? typeTerm(r.types) : undefined, ctx)!,
+      via: "session" as const,
+    }));
+  if (r.types !== undefined)
+    return r
+      .apps(gen)
+      .flatMap((app) =>
+        r.types!.map((type) => ({ where: and(eq(t.app, app), eq(t.type, type), ctx)!, via: "type" as const })),
+      );
+  return r.apps(gen).map((app) => ({ where: and(eq(t.app, app), ctx)!, via: "key" as const }));
+}
+
+/** The timestamp range as one index range: both bounds as one BETWEEN (SQLite seeks on only one of two separate bounds). */
+export function rangeTerm(t: GenerationTable, after: number | undefined, before: number | undefined): SQL | undefined {
+  if (after !== undefined && before !== undefined) return between(t.timestamp, after, before);
+  if (after !== undefined) return gte(t.timestamp, after);
+  if (before !== undefined) return lte(t.timestamp, before);
+  return undefined;
+}
+
+/**
+ * The conditions of the rows from a position on, for one range. From a clean position (the first
+ * of its timestamp in the walk), one range from its timestamp. Otherwise two that each seek: the
+ * rest of the position's own timestamp from its id (every index ends in timestamp and id), then
+ * the timestamps past it. A row-value condition `(timestamp, id) <= (T, P)` cannot seek on the id.
+ */
+function armsOf(t: GenerationTable, range: SQL, f: EventFilters, p: Position | undefined, dir: "asc" | "desc"): SQL[] {
+  if (p === undefined) return [and(range, rangeTerm(t, f.after, f.before))!];
+  const clamp = (bound: number) =>
+    dir === "desc"
+      ? rangeTerm(t, f.after, f.before === undefined ? bound : Math.min(f.before, bound))
+      : rangeTerm(t, f.after === undefined ? bound : Math.max(f.after, bound), f.before);
+  if (p.tie === false) return [and(range, clamp(p.timestamp))!];
+  const inRange =
+    (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
+  const tie = inRange
+    ? and(range, eq(t.timestamp, p.timestamp), dir === "desc" ? lte(t.id, p.id) : gte(t.id, p.id))
+    : undefined;
+  const beyond = and(range, clamp(dir === "desc" ? p.timestamp - 1 : p.timestamp + 1))!;
+  return tie ? [tie, beyond] : [beyond];
+}
+
+const before = (dir: "asc" | "desc") => (a: RawEvent, b: RawEvent) =>
+  dir === "desc" ? b.timestamp - a.timestamp || b.id - a.id : a.timestamp - b.timestamp || a.id - b.id;
+
+/** The first `n` matching rows of one generation, in order: every range's first n, merged. */
+async function readGeneration(
+  db: Db,
+  gen: number,
+  f: EventFilters,
+  r: Resolved,
+  n: number,
+  p: Position | undefined,
+  dir: "asc" | "desc",
+): Promise<RawEvent[]> {
+  const t = generationTable(gen);
+  const order = dir === "desc" ? desc : asc;
+  const queries = rangesOf(gen, f, r).map((range) => {
+    const [first, beyond] = armsOf(t, range.where, f, p, dir).map((where) =>
+      selectRaw(db, gen, range.via).where(where).orderBy(order(t.timestamp), order(t.id)).limit(n),
+    );
+    if (beyond === undefined) return first!;
+    // Each arm an ordered, limited subquery: UNION ALL runs them in turn, so when the position's own
+    // timestamp fills the page the second never starts. (A compound ORDER BY would merge them and read more.)
+    return db
+      .select()
+      .from(first!.as("tie"))
+      .unionAll(db.select().from(beyond.as("beyond")))
+      .limit(n) as unknown as typeof first;
+  });
+  if (queries.length === 0) return [];
+  const [first, ...rest] = queries as unknown as BatchItem<"sqlite">[];
+  const results = rest.length === 0 ? [await first!] : await db.batch([first!, ...rest]);
+  const rows = (results as unknown as RawEvent[][]).flat();
+  return rows.length === results[0]!.length ? rows : rows.sort(before(dir)).slice(0, n);
+}
+
+/** The generations a read covers, newest first (oldest first for an ascending read). */
+export async function generationsFor(db: Db, f: EventFilters, o: ReadOptions, dir: "asc" | "desc", fresh = false) {
+  let g: Generations = await readGenerations(db, o.hotDays ?? 30, { fresh, readOnly: true });
+  // A generation the list does not have yet (begun since it was read): read it again.
+  if (!fresh && !g.live.includes(genOf(Date.now() * 1000, g.span)))
+    g = await readGenerations(db, o.hotDays ?? 30, { fresh: true, readOnly: true });
+  const gens = generationsIn(g, f.after, f.before);
+  return dir === "desc" ? gens : [...gens].reverse();
+}
+
+/**
+ * One page of events, newest first (or oldest first with direction "asc"), ties broken by id.
+ * Offset pages read offset + limit rows of the generations they pass, as the original's did.
+ */
+export async function listEvents(db: Db, f: EventFilters, page: Page, o: ReadOptions = {}): Promise<StoredEvent[]> {
+  const dir = page.direction ?? "desc";
+  const r = await resolveFilters(db, f);
+  if ((r.sessions && r.sessions.length === 0) || (r.types && r.types.length === 0)) return [];
+  for (let attempt = 0; ; attempt++) {
+    try {
+      let skip = page.offset ?? 0;
+      const out: RawEvent[] = [];
+      // From a position, the generations wholly past it in the walk's direction hold nothing for the page.
+      const p = page.after;
+      const bounds: EventFilters =
+        p === undefined
+          ? f
+          : dir === "desc"
+            ? { ...f, before: Math.min(f.before ?? p.timestamp, p.timestamp) }
+            : { ...f, after: Math.max(f.after ?? p.timestamp, p.timestamp) };
+      for (const gen of await generationsFor(db, bounds, o, dir, attempt > 0)) {
+        const want = skip + page.limit - out.length;
+        const rows = await readGeneration(db, gen, f, r, want, page.after, dir);
+        const kept = rows.slice(Math.min(skip, rows.length));
+        skip = Math.max(0, skip - rows.length);
+        out.push(...kept);
+        if (out.length >= page.limit) break;
+      }
+      return hydrate(db, out.slice(0, page.limit));
+    } catch (err) {
+      // A generation dropped after the list was read: read the list again, once.
+      if (attempt > 0 || !isMissingGeneration(err)) throw err;
+    }
+  }
+}
+
+/** The stored events with these keys ([gen, app, timestamp, id]), in id order: what the archive and the export read. */
+export async function eventsByKeys(db: Db, keys: [number, number, number, number][]): Promise<StoredEvent[]> {
+  const byGen = new Map<number, [number, number, number][]>();
+  for (const [gen, app, timestamp, id] of keys) byGen.set(gen, [...(byGen.get(gen) ?? []), [app, timestamp, id]]);
+  const out: RawEvent[] = [];
+  for (const [gen, list] of byGen) {
+    const t = generationTable(gen);
+    for (let i = 0; i < list.length; i += 500) {
+      const json = JSON.stringify(list.slice(i, i + 500));
+      try {
+        out.push(
+          ...(await selectRaw(db, gen, "key").where(
+            sql`(${t.app}, ${t.timestamp}, ${t.id}) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(${json}))`,
+          )),
+        );
+      } catch (err) {
+        // The generation is gone (dropped once archived): its events are no longer in D1.
+        if (!isMissingGeneration(err)) throw err;
+      }
+    }
+  }
+  return hydrate(
+    db,
+    out.sort((a, b) => a.id - b.id),
+  );
+}
+
+/** Whether a stored event matches the filters (for rows read by key rather than by range). */
+export function matches(e: StoredEvent, f: EventFilters): boolean {
+  const ctx = e.contextBody ? (JSON.parse(e.contextBody) as { country?: string; device?: string }) : {};
+  return (
+    (f.sessionId === undefined || e.sessionId === f.sessionId) &&
+    (f.category === undefined || e.category === f.category) &&
+    (f.name === undefined || e.name === f.name) &&
+    (f.country === undefined || ctx.country === f.country) &&
+    (f.device === undefined || ctx.device === f.device) &&
+    (f.app === undefined || e.app === f.app) &&
+    (f.after === undefined || e.timestamp >= f.after) &&
+    (f.before === undefined || e.timestamp <= f.before)
+  );
+}
+
+/**
+ * The events stored under an event id: for one application (its number), at most one row; across
+ * applications, at most two (one event id may be stored by several applications: two tell the
+ * caller it must choose). One seek of each live generation's (app, event_id) index per application.
+ */
+export async function findByEventId(
+  db: Db,
+  eventId: string,
+  app: number | undefined,
+  o: ReadOptions = {},
+): Promise<StoredEvent[]> {
+  const r = await resolveFilters(db, app !== undefined ? { app } : {});
+  const hex = eventId.replace(/-/g, "");
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const queries = (await generationsFor(db, {}, o, "desc", attempt > 0)).map((gen) => {
+        const t = generationTable(gen);
+        return selectRaw(db, gen, "event_id")
+          .where(and(inArray(t.app, r.apps(gen)), sql`${t.eventId} = unhex(${hex})`))
+          .limit(2);
+      });
+      const [first, ...rest] = queries;
+      if (!first) return [];
+      const results = rest.length === 0 ? [await first] : await db.batch([first, ...rest]);
+      return hydrate(db, (results as RawEvent[][]).flat().slice(0, app !== undefined ? 1 : 2));
+    } catch (err) {
+      if (attempt > 0 || !isMissingGeneration(err)) throw err;
+    }
+  }
 }

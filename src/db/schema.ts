@@ -6,7 +6,7 @@ import { customType, index, integer, primaryKey, sqliteTable, text, uniqueIndex 
  * A UUID stored as its 16 bytes (a BLOB) and read back as the usual lower-case text: 20 bytes
  * less per event in the table and again in the unique index than the 36-character text.
  */
-const uuidBlob = customType<{ data: string; driverData: ArrayBuffer | Uint8Array | number[] }>({
+export const uuidBlob = customType<{ data: string; driverData: ArrayBuffer | Uint8Array | number[] }>({
   dataType: () => "blob",
   toDriver: (uuid) => {
     const hex = uuid.replace(/-/g, "");
@@ -19,7 +19,12 @@ const uuidBlob = customType<{ data: string; driverData: ArrayBuffer | Uint8Array
   },
 });
 
-export const events = sqliteTable(
+/**
+ * The events table before migration 0010 (one table, 14 indexes, ≈ 680 bytes and 15 rows written per
+ * event): kept only until the rebuild (maintain/rebuild.ts) has moved its rows into generations.
+ * New events never come here.
+ */
+export const legacyEvents = sqliteTable(
   "events",
   {
     // rowid: the tie-breaker that makes the timestamp order total, so pages never overlap.
@@ -85,8 +90,122 @@ export const contexts = sqliteTable(
   {
     id: integer("id").primaryKey(),
     body: text("body").notNull(),
+    // The two values events are filtered and counted by, copied out of the body.
+    country: text("country"),
+    device: text("device"),
+    // The newest generation holding an event that points here: the row goes when that one does.
+    gen: integer("gen").notNull().default(0),
   },
   (t) => [uniqueIndex("contexts_body").on(t.body)],
+);
+
+/**
+ * The hot tier's generations: events live in one table per generation (events_g<n>, created by
+ * the consumer, dropped by the maintenance; generations.ts), each a span of event time. Dropping a
+ * whole generation costs no row writes, where deleting its rows one by one would cost one each.
+ */
+export const generations = sqliteTable("generations", {
+  gen: integer("gen").primaryKey(),
+  // The highest event id stored in it: the archive watermark must pass it before it can go.
+  maxId: integer("max_id").notNull().default(0),
+  // Microseconds since the epoch, UTC.
+  createdAt: integer("created_at").notNull(),
+});
+
+/**
+ * The applications each generation holds events of: a read across applications merges one range
+ * per application there (the tables are clustered by application first), and no other.
+ */
+export const generationApps = sqliteTable(
+  "generation_apps",
+  {
+    gen: integer("gen").notNull(),
+    app: integer("app").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.gen, t.app] })],
+);
+
+/** Event types: each (category, name) once, stored in events as its number. */
+export const eventTypes = sqliteTable(
+  "event_types",
+  {
+    // AUTOINCREMENT: a number, once given, never means another type (readers cache them).
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    // The newest generation holding an event of the type.
+    gen: integer("gen").notNull(),
+  },
+  (t) => [uniqueIndex("event_types_key").on(t.category, t.name)],
+);
+
+/** Sessions: each application's session ids once, stored in events as their number. */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    // AUTOINCREMENT: a number, once given, never means another session (readers cache them).
+    num: integer("num").primaryKey({ autoIncrement: true }),
+    app: integer("app").notNull(),
+    sessionId: text("session_id").notNull(),
+    // The newest generation holding an event of the session.
+    gen: integer("gen").notNull(),
+  },
+  (t) => [uniqueIndex("sessions_key").on(t.app, t.sessionId)],
+);
+
+/**
+ * What each consumer batch stored, until the archive has it: the batch's ids and, per event, where
+ * its row is ([gen, app, timestamp, id] as JSON). The archive and the export read events above the
+ * watermark through these rows (generation tables have no index by id); one row per batch.
+ */
+export const arrivals = sqliteTable("arrivals", {
+  firstId: integer("first_id").primaryKey(),
+  lastId: integer("last_id").notNull(),
+  keys: text("keys").notNull(),
+});
+
+/**
+ * Hourly counts per generation: as event_counts (four (category, name) shapes, per application
+ * and for all), and kept by the consumer in the same batch as the events, with the generation the
+ * events are in, so dropping a generation takes its counts with it.
+ */
+export const typeCounts = sqliteTable(
+  "type_counts",
+  {
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    app: integer("app").notNull(),
+    hour: integer("hour").notNull(),
+    gen: integer("gen").notNull(),
+    n: integer("n").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.category, t.name, t.app, t.hour, t.gen] }),
+    index("type_counts_app_name").on(t.app, t.name, t.hour),
+    index("type_counts_app_category").on(t.app, t.category, t.hour),
+    index("type_counts_gen").on(t.gen),
+  ],
+);
+
+/** Hourly counts by country and by device per generation, as context_counts. */
+export const contextValueCounts = sqliteTable(
+  "context_value_counts",
+  {
+    dim: text("dim").notNull(),
+    value: text("value").notNull(),
+    category: text("category").notNull(),
+    name: text("name").notNull(),
+    app: integer("app").notNull(),
+    hour: integer("hour").notNull(),
+    gen: integer("gen").notNull(),
+    n: integer("n").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.app, t.dim, t.value, t.category, t.name, t.hour, t.gen] }),
+    index("context_value_counts_app_name").on(t.app, t.dim, t.value, t.name, t.hour),
+    index("context_value_counts_app_category").on(t.app, t.dim, t.value, t.category, t.hour),
+    index("context_value_counts_gen").on(t.gen),
+  ],
 );
 
 /**
@@ -169,10 +288,44 @@ export const storageState = sqliteTable("storage_state", {
   // Events with a timestamp before this were purged from D1 (those archived; see retention.ts).
   purgedBefore: integer("purged_before"),
   purgedAt: integer("purged_at"),
+  // The next event id to hand out: ids come from here, never twice, in arrival order.
+  nextId: integer("next_id").notNull().default(1),
+  // How much event time one generation spans, in microseconds (set once; generations.ts).
+  genSpan: integer("gen_span"),
+  // The rebuild of the pre-0010 events table: the highest legacy id moved so far (null: not started).
+  rebuiltThrough: integer("rebuilt_through"),
+  // When the byte budget last cut the hot window below HOT_DAYS, and the last report of it (µs).
+  budgetCutAt: integer("budget_cut_at"),
+  budgetReportedAt: integer("budget_reported_at"),
 });
 
-export type EventRow = typeof events.$inferSelect;
-export type NewEventRow = typeof events.$inferInsert;
+/** An event as every reader gets it (the generation tables store numbers; event-reads.ts joins them back). */
+export interface EventRow {
+  id: number;
+  app: number;
+  eventId: string;
+  sessionId: string;
+  category: string;
+  name: string;
+  data: string;
+  timestamp: number;
+  receivedAt: number;
+}
+
+/** An event to store: its application by number, its context as the JSON text of a contexts row. */
+export interface NewEventRow {
+  app: number;
+  eventId: string;
+  sessionId: string;
+  category: string;
+  name: string;
+  data: string;
+  timestamp: number;
+  receivedAt: number;
+  contextBody?: string | null;
+  country?: string | null;
+  device?: string | null;
+}
 
 export const errorLog = sqliteTable(
   "error_log",

@@ -7,13 +7,14 @@
 // archived twice. A block is sealed once a higher id exists (ids only grow, so nothing can join
 // it); the archive watermark is the end of the last sealed block, and retention purges nothing
 // above it. The block still growing is rewritten by each run until it is sealed.
-import { and, between, eq, gt, sql } from "drizzle-orm";
+import { and, eq, gt, sql } from "drizzle-orm";
 import { objectName, partitionOf, putLines } from "../archive/objects";
 import { directoryKnowing } from "../db/applications";
+import { deleteArrivalsThrough, eventsInIdRange, maxEventId } from "../db/arrival-reads";
 import type { Db } from "../db/db";
-import { eventColumns, type StoredEvent } from "../db/event-reads";
+import type { StoredEvent } from "../db/event-reads";
 import { renderEvent } from "../db/render";
-import { events, storageState } from "../db/schema";
+import { storageState } from "../db/schema";
 import { readStorageState } from "../db/storage-state";
 
 /** Writes one block's events (ids first..last, those that exist) to R2: one object per partition. */
@@ -55,8 +56,10 @@ export async function archiveNew(
   { blockIds, deadline, now = Date.now }: { blockIds: number; deadline: number; now?: () => number },
 ): Promise<ArchiveRun> {
   const state = await readStorageState(db);
-  const [top] = await db.select({ maxId: sql<number>`coalesce(max(${events.id}), 0)` }).from(events);
-  const maxId = top?.maxId ?? 0;
+  const maxId = await maxEventId(db);
+  // While the pre-0010 table is rebuilt, ids above the watermark may still be in it: wait for them.
+  if (state.rebuiltThrough !== null && state.rebuiltThrough > state.archivedThrough + 1)
+    return { archivedThrough: state.archivedThrough, maxId, blocks: 0, rows: 0, objects: 0, done: false };
   const run: ArchiveRun = {
     archivedThrough: state.archivedThrough,
     maxId,
@@ -68,11 +71,7 @@ export async function archiveNew(
   for (let first = state.archivedThrough + 1; first <= maxId; first += blockIds) {
     if (now() >= deadline) return run;
     const last = first + blockIds - 1;
-    const rows = await db
-      .select(eventColumns)
-      .from(events)
-      .where(between(events.id, first, last))
-      .orderBy(events.id);
+    const rows = await eventsInIdRange(db, first, last);
     run.objects += await writeBlock(db, bucket, rows, first);
     run.rows += rows.length;
     run.blocks++;
@@ -83,6 +82,7 @@ export async function archiveNew(
         .set({ archivedThrough: last })
         .where(and(eq(storageState.id, 1), gt(sql`${last}`, storageState.archivedThrough)));
       run.archivedThrough = last;
+      await deleteArrivalsThrough(db, last);
     }
   }
   run.done = true;

@@ -6,20 +6,21 @@
 // after each one, so a run cut short resumes where it stopped and a request made again finds
 // nothing left:
 //   pending          the archive scan window is fixed from what D1 still holds (or the operator's)
-//   running, d1      rows deleted in chunks, each with its counts; never the table's newest row,
-//                    whose id SQLite would hand out again (retention.ts): it waits for a later one
+//   running, d1      rows deleted in chunks, each with its counts (ids are never handed out twice,
+//                    so the newest row goes at once like any other)
 //   running, archive the application's objects in the window's hours, in key order, each read and
 //                    rewritten without the erased lines (deleted when none is left), after the cursor
 //   done             the row stays as the audit: what was asked, the window read, counts per store.
 // D1 goes first: an erased event that is not archived yet is then never archived, and the next
 // archive run rewrites the growing block from D1 without it. Other events are never touched, so
 // the archive watermark and retention's "only what is archived" still hold.
-import { and, asc, eq, ne, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, ne, sql } from "drizzle-orm";
 import { ARCHIVE_ROOT, archiveLines, putLines } from "../archive/objects";
 import { numberKnowing } from "../db/applications";
 import type { Db } from "../db/db";
-import { uncountWhere } from "../db/roll-ups";
-import { type ErasureRow, erasures, events, rollupMark } from "../db/schema";
+import { eraseChunk, storedSpan } from "../db/erase-rows";
+import { zeroCountDeletes } from "../db/roll-ups";
+import { type ErasureRow, erasures } from "../db/schema";
 import { readStorageState } from "../db/storage-state";
 import { formatTimestamp, HOUR } from "../shared/timestamp";
 
@@ -69,13 +70,6 @@ export class ErasureFailed extends AggregateError {
   }
 }
 
-/** The D1 rows a request names, written so the session index or the (event_id, app) index serves it. */
-function matchOf(row: ErasureRow, app: number | undefined): SQL {
-  if (app === undefined) return sql`0`;
-  if (row.kind === "session") return sql`${events.sessionId} = ${row.target} AND +${events.app} = ${app}`;
-  return sql`${events.app} = ${app} AND ${events.eventId} IN (SELECT unhex(replace(value, '-', '')) FROM json_each(${row.target}))`;
-}
-
 /** Whether an archive line (as rendered) is one of the request's events. */
 function lineMatcher(row: ErasureRow): (line: string) => boolean {
   if (row.kind === "session") return (line) => (JSON.parse(line) as { session_id: string }).session_id === row.target;
@@ -94,14 +88,7 @@ function lineMatcher(row: ErasureRow): (line: string) => boolean {
 async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purgeCutoff: number | undefined) {
   if (row.scanBasis === "operator")
     return { scanAfter: row.scanAfter, scanBefore: row.scanBefore, scanBasis: "operator" };
-  const [span] = await db
-    .select({
-      first: sql<number | null>`min(${events.timestamp})`,
-      last: sql<number | null>`max(${events.timestamp})`,
-      n: sql<number>`count(*)`,
-    })
-    .from(events)
-    .where(matchOf(row, app));
+  const span = app === undefined ? { first: null, last: null, n: 0 } : await storedSpan(db, row, app);
   const state = await readStorageState(db);
   const marks = [state.purgedBefore, purgeCutoff].filter((m): m is number => m !== null && m !== undefined);
   const purgedBefore = marks.length > 0 ? Math.max(...marks) : null;
@@ -123,40 +110,17 @@ async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purg
 
 /** Deletes the request's rows from D1 a chunk at a time; true once none is left. */
 async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, deadline: number, now: () => number) {
-  const match = matchOf(row, app);
+  if (app === undefined) return { finished: true, waiting: false };
   let deleted = 0;
   for (;;) {
     if (now() >= deadline) return { finished: false, waiting: false };
-    // Never the newest row: deleting it would let SQLite give its id to the next event, below the
-    // roll-up mark and maybe the archive watermark, where it would be neither counted nor archived.
-    const ids = await db
-      .select({ id: events.id })
-      .from(events)
-      .where(and(match, sql`${events.id} < (SELECT max(id) FROM ${events})`))
-      .limit(ERASE_CHUNK);
-    if (ids.length === 0) break;
-    // Literal ids: drizzle's D1 batch cannot bind parameters of a raw statement. The audit counts
-    // move in the same transaction as the rows, so a run cut short never counts a chunk twice.
-    const doomed = sql`${events.id} IN (${sql.raw(ids.map((r) => r.id).join(","))})`;
-    const counted = sql`${doomed} AND ${events.id} <= coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`;
-    const statements = [
-      sql`UPDATE ${erasures} SET d1_events = d1_events + (SELECT count(*) FROM ${events} WHERE ${doomed}),
-        counted_events = counted_events + (SELECT count(*) FROM ${events} WHERE ${counted}) WHERE id = ${sql.raw(String(row.id))}`,
-      ...uncountWhere(counted),
-      sql`DELETE FROM ${events} WHERE ${doomed}`,
-    ].map((s) => db.run(s));
-    await db.batch([statements[0]!, ...statements.slice(1)]);
-    deleted += ids.length;
+    const n = await eraseChunk(db, row, app, row.id, ERASE_CHUNK);
+    if (n === 0) break;
+    deleted += n;
   }
-  // Hours whose events are all gone leave count rows of zero; they add nothing, and go (a scan of
-  // the counts, so only after a run that deleted something, as retention does).
-  if (deleted > 0)
-    await db.batch([
-      db.run(sql`DELETE FROM event_counts WHERE n <= 0`),
-      db.run(sql`DELETE FROM context_counts WHERE n <= 0`),
-    ]);
-  const [left] = await db.select({ n: sql<number>`count(*)` }).from(events).where(match);
-  return { finished: left!.n === 0, waiting: left!.n > 0 };
+  // What the deletions left at zero goes too (a scan of the counts, so only after a run that deleted).
+  if (deleted > 0) await db.batch(zeroCountDeletes(db) as unknown as Parameters<typeof db.batch>[0]);
+  return { finished: true, waiting: false };
 }
 
 /** The keys of the application's archive objects whose hour lies in [after, before], in key order. */

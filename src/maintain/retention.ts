@@ -1,58 +1,144 @@
-// Retention: D1 keeps a hot window of HOT_DAYS for the query API. Older events are deleted in
-// bounded chunks, each in one transaction with the hourly counts it takes away, so `count` stays
-// exact for what a GET can still page through. Only archived events are deleted (ids up to the
-// archive watermark) and only counted ones (up to the roll-up mark), and never the row with the
-// highest id, whose deletion would let SQLite hand its id out again. The error log and its hourly
-// counts keep ERROR_LOG_DAYS.
+// Retention: D1 keeps a hot window for the query API, bounded by days (HOT_DAYS) and by bytes
+// (HOT_MAX_MB), whichever binds first. Events live in generations (db/generations.ts): a whole
+// generation older than the window goes at once, a DROP TABLE that writes no rows; when the
+// database is over its byte budget, whole generations go oldest first, and then, if that is not
+// enough, the oldest rows of the oldest one. Only archived events go (ids up to the archive
+// watermark): when the archive lags so far behind that nothing can go, the run says so (stalled)
+// and deletes nothing. Then what the deletions orphan goes too: dictionary rows no live event
+// points at, and count rows at zero. The error log and its hourly counts keep ERROR_LOG_DAYS.
 import { sql } from "drizzle-orm";
+import { directory } from "../db/applications";
 import type { Db } from "../db/db";
-import { uncountWhere } from "../db/roll-ups";
-import { errorCounts, errorLog, events, rollupMark, storageState } from "../db/schema";
+import { readGenerations } from "../db/generations";
+import {
+  databaseBytes,
+  deleteOldest,
+  deleteOrphans,
+  dropGeneration,
+  eventsPerGeneration,
+  listGenerations,
+} from "../db/purge";
+import { errorCounts, errorLog } from "../db/schema";
+import { readStorageState } from "../db/storage-state";
 import { HOUR } from "../shared/timestamp";
 
-/** Rows deleted per statement: well inside D1's per-statement time limit, with five indexes to update. */
+/** Rows deleted per statement: well inside D1's per-statement time limit. */
 export const PURGE_CHUNK = 2_000;
+
+/** The budget purge aims this far under the budget, so it does not run again at the next event. */
+const BUDGET_TARGET = 0.9;
 
 export interface PurgeRun {
   deleted: number;
   done: boolean;
 }
 
+export interface HotWindowRun extends PurgeRun {
+  /** Generations dropped whole (by age or for the budget). */
+  generations: number;
+  /** Events deleted row by row for the budget (inside a generation). */
+  rows: number;
+  /** Dictionary and count rows deleted as orphans. */
+  orphans: number;
+  /** The database's bytes before and after, as D1 measures them. */
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Which bound the run purged for: none, HOT_DAYS, or the byte budget. */
+  bound: "none" | "days" | "bytes";
+  /** Over the budget (or past HOT_DAYS) with nothing archived to delete: the archive is behind. */
+  stalled: boolean;
+}
+
 /**
- * Deletes archived events with a timestamp before `cutoff` (microseconds), a chunk per D1 batch,
- * until none is left or `deadline` (ms since the epoch) passes.
+ * Purges the hot window down to `cutoff` (µs: generations wholly before it go) and under
+ * `budgetBytes`, until done or `deadline` (ms since the epoch) passes.
  */
 export async function purgeHotWindow(
   db: Db,
   {
     cutoff,
+    budgetBytes = Infinity,
+    hotDays = 30,
     deadline,
     chunk = PURGE_CHUNK,
     now = Date.now,
-  }: { cutoff: number; deadline: number; chunk?: number; now?: () => number },
-): Promise<PurgeRun> {
-  const limit = sql.raw(String(Math.floor(chunk)));
-  // Literal numbers: drizzle's D1 batch cannot bind parameters of a raw statement.
-  const before = sql.raw(String(Math.floor(cutoff)));
-  const doomed = sql`${events.id} IN (SELECT id FROM ${events} WHERE timestamp < ${before}
-      AND id <= min((SELECT archived_through FROM ${storageState} WHERE id = 1), coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0))
-      AND id < (SELECT max(id) FROM ${events})
-    ORDER BY timestamp LIMIT ${limit})`;
-  const run: PurgeRun = { deleted: 0, done: false };
-  for (;;) {
-    if (now() >= deadline) return run;
-    // The same subquery in one transaction names the same rows: uncount them, then delete them.
-    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) =>
-      db.run(s),
-    );
-    const results = await db.batch([first!, ...rest]);
-    const n = (results.at(-1) as unknown as { meta: { changes: number } }).meta.changes;
-    run.deleted += n;
-    if (n < chunk) break;
+  }: {
+    cutoff: number;
+    budgetBytes?: number;
+    hotDays?: number;
+    deadline: number;
+    chunk?: number;
+    now?: () => number;
+  },
+): Promise<HotWindowRun> {
+  const { span } = await readGenerations(db, hotDays);
+  const watermark = (await readStorageState(db)).archivedThrough;
+  const bytesBefore = await databaseBytes(db);
+  const run: HotWindowRun = {
+    deleted: 0,
+    done: false,
+    generations: 0,
+    rows: 0,
+    orphans: 0,
+    bytesBefore,
+    bytesAfter: bytesBefore,
+    bound: "none",
+    stalled: false,
+  };
+  const counts = await eventsPerGeneration(db);
+  let gens = await listGenerations(db);
+  const drop = async (g: { gen: number; maxId: number }) => {
+    if (g.maxId > watermark || !(await dropGeneration(db, g.gen, watermark))) return false;
+    run.generations++;
+    run.deleted += counts.get(g.gen) ?? 0;
+    gens = gens.filter((x) => x.gen !== g.gen);
+    return true;
+  };
+  // By age: every generation whose whole span ends before the cutoff (the newest always stays).
+  for (const g of [...gens]) {
+    if (now() >= deadline) return finish(db, run, gens);
+    if ((g.gen + 1) * span - 1 >= cutoff || g === gens.at(-1)) continue;
+    run.bound = "days";
+    if (!(await drop(g))) run.stalled = true;
   }
-  // Hours whose events are all gone leave count rows of zero; they add nothing, and go.
-  if (run.deleted > 0) await db.run(sql`DELETE FROM event_counts WHERE n <= 0`);
-  run.done = true;
+  // By bytes: whole generations oldest first while more than one is left, then rows of the oldest.
+  let bytes = await databaseBytes(db);
+  if (bytes > budgetBytes) {
+    run.bound = "bytes";
+    const target = budgetBytes * BUDGET_TARGET;
+    while (bytes > target && gens.length > 1 && now() < deadline) {
+      if (!(await drop(gens[0]!))) break;
+      bytes = await databaseBytes(db);
+    }
+    const apps = (await directory(db)).nums;
+    while (bytes > target && gens.length > 0 && now() < deadline) {
+      const live = [...counts.entries()].filter(([gen]) => gens.some((g) => g.gen === gen));
+      const events = live.reduce((n, [, c]) => n + c, 0);
+      // As many of the oldest as the bytes over the target hold, at the database's bytes per event.
+      const wanted = Math.max(1, Math.min(chunk, Math.ceil(((bytes - target) / Math.max(1, bytes)) * events)));
+      const n = await deleteOldest(db, gens[0]!.gen, apps, watermark, wanted);
+      if (n === 0) {
+        // Nothing archived left to take: the archive has to catch up first.
+        if (gens.length > 1 && (await drop(gens[0]!))) continue;
+        run.stalled = true;
+        break;
+      }
+      run.rows += n;
+      run.deleted += n;
+      counts.set(gens[0]!.gen, (counts.get(gens[0]!.gen) ?? 0) - n);
+      bytes = await databaseBytes(db);
+    }
+  }
+  return finish(db, run, gens, now() < deadline);
+}
+
+/** What deleting orphaned: dictionary rows and zero counts, then the bytes after. */
+async function finish(db: Db, run: HotWindowRun, gens: { gen: number }[], done = false): Promise<HotWindowRun> {
+  // While the pre-0010 table is being rebuilt its rows still point at dictionary rows of generation 0.
+  const rebuilding = (await readStorageState(db)).rebuiltThrough !== null;
+  if ((run.deleted > 0 || run.generations > 0) && !rebuilding) run.orphans = await deleteOrphans(db, gens[0]?.gen);
+  run.bytesAfter = await databaseBytes(db);
+  run.done = done && !run.stalled;
   return run;
 }
 

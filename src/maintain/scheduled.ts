@@ -5,25 +5,28 @@
 // log's old entries and their hourly counts. Each step has a time budget and picks up where it
 // stopped on the next run. Failures go to Sentry tagged with the handler and the cron.
 
-import { eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type ReplayRun, replayDeadLetters } from "../consume/consumer";
+import type { Db } from "../db/db";
 import { storageState } from "../db/schema";
 import { storageFrom } from "../shared/config";
 import { createSentry } from "../shared/sentry";
 import { DAY } from "../shared/timestamp";
 import { type ArchiveRun, archiveNew } from "./archive";
 import { ErasureFailed, type ErasureRun, eraseDue } from "./erasure";
-import { type PurgeRun, purgeErrorLog, purgeHotWindow } from "./retention";
+import { type RebuildRun, rebuildLegacy } from "./rebuild";
+import { type HotWindowRun, type PurgeRun, purgeErrorLog, purgeHotWindow } from "./retention";
 
 /** Wall-clock budget per step, in ms: a run stays well inside a scheduled invocation's limits. */
 export const STEP_BUDGET_MS = 20_000;
 
 export interface MaintenanceRun {
+  rebuild?: RebuildRun;
   archive?: ArchiveRun;
   replay?: ReplayRun;
   erasure?: ErasureRun;
-  purge?: PurgeRun & { cutoff: number };
+  purge?: HotWindowRun & { cutoff: number; alert?: PurgeAlert };
   /** deleted: error-log entries; counts: hourly error-count rows. */
   errorLog?: PurgeRun & { counts: number; cutoff: number };
   /** The steps that failed this run, by name; each was reported and the others still ran. */
@@ -64,6 +67,7 @@ export async function maintain(env: Env, now: () => number = Date.now): Promise<
       if (err instanceof ErasureFailed) run[name] = err.run as MaintenanceRun[K];
     }
   };
+  await step("rebuild", () => rebuildLegacy(db, { hotDays: settings.hotDays, deadline: now() + STEP_BUDGET_MS, now }));
   await step("archive", () =>
     archiveNew(db, env.ARCHIVE, { blockIds: settings.archiveBlockIds, deadline: now() + STEP_BUDGET_MS, now }),
   );
@@ -73,13 +77,19 @@ export async function maintain(env: Env, now: () => number = Date.now): Promise<
     eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now }),
   );
   await step("purge", async () => {
-    const purge = await purgeHotWindow(db, { cutoff, deadline: now() + STEP_BUDGET_MS, now });
+    const purge = await purgeHotWindow(db, {
+      cutoff,
+      budgetBytes: settings.hotMaxBytes,
+      hotDays: settings.hotDays,
+      deadline: now() + STEP_BUDGET_MS,
+      now,
+    });
     if (purge.done)
       await db
         .update(storageState)
         .set({ purgedBefore: cutoff, purgedAt: now() * 1000 })
         .where(eq(storageState.id, 1));
-    return { ...purge, cutoff };
+    return { ...purge, cutoff, alert: await alertDue(db, purge, now) };
   });
   const errorCutoff = now() * 1000 - settings.errorLogDays * DAY;
   await step("errorLog", async () => ({
@@ -91,6 +101,26 @@ export async function maintain(env: Env, now: () => number = Date.now): Promise<
   return run as CompleteRun;
 }
 
+/**
+ * What Sentry should hear of this run's purge: the byte budget cutting the hot window below
+ * HOT_DAYS (once a day, whichever isolate runs), or the archive so far behind that nothing could
+ * be purged (every run until it catches up: the database keeps growing meanwhile).
+ */
+export type PurgeAlert = "budget" | "stalled";
+
+async function alertDue(db: Db, purge: HotWindowRun, now: () => number): Promise<PurgeAlert | undefined> {
+  if (purge.stalled) return "stalled";
+  if (purge.bound !== "bytes" || purge.deleted === 0) return undefined;
+  const at = now() * 1000;
+  const [row] = await db
+    .update(storageState)
+    .set({ budgetCutAt: at, budgetReportedAt: at })
+    .where(and(eq(storageState.id, 1), sql`coalesce(${storageState.budgetReportedAt}, 0) <= ${at - DAY}`))
+    .returning({ id: storageState.id });
+  if (!row) await db.update(storageState).set({ budgetCutAt: at }).where(eq(storageState.id, 1));
+  return row ? "budget" : undefined;
+}
+
 export async function scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
   const sentry = createSentry(env, ctx);
   sentry?.setTag("handler", "scheduled");
@@ -99,8 +129,26 @@ export async function scheduled(controller: ScheduledController, env: Env, ctx: 
   try {
     const run = await maintain(env);
     console.log(`maintenance: ${JSON.stringify(run)}`);
+    reportPurge(sentry, run.purge, env);
   } catch (err) {
+    if (err instanceof MaintenanceFailed || err instanceof ErasureFailed)
+      reportPurge(sentry, (err as MaintenanceFailed).run?.purge as MaintenanceRun["purge"], env);
     sentry?.captureException(err);
     throw err;
   }
+}
+
+function reportPurge(sentry: ReturnType<typeof createSentry>, purge: MaintenanceRun["purge"], env: Env) {
+  if (!purge?.alert) return;
+  sentry?.setExtra("purge", purge);
+  if (purge.alert === "stalled")
+    sentry?.captureMessage(
+      "the hot tier cannot purge: nothing it would delete is archived yet, so D1 keeps growing until the archive catches up",
+      "error",
+    );
+  else
+    sentry?.captureMessage(
+      `HOT_MAX_MB (${env.HOT_MAX_MB ?? "8500"} MiB) binds: the byte budget purged events younger than HOT_DAYS (${env.HOT_DAYS ?? "30"} days)`,
+      "warning",
+    );
 }

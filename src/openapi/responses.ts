@@ -132,15 +132,26 @@ export const health = z.strictObject({
     z.union([
       text(),
       z.strictObject({
-        database: z.strictObject({ bytes: int() }),
+        database: z.strictObject({ bytes: int(), budget_bytes: int(), used: z.number() }),
         hot: z.strictObject({
           days: int(),
+          max_mb: z.number(),
+          binding: z.enum(["none", "days", "bytes"]),
           oldest_event: at(),
           newest_event: at(),
+          effective_days: z.nullable(z.number()),
+          generations: int(),
           purged_before: at(),
           purged_at: at(),
+          budget_cut_at: at(),
         }),
-        archive: z.strictObject({ watermark_id: int(), newest_id: int(), backlog_events: int(), archived_at: at() }),
+        archive: z.strictObject({
+          watermark_id: int(),
+          newest_id: int(),
+          backlog_events: int(),
+          archived_at: at(),
+          stalled: z.boolean(),
+        }),
         error_log: z.strictObject({ days: int() }),
       }),
     ]),

@@ -6,8 +6,9 @@
 import { Hono } from "hono";
 import { archiveLines, archiveObjects } from "../archive/objects";
 import { directoryKnowing } from "../db/applications";
+import { listAboveId } from "../db/arrival-reads";
 import type { Db } from "../db/db";
-import { type EventFilters, listAboveId } from "../db/event-reads";
+import type { EventFilters } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import { readStorageState } from "../db/storage-state";
 import type { AppEnv } from "../request/app-env";

@@ -4,19 +4,23 @@ import { Hono } from "hono";
 import { directoryKnowing } from "../db/applications";
 import type { Db } from "../db/db";
 import { countErrors, listErrors, summaryQueries } from "../db/error-log";
-import { countQueries, sumCounts } from "../db/event-counts";
-import { type EventFilters, listEvents, type Position } from "../db/event-reads";
+import { countEvents } from "../db/event-counts";
+import { type EventFilters, listEvents, type Position, type ReadOptions } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import type { ErrorLogRow, EventRow } from "../db/schema";
 import type { AppEnv } from "../request/app-env";
 import { requireKey } from "../request/auth";
 import { appOf, filtersOf, parseQuery, scopeOf } from "../request/query-string";
 import { readSession } from "../request/read-session";
+import { storageFrom } from "../shared/config";
 import { ApiError } from "../shared/errors";
 import { type EventQuery, errorQuery, errorSummaryQuery, eventQuery, label } from "../shared/schemas";
 import { formatTimestamp, HOUR, nowMicros } from "../shared/timestamp";
 
 const DEFAULT_LIMIT = 100;
+
+/** What the event reads take from the settings: HOT_DAYS, for a generation span not set yet. */
+export const readOptions = (env: Env): ReadOptions => ({ hotDays: storageFrom(env).hotDays });
 
 // Cursor: base64url of [timestamp, id], the first row of the page it points to.
 // A third element, 0, says the row is the first of its timestamp in the walk (Position.tie).
@@ -97,7 +101,7 @@ async function renderPage(db: Db, head: Record<string, unknown>, rows: EventRow[
 }
 
 /** Serves one page of events in either pagination mode. */
-async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, direction: "asc" | "desc") {
+async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, direction: "asc" | "desc", o: ReadOptions) {
   const limit = q.limit ?? DEFAULT_LIMIT;
   if (q.cursor !== undefined || q.pagination === "cursor") {
     if (q.offset !== undefined) {
@@ -107,7 +111,7 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     }
     const after = q.cursor ? decodeCursor(q.cursor) : undefined;
     // One row of lookahead: it tells whether there is a next page, and is where that page starts.
-    const rows = await listEvents(db, f, { limit: limit + 1, after, direction });
+    const rows = await listEvents(db, f, { limit: limit + 1, after, direction }, o);
     const lookahead = rows[limit];
     // Where the next page starts, and whether rows of its timestamp were on this page.
     const tie = lookahead !== undefined && rows[limit - 1]?.timestamp === lookahead.timestamp;
@@ -121,15 +125,14 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
   }
   const offset = q.offset ?? 0;
   // The page and its count in one D1 round trip.
-  const [rows, ...counts] = await db.batch([listEvents(db, f, { limit, offset, direction }), ...countQueries(db, f)]);
-  const count = sumCounts(counts);
+  const [rows, count] = await Promise.all([listEvents(db, f, { limit, offset, direction }, o), countEvents(db, f, o)]);
   return renderPage(db, { count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
 
 export const eventsQuery = new Hono<AppEnv>().get("/", requireKey("read"), readSession, async (c) => {
   const q = parseQuery(eventQuery, c.req.queries());
   const db = c.get("reads")!;
-  return eventsPage(db, new URL(c.req.url), q, filtersOf(q, scopeOf(c)), "desc");
+  return eventsPage(db, new URL(c.req.url), q, filtersOf(q, scopeOf(c)), "desc", readOptions(c.env));
 });
 
 export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey("read"), readSession, async (c) => {
@@ -142,7 +145,7 @@ export const sessions = new Hono<AppEnv>().get("/:session_id/events", requireKey
   const q = parseQuery(eventQuery, c.req.queries());
   const db = c.get("reads")!;
   const f = { ...filtersOf(q, scopeOf(c)), sessionId: sessionId.data };
-  return eventsPage(db, new URL(c.req.url), q, f, "asc");
+  return eventsPage(db, new URL(c.req.url), q, f, "asc", readOptions(c.env));
 });
 
 function renderError(r: ErrorLogRow) {

@@ -1,40 +1,17 @@
 // GET /api/event/{event_id}: a delivery receipt. The stored event, rendered as one result of
-// GET /api/event/, or a 404 saying it is not stored (yet); one seek of the unique index
-// events_event_id_app, so a client can afford to ask after each send.
-import { and, eq, sql } from "drizzle-orm";
+// GET /api/event/, or a 404 saying it is not stored (yet); one seek of each live generation's
+// unique (app, event_id) index, so a client can afford to ask after each send.
 import { Hono } from "hono";
 import { directoryKnowing, numberKnowing } from "../db/applications";
-import type { Db } from "../db/db";
-import { eventColumns } from "../db/event-reads";
+import { findByEventId } from "../db/event-reads";
 import { renderEvent } from "../db/render";
-import { events } from "../db/schema";
 import type { AppEnv } from "../request/app-env";
 import { requireKey } from "../request/auth";
 import { appOf, parseQuery, scopeOf } from "../request/query-string";
 import { readSession } from "../request/read-session";
+import { storageFrom } from "../shared/config";
 import { ApiError } from "../shared/errors";
 import { eventId as eventIdSchema, receiptQuery } from "../shared/schemas";
-
-/**
- * The events stored under an event id: for one application (its number), at most one row; across
- * applications, at most two (one event id may be stored by several applications: two tell the
- * caller it must choose). Either way one range of events_event_id_app.
- */
-export function findStored(db: Db, eventId: string, app?: number) {
-  return (
-    db
-      .select(eventColumns)
-      .from(events)
-      // The id goes in as its 16 bytes, written as the insert writes them.
-      .where(
-        and(
-          sql`${events.eventId} = unhex(${eventId.replace(/-/g, "")})`,
-          app !== undefined ? eq(events.app, app) : undefined,
-        ),
-      )
-      .limit(app !== undefined ? 1 : 2)
-  );
-}
 
 export const receipt = new Hono<AppEnv>().get("/:event_id", requireKey("read"), readSession, async (c) => {
   const parsed = eventIdSchema.safeParse(c.req.param("event_id"));
@@ -55,7 +32,7 @@ export const receipt = new Hono<AppEnv>().get("/:event_id", requireKey("read"), 
       : appId !== undefined
         ? ((await numberKnowing(db, appId)) ?? -1)
         : undefined;
-  const rows = await findStored(db, id, app);
+  const rows = await findByEventId(db, id, app, { hotDays: storageFrom(c.env).hotDays });
   if (rows.length === 0) {
     throw new ApiError(
       "not_found",

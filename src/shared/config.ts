@@ -24,6 +24,8 @@ export function limitsFrom(env: Partial<Record<keyof Env, unknown>>): Limits {
 export interface StorageSettings {
   /** Days of events D1 keeps for the query API (HOT_DAYS). */
   hotDays: number;
+  /** Bytes D1 may hold before the oldest archived events go, whatever their age (HOT_MAX_MB, in MiB). */
+  hotMaxBytes: number;
   /** Days of error-log entries D1 keeps (ERROR_LOG_DAYS). */
   errorLogDays: number;
   /** Event ids per archive block (ARCHIVE_BLOCK_IDS). */
@@ -36,6 +38,7 @@ export function storageFrom(env: Partial<Record<keyof Env, unknown>>): StorageSe
   const read = (key: keyof Env) => (typeof env[key] === "string" ? (env[key] as string) : undefined);
   return {
     hotDays: positiveInt(read("HOT_DAYS"), 30),
+    hotMaxBytes: positiveInt(read("HOT_MAX_MB"), 8_500) * 1024 * 1024,
     errorLogDays: positiveInt(read("ERROR_LOG_DAYS"), 30),
     archiveBlockIds: positiveInt(read("ARCHIVE_BLOCK_IDS"), 10_000),
     exportMaxDays: positiveInt(read("EXPORT_MAX_DAYS"), 31),

@@ -4,6 +4,7 @@
 // and are not counted: this measures the route's own reads.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
 import { createApp } from "../../src/app";
 import { BASE } from "./api";
 
@@ -62,3 +63,30 @@ export async function rowsRead(statements: Statement[]): Promise<number> {
     ).meta.rows_read;
   return total;
 }
+
+/**
+ * A Drizzle database over the real binding that records every statement it binds (SQL and
+ * parameters), for tests of D1 functions: `rowsRead` replays them for what D1 reports reading.
+ */
+export function meteredDb(real: D1Database = env.DB) {
+  const statements: Statement[] = [];
+  const binding = wrap(real, (prop) =>
+    prop === "prepare"
+      ? (sql: string) => {
+          const stmt = real.prepare(sql);
+          return wrap(stmt, (p) =>
+            p === "bind"
+              ? (...params: unknown[]) => {
+                  statements.push({ sql, params });
+                  return stmt.bind(...params);
+                }
+              : undefined,
+          );
+        }
+      : undefined,
+  );
+  return { db: drizzle(binding), statements };
+}
+
+/** The statements that read events (a generation's table), not the lists and dictionaries around them. */
+export const eventReads = (statements: Statement[]) => statements.filter((s) => /from "events_g/i.test(s.sql));

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { backoff, DEAD_LETTER_PREFIX, deadLetterKey, holdDelay, replayDeadLetters } from "../../src/consume/consumer";
 import type { PreparedEvent, QueueMessage } from "../../src/shared/schemas";
 import { deliver } from "../helpers/queue";
+import { storedCount as countStored } from "../helpers/stored";
 
 const QUEUE = "the-eye-events";
 const DLQ = "the-eye-events-dlq";
@@ -32,9 +33,7 @@ const eventsMessage = (session: string, n: number): QueueMessage => ({
   }),
 });
 
-const storedCount = async (session: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE session_id = ?").bind(session).first<{ n: number }>())!
-    .n;
+const storedCount = (session: string) => countStored("session_id = ?", [session]);
 
 /** env.DB whose every statement fails with `message`, as D1 does while it is down, overloaded or full. */
 function failingDb(message: string): D1Database {

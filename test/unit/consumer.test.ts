@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { backoff } from "../../src/consume/consumer";
 import type { PreparedEvent, QueueMessage } from "../../src/shared/schemas";
 import { type Delivery, deliver } from "../helpers/queue";
+import { storedRows } from "../helpers/stored";
 
 const QUEUE = "the-eye-events";
 const DLQ = "the-eye-events-dlq";
@@ -36,15 +37,27 @@ const eventsMessage = (
 });
 
 /** A session's stored rows, with the event id as text and the application by its id (events store its number). */
-const rowsOf = (session: string) =>
-  env.DB.prepare(
-    `SELECT e.id, e.session_id, e.category, e.name, e.data, e.timestamp, e.received_at, a.id AS app_id,
-       lower(substr(hex(e.event_id), 1, 8) || '-' || substr(hex(e.event_id), 9, 4) || '-' || substr(hex(e.event_id), 13, 4) || '-' || substr(hex(e.event_id), 17, 4) || '-' || substr(hex(e.event_id), 21)) AS event_id
-     FROM events AS e LEFT JOIN applications AS a ON a.num = e.app WHERE e.session_id = ? ORDER BY e.timestamp`,
-  )
-    .bind(session)
-    .all<Record<string, unknown>>()
-    .then((r) => r.results);
+const rowsOf = async (session: string) => {
+  const apps = new Map(
+    (await env.DB.prepare("SELECT id, num FROM applications").all<{ id: string; num: number }>()).results.map((a) => [
+      a.num,
+      a.id,
+    ]),
+  );
+  return (await storedRows<Record<string, unknown>>("session_id = ?", [session])).map(
+    ({ id, session_id, category, name, data, timestamp, received_at, app, event_id }) => ({
+      id,
+      session_id,
+      category,
+      name,
+      data,
+      timestamp,
+      received_at,
+      app_id: apps.get(app as number) ?? null,
+      event_id,
+    }),
+  );
+};
 
 const errorsFrom = (source: string) =>
   env.DB.prepare("SELECT * FROM error_log WHERE source = ? ORDER BY id")

@@ -6,6 +6,7 @@ import { eventMessages, invalidMessages } from "../../src/ingest/messages";
 import { sendAll } from "../../src/shared/queue-send";
 import { type PreparedEvent, type QueueMessage, queueMessage } from "../../src/shared/schemas";
 import { excerpt, PAYLOAD_EXCERPT, packBySize } from "../../src/shared/sizes";
+import { storedCount } from "../helpers/stored";
 
 const MESSAGE_LIMIT = 128_000;
 const BATCH_BYTES_LIMIT = 256_000;
@@ -43,10 +44,7 @@ function preparedEvents(
   }));
 }
 
-const countSession = async (sessionId: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE session_id = ?")
-    .bind(sessionId)
-    .first<{ n: number }>())!.n;
+const countSession = (sessionId: string) => storedCount("session_id = ?", [sessionId]);
 
 describe("packBySize", () => {
   it("keeps order and every item, each group within the byte and count caps", () => {

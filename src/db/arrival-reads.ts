@@ -1,0 +1,82 @@
+// Events in arrival order (by id), for the archive and the export: generation tables have no
+// index by id, so each consumer batch leaves an arrivals row naming where its events are, until the
+// archive has them (db/event-insert.ts). Ids grow in arrival order and are never handed out twice.
+import { asc, eq, gt, lte, sql } from "drizzle-orm";
+import type { Db } from "./db";
+import { type EventFilters, eventsByKeys, matches, type StoredEvent } from "./event-reads";
+import { arrivals, storageState } from "./schema";
+
+type Key = [gen: number, app: number, timestamp: number, id: number];
+
+/** The highest id handed out so far (0 before the first event). */
+export async function maxEventId(db: Db): Promise<number> {
+  const [row] = await db.select({ next: storageState.nextId }).from(storageState).where(eq(storageState.id, 1));
+  return (row?.next ?? 1) - 1;
+}
+
+/**
+ * The keys of the events with ids above `afterId`, in id order, from at most `batches` arrival rows
+ * (more when that many cannot settle anything). Rows may overlap in ids (a rebuild copies old events
+ * by generation), so only ids below the next row's first id are complete, and only those come back.
+ */
+async function keysAbove(db: Db, afterId: number, batches: number): Promise<{ keys: Key[]; more: boolean }> {
+  for (let n = batches; ; n *= 2) {
+    const rows = await db
+      .select({ firstId: arrivals.firstId, keys: arrivals.keys })
+      .from(arrivals)
+      .where(gt(arrivals.lastId, afterId))
+      .orderBy(asc(arrivals.firstId))
+      .limit(n + 1);
+    const more = rows.length > n;
+    const complete = more ? rows[n]!.firstId - 1 : Number.POSITIVE_INFINITY;
+    const keys = rows
+      .slice(0, n)
+      .flatMap((r) => JSON.parse(r.keys) as Key[])
+      .filter((k) => k[3] > afterId && k[3] <= complete)
+      .sort((a, b) => a[3] - b[3]);
+    if (keys.length > 0 || !more) return { keys, more };
+  }
+}
+
+/** The events with ids in [first, last] that D1 still holds, in id order. */
+export async function eventsInIdRange(db: Db, first: number, last: number): Promise<StoredEvent[]> {
+  const out: StoredEvent[] = [];
+  let after = first - 1;
+  for (;;) {
+    const { keys, more } = await keysAbove(db, after, 50);
+    const wanted = keys.filter((k) => k[3] <= last);
+    out.push(...(await eventsByKeys(db, wanted)));
+    if (!more || keys.length === 0 || keys.at(-1)![3] >= last) return out;
+    after = keys.at(-1)![3];
+  }
+}
+
+/**
+ * Events above an id that match the filters, in id order, at most `limit`: the export's read of
+ * what the archive does not hold yet. It costs the rows above the watermark, however wide the range.
+ */
+export async function listAboveId(db: Db, f: EventFilters, afterId: number, limit: number): Promise<StoredEvent[]> {
+  const out: StoredEvent[] = [];
+  let after = afterId;
+  for (;;) {
+    const { keys, more } = await keysAbove(db, after, 20);
+    if (keys.length === 0) return out;
+    out.push(...(await eventsByKeys(db, keys)).filter((e) => matches(e, f)));
+    if (out.length >= limit || !more) return out.slice(0, limit);
+    after = keys.at(-1)![3];
+  }
+}
+
+/** The arrival rows the archive has passed: every id in them is archived. */
+export function deleteArrivalsThrough(db: Db, watermark: number) {
+  return db.delete(arrivals).where(lte(arrivals.lastId, watermark));
+}
+
+/** How many events wait for the archive (ids above the watermark that D1 stored). */
+export async function arrivalsBacklog(db: Db, watermark: number): Promise<number> {
+  const [row] = await db
+    .select({ n: sql<number>`coalesce(sum(json_array_length(${arrivals.keys})), 0)` })
+    .from(arrivals)
+    .where(gt(arrivals.lastId, watermark));
+  return Number(row?.n ?? 0);
+}
