@@ -41,11 +41,19 @@ export const quote = (s) => `'${String(s).replace(/'/g, "''")}'`;
 /** Now as the database keeps times: microseconds since the epoch, UTC. */
 export const now = () => Date.now() * 1000;
 
+/** What a failed wrangler said: with --json its error comes as {"error": {"text"}} on stdout. */
+function failure(r) {
+  try {
+    return jsonOf(r.stdout).error?.text ?? r.stdout.trim();
+  } catch {
+    return (r.stderr.trim() || r.stdout.trim()).split("\n").slice(0, 12).join("\n");
+  }
+}
+
 /** Runs SQL on the target's database and returns the rows of every statement. */
 export function d1(sql) {
   const r = wrangler(["d1", "execute", "DB", ...targetArgs(), "--json", "--command", sql]);
-  if (r.status !== 0)
-    throw new Error(`wrangler d1 execute on the ${target.label} database failed:\n${r.stderr.trim()}`);
+  if (r.status !== 0) throw new Error(`wrangler d1 execute on the ${target.label} database failed:\n${failure(r)}`);
   return jsonOf(r.stdout).flatMap((x) => x.results ?? []);
 }
 
