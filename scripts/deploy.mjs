@@ -38,6 +38,10 @@ function main(args) {
     console.log(USAGE);
     return;
   }
+  // Anything else is refused rather than ignored: `npm run deploy staging` must not deploy production.
+  const valued = ["--env", "--location"];
+  const unknown = args.find((a, i) => !valued.includes(a) && !a.startsWith("--env=") && !valued.includes(args[i - 1]));
+  if (unknown !== undefined) throw new Refusal(`unknown argument ${JSON.stringify(unknown)}\n${USAGE}`);
   let env;
   try {
     env = envOf(args) ?? PRODUCTION;

@@ -220,12 +220,16 @@ describe("npm run deploy refuses, saying what to do", () => {
     expect(refused.calls).toEqual([["whoami", "--json"]]);
   }, 60_000);
 
-  it("an environment wrangler.toml does not have", async () => {
+  it("an environment wrangler.toml does not have, or an argument it does not know (staging without --env)", async () => {
     writeFileSync(statePath, JSON.stringify(fresh()));
     const run = await deploy(["--env", "qa"]);
     expect(run.status).toBe(1);
     expect(run.output).toMatch(/qa/);
     expect(run.calls).toEqual([]);
+    const bare = await deploy(["staging"]);
+    expect(bare.status).toBe(1);
+    expect(bare.output).toContain('unknown argument "staging"');
+    expect(bare.calls).toEqual([]);
   }, 60_000);
 });
 
