@@ -213,11 +213,25 @@ describe.runIf(run)("in a browser", () => {
     }, options);
     await page.goto(`${site.url}/page.html`); // leaves the page: beacons
     await page.waitForFunction(() => window.EyeClient !== undefined);
-    await sleep(500);
+    // Every one of the 150 events is accounted for: in a beacon the proxy has received, or in a
+    // localStorage slot the left page wrote (beacons may still be arriving after the navigation).
+    const slots = () =>
+      page.evaluate(() => {
+        const keys = Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:"));
+        return {
+          slots: keys.length,
+          events: keys.reduce((n, k) => n + JSON.parse(localStorage.getItem(k)!).length, 0),
+        };
+      });
+    const beaconedSoFar = () =>
+      net.requests.filter((r) => r.method === "POST").reduce((n, r) => n + (JSON.parse(r.body) as unknown[]).length, 0);
+    const until = Date.now() + 10_000;
+    while (beaconedSoFar() + (await slots()).events < 150) {
+      if (Date.now() > until) throw new Error(`${beaconedSoFar()} events beaconed, ${(await slots()).events} stored`);
+      await sleep(50);
+    }
     const beacons = net.requests.filter((r) => r.method === "POST");
-    const left = await page.evaluate(
-      () => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length,
-    );
+    const left = (await slots()).slots;
 
     // The next page's tracker adopts what is stored and sends it.
     await page.evaluate(({ endpoint, writeKey, session, persist }) => {

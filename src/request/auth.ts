@@ -11,6 +11,7 @@ import type { ContextMode } from "../db/schema";
 import { apiKeys, applications } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
 import { clientKey } from "../shared/client-address";
+import { keyCacheMs, MAX_KEY_CACHE_SECONDS } from "../shared/config";
 import { ApiError, clip } from "../shared/errors";
 import type { AppEnv } from "./app-env";
 
@@ -29,8 +30,8 @@ export interface Principal {
   context: ContextMode;
 }
 
-/** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS). */
-export const KEY_TTL_MS = 60_000;
+/** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS, at most 60 s). */
+export const KEY_TTL_MS = MAX_KEY_CACHE_SECONDS * 1000;
 /** Unknown keys are remembered for less time (a key created a moment ago must start working soon). */
 const UNKNOWN_TTL_MS = 10_000;
 const CACHE_MAX = 10_000;
@@ -174,9 +175,7 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
       });
     }
     const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
-    const seconds = Number(c.env.KEY_CACHE_SECONDS ?? "");
-    const ttl =
-      c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
+    const ttl = keyCacheMs(c.env);
     const address = clientKey(c.req.header("cf-connecting-ip"));
     const hash = usable ? hashKey(key) : undefined;
     // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless

@@ -1,12 +1,14 @@
 // A stand-in for the network between the client and The Eye, on 127.0.0.1: each request takes
-// the next scripted step — answer with a status (429, 503, 401…), drop the connection, or pass
-// the request on to the real Worker (and optionally drop the connection after the Worker
-// answered: the response lost on the way back). Every request is recorded.
+// the next scripted step — answer with a status (429, 503, 401…), drop the connection, never
+// answer (a server that hangs), or pass the request on to the real Worker (and optionally drop the
+// connection after the Worker answered: the response lost on the way back). Every request is
+// recorded.
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 
 export type Step =
   | { status: number; headers?: Record<string, string>; body?: unknown }
   | "drop"
+  | "hang"
   | "forward"
   | "forward-then-drop";
 
@@ -45,6 +47,7 @@ export async function faultServer(upstream: string, steps: Step[] = []): Promise
       requests.push(record);
       const step = state.steps.shift() ?? "forward";
       if (step === "drop") return req.socket.destroy();
+      if (step === "hang") return; // the connection stays open, unanswered, until the client gives up
       if (typeof step === "object") {
         res.writeHead(step.status, { "content-type": "application/json", ...step.headers });
         return res.end(JSON.stringify(step.body ?? { success: false, message: `injected ${step.status}` }));
