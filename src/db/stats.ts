@@ -1,8 +1,8 @@
 // Event counts per hour split into series (by category or by name), read from the hourly roll-ups
-// (event_counts), never from the events: what the stats endpoint and the explorer's chart draw.
+// (type_counts, summed over generations), never from the events: what the stats endpoint and the explorer's chart draw.
 import { and, between, eq } from "drizzle-orm";
 import type { Db } from "./db";
-import { ALL_APPS, contextCounts, eventCounts } from "./schema";
+import { ALL_APPS, contextValueCounts as contextCounts, typeCounts as eventCounts } from "./schema";
 
 export interface SeriesFilters {
   /** What splits the events into series. */
@@ -28,8 +28,8 @@ export interface SeriesRow {
 /**
  * One row per hour and series with events in it, and one per hour for the hour's total (key ''),
  * over the window. Split by category: the rows of every category for the name filter (or for any
- * name, ''), a range of event_counts_app_name; split by name, likewise through
- * event_counts_app_category. With the split's own filter set (by category, category given) there is
+ * name, ''), a range of type_counts_app_name; split by name, likewise through
+ * type_counts_app_category. With the split's own filter set (by category, category given) there is
  * one series, a range of the primary key. Either way the read touches the window's rows of the
  * matching shape only: never other hours, other applications, or the (category, name) pairs.
  */
@@ -50,8 +50,8 @@ export function seriesCounts(db: Db, f: SeriesFilters) {
 }
 
 /**
- * The same rows for the events of one country or one device type, from context_counts: led by
- * (app, dim, value), then through context_counts_app_name or _app_category as above.
+ * The same rows for the events of one country or one device type, from context_value_counts: led by
+ * (app, dim, value), then through context_value_counts_app_name or _app_category as above.
  */
 function contextSeriesCounts(db: Db, f: SeriesFilters, context: { dim: string; value: string }) {
   const key = f.by === "category" ? contextCounts.category : contextCounts.name;

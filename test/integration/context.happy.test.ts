@@ -306,7 +306,7 @@ describe("filters by country and device", () => {
     expect((await api("/api/stats/counts?country=DE&device=mobile")).status).toBe(400);
   });
 
-  it("counts by country and device in GET /api/stats/counts, from context_counts only", async () => {
+  it("counts by country and device in GET /api/stats/counts, from context_value_counts only", async () => {
     const q = "timestamp_after=2020-06-01T10:00:00Z&timestamp_before=2020-06-01T11:59:59Z";
     const de = await getJson<{ total: number; country: string; series: { category: string; total: number }[] }>(
       `/api/stats/counts?${q}&country=de`,
@@ -325,7 +325,7 @@ describe("filters by country and device", () => {
     const { res, statements } = await metered(`/api/stats/counts?${q}&country=DE`, bearer(app.readKey));
     expect(res.status).toBe(200);
     expect(statements).toHaveLength(1);
-    expect(statements[0]!.sql).toMatch(/from "context_counts"/);
+    expect(statements[0]!.sql).toMatch(/from "context_value_counts"/);
     expect(statements[0]!.sql).not.toMatch(/"events"/);
     // Two hours × (nav, click, and the hour's total '') minus the empty click hour: 5 rows, +1 ending the range.
     expect(await rowsRead(statements)).toBeLessThanOrEqual(6);

@@ -187,7 +187,7 @@ describe("GET /api/stats/counts (errors)", () => {
 });
 
 describe("GET /api/stats/counts (cost)", () => {
-  it("reads event_counts only: one row per hour and series with events, plus the hour's total", async () => {
+  it("reads type_counts only: one row per hour and series with events, plus the hour's total", async () => {
     const app = await appWithEvents();
     // Warm the isolate's application directory, which app_id consults once.
     await stats(`app_id=${app.appId}`, DEV_READ_KEY);
@@ -203,7 +203,7 @@ describe("GET /api/stats/counts (cost)", () => {
       const { res, statements } = await metered(`/api/stats/counts?${query}`, bearer(key));
       expect(res.status).toBe(200);
       expect(statements, JSON.stringify(statements)).toHaveLength(1);
-      expect(statements[0]!.sql).toMatch(/from "event_counts"/);
+      expect(statements[0]!.sql).toMatch(/from "type_counts"/);
       expect(statements[0]!.sql).not.toMatch(/"events"/);
       // D1 counts the rows the index range visits: those returned, and the one that ends the range.
       expect(await rowsRead(statements), query).toBeLessThanOrEqual(rows + 1);

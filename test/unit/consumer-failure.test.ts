@@ -1,6 +1,6 @@
 // The consumer when D1 refuses a message's write while it answers (SPEC §3): nothing it could not
 // store is acked; those messages are retried with backoff toward the dead-letter queue, and what can
-// be stored still is. A trigger refuses the failing sessions' events for the first tests only (this
+// be stored still is. A trigger refuses the failing sessions' first events for the first tests only (this
 // file's storage is its own); the last finds the consumer's own report in Sentry. (When D1 fails
 // every statement instead, the messages are held: consumer-hold.test.ts.)
 import { env } from "cloudflare:workers";
@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { backoff } from "../../src/consume/consumer";
 import type { PreparedEvent, QueueMessage } from "../../src/shared/schemas";
 import { deliver as deliverTo } from "../helpers/queue";
+import { storedCount } from "../helpers/stored";
 
 const QUEUE = "the-eye-events";
 
@@ -41,7 +42,7 @@ const count = async (sql: string, ...params: unknown[]) =>
 
 const refuse = () =>
   env.DB.prepare(
-    "CREATE TRIGGER refuse_failures BEFORE INSERT ON events WHEN NEW.session_id LIKE 'failure-%' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    "CREATE TRIGGER refuse_failures BEFORE INSERT ON sessions WHEN NEW.session_id LIKE 'failure-%' BEGIN SELECT RAISE(ABORT, 'refused'); END",
   ).run();
 const accept = () => env.DB.prepare("DROP TRIGGER IF EXISTS refuse_failures").run();
 
@@ -102,7 +103,7 @@ describe("while D1 refuses the messages' events", () => {
       expect(retried.explicitAcks).toEqual(["back-1"]);
       // A redelivery after a success (e.g. a lost ack) changes nothing.
       await deliver([{ id: "back-1", body, attempts: 3 }]);
-      expect(await count("events WHERE session_id = ?", session)).toBe(4);
+      expect(await storedCount("session_id = ?", [session])).toBe(4);
     } finally {
       await refuse();
     }

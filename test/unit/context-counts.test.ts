@@ -1,16 +1,16 @@
-// Counts by country and device (context_counts): exact against a plain count(*) for every filter shape
-// and range, events without context left out, a redelivered batch counted once, and exact again after
-// events are taken out the way retention and erasure take them (uncountWhere, then DELETE).
+// Counts by country and device (context_value_counts): exact against a plain count(*) for every
+// filter shape and range, events without context left out, a redelivered batch counted once, and exact
+// again after events are taken out the way the budget purge and erasure take them (deleteKeysStatements:
+// their counts, then the rows).
 import { env } from "cloudflare:workers";
-import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
 import type { EventFilters } from "../../src/db/event-reads";
-import { uncountWhere } from "../../src/db/roll-ups";
-import { events } from "../../src/db/schema";
+import { deleteKeysStatements, listGenerations } from "../../src/db/purge";
 import { HOUR } from "../../src/shared/timestamp";
+import { storedCount, storedRows } from "../helpers/stored";
 
 const db = drizzle(env.DB);
 const START = Date.UTC(2022, 4, 1) * 1000;
@@ -40,9 +40,7 @@ async function plainCount(app: number, f: EventFilters): Promise<number> {
     where.push("timestamp <= ?");
     params.push(f.before);
   }
-  return (await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ")}`)
-    .bind(...params)
-    .first<{ n: number }>())!.n;
+  return storedCount(where.join(" AND "), params);
 }
 
 const CONTEXTS = [
@@ -104,7 +102,7 @@ describe("context_counts", () => {
     }>();
     expect(contexts!.n).toBeGreaterThanOrEqual(3);
     const across = await env.DB.prepare(
-      "SELECT sum(n) AS n FROM context_counts WHERE app = -1 AND dim = 'country' AND value = 'DE' AND category = '' AND name = ''",
+      "SELECT sum(n) AS n FROM context_value_counts WHERE app = -1 AND dim = 'country' AND value = 'DE' AND category = '' AND name = ''",
     ).first<{ n: number }>();
     expect(across!.n).toBeGreaterThanOrEqual(await plainCount(app, { country: "DE" }));
   });
@@ -114,23 +112,23 @@ describe("context_counts", () => {
     const app = newApp();
     await insertAll(db, makeRows(app, 240));
     await expectExact(app, "before delete");
-    const doomedCount = async () =>
-      (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = 'cc-s2'")
-        .bind(app)
-        .first<{ n: number }>())!.n;
+    const doomedCount = () => storedCount("app = ? AND session_id = 'cc-s2'", [app]);
     expect(await doomedCount()).toBe(48);
     const before = await countEvents(db, { country: "DE", app });
-    const doomed = sql`${events.app} = ${sql.raw(String(app))} AND ${events.sessionId} = 'cc-s2'`;
-    const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) =>
-      db.run(s),
+    const doomed = await storedRows<{ app: number; timestamp: number; id: number; gen: number }>(
+      "app = ? AND session_id = 'cc-s2'",
+      [app],
     );
-    await db.batch([first!, ...rest]);
+    for (const { gen } of await listGenerations(db)) {
+      const keys = doomed.filter((r) => r.gen === gen);
+      if (keys.length > 0) await db.batch(deleteKeysStatements(db, gen, keys));
+    }
     expect(await doomedCount()).toBe(0);
     await expectExact(app, "after delete");
     expect(await countEvents(db, { country: "DE", app }), "the deleted events are no longer counted").toBeLessThan(
       before,
     );
-    const left = await env.DB.prepare("SELECT count(*) AS n FROM context_counts WHERE app = ? AND n < 0")
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM context_value_counts WHERE app = ? AND n < 0")
       .bind(app)
       .first<{ n: number }>();
     expect(left!.n).toBe(0);

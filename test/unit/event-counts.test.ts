@@ -1,4 +1,4 @@
-// Counts from the hourly rollup: exact against a plain count(*) for every filter shape and
+// Counts from the hourly counts: exact against a plain count(*) for every filter shape and
 // range, duplicates included, and far cheaper in rows read than counting the rows.
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
@@ -8,6 +8,8 @@ import { insertAll } from "../../src/db/event-insert";
 import type { EventFilters } from "../../src/db/event-reads";
 import type { NewEventRow } from "../../src/db/schema";
 import { HOUR } from "../../src/shared/timestamp";
+import { meteredDb, rowsRead } from "../helpers/read-meter";
+import { storedCount } from "../helpers/stored";
 
 const db = drizzle(env.DB);
 /** Application numbers the rows carry (0: none). */
@@ -27,10 +29,7 @@ async function plainCount(f: EventFilters): Promise<number> {
   if (f.app !== undefined) add("app = ?", f.app);
   if (f.after !== undefined) add("timestamp >= ?", f.after);
   if (f.before !== undefined) add("timestamp <= ?", f.before);
-  const row = await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE ${where.join(" AND ") || "1"}`)
-    .bind(...params)
-    .first<{ n: number }>();
-  return row!.n;
+  return storedCount(where.join(" AND ") || "1", params);
 }
 
 function rows(prefix: string, count: number, start: number, span: number, seed: number): NewEventRow[] {
@@ -87,62 +86,27 @@ describe("countEvents", () => {
     const stored = rows(p, 3000, start, 3 * HOUR, 7).map((r) => ({ ...r, category: `${p}-all` }));
     await insertAll(db, stored);
 
-    let rowsRead = 0;
-    const counting = new Proxy(env.DB, {
-      get(target, prop) {
-        if (prop === "batch") {
-          return async (statements: D1PreparedStatement[]) => {
-            const results = await target.batch(statements);
-            for (const r of results) rowsRead += r.meta.rows_read;
-            return results;
-          };
-        }
-        const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    const measured = drizzle(counting);
+    // What one count reads: the count rows, and the events row by row, as D1 reports them.
+    const cost = async (f: EventFilters) => {
+      const m = meteredDb();
+      const n = await countEvents(m.db, f);
+      const on = (table: RegExp) => rowsRead(m.statements.filter((s) => table.test(s.sql)));
+      return { n, counts: await on(/from "type_counts"/), events: await on(/from "events_g/) };
+    };
+    const all = await cost({ category: `${p}-all` });
+    expect(all.n).toBe(3000);
+    // Three hours of the all-applications counts, not 3,000 events (nor a row per application).
+    expect(all.counts).toBeLessThanOrEqual(4);
+    expect(all.events).toBe(0);
+    const scoped = await cost({ category: `${p}-all`, app: APPS[1] });
+    expect(scoped.n).toBe(stored.filter((r) => r.app === APPS[1]).length);
+    expect(scoped.counts).toBeLessThanOrEqual(4);
 
-    expect(await countEvents(measured, { category: `${p}-all` })).toBe(3000);
-    // Three hours of the all-applications roll-up, not 3,000 events (nor a row per application).
-    expect(rowsRead).toBeLessThanOrEqual(4);
-    rowsRead = 0;
-    expect(await countEvents(measured, { category: `${p}-all`, app: APPS[1] })).toBe(
-      stored.filter((r) => r.app === APPS[1]).length,
-    );
-    expect(rowsRead).toBeLessThanOrEqual(4);
-
-    rowsRead = 0;
     const f = { category: `${p}-all`, after: start + HOUR / 2, before: start + 2 * HOUR + HOUR / 2 };
-    expect(await countEvents(measured, f)).toBe(await plainCount(f));
-    // One whole hour from the rollup; the two half hours at the edges row by row.
-    expect(rowsRead).toBeLessThan(1000 + 12);
-  });
-
-  it("counts rows that reached the table outside insertAll, once the next batch is stored", async () => {
-    const p = `cnt-outside-${crypto.randomUUID().slice(0, 8)}`;
-    const base = Date.UTC(2023, 6, 1) * 1000;
-    await insertAll(db, rows(p, 20, base, 3 * HOUR, 7));
-    // A consumer of the previous deploy, or a manual import, writes rows straight into the table.
-    const manual = rows(p, 25, base, 3 * HOUR, 8);
-    await env.DB.batch(
-      manual.map((r) =>
-        env.DB.prepare(
-          "INSERT INTO events (event_id, session_id, category, name, data, timestamp, received_at, app) VALUES (unhex(replace(?, '-', '')), ?, ?, ?, ?, ?, ?, ?)",
-        ).bind(r.eventId, r.sessionId, r.category, r.name, r.data, r.timestamp, r.receivedAt, r.app),
-      ),
-    );
-    // The next batch the consumer stores rolls up everything above the stored mark, not only its own rows.
-    await insertAll(db, rows(p, 15, base, 3 * HOUR, 9));
-    for (const f of [
-      { category: `${p}-c0` },
-      { category: `${p}-c1`, name: `${p}-n2` },
-      { name: `${p}-n1`, app: APPS[0] },
-      {},
-    ]) {
-      const g = { ...f, after: base - HOUR, before: base + 4 * HOUR };
-      expect(await countEvents(db, g), JSON.stringify(f)).toBe(await plainCount(g));
-    }
-    expect(await countEvents(db, { category: `${p}-c0` })).toBe(await plainCount({ category: `${p}-c0` }));
+    const edges = await cost(f);
+    expect(edges.n).toBe(await plainCount(f));
+    // One whole hour from the counts; the two half hours at the edges row by row (≈ 1,000 events).
+    expect(edges.counts).toBeLessThanOrEqual(2);
+    expect(edges.events).toBeLessThan(1000 + 12);
   });
 });

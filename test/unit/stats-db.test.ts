@@ -7,6 +7,7 @@ import { insertAll } from "../../src/db/event-insert";
 import type { NewEventRow } from "../../src/db/schema";
 import { type SeriesFilters, seriesCounts } from "../../src/db/stats";
 import { HOUR } from "../../src/shared/timestamp";
+import { storedRows } from "../helpers/stored";
 
 const db = drizzle(env.DB);
 
@@ -82,15 +83,13 @@ async function plain(f: SeriesFilters): Promise<Map<string, number>> {
     where.push("name = ?");
     params.push(f.name);
   }
-  const { results } = await env.DB.prepare(
-    `SELECT ${f.by} AS key, timestamp / ${HOUR} AS hour, count(*) AS n FROM events WHERE ${where.join(" AND ")} GROUP BY key, hour`,
-  )
-    .bind(...params)
-    .all<{ key: string; hour: number; n: number }>();
+  const rows = await storedRows<Record<string, string | number>>(where.join(" AND "), params);
   const out = new Map<string, number>();
-  for (const r of results) {
-    out.set(`${r.key}@${r.hour}`, r.n);
-    out.set(`@${r.hour}`, (out.get(`@${r.hour}`) ?? 0) + r.n);
+  for (const r of rows) {
+    const hour = Math.floor(Number(r.timestamp) / HOUR);
+    const key = `${r[f.by]}@${hour}`;
+    out.set(key, (out.get(key) ?? 0) + 1);
+    out.set(`@${hour}`, (out.get(`@${hour}`) ?? 0) + 1);
   }
   return out;
 }
@@ -172,14 +171,14 @@ describe("seriesCounts", () => {
     await insertAll(db, [...window, ...noise]);
     const cases: { f: SeriesFilters; series: number; index: RegExp }[] = [
       // 24 hours × (5 categories + the total).
-      { f: { by: "category", app: 311, firstHour: h, lastHour: h + 23 }, series: 5, index: /event_counts_app_name/ },
+      { f: { by: "category", app: 311, firstHour: h, lastHour: h + 23 }, series: 5, index: /type_counts_app_name/ },
       // 24 hours × (40 names + the total).
-      { f: { by: "name", app: 311, firstHour: h, lastHour: h + 23 }, series: 40, index: /event_counts_app_category/ },
+      { f: { by: "name", app: 311, firstHour: h, lastHour: h + 23 }, series: 40, index: /type_counts_app_category/ },
       // One category's names: 24 × (40 + 1).
       {
         f: { by: "name", category: `${p}-c2`, app: 311, firstHour: h, lastHour: h + 23 },
         series: 40,
-        index: /event_counts_app_category/,
+        index: /type_counts_app_category/,
       },
       // One series by its key: 24 rows.
       {
