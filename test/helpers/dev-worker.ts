@@ -8,7 +8,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
+const ROOT = path.resolve(import.meta.dirname, "../..");
 /** The project's Node 22 (wrangler needs it) when the tests run under another. */
 const NODE = existsSync(path.join(ROOT, "node_modules/.bin/node"))
   ? path.join(ROOT, "node_modules/.bin/node")
