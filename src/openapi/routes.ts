@@ -55,7 +55,8 @@ export const PARAMS: Record<string, string> = {
   timestamp_end: "alias of timestamp_before (when both are given, the earlier applies)",
   limit: `rows per page, 1–${MAX_LIMIT}; default 100`,
   offset: `rows to skip, 0–${MAX_OFFSET}; offset pagination only (use the cursor beyond)`,
-  pagination: "`cursor` for cursor pages (follow `next`), which never repeat or skip an event; default `offset`",
+  pagination:
+    "`cursor` for cursor pages (follow `next`), which never repeat an event nor skip one stored before the walk began; default `offset`",
   cursor: "where the next page starts, from a cursor page's `next` link",
   kind: "`invalid_event` (refused at the edge), `malformed_message` (unreadable queue message), `consumer_failure` (a write being retried), `dead_letter` (given up)",
   app_id:
