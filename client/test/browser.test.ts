@@ -229,7 +229,12 @@ describe.runIf(run)("in a browser", () => {
     const page = await openPage();
     await page.evaluate(
       ({ endpoint, writeKey, session }) => {
-        window.tracker = window.EyeClient.createTracker({ endpoint, writeKey, sessionId: session, flushInterval: 600_000 });
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          flushInterval: 600_000,
+        });
         window.tracker.track("browser", "beacon twice", { n: 1 });
         Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
         document.dispatchEvent(new Event("visibilitychange"));
