@@ -6,9 +6,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type FaultServer, faultServer } from "../../test/helpers/fault-server.js";
 import type * as Client from "../src/index.js";
 import { eyeUrl, newSession, sleep, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
-import { type FaultServer, faultServer } from "./helpers/fault-server.js";
 import { staticServer } from "./helpers/static-server.js";
 
 declare global {

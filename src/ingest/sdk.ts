@@ -91,14 +91,19 @@ export function correctedTime(
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A refusal of validateEvents, named by the SDK's field: `data/properties/price` → `properties/price`. */
-function renamed(reason: FieldError, index: number, fields: SdkMessage["fields"]): FieldError {
+/**
+ * A refusal of validateEvents, named by the SDK's field (`data/properties/price` → `properties/price`)
+ * and by message indexes (`taken`: each candidate's message).
+ */
+function renamed(reason: FieldError, index: number, fields: SdkMessage["fields"], taken: number[]): FieldError {
   const field = reason.field;
   const top = field?.split("/")[0] as EyeField | undefined;
   const to = top === "data" && field !== "data" ? field!.slice(5) : top ? fields[top] : undefined;
   if (!to || !field) return { ...reason, index };
-  const message = reason.message.startsWith(field) ? `${to}${reason.message.slice(field.length)}` : reason.message;
-  return { ...reason, index, field: to, message: message.replace("repeats the event at", "repeats the message at") };
+  const message = (reason.message.startsWith(field) ? `${to}${reason.message.slice(field.length)}` : reason.message)
+    // validateEvents's "repeats the event at index 3" counts candidates, not the request's messages.
+    .replace(/repeats the event at index (\d+)/, (_, i: string) => `repeats the message at index ${taken[Number(i)]}`);
+  return { ...reason, index, field: to, message };
 }
 
 /**
@@ -187,7 +192,7 @@ export async function ingestMessages(
     const index = taken[r.index]!;
     refusedAt.set(
       index,
-      r.reasons.map((reason) => renamed(reason, index, messages[index]!.fields)),
+      r.reasons.map((reason) => renamed(reason, index, messages[index]!.fields, taken)),
     );
   }
 
