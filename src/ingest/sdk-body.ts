@@ -84,7 +84,11 @@ async function read(request: Request, maxBytes: number): Promise<{ value: unknow
   if (bytes.byteLength === 0) throw empty();
 
   if (type === "application/x-www-form-urlencoded") {
-    const form = new URLSearchParams(parseText(bytes));
+    const text = parseText(bytes);
+    // JSON sent with a form's type (curl -d's default) is read as JSON.
+    const lead = text.trimStart()[0];
+    if (lead === "{" || lead === "[") return parseJson(bytes);
+    const form = new URLSearchParams(text);
     const data = form.get("data");
     if (data === null || data === "") throw new ApiError("bad_request", "a form body must carry the events as data=");
     const first = data.trimStart()[0];
