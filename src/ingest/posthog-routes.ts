@@ -5,16 +5,15 @@
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { sdkHeaderKey } from "../request/auth";
+import { parseQuery } from "../request/query-string";
 import { limitsFrom } from "../shared/config";
 import { ApiError } from "../shared/errors";
+import { posthogQuery } from "../shared/schemas";
 import { nowMicros } from "../shared/timestamp";
 import { hiddenProblems } from "./body";
-import { mapPosthog, posthogBody } from "./posthog";
+import { mapPosthog, POSTHOG_CAPTURE_PATHS, posthogBody } from "./posthog";
 import { admit, dryRunBody, ingestMessages, isDryRun, isObject, keyOf, noneAccepted } from "./sdk";
 import { readSdkBody } from "./sdk-body";
-
-/** The capture paths; PostHog takes each with or without a trailing slash, as The Eye does. */
-export const POSTHOG_CAPTURE_PATHS = ["/e", "/i/v0/e", "/batch", "/capture"];
 
 /** The paths the CORS rule for SDKs covers (app.ts). */
 export const POSTHOG_PREFIXES = [
@@ -71,6 +70,7 @@ function tokenOf(c: Context<AppEnv>): string {
 async function capture(c: Context<AppEnv>) {
   const receivedAt = nowMicros();
   const limits = limitsFrom(c.env);
+  const query = parseQuery(posthogQuery, c.req.queries());
   // A key in the header is checked before the body is read; one in the body (PostHog's way), after.
   const outside = sdkHeaderKey(c) ?? c.req.query("key");
   if (outside !== undefined) await admit(c, outside, MISSING);
@@ -82,7 +82,7 @@ async function capture(c: Context<AppEnv>) {
   const envelope = isObject(body.value) && Array.isArray(body.value.batch) ? "batch" : undefined;
   const hidden = hiddenProblems(body.text, { envelope, numbersIn: null });
   const messages = parsed.messages.map((m) => mapPosthog(m, parsed.sentAt, receivedAt));
-  const dryRun = isDryRun(c);
+  const dryRun = isDryRun(query);
   const outcome = await ingestMessages(c, "posthog", messages, hidden, receivedAt, dryRun);
   if (dryRun) return c.json(dryRunBody(outcome));
   if (outcome.accepted === 0) return noneAccepted(c, outcome);

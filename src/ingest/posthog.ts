@@ -5,6 +5,9 @@ import { ApiError } from "../shared/errors";
 import { formatTimestamp } from "../shared/timestamp";
 import { correctedTime, idText, isObject, type Reason, type SdkMessage, textOf, without } from "./sdk";
 
+/** The capture paths; PostHog takes each with or without a trailing slash, as The Eye does. */
+export const POSTHOG_CAPTURE_PATHS = ["/e", "/i/v0/e", "/batch", "/capture"];
+
 /** The category of PostHog's own events; every other event (a custom one, $exception …) is a `track`. */
 export const POSTHOG_CATEGORIES = new Map([
   ["$pageview", "page"],

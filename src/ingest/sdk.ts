@@ -283,5 +283,5 @@ export function noneAccepted(c: Context<AppEnv>, o: Outcome) {
   );
 }
 
-/** `?dry_run=1` (or `true`): validate and answer per message, store and log nothing. */
-export const isDryRun = (c: Context<AppEnv>) => ["1", "true"].includes(c.req.query("dry_run") ?? "");
+/** `?dry_run=1` (or `true`): validate and answer per message, store and log nothing (segmentQuery, posthogQuery). */
+export const isDryRun = (q: { dry_run?: string }) => q.dry_run === "1" || q.dry_run === "true";

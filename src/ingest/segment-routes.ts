@@ -5,7 +5,9 @@
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { sdkHeaderKey } from "../request/auth";
+import { parseQuery } from "../request/query-string";
 import { limitsFrom } from "../shared/config";
+import { segmentQuery } from "../shared/schemas";
 import { nowMicros } from "../shared/timestamp";
 import { hiddenProblems } from "./body";
 import { admit, dryRunBody, ingestMessages, isDryRun, keyOf, noneAccepted } from "./sdk";
@@ -13,17 +15,11 @@ import { readSdkBody } from "./sdk-body";
 import {
   mapSegment,
   SEGMENT_BATCH_BYTES,
+  SEGMENT_CALLS,
   SEGMENT_MESSAGE_BYTES,
-  SEGMENT_TYPES,
   type SegmentType,
   segmentBody,
 } from "./segment";
-
-/** Every call's path: its name and analytics.js's one letter (/v1/t is track). */
-export const SEGMENT_CALLS: [string, SegmentType][] = SEGMENT_TYPES.flatMap((t) => [
-  [t, t],
-  [t[0]!, t],
-]);
 
 /** The paths the CORS rule for SDKs covers (app.ts). */
 export const SEGMENT_PREFIXES = ["/v1/*"];
@@ -35,6 +31,7 @@ const MISSING =
 async function receive(c: Context<AppEnv>, type: SegmentType | undefined) {
   const receivedAt = nowMicros();
   const limits = limitsFrom(c.env);
+  const query = parseQuery(segmentQuery, c.req.queries());
   const batch = type === undefined;
   const segmentCap = batch ? SEGMENT_BATCH_BYTES : SEGMENT_MESSAGE_BYTES;
   const cap = Math.min(limits.maxBodyBytes, segmentCap);
@@ -52,7 +49,7 @@ async function receive(c: Context<AppEnv>, type: SegmentType | undefined) {
 
   const hidden = hiddenProblems(body.text, { envelope: batch ? "batch" : undefined, numbersIn: null });
   const messages = parsed.messages.map((m) => mapSegment(m, type, parsed.sentAt, receivedAt));
-  const dryRun = isDryRun(c);
+  const dryRun = isDryRun(query);
   const outcome = await ingestMessages(c, "segment", messages, hidden, receivedAt, dryRun);
   if (dryRun) return c.json(dryRunBody(outcome));
   if (outcome.accepted === 0) return noneAccepted(c, outcome);

@@ -8,6 +8,12 @@ import { correctedTime, idText, isObject, type Reason, type SdkMessage, textOf, 
 export const SEGMENT_TYPES = ["track", "page", "screen", "identify", "group", "alias"] as const;
 export type SegmentType = (typeof SEGMENT_TYPES)[number];
 
+/** Every call's path under /v1/: its name and analytics.js's one letter (/v1/t is track). */
+export const SEGMENT_CALLS: [string, SegmentType][] = SEGMENT_TYPES.flatMap((t) => [
+  [t, t],
+  [t[0]!, t],
+]);
+
 /** Segment's limits (its HTTP API docs): one message, and one /v1/batch request. */
 export const SEGMENT_MESSAGE_BYTES = 32 * 1024;
 export const SEGMENT_BATCH_BYTES = 500 * 1024;
