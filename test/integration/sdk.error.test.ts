@@ -191,6 +191,29 @@ describe.concurrent("SDK messages that cannot be events", () => {
     expect(((await envelope.json()) as Refusal).message).toMatch(/batch appears more than once/);
   });
 
+  it("refuses a second message with the same messageId in one request, naming the first by its index", async () => {
+    const res = await sdkPost(
+      "/v1/batch?dry_run=1",
+      {
+        batch: [
+          { type: "track", anonymousId: "a", event: "x" },
+          { type: "track", anonymousId: "a", event: "one", messageId: "m-1" },
+          { type: "track", anonymousId: "a", event: "two", messageId: "m-1" },
+        ],
+      },
+      basic(DEV_WRITE_KEY),
+    );
+    const dry = (await res.json()) as { events: { errors?: Refusal["errors"] }[] };
+    expect(dry.events[2]!.errors).toEqual([
+      {
+        index: 2,
+        field: "messageId",
+        message: "messageId repeats the message at index 1; an event_id is stored once",
+        rule: "duplicate",
+      },
+    ]);
+  });
+
   it("applies payload schemas to SDK messages, the failing field named as the SDK sent it", async () => {
     const name = `Purchase ${crypto.randomUUID().slice(0, 8)}`;
     await env.DB.prepare(
