@@ -1,9 +1,9 @@
 // The client under Node against the repository's Worker running in `wrangler dev` (real Queue
 // and D1): what it sends arrives once, whatever the network does on the way.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { type FaultServer, faultServer } from "../../test/helpers/fault-server.js";
 import { createTracker, type TrackerError, type TrackerOptions } from "../src/index.js";
 import { eyeUrl, newSession, sleep, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
-import { type FaultServer, faultServer } from "./helpers/fault-server.js";
 
 const servers: FaultServer[] = [];
 afterEach(async () => {

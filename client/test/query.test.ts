@@ -3,7 +3,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createQueryClient, createTracker, EyeError, type Fetch } from "../src/index.js";
 import { eyeUrl, newSession, READ_KEY, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
-import { type FaultServer, faultServer, type Step } from "./helpers/fault-server.js";
+import { type FaultServer, faultServer, type Step } from "../../test/helpers/fault-server.js";
 
 const session = newSession("query");
 const base = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -78,6 +78,29 @@ describe("query client", () => {
       context: expect.objectContaining({ country: expect.stringMatching(/^[A-Z][A-Z0-9]$/) }),
     });
     await pages.return(undefined);
+  });
+
+  it("sends each answer's X-D1-Bookmark with the next page's request, so a walk never reads an older state than it has seen", async () => {
+    // With read replicas a page could come from a replica behind the one that answered the page before;
+    // the bookmark the server returns asks D1 for a state at least that new.
+    const sent: (string | null)[] = [];
+    const answered: (string | null)[] = [];
+    const fetchFn: Fetch = async (url, init) => {
+      sent.push(new Headers(init.headers).get("x-d1-bookmark"));
+      const res = await fetch(url, init);
+      answered.push(res.headers.get("x-d1-bookmark"));
+      return res;
+    };
+    const query = createQueryClient({ endpoint: eyeUrl(), readKey: READ_KEY, fetch: fetchFn });
+    let n = 0;
+    for await (const _ of query.events({ session_id: session, limit: 10 })) n++;
+    for await (const _ of query.session(session, { limit: 10 })) n++;
+    expect(n).toBe(50);
+    expect(sent).toHaveLength(6);
+    expect(answered.every((b) => b !== null && /^[0-9a-f]+(-[0-9a-f]+)*$/i.test(b))).toBe(true);
+    // The first request of the client has none; every later one carries the bookmark of the answer before it.
+    expect(sent[0]).toBeNull();
+    expect(sent.slice(1)).toEqual(answered.slice(0, -1));
   });
 
   it("reads one session oldest first", async () => {
