@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api, bearer, getJson, makeApp, makeEvent, postEvents, waitForCount } from "../helpers/api";
+import { storedCount } from "../helpers/stored";
 
 const PRICE = {
   type: "object",
@@ -178,14 +179,11 @@ describe.concurrent("POST /api/event/validate (dry run)", () => {
     const sentinel = makeEvent({ session_id: `dry-sentinel-${crypto.randomUUID()}` });
     expect((await postEvents(sentinel)).status).toBe(202);
     await waitForCount(bySession(sentinel.session_id as string), 1);
-    const ofSession = async (table: "events" | "error_log") =>
-      (await env.DB.prepare(
-        `SELECT count(*) AS n FROM ${table} WHERE ${table === "events" ? "session_id = ?" : "payload LIKE ?"}`,
-      )
-        .bind(table === "events" ? session : `%${session}%`)
-        .first<{ n: number }>())!.n;
-    expect(await ofSession("events"), "events of the dry run stored").toBe(0);
-    expect(await ofSession("error_log"), "refusals of the dry run logged").toBe(0);
+    expect(await storedCount("session_id = ?", [session]), "events of the dry run stored").toBe(0);
+    const logged = await env.DB.prepare("SELECT count(*) AS n FROM error_log WHERE payload LIKE ?")
+      .bind(`%${session}%`)
+      .first<{ n: number }>();
+    expect(logged!.n, "refusals of the dry run logged").toBe(0);
     expect((await getJson(bySession(session))).count).toBe(0);
 
     // The real POST then stores exactly the ids the dry run announced.

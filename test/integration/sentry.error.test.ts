@@ -1,7 +1,7 @@
 // Sentry everywhere (SPEC §5, §7; issue 9): a bug in fetch gets the client a 500 with a request id
 // and nothing else, and a failure in fetch, queue or scheduled reaches Sentry (the loopback
 // stand-in) tagged with its handler and what it served, with the release and environment, and
-// without key material. The events table is dropped for this file only (its storage is its own)
+// without key material. The generations table is dropped for this file only (its storage is its own)
 // to make D1 fail for real.
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -48,7 +48,7 @@ function heldCopies() {
 }
 
 beforeAll(async () => {
-  await env.DB.prepare("DROP TABLE events").run();
+  await env.DB.prepare("DROP TABLE generations").run();
 });
 
 describe("an unhandled error in fetch", () => {
@@ -65,7 +65,7 @@ describe("an unhandled error in fetch", () => {
       request_id: res.headers.get("x-request-id"),
     });
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(text).not.toMatch(/no such table|select|from "?events|D1_ERROR|SQLITE|stack|\.ts:\d+|at async/i);
+    expect(text).not.toMatch(/no such table|select|from "?(events|generations)|D1_ERROR|SQLITE|stack|\.ts:\d+|at async/i);
   });
 
   it("reaches Sentry with the exception and request context, and without the Authorization key", async () => {
@@ -78,7 +78,7 @@ describe("an unhandled error in fetch", () => {
     expect(envelope!.path).toMatch(/^\/api\/1\/envelope\//);
     const body = envelope!.body;
     expect(body).toContain('"exception"');
-    expect(body).toMatch(/no such table: events/);
+    expect(body).toMatch(/no such table: generations/);
     expect(body).toContain(`${BASE}/api/sessions/sentry-session/events`);
     expect(body).toContain('"method":"GET"');
     // The key the request carried never leaves.
@@ -90,7 +90,7 @@ describe("an unhandled error in fetch", () => {
   it("is off, not a crash, when SENTRY_DSN is unset", async () => {
     const noSentry = { ...env, SENTRY_DSN: undefined };
     expect(createSentry(noSentry, createExecutionContext())).toBeUndefined();
-    // The consumer cannot store (no events table) and holds the message, with no Sentry to tell.
+    // The consumer cannot store (no generations table) and holds the message, with no Sentry to tell.
     const body = {
       kind: "events",
       app: null,
@@ -136,7 +136,7 @@ describe("a write key sent as ?key=", () => {
 
 describe("a failure in queue()", () => {
   it("reaches Sentry tagged with the handler and the queue, with release and environment, and no key material", async () => {
-    // An application with keys, whose message the consumer cannot store (no events table): it is held, and Sentry hears why.
+    // An application with keys, whose message the consumer cannot store (no generations table): it is held, and Sentry hears why.
     const app = await makeApp();
     const id = `sentry-queue-${crypto.randomUUID()}`;
     const body = {
@@ -152,7 +152,7 @@ describe("a failure in queue()", () => {
 
     const [envelope] = await envelopesMentioning(id);
     expect(envelope, "no envelope named the message").toBeDefined();
-    expect(envelope!.body).toMatch(/no such table: events/);
+    expect(envelope!.body).toMatch(/no such table: generations/);
     expect(envelope!.body).toContain('"queue":"the-eye-events"');
     expectWellFormed(envelope!.body, "queue");
     expect(envelope!.body).not.toContain(app.writeKey);

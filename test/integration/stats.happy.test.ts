@@ -204,7 +204,7 @@ describe("GET /api/stats/counts (cost)", () => {
       expect(res.status).toBe(200);
       expect(statements, JSON.stringify(statements)).toHaveLength(1);
       expect(statements[0]!.sql).toMatch(/from "type_counts"/);
-      expect(statements[0]!.sql).not.toMatch(/"events"/);
+      expect(statements[0]!.sql).not.toMatch(/"events(_g\d+)?"/);
       // D1 counts the rows the index range visits: those returned, and the one that ends the range.
       expect(await rowsRead(statements), query).toBeLessThanOrEqual(rows + 1);
     }
