@@ -1,5 +1,5 @@
 // Erasure's D1 side: the rows one request names — a session's events, or a list of event ids, of
-// one application — found through each generation's session or (app, event_id) index, and deleted
+// one application — found through each generation's session or (event_id, app) index, and deleted
 // a chunk at a time, each with its counts and the request's audit counts in one transaction.
 import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "./db";

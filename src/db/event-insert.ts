@@ -157,7 +157,7 @@ function generationStatements(
               (SELECT id FROM ${contexts} WHERE body = value ->> 9)
             FROM json_each(${json}) WHERE true${sql.join(elsewhere, sql``)}`,
         )
-        // The one uniqueness to meet is (app, event_id): a redelivered or resent event is skipped.
+        // The one uniqueness to meet is (event_id, app): a redelivered or resent event is skipped.
         .onConflictDoNothing(),
     );
   }
@@ -211,7 +211,7 @@ export async function insertAll(
   errors: NewErrorLogRow[] = [],
   { hotDays = 30, ids, toArchive = true }: InsertOptions = {},
 ): Promise<void> {
-  // One copy of each (app, event_id): the first, as the table's uniqueness would keep it.
+  // One copy of each (event_id, app): the first, as the table's uniqueness would keep it.
   const seen = new Set<string>();
   const idOf = new Map(ids ? rows.map((r, i) => [r, ids[i]!]) : []);
   const unique = rows.filter((r) => {

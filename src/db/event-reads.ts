@@ -10,7 +10,7 @@
 // Country and device have no index: their rows are read in the time order of the application's
 // range and kept when their context matches (rows read ≈ page ÷ that value's share of the events).
 // Generations are read newest first (oldest first in ascending order) until the page is full.
-import { and, asc, between, desc, eq, gte, inArray, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, between, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "./db";
 import { valuesOf } from "./dictionaries";
@@ -169,14 +169,19 @@ export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved>
   return { apps, types: typeRows?.map((r) => r.id), sessions: sessionRows };
 }
 
-/** The context condition: events whose context has the country (or device), by the contexts row. */
+/**
+ * The context condition: events whose context has the country (or device), each row's contexts row
+ * looked up by its key (one row read per event scanned). An `IN (SELECT … FROM contexts)` would read
+ * every contexts row with the value on each statement, however few events the page needs.
+ */
 function contextTerm(t: GenerationTable, f: EventFilters): SQL | undefined {
   if (f.country === undefined && f.device === undefined) return undefined;
-  const cond = and(
-    f.country !== undefined ? eq(contexts.country, f.country) : undefined,
-    f.device !== undefined ? eq(contexts.device, f.device) : undefined,
+  const value = (column: typeof contexts.country | typeof contexts.device, v: string) =>
+    sql`(SELECT ${column} FROM ${contexts} WHERE ${contexts.id} = ${t.context}) = ${v}`;
+  return and(
+    f.country !== undefined ? value(contexts.country, f.country) : undefined,
+    f.device !== undefined ? value(contexts.device, f.device) : undefined,
   );
-  return sql`${t.context} IN (SELECT ${contexts.id} FROM ${contexts} WHERE ${cond})`;
 }
 
 /**
@@ -365,7 +370,7 @@ export function matches(e: StoredEvent, f: EventFilters): boolean {
 /**
  * The events stored under an event id: for one application (its number), at most one row; across
  * applications, at most two (one event id may be stored by several applications: two tell the
- * caller it must choose). One seek of each live generation's (app, event_id) index per application.
+ * caller it must choose). One seek of each live generation's (event_id, app) index.
  */
 export async function findByEventId(
   db: Db,
@@ -373,14 +378,14 @@ export async function findByEventId(
   app: number | undefined,
   o: ReadOptions = {},
 ): Promise<StoredEvent[]> {
-  const r = await resolveFilters(db, app !== undefined ? { app } : {});
   const hex = eventId.replace(/-/g, "");
   for (let attempt = 0; ; attempt++) {
     try {
       const queries = (await generationsFor(db, {}, o, "desc", attempt > 0)).map((gen) => {
         const t = generationTable(gen);
+        // The index is (event_id, app): one seek, by the id alone for a key that reads every application.
         return selectRaw(db, gen, "event_id")
-          .where(and(inArray(t.app, r.apps(gen)), sql`${t.eventId} = unhex(${hex})`))
+          .where(and(sql`${t.eventId} = unhex(${hex})`, app !== undefined ? eq(t.app, app) : undefined))
           .limit(2);
       });
       const [first, ...rest] = queries;

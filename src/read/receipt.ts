@@ -1,6 +1,6 @@
 // GET /api/event/{event_id}: a delivery receipt. The stored event, rendered as one result of
 // GET /api/event/, or a 404 saying it is not stored (yet); one seek of each live generation's
-// unique (app, event_id) index, so a client can afford to ask after each send.
+// unique (event_id, app) index, so a client can afford to ask after each send.
 import { Hono } from "hono";
 import { directoryKnowing, numberKnowing } from "../db/applications";
 import { findByEventId } from "../db/event-reads";

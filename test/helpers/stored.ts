@@ -15,7 +15,9 @@ const from = (gen: number) => `(SELECT ${columns}, ${gen} AS gen FROM ${tableNam
   LEFT JOIN contexts AS cx ON cx.id = e.context)`;
 
 async function gens(db: D1Database): Promise<number[]> {
-  return (await db.prepare("SELECT gen FROM generations ORDER BY gen").all<{ gen: number }>()).results.map((r) => r.gen);
+  return (await db.prepare("SELECT gen FROM generations ORDER BY gen").all<{ gen: number }>()).results.map(
+    (r) => r.gen,
+  );
 }
 
 /** The stored events matching `where` (SQL over the columns above), in (timestamp, id) order. */
@@ -26,7 +28,14 @@ export async function storedRows<T = Record<string, unknown>>(
 ): Promise<T[]> {
   const rows: Record<string, unknown>[] = [];
   for (const gen of await gens(db))
-    rows.push(...(await db.prepare(`SELECT * FROM ${from(gen)} WHERE ${where}`).bind(...params).all()).results);
+    rows.push(
+      ...(
+        await db
+          .prepare(`SELECT * FROM ${from(gen)} WHERE ${where}`)
+          .bind(...params)
+          .all()
+      ).results,
+    );
   return rows.sort((a, b) => Number(a.timestamp) - Number(b.timestamp) || Number(a.id) - Number(b.id)) as T[];
 }
 
@@ -34,7 +43,26 @@ export async function storedRows<T = Record<string, unknown>>(
 export async function storedCount(where = "1", params: unknown[] = [], db: D1Database = env.DB): Promise<number> {
   let n = 0;
   for (const gen of await gens(db))
-    n += (await db.prepare(`SELECT count(*) AS n FROM ${from(gen)} WHERE ${where}`).bind(...params).first<{ n: number }>())!
-      .n;
+    n += (await db
+      .prepare(`SELECT count(*) AS n FROM ${from(gen)} WHERE ${where}`)
+      .bind(...params)
+      .first<{ n: number }>())!.n;
   return n;
+}
+
+/**
+ * Takes the events' storage away (every generation's table, the list of them, the session and type
+ * dictionaries), so any read or write of events fails as it would if D1 lost them ("no such table").
+ */
+export async function dropStorage(db: D1Database = env.DB): Promise<void> {
+  const tables = await db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'events_g[0-9]*'")
+    .all<{ name: string }>();
+  await db.batch([
+    ...tables.results.map((t) => db.prepare(`DROP TABLE "${t.name}"`)),
+    db.prepare("DROP TABLE generations"),
+    db.prepare("DROP TABLE generation_apps"),
+    db.prepare("DROP TABLE sessions"),
+    db.prepare("DROP TABLE event_types"),
+  ]);
 }

@@ -149,7 +149,7 @@ describe("GET /api/event/{event_id} (security)", () => {
 });
 
 describe("GET /api/event/{event_id} (cost)", () => {
-  it("reads at most 2 rows of each live generation, through its (app, event_id) index, scoped or across applications, stored or not", async () => {
+  it("reads at most 2 rows of each live generation, through its (event_id, app) index, scoped or across applications, stored or not", async () => {
     const app = await makeApp();
     const event = await send(app.writeKey);
     expect((await receiptOf(event.event_id as string, app.readKey)).status).toBe(200);

@@ -11,6 +11,7 @@ import worker from "../../src/index";
 import { createSentry, RELEASE } from "../../src/shared/sentry";
 import { api, BASE, DEV_READ_KEY, DEV_WRITE_KEY, makeApp, makeEvent } from "../helpers/api";
 import { deliver } from "../helpers/queue";
+import { dropStorage } from "../helpers/stored";
 
 /** What every envelope must say, and must not: release, environment, its handler; no key, no Authorization. */
 function expectWellFormed(body: string, handler: string) {
@@ -48,7 +49,7 @@ function heldCopies() {
 }
 
 beforeAll(async () => {
-  await env.DB.prepare("DROP TABLE generations").run();
+  await dropStorage();
 });
 
 describe("an unhandled error in fetch", () => {
@@ -65,7 +66,9 @@ describe("an unhandled error in fetch", () => {
       request_id: res.headers.get("x-request-id"),
     });
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(text).not.toMatch(/no such table|select|from "?(events|generations)|D1_ERROR|SQLITE|stack|\.ts:\d+|at async/i);
+    expect(text).not.toMatch(
+      /no such table|select|from "?(events|generations)|D1_ERROR|SQLITE|stack|\.ts:\d+|at async/i,
+    );
   });
 
   it("reaches Sentry with the exception and request context, and without the Authorization key", async () => {
@@ -78,7 +81,7 @@ describe("an unhandled error in fetch", () => {
     expect(envelope!.path).toMatch(/^\/api\/1\/envelope\//);
     const body = envelope!.body;
     expect(body).toContain('"exception"');
-    expect(body).toMatch(/no such table: generations/);
+    expect(body).toMatch(/no such table: (generations|generation_apps|sessions|event_types)/);
     expect(body).toContain(`${BASE}/api/sessions/sentry-session/events`);
     expect(body).toContain('"method":"GET"');
     // The key the request carried never leaves.
@@ -152,7 +155,7 @@ describe("a failure in queue()", () => {
 
     const [envelope] = await envelopesMentioning(id);
     expect(envelope, "no envelope named the message").toBeDefined();
-    expect(envelope!.body).toMatch(/no such table: generations/);
+    expect(envelope!.body).toMatch(/no such table: (generations|sessions|event_types)/);
     expect(envelope!.body).toContain('"queue":"the-eye-events"');
     expectWellFormed(envelope!.body, "queue");
     expect(envelope!.body).not.toContain(app.writeKey);

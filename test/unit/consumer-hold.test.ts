@@ -124,7 +124,7 @@ describe("an outage longer than the retry schedule", () => {
     const poison = `hold-poison-${crypto.randomUUID()}`;
     const fine = `hold-fine-${crypto.randomUUID()}`;
     await env.DB.prepare(
-      `CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.session_id = '${poison}' BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+      `CREATE TRIGGER refuse_poison BEFORE INSERT ON sessions WHEN NEW.session_id = '${poison}' BEGIN SELECT RAISE(ABORT, 'refused'); END`,
     ).run();
     try {
       const events = recordingQueue();
