@@ -24,8 +24,8 @@ export async function* objectRows(
       return;
     }
     const row = await objectRow(db, key);
-    // Retired by an erasure that left no row in it: nothing to read.
-    if (row?.state === "retired" && row.replacedBy === null) return;
+    // Replaced by nothing (an erasure left no row in it): nothing to read.
+    if ((row?.state === "retired" || row?.state === "gone") && row.replacedBy === null) return;
     if (!row?.replacedBy) throw new Error(`archive object ${key} is gone and the manifest names no replacement`);
     f = {
       ...f,

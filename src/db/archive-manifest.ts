@@ -185,8 +185,8 @@ function scopeTerms(s: ObjectScope): (SQL | undefined)[] {
 /**
  * The objects live at manifest version `version` (a number, or versionNow in a batch that reads it)
  * within the scope, in key order after `cursor`, at most `limit`: a page of one consistent set. A
- * batchable query. Retired objects stay in this set for their versions until forgotten (see
- * ArchiveState.forgottenVersion).
+ * batchable query. Replaced objects stay in this set for their versions until forgotten (see
+ * ArchiveState.forgottenVersion), also after their R2 objects went ('gone').
  */
 export function liveObjectsAt(
   db: Db,
@@ -441,7 +441,7 @@ export async function abandonCompaction(db: Db, key: string): Promise<void> {
   ]);
 }
 
-/** Retired objects whose grace period has ended by `now`, at most `limit`. */
+/** Retired objects whose grace period has ended by `now` (their R2 objects due for deletion), at most `limit`. */
 export function retiredDue(db: Db, now: number, limit: number): Promise<ArchiveObjectRow[]> {
   return db
     .select()
@@ -452,13 +452,25 @@ export function retiredDue(db: Db, now: number, limit: number): Promise<ArchiveO
 }
 
 /**
- * Forgets retired objects already deleted from R2: their rows go, and the forgotten version moves
- * to the highest version they were live at, in one transaction.
+ * Retired objects deleted from R2 become 'gone': their rows stay until `forgetAfter`, so a reader
+ * that reaches one still finds its replacement.
  */
-export async function forgetRetired(db: Db, keys: string[]): Promise<void> {
+export async function markGone(db: Db, keys: string[], forgetAfter: number): Promise<void> {
   if (keys.length === 0) return;
-  const doomed = and(inArray(archiveObjects.key, keys), eq(archiveObjects.state, "retired"));
-  await db.batch([
+  await db
+    .update(archiveObjects)
+    .set({ state: "gone", deleteAfter: forgetAfter })
+    .where(and(inArray(archiveObjects.key, keys), eq(archiveObjects.state, "retired")));
+}
+
+/**
+ * Forgets the gone objects whose rows were due by `now`, at most `limit`: their rows go, and the
+ * forgotten version moves to the highest version they were live at, in one transaction. Returns
+ * how many went.
+ */
+export async function forgetGone(db: Db, now: number, limit: number): Promise<number> {
+  const doomed = sql`${archiveObjects.key} IN (SELECT key FROM ${archiveObjects} WHERE state = 'gone' AND delete_after <= ${now} LIMIT ${limit})`;
+  const results = await db.batch([
     db
       .update(archiveState)
       .set({
@@ -467,6 +479,7 @@ export async function forgetRetired(db: Db, keys: string[]): Promise<void> {
       .where(eq(archiveState.id, 1)),
     db.delete(archiveObjects).where(doomed),
   ]);
+  return (results[1] as unknown as { meta: { changes: number } }).meta.changes;
 }
 
 /** How many objects the manifest holds, by state, and their bytes and events: for health and the bench. */

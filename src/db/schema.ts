@@ -364,8 +364,8 @@ export const archiveState = sqliteTable("archive_state", {
   // Moves by one with every change to the set of live objects (a range done, a compaction or an
   // erasure swapped in): a reader that noted it reads the set as it was then (live_from, live_until).
   version: integer("version").notNull().default(0),
-  // The highest live_until among the retired objects forgotten (their rows deleted after the grace
-  // period): a reader of an older version can no longer see all it should, and must stop.
+  // The highest live_until among the objects forgotten (their rows deleted, days after their R2
+  // objects): a reader of an older version can no longer see all it should, and must stop.
   forgottenVersion: integer("forgotten_version").notNull().default(0),
   // The id range (pending_after, pending_through] recorded before its objects are written, and its
   // objects' rows in archive_objects (state 'pending'): a run that stops in between writes the same
@@ -406,8 +406,9 @@ export const archiveObjects = sqliteTable(
     // 'range' (an id range as archived), 'compaction' (neighbours merged), 'erasure' (rewritten without erased rows).
     origin: text("origin", { enum: ["range", "compaction", "erasure"] }).notNull(),
     // 'pending': recorded before it is written, read by nobody; 'live'; 'retired': replaced by
-    // `replaced_by`, deleted from R2 (and here) once `delete_after` has passed.
-    state: text("state", { enum: ["pending", "live", "retired"] }).notNull(),
+    // `replaced_by`, still in R2 until `delete_after` (the grace period); 'gone': deleted from R2, its
+    // row kept until `delete_after` so a reader of an older version still finds the replacement.
+    state: text("state", { enum: ["pending", "live", "retired", "gone"] }).notNull(),
     // The manifest versions (archive_state.version) it became live at and was retired at.
     liveFrom: integer("live_from"),
     liveUntil: integer("live_until"),

@@ -4,7 +4,8 @@
 // output written, then swapped in with one D1 transaction (the inputs retire, the output goes
 // live, the version moves): readers of the manifest see the inputs or the output, never both. The
 // retired inputs stay in R2 for GRACE_MS, so a reader that listed them before the swap can still
-// read them, then go (R2, then the manifest). A run that stops after recording finds the
+// read them; then they go from R2, and FORGET_MS later from the manifest (until then a reader that
+// reaches one reads its rows from the output). A run that stops after recording finds the
 // compaction and writes it again, or gives it up if an input changed meanwhile.
 
 import { getObject, parquetKey, putParquet } from "../archive/objects";
@@ -12,7 +13,8 @@ import { type ArchivedEvent, parquetRows, writeParquet } from "../archive/parque
 import {
   abandonCompaction,
   compactionCandidates,
-  forgetRetired,
+  forgetGone,
+  markGone,
   type PlannedObject,
   partitionObjects,
   pendingCompactions,
@@ -27,6 +29,8 @@ import type { ArchiveObjectRow } from "../db/schema";
 
 /** How long a replaced object stays in R2 after the swap, for readers that listed it before. */
 export const GRACE_MS = 60 * 60 * 1000;
+/** How long its manifest row stays after that, so a reader of an older version finds its replacement. */
+export const FORGET_MS = 7 * 24 * 60 * 60 * 1000;
 /** An object is small (worth merging) below these; a merge's output holds at most the targets (it is decoded whole). */
 export const SMALL = { events: 10_000, textBytes: 4 * 1024 * 1024 };
 export const TARGET = { events: 50_000, textBytes: 24 * 1024 * 1024 };
@@ -36,8 +40,9 @@ export const MIN_OBJECTS = 12;
 export const RUN_LIMITS = { compactions: 8, deletions: 1_000 };
 
 export interface CompactRun {
-  /** Retired objects deleted from R2 (their grace over). */
+  /** Retired objects deleted from R2 (their grace over), and manifest rows of such objects forgotten (days later). */
   deleted: number;
+  forgotten: number;
   compactions: number;
   /** Objects merged, and events rewritten. */
   inputs: number;
@@ -116,16 +121,18 @@ export async function compact(
   bucket: R2Bucket,
   { deadline, now = Date.now }: { deadline: number; now?: () => number },
 ): Promise<CompactRun> {
-  const run: CompactRun = { deleted: 0, compactions: 0, inputs: 0, events: 0, abandoned: 0, done: false };
+  const run: CompactRun = { deleted: 0, forgotten: 0, compactions: 0, inputs: 0, events: 0, abandoned: 0, done: false };
   const due = await retiredDue(db, now() * 1000, RUN_LIMITS.deletions);
   if (due.length > 0) {
     await bucket.delete(due.map((o) => o.key));
-    await forgetRetired(
+    await markGone(
       db,
       due.map((o) => o.key),
+      (now() + FORGET_MS) * 1000,
     );
     run.deleted = due.length;
   }
+  run.forgotten = await forgetGone(db, now() * 1000, RUN_LIMITS.deletions);
   for (const pending of await pendingCompactions(db)) {
     if (now() >= deadline) return run;
     if (await finish(db, bucket, pending, await replacedBy(db, pending.key), now)) run.compactions++;

@@ -44,12 +44,14 @@ import {
   abandonCompaction,
   appObjects,
   appObjectsInFlight,
+  markGone,
   readArchiveState,
   swapRewritten,
 } from "../db/archive-manifest";
 import type { Db } from "../db/db";
 import { dropEmptyCounts, eraseChunk, erasureSpan } from "../db/erasure-rows";
 import { type ArchiveObjectRow, type ErasureRow, erasures } from "../db/schema";
+import { FORGET_MS } from "./compaction";
 
 /** Rows deleted per D1 batch: their ids go into the statements as literals. */
 export const ERASE_CHUNK = 500;
@@ -230,10 +232,9 @@ async function eraseFromManifest(db: Db, bucket: R2Bucket, request: ErasureRow, 
     // Copies that are in no live object's place: replaced objects still in their grace period (their
     // rows live on in their replacements), and compactions recorded but not swapped in.
     for (const o of await appObjectsInFlight(db, app, 1_000)) {
-      if (o.state === "pending") {
-        await bucket.delete(o.key);
-        await abandonCompaction(db, o.key);
-      } else await bucket.delete(o.key);
+      await bucket.delete(o.key);
+      if (o.state === "pending") await abandonCompaction(db, o.key);
+      else await markGone(db, [o.key], (now() + FORGET_MS) * 1000);
     }
   }
   for (let cursor = request.archiveCursor; ; ) {
