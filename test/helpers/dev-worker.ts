@@ -8,7 +8,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
+const ROOT = path.resolve(import.meta.dirname, "../..");
 /** The project's Node 22 (wrangler needs it) when the tests run under another. */
 const NODE = existsSync(path.join(ROOT, "node_modules/.bin/node"))
   ? path.join(ROOT, "node_modules/.bin/node")
@@ -43,12 +43,18 @@ function wrangler(args: string[]): void {
 
 export interface DevWorker {
   url: string;
+  /** Its --persist-to directory (migrated, dev-seeded). */
+  persist: string;
   /** Ends wrangler and the workerd processes it started, and removes the state. */
   stop: () => Promise<void>;
 }
 
 /** Starts the Worker and resolves once every path of `readyPaths` answers 2xx (within 120 s). */
-export async function startDevWorker(statePrefix: string, readyPaths: string[] = ["/api/health"]): Promise<DevWorker> {
+export async function startDevWorker(
+  statePrefix: string,
+  readyPaths: string[] = ["/api/health"],
+  extraArgs: string[] = [],
+): Promise<DevWorker> {
   const persist = mkdtempSync(path.join(tmpdir(), statePrefix));
   wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
   wrangler(["d1", "execute", "DB", "--local", "--persist-to", persist, "--file", "scripts/dev-seed.sql"]);
@@ -72,6 +78,7 @@ export async function startDevWorker(statePrefix: string, readyPaths: string[] =
       "--var",
       "ENVIRONMENT:development",
       "--show-interactive-dev-session=false",
+      ...extraArgs,
     ],
     { cwd: ROOT, env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -97,7 +104,7 @@ export async function startDevWorker(statePrefix: string, readyPaths: string[] =
         readyPaths.map((p) => fetch(`${url}${p}`, { signal: AbortSignal.timeout(2000) })),
       );
       await Promise.all(answers.map((a) => a.arrayBuffer()));
-      if (answers.every((a) => a.ok)) return { url, stop };
+      if (answers.every((a) => a.ok)) return { url, persist, stop };
     } catch {
       // not listening yet
     }
