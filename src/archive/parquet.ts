@@ -8,8 +8,16 @@
 // into disjoint min/max ranges: a time filter keeps the row groups of its hours, a session filter
 // the one row group per hour whose session_id range holds it (docs/storage.md, "The Parquet files").
 import { gunzipSync, gzipSync } from "node:zlib";
-import { type FileMetaData, parquetMetadata, parquetReadObjects, type RowGroup, type SchemaElement } from "hyparquet";
+import {
+  type CompressionCodec,
+  type FileMetaData,
+  parquetMetadata,
+  parquetReadObjects,
+  type RowGroup,
+  type SchemaElement,
+} from "hyparquet";
 import { ByteWriter, type ColumnSource, ParquetWriter } from "hyparquet-writer";
+import type { Compressors } from "hyparquet-writer/src/types.js";
 import { type EventContext, eventContext } from "../shared/schemas";
 import { HOUR } from "../shared/timestamp";
 
@@ -139,11 +147,21 @@ export function rowGroupSizes(rows: ArchivedEvent[]): number[] {
   return sizes;
 }
 
-const compressors = { GZIP: (input: Uint8Array) => new Uint8Array(gzipSync(input, { level: 6 })) };
+/** The archive's page codec: GZIP, through node:zlib (what every Parquet reader reads; BENCHMARKS.md compares the others). */
+export const CODEC = {
+  codec: "GZIP",
+  compressors: { GZIP: (input: Uint8Array) => new Uint8Array(gzipSync(input, { level: 6 })) },
+} as const;
 const decompressors = { GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)) };
 
-/** One Parquet file of these events (sorted here into the layout above): its bytes. */
-export function writeParquet(events: ArchivedEvent[]): Uint8Array {
+/**
+ * One Parquet file of these events (sorted here into the layout above): its bytes. `codec`: another
+ * page codec than CODEC's (the benchmark compares them; hyparquet-writer has SNAPPY built in).
+ */
+export function writeParquet(
+  events: ArchivedEvent[],
+  codec: { codec: CompressionCodec; compressors?: Compressors } = CODEC,
+): Uint8Array {
   const rows = [...events].sort(compareRows);
   const column = <T>(
     name: string,
@@ -185,8 +203,8 @@ export function writeParquet(events: ArchivedEvent[]): Uint8Array {
   const parquet = new ParquetWriter({
     writer,
     schema: SCHEMA,
-    codec: "GZIP",
-    compressors,
+    codec: codec.codec,
+    compressors: codec.compressors,
     kvMetadata: [
       { key: "the-eye.schema", value: SCHEMA_VERSION },
       { key: "the-eye.sorting", value: SORTING },
