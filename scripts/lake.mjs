@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import path from "node:path";
 import { flag, run } from "./d1.mjs";
 
-const USAGE = `usage: npm run lake -- <command> [--remote] [--env <env>] [--persist-to <dir>]
+const USAGE = `usage: npm run lake -- <command> [--remote] [--env <env>] [--persist-to <dir>] [--config <wrangler.toml>]
   pull <dir>     mirror the archive's live objects into <dir>, same paths (events/app_id=…/date=…/…);
                  files no longer live are removed, files already there are kept
   list           the live objects' keys, one a line (what an in-place reader should read)
@@ -25,13 +25,18 @@ const args = process.argv.slice(2);
 const remote = args.includes("--remote");
 const env = flag(args, "--env");
 const persistTo = flag(args, "--persist-to");
+const configPath = flag(args, "--config");
 
 /** The live objects, in key order, from one read of the manifest (one consistent set), and where the older archive ends. */
 const LIVE_SQL = "SELECT key, bytes FROM archive_objects WHERE state = 'live' ORDER BY key";
 const LEGACY_SQL = "SELECT legacy_through AS n FROM archive_state WHERE id = 1";
 
 /** wrangler's own flags for the chosen database and environment. */
-const where = () => [remote ? "--remote" : "--local", ...(env ? ["--env", env] : [])];
+const where = () => [
+  remote ? "--remote" : "--local",
+  ...(env ? ["--env", env] : []),
+  ...(configPath ? ["--config", configPath] : []),
+];
 
 function wrangler(argv, options = {}) {
   return execFileSync("wrangler", argv, {
@@ -50,7 +55,7 @@ async function openArchive() {
         (r) => r.results ?? [],
       );
     const { unstable_readConfig } = await import("wrangler");
-    const config = unstable_readConfig({ env });
+    const config = unstable_readConfig({ env, config: configPath });
     const bucket = config.r2_buckets.find((b) => b.binding === "ARCHIVE")?.bucket_name;
     if (!bucket) throw new Error("no R2 bucket bound as ARCHIVE in wrangler.toml");
     const legacy = sql(LEGACY_SQL)[0]?.n ?? 0;
@@ -67,6 +72,7 @@ async function openArchive() {
   }
   const { getPlatformProxy } = await import("wrangler");
   const proxy = await getPlatformProxy({
+    configPath,
     environment: env,
     persist: persistTo ? { path: path.join(persistTo, "v3") } : true,
   });
@@ -156,5 +162,5 @@ await run(
     },
   },
   USAGE,
-  ["--env", "--persist-to"],
+  ["--env", "--persist-to", "--config"],
 );
