@@ -183,15 +183,17 @@ describe("the lake", () => {
       });
     }
     // A time filter and a session lookup, as an analyst writes them.
-    const [{ n: inHour }] = await query(
+    const [{ n: inHour }] = (await query(
       `SELECT count(*) AS n FROM ${files} WHERE category = 'lake' AND timestamp >= TIMESTAMPTZ '${iso(NOW - 72 * HOUR)}' AND timestamp < TIMESTAMPTZ '${iso(NOW - 71 * HOUR)}'`,
-    );
+    )) as [{ n: string }];
     expect(Number(inHour)).toBe(
       exported.filter(
         (e) => Date.parse(String(e.timestamp)) < NOW - 71 * HOUR && Date.parse(String(e.timestamp)) >= NOW - 72 * HOUR,
       ).length,
     );
-    const [{ n: ofSession }] = await query(`SELECT count(*) AS n FROM ${files} WHERE session_id = '${sessions[1]}'`);
+    const [{ n: ofSession }] = (await query(
+      `SELECT count(*) AS n FROM ${files} WHERE session_id = '${sessions[1]}'`,
+    )) as [{ n: string }];
     expect(Number(ofSession)).toBe(16);
   }, 120_000);
 });
