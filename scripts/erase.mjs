@@ -3,21 +3,23 @@
 // of event ids, of one application, and shows how far each has got. It only writes the request
 // (`wrangler d1 execute`, no admin endpoint on the Worker); the Worker's scheduled maintenance
 // carries it out from D1, the roll-ups and the R2 archive in bounded steps (src/maintain/erasure.ts).
-import { d1, flag, now, quote, remote, run } from "./d1.mjs";
+import { d1, flag, now, quote, run, target } from "./d1.mjs";
 
-const USAGE = `usage: npm run erase -- <command> [--remote]
+const USAGE = `usage: npm run erase -- <command> [--env production|staging]
   session <app_id> <session_id> [--from <time>] [--to <time>]
                                erase every event of the session
   events <app_id> <event_id>[,<event_id>…] …
                                erase these events (at most ${1000} ids per request)
   status [<id>]                every request (newest first), or one with what D1 still holds of it
 --from/--to (UTC, e.g. 2026-11-01 or 2026-11-01T05:00:00Z) bound the archive partitions read for events
-that D1 no longer holds; without them the window comes from the events D1 still holds (README, Erasure).`;
+that D1 no longer holds; without them the window comes from the events D1 still holds (README, Erasure).
+where: the local database (default); --env production or --env staging: that deployed environment's
+(--remote alone: production)`;
 
 const MAX_IDS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const RUN_HINT = remote
-  ? "the Worker's maintenance carries it out on its next cron run (every 5 minutes)"
+const RUN_HINT = target.remote
+  ? `${target.label}'s maintenance carries it out on its next cron run (every 5 minutes)`
   : "run it now under `npm run dev`: curl 'http://localhost:8787/__scheduled?cron=*/5+*+*+*+*'";
 
 /** A UTC time or date as microseconds (a date alone: its first microsecond, or its last with `end`). */
@@ -35,7 +37,7 @@ function requireApp(appId) {
     throw new Error(`no application ${appId}`);
 }
 
-function record(appId, kind, target, args) {
+function record(appId, kind, erased, args) {
   const from = micros(flag(args, "--from"), false);
   const to = micros(flag(args, "--to"), true);
   if ((from === undefined) !== (to === undefined)) throw new Error("--from and --to go together");
@@ -43,10 +45,10 @@ function record(appId, kind, target, args) {
   const window = from === undefined ? "NULL, NULL, NULL" : `${from}, ${to}, 'operator'`;
   const [row] = d1(
     `INSERT INTO erasures (app_id, kind, target, requested_at, scan_after, scan_before, scan_basis) ` +
-      `VALUES (${quote(appId)}, ${quote(kind)}, ${quote(target)}, ${now()}, ${window}) RETURNING id`,
+      `VALUES (${quote(appId)}, ${quote(kind)}, ${quote(erased)}, ${now()}, ${window}) RETURNING id`,
   );
   console.log(
-    `erasure ${row.id} recorded (pending); ${RUN_HINT}.\ncheck it: npm run erase -- status ${row.id}${remote ? " --remote" : ""}`,
+    `erasure ${row.id} recorded (pending); ${RUN_HINT}.\ncheck it: npm run erase -- status ${row.id}${target.flags}`,
   );
 }
 

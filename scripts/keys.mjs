@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Operator CLI for applications and keys. It runs `wrangler d1 execute` against the local
-// database (default) or production (--remote), so it needs no admin endpoint on the Worker.
+// database (default) or a deployed environment's (--env production|staging; --remote: production),
+// so it needs no admin endpoint on the Worker.
 // Keys are generated here, printed once, and only their SHA-256 is stored.
 import { createHash, randomBytes } from "node:crypto";
 import { d1, flag as flagOf, now, quote, run } from "./d1.mjs";
 
-const USAGE = `usage: npm run keys -- <command> [--remote]
+const USAGE = `usage: npm run keys -- <command> [--env production|staging]
   create-app <name> [--origins https://a.example,https://b.example]
                                new application and its first write key
   create-write-key <app_id>    another write key for an application (rotation)
@@ -16,7 +17,9 @@ const USAGE = `usage: npm run keys -- <command> [--remote]
                                context stored with its events: all of it (on, the default), location
                                coarsened to the country (country), or none (off); effective within 60 s
   list                         applications and keys (never the keys themselves)
-  revoke <key_id>              stops the key; effective within 60 s (the Worker's key cache TTL)`;
+  revoke <key_id>              stops the key; effective within 60 s (the Worker's key cache TTL)
+where: the local database (default); --env production or --env staging: that deployed environment's
+(--remote alone: production)`;
 
 const flag = (name) => flagOf(process.argv.slice(2), name);
 const id = (prefix) => `${prefix}_${randomBytes(8).toString("hex")}`;

@@ -3,17 +3,19 @@
 // application or for one. A schema is checked here before it is stored (payload-schema-rules.ts):
 // the Worker only compiles what this CLI let through.
 import { readFileSync } from "node:fs";
-import { d1, flag, now, quote, remote, run } from "./d1.mjs";
+import { d1, flag, now, quote, run, target } from "./d1.mjs";
 import { MAX_SCHEMA_BYTES, schemaProblems } from "./payload-schema-rules.ts";
 
-const USAGE = `usage: npm run schemas -- <command> [--app <app_id>] [--remote]
+const USAGE = `usage: npm run schemas -- <command> [--app <app_id>] [--env production|staging]
   set <category> <name> <file|->   register or replace the type's schema (- reads stdin); with --app,
                                    for that application only (it takes precedence over the one for all)
   check <file|->                   check a schema without storing it
   list                             registered schemas (type, application, size, when)
   show <category> <name>           print one schema
   delete <category> <name>         remove one; its events are no longer checked
-Changes take effect within PAYLOAD_SCHEMA_CACHE_SECONDS (60 s by default) in each Worker isolate.`;
+Changes take effect within PAYLOAD_SCHEMA_CACHE_SECONDS (60 s by default) in each Worker isolate.
+where: the local database (default); --env production or --env staging: that deployed environment's
+(--remote alone: production)`;
 
 const appOf = (args) => flag(args, "--app") ?? "";
 const where = (category, name, app) =>
@@ -50,7 +52,7 @@ await run(
         `INSERT INTO payload_schemas (category, name, app_id, schema, updated_at) VALUES (${quote(category)}, ${quote(name)}, ${quote(app)}, ${quote(schema)}, ${now()}) ` +
           `ON CONFLICT (category, name, app_id) DO UPDATE SET schema = excluded.schema, updated_at = excluded.updated_at`,
       );
-      console.log(`schema of ${label(category, name, app)} stored${remote ? " (remote)" : ""}; in effect within 60 s`);
+      console.log(`schema of ${label(category, name, app)} stored (${target.label}); in effect within 60 s`);
     },
     check([path]) {
       readSchema(path);

@@ -3,7 +3,9 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
+import { POSTHOG_PREFIXES, posthog } from "./ingest/posthog-routes";
 import { ingest } from "./ingest/routes";
+import { SEGMENT_PREFIXES, segment } from "./ingest/segment-routes";
 import { exportEvents } from "./read/export";
 import { health } from "./read/health";
 import { home } from "./read/home";
@@ -15,6 +17,9 @@ import { ApiError, clip, codeOf, errorBody } from "./shared/errors";
 import { createSentry } from "./shared/sentry";
 
 const isIngestPath = (path: string) => /^\/api\/event(\/validate)?\/?$/.test(path);
+
+/** The SDKs' paths (Segment's /v1/…, PostHog's), open to any page's preflight as ingestion is. */
+const isSdkPath = (path: string) => /^\/(v1|e|i\/v0\/e|batch|capture|decide|flags|array|s)(\/|$)/.test(path);
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -32,7 +37,7 @@ function allowedMethods(routes: { method: string; path: string }[]) {
     const methods = byPath.get(key) ?? new Set<string>();
     methods.add(method);
     if (method === "GET") methods.add("HEAD");
-    if (isIngestPath(key)) methods.add("OPTIONS");
+    if (isIngestPath(key) || isSdkPath(key)) methods.add("OPTIONS");
     byPath.set(key, methods);
   }
   const table = [...byPath].map(([path, methods]) => ({
@@ -88,6 +93,18 @@ export function createApp() {
     }),
   );
 
+  // The SDKs' paths, called from any page that embeds a write key, as ingestion is: the SDKs send
+  // Authorization (analytics.js's Basic) and read Retry-After; the application's origin list is
+  // enforced where the key is checked.
+  const sdkCors = cors({
+    origin: (origin) => origin || "*",
+    allowMethods: ["GET", "HEAD", "POST", "OPTIONS"],
+    allowHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
+    exposeHeaders: ["X-Request-Id", "Retry-After"],
+    maxAge: 86400,
+  });
+  for (const path of [...SEGMENT_PREFIXES, ...POSTHOG_PREFIXES]) app.use(path, sdkCors);
+
   app.notFound((c) =>
     c.json(
       errorBody("not_found", `no route for ${c.req.method} ${clip(new URL(c.req.url).pathname)}`, c.get("requestId")),
@@ -137,6 +154,9 @@ export function createApp() {
   app.route("/api/export", exportEvents);
   app.route("/api/health", health);
   app.route("/api/stats", stats);
+  // Last, so the 405 guard's table finds every path above before these.
+  app.route("/", segment);
+  app.route("/", posthog);
 
   const allowed = allowedMethods(app.routes);
   return app;

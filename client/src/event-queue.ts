@@ -56,7 +56,7 @@ const bytesOf = (entries: readonly Entry[]) => entries.reduce((n, e) => n + e.by
 
 export class EventQueue {
   private entries: Entry[] = [];
-  /** Bytes of `entries`: changed only where `entries` is (append, putBack, shift, remove). */
+  /** Bytes of `entries`: changed only where `entries` is (append, putBack, shift). */
   private size = 0;
   private readonly bounds: QueueBounds;
 
@@ -108,13 +108,6 @@ export class EventQueue {
   take(maxCount: number, maxBytes: number): Entry[] {
     const batch = takeBatch(this.entries, maxCount, maxBytes);
     return this.shift(batch.length);
-  }
-
-  /** Removes these entries wherever they are (the ones a beacon took). */
-  remove(gone: ReadonlySet<Entry>): void {
-    if (gone.size === 0) return;
-    this.entries = this.entries.filter((e) => !gone.has(e));
-    this.size = bytesOf(this.entries);
   }
 
   /** Drops the oldest events while the queue is over either bound (one event is always kept, however large). */

@@ -65,10 +65,15 @@ export interface QueryClientOptions {
   fetch?: Fetch;
 }
 
+/** The header a read answers with and a later read sends back (D1's Sessions API: a state at least that new). */
+const BOOKMARK = "x-d1-bookmark";
+
 export class QueryClient {
   private readonly options: QueryClientOptions;
   private readonly base: string;
   private readonly fetchFn: Fetch;
+  /** The newest D1 bookmark an answer carried: sent with every later request, so reads never step back in time. */
+  private bookmark: string | undefined;
 
   constructor(options: QueryClientOptions) {
     this.options = options;
@@ -81,7 +86,11 @@ export class QueryClient {
     return this.get<Page>(`/api/event/?${queryString(filters)}`);
   }
 
-  /** Every page, following `next` until it is null; events stored during the walk never repeat. */
+  /**
+   * Every page, following `next` until it is null: no event twice, and none stored before the walk
+   * began is skipped. Each request sends the bookmark of the answer before it (X-D1-Bookmark), so
+   * with read replicas no page is read from an older state than the page before it.
+   */
   pages(filters: EventFilters = {}): AsyncGenerator<Page> {
     return this.walk(`/api/event/?${queryString(filters)}`);
   }
@@ -109,8 +118,12 @@ export class QueryClient {
 
   private async *walk(first: string): AsyncGenerator<Page> {
     let path: string | null = first;
+    // The walk's own bookmark: another walk of this client running alongside cannot move it back.
+    let bookmark = this.bookmark;
     while (path !== null) {
-      const page: Page = await this.get<Page>(path);
+      const answer: { body: Page; bookmark?: string } = await this.request<Page>(path, bookmark);
+      const page = answer.body;
+      bookmark = answer.bookmark ?? bookmark;
       yield page;
       // `next` is absolute, built from the URL the server saw; its query string is followed on
       // this client's endpoint, so a proxy in front of The Eye cannot send the walk elsewhere.
@@ -119,14 +132,24 @@ export class QueryClient {
   }
 
   private async get<T>(path: string): Promise<T> {
+    return (await this.request<T>(path, this.bookmark)).body;
+  }
+
+  /** One GET with retries; the answer's body and the bookmark it carried (also kept as the client's newest). */
+  private async request<T>(path: string, bookmark: string | undefined): Promise<{ body: T; bookmark?: string }> {
     const { maxRetries = 3, retryBaseDelay = 500, timeout = 30_000 } = this.options;
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.options.readKey}`,
+      accept: "application/json",
+    };
+    if (bookmark !== undefined) headers[BOOKMARK] = bookmark;
     for (let attempt = 0; ; attempt++) {
       let response: Response | undefined;
       let failure: unknown;
       try {
         response = await this.fetchFn(`${this.base}${path}`, {
           method: "GET",
-          headers: { authorization: `Bearer ${this.options.readKey}`, accept: "application/json" },
+          headers,
           signal: timeoutSignal(timeout),
         });
       } catch (err) {
@@ -147,7 +170,9 @@ export class QueryClient {
       };
       if (!response.ok)
         throw new EyeError(response.status, body.code, body.message ?? `HTTP ${response.status}`, body.request_id);
-      return body as T;
+      const reached = response.headers.get(BOOKMARK) ?? undefined;
+      if (reached !== undefined) this.bookmark = reached;
+      return { body: body as T, bookmark: reached };
     }
   }
 }

@@ -34,11 +34,16 @@ export class Tracker {
   private timer?: ReturnType<typeof setInterval>;
   private notBefore = 0;
   private readonly storage?: QueueStorage;
-  /** Entries already handed to a beacon (visibilitychange and pagehide both fire when a page is left). */
-  private readonly beaconed = new WeakSet<Entry>();
+  /**
+   * Entries handed to a beacon since the page was last visible (visibilitychange and pagehide both
+   * fire when a page is left: one beacon for both). They stay queued, since a beacon's answer is never known.
+   */
+  private beaconed = new WeakSet<Entry>();
   private readonly onPageHide = () => this.beacon();
   private readonly onVisibility = () => {
     if (document.visibilityState === "hidden") this.beacon();
+    // Visible again: what is still queued may be beaconed again when the page is next hidden.
+    else this.beaconed = new WeakSet();
   };
   /** What is not known to be delivered: the batch in flight and the queue (what `persist` stores). */
   private readonly pending = (): Entry[] => [...this.inflight, ...this.queue.items];
@@ -144,8 +149,10 @@ export class Tracker {
   /**
    * Hands the queue (and any batch in flight, which a closing page would cancel) to the browser
    * in beacons of under 64 KiB, text/plain with the key in the URL (no preflight). Called on
-   * pagehide and when the page is hidden. What does not fit in the browser's budget stays queued
-   * (and persisted, with `persist`) for the next flush or the next page.
+   * pagehide and when the page is hidden. Whether a beacon arrived is never known, so every event
+   * stays queued (and persisted, with `persist`) until an answer says it was delivered: the next
+   * flush, or the next page, sends it again, and the server stores its event_id once. Returns how
+   * many events the browser took.
    */
   beacon(): number {
     const seen = new Set<string>();
@@ -165,7 +172,6 @@ export class Tracker {
       }
     }
     this.stats.beaconed += handed.size;
-    this.queue.remove(handed);
     this.persistNow();
     return handed.size;
   }

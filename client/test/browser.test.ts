@@ -6,9 +6,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type FaultServer, faultServer } from "../../test/helpers/fault-server.js";
 import type * as Client from "../src/index.js";
 import { eyeUrl, newSession, sleep, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
-import { type FaultServer, faultServer } from "./helpers/fault-server.js";
 import { staticServer } from "./helpers/static-server.js";
 
 declare global {
@@ -147,7 +147,7 @@ describe.runIf(run)("in a browser", () => {
     await page.close();
   });
 
-  it("when the page is hidden (visibilitychange, dispatched by the test) the queue goes by beacon once, and leaving the page later sends nothing twice", async () => {
+  it("when the page is hidden (visibilitychange, dispatched by the test) the queue goes by beacon once and stays queued, and leaving the page later sends nothing twice", async () => {
     await fresh();
     const session = newSession("beacon-hidden");
     const page = await openPage();
@@ -168,11 +168,89 @@ describe.runIf(run)("in a browser", () => {
     );
     const [beacon] = await posts(1);
     expect((JSON.parse(beacon!.body) as unknown[]).length).toBe(2);
-    expect(await page.evaluate(() => window.tracker.queued)).toBe(0);
-    await page.goto("about:blank"); // pagehide: nothing left to send
+    // Still queued: a beacon's delivery is never known (the next flush would send them again).
+    expect(await page.evaluate(() => window.tracker.queued)).toBe(2);
+    await page.goto("about:blank"); // pagehide: already beaconed since the page was hidden, not again
     const stored = await waitForEvents(session, 2);
     expect(net.requests.filter((r) => r.method === "POST")).toHaveLength(1);
     expect(stored.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
+  it("a beacon's delivery is never known: what a hidden page beaconed stays queued and persisted, and the next flush sends it again, stored once", async () => {
+    await fresh();
+    net.steps = ["drop"]; // the beacon is lost on the way
+    const session = newSession("beacon-lost");
+    const page = await openPage();
+    await page.evaluate(
+      ({ endpoint, writeKey, session }) => {
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          persist: "beacon-lost",
+          flushInterval: 600_000,
+        });
+        window.tracker.track("browser", "lost beacon", { n: 1 });
+        window.tracker.track("browser", "lost beacon", { n: 2 });
+        Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+      },
+      { endpoint: net.url, writeKey: WRITE_KEY, session },
+    );
+    const [beacon] = await posts(1);
+    expect((JSON.parse(beacon!.body) as unknown[]).length).toBe(2);
+    expect(beacon!.upstream).toBeUndefined(); // dropped before The Eye saw it
+    // Still queued, and still in localStorage for the next page, until an answer says they arrived.
+    const kept = await page.evaluate(() => ({
+      queued: window.tracker.queued,
+      stored: Object.keys(localStorage)
+        .filter((k) => k.startsWith("the-eye:queue:beacon-lost:"))
+        .map((k) => (JSON.parse(localStorage.getItem(k)!) as unknown[]).length),
+    }));
+    expect(kept).toEqual({ queued: 2, stored: [2] });
+
+    // Back in view: the next flush sends them again by fetch and learns they were delivered.
+    const result = await page.evaluate(() => {
+      Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+      document.dispatchEvent(new Event("visibilitychange"));
+      return window.tracker.flush();
+    });
+    expect(result).toEqual({ sent: 2, queued: 0 });
+    const stored = await waitForEvents(session, 2);
+    expect(stored.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(
+      await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:beacon-lost:"))),
+    ).toEqual([]);
+  });
+
+  it("a beacon that did arrive is sent again by the next flush and still stored once (the server knows its event_id)", async () => {
+    await fresh();
+    const session = newSession("beacon-twice");
+    const page = await openPage();
+    await page.evaluate(
+      ({ endpoint, writeKey, session }) => {
+        window.tracker = window.EyeClient.createTracker({
+          endpoint,
+          writeKey,
+          sessionId: session,
+          flushInterval: 600_000,
+        });
+        window.tracker.track("browser", "beacon twice", { n: 1 });
+        Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+      },
+      { endpoint: net.url, writeKey: WRITE_KEY, session },
+    );
+    await posts(1);
+    await waitForEvents(session, 1, { settleMs: 0 });
+    expect(await page.evaluate(() => window.tracker.flush())).toEqual({ sent: 1, queued: 0 });
+    const posted = net.requests.filter((r) => r.method === "POST");
+    expect(posted).toHaveLength(2);
+    expect(posted.map((r) => (JSON.parse(r.body) as { event_id: string }[])[0]!.event_id)).toEqual([
+      expect.any(String),
+      (JSON.parse(posted[0]!.body) as { event_id: string }[])[0]!.event_id,
+    ]);
+    expect(await waitForEvents(session, 1)).toHaveLength(1);
   });
 
   it("closing the tab sends them by beacon too", async () => {
@@ -196,7 +274,7 @@ describe.runIf(run)("in a browser", () => {
     expect((await waitForEvents(session, 1))[0]!.data).toEqual({ last: true });
   });
 
-  it("a queue larger than one beacon goes in beacons under 64 KiB; what the browser refuses waits in localStorage for the next page", async () => {
+  it("a queue larger than one beacon goes in beacons under 64 KiB; the whole queue waits in localStorage for the next page, which sends it, each event stored once", async () => {
     await fresh();
     const session = newSession("beacon-large");
     const page = await openPage();
@@ -213,11 +291,25 @@ describe.runIf(run)("in a browser", () => {
     }, options);
     await page.goto(`${site.url}/page.html`); // leaves the page: beacons
     await page.waitForFunction(() => window.EyeClient !== undefined);
-    await sleep(500);
+    // Every one of the 150 events is accounted for: in a beacon the proxy has received, or in a
+    // localStorage slot the left page wrote (beacons may still be arriving after the navigation).
+    const slots = () =>
+      page.evaluate(() => {
+        const keys = Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:"));
+        return {
+          slots: keys.length,
+          events: keys.reduce((n, k) => n + JSON.parse(localStorage.getItem(k)!).length, 0),
+        };
+      });
+    const beaconedSoFar = () =>
+      net.requests.filter((r) => r.method === "POST").reduce((n, r) => n + (JSON.parse(r.body) as unknown[]).length, 0);
+    const until = Date.now() + 10_000;
+    while (beaconedSoFar() + (await slots()).events < 150) {
+      if (Date.now() > until) throw new Error(`${beaconedSoFar()} events beaconed, ${(await slots()).events} stored`);
+      await sleep(50);
+    }
     const beacons = net.requests.filter((r) => r.method === "POST");
-    const left = await page.evaluate(
-      () => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length,
-    );
+    const left = (await slots()).slots;
 
     // The next page's tracker adopts what is stored and sends it.
     await page.evaluate(({ endpoint, writeKey, session, persist }) => {
@@ -235,7 +327,7 @@ describe.runIf(run)("in a browser", () => {
     for (const b of beacons) expect(Buffer.byteLength(b.body)).toBeLessThan(64 * 1024);
     const beaconed = beacons.reduce((n, b) => n + (JSON.parse(b.body) as unknown[]).length, 0);
     console.log(
-      `150 events of ~1 KB on leaving the page: ${beacons.length} beacon(s) took ${beaconed}; ${150 - beaconed} waited in ${left} localStorage slot(s) for the next page`,
+      `150 events of ~1 KB on leaving the page: ${beacons.length} beacon(s) took ${beaconed}; all 150 waited in ${left} localStorage slot(s) for the next page (a beacon's delivery is never known)`,
     );
     expect(
       await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("the-eye:queue:")).length),

@@ -1,9 +1,9 @@
 // The client under Node against the repository's Worker running in `wrangler dev` (real Queue
 // and D1): what it sends arrives once, whatever the network does on the way.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type FaultServer, faultServer } from "../../test/helpers/fault-server.js";
 import { createTracker, type TrackerError, type TrackerOptions } from "../src/index.js";
 import { eyeUrl, newSession, sleep, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
-import { type FaultServer, faultServer } from "./helpers/fault-server.js";
 
 const servers: FaultServer[] = [];
 afterEach(async () => {
@@ -128,6 +128,55 @@ describe("retry policy", () => {
     expect(await waitForEvents(session, 2)).toHaveLength(2);
   });
 
+  it("aborts a request that gets no answer after `timeout`, counts it as a network error, and retries it", async () => {
+    const session = newSession("timeout");
+    const errors: TrackerError[] = [];
+    const net = await network(["hang"]);
+    const t = tracker(net.url, session, errors, { timeout: 400 });
+    t.track("test", "timeout", {});
+    const started = Date.now();
+    const result = await t.flush();
+
+    expect(result).toEqual({ sent: 1, queued: 0 });
+    expect(t.stats.retries).toBe(1);
+    const [hung, retried] = posts(net);
+    expect(retried!.body).toBe(hung!.body);
+    expect(retried!.at - started, "the retry waited for the timeout").toBeGreaterThanOrEqual(400);
+    expect(retried!.upstream?.status).toBe(202);
+    expect(errors).toEqual([]);
+    expect(await waitForEvents(session, 1)).toHaveLength(1);
+  });
+
+  it("with retries run out on timeouts, reports the events unavailable and keeps them queued", async () => {
+    const errors: TrackerError[] = [];
+    const net = await network(["hang", "hang"]);
+    const t = tracker(net.url, newSession("timeouts"), errors, { timeout: 200, maxRetries: 1 });
+    t.track("test", "timeouts", {});
+    expect(await t.flush()).toEqual({ sent: 0, queued: 1 });
+    expect(posts(net)).toHaveLength(2);
+    expect(errors).toMatchObject([{ kind: "unavailable", queued: 1 }]);
+    expect(errors[0]!.kind === "unavailable" && errors[0]!.status).toBeUndefined();
+  });
+
+  it("waits the backoff when it is longer than a smaller Retry-After: the larger of the two, not their sum", async () => {
+    const session = newSession("floor");
+    const errors: TrackerError[] = [];
+    const net = await network([{ status: 503, headers: { "retry-after": "1" } }]);
+    // No jitter: the first backoff is its least, half of retryBaseDelay, 1500 ms; Retry-After asks 1000.
+    const random = vi.spyOn(Math, "random").mockReturnValue(0);
+    try {
+      const t = tracker(net.url, session, errors, { retryBaseDelay: 3000 });
+      t.track("test", "floor", {});
+      expect(await t.flush()).toEqual({ sent: 1, queued: 0 });
+    } finally {
+      random.mockRestore();
+    }
+    const [first, second] = posts(net).map((r) => r.at);
+    expect(second! - first!).toBeGreaterThanOrEqual(1500);
+    expect(second! - first!, "max(backoff, Retry-After), not backoff + Retry-After").toBeLessThan(2500);
+    expect(errors).toEqual([]);
+  });
+
   it("does not retry other 4xx: 401 and 413 hand the events to onError as refused", async () => {
     const session = newSession("refused");
     const errors: TrackerError[] = [];
@@ -240,5 +289,44 @@ describe("invalid events", () => {
     await t.flush();
     expect(posts(net)).toHaveLength(0);
     expect(errors).toMatchObject([{ kind: "invalid", events: [{ errors: [{ field: "data", rule: "too_big" }] }] }]);
+  });
+});
+
+describe("unload without sendBeacon (Node, or a page whose navigator has none)", () => {
+  it("beacon() sends the queue by fetch with keepalive: text/plain, the key in the URL, no credentials", async () => {
+    expect(typeof (globalThis.navigator as { sendBeacon?: unknown } | undefined)?.sendBeacon).toBe("undefined");
+    const session = newSession("keepalive");
+    const net = await network();
+    const sent: { url: string; init: RequestInit }[] = [];
+    const realFetch = globalThis.fetch;
+    vi.stubGlobal("fetch", (url: string, init: RequestInit) => {
+      sent.push({ url, init });
+      return realFetch(url, init);
+    });
+    try {
+      // The tracker's own requests go through its `fetch` option; the unload path through the global one.
+      const t = tracker(net.url, session, [], { fetch: () => Promise.reject(new Error("not this way")) });
+      t.track("test", "keepalive", { n: 1 });
+      t.track("test", "keepalive", { n: 2 });
+      expect(t.beacon()).toBe(2);
+      expect(t.queued).toBe(0);
+      expect(t.stats.beaconed).toBe(2);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.url).toBe(`${net.url}/api/event/?key=${WRITE_KEY}`);
+    expect(sent[0]!.init).toMatchObject({
+      method: "POST",
+      keepalive: true,
+      credentials: "omit",
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+    });
+    const stored = await waitForEvents(session, 2);
+    expect(stored.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }]);
+    const [beacon] = posts(net);
+    expect(beacon!.headers["content-type"]).toBe("text/plain;charset=UTF-8");
+    expect(beacon!.headers.authorization).toBeUndefined();
+    expect(beacon!.upstream?.status).toBe(202);
   });
 });

@@ -1,10 +1,12 @@
 // The events explorer: the key gate, the filters (filters.js) → a page of events (table.js), a
-// chart from GET /api/stats/counts, and a session's events as a timeline (timeline.js); this
-// module wires them together and draws the chart. Every value from the API is put in the page as
-// text (textContent), never as HTML: payloads come from whoever holds a write key.
+// chart from GET /api/stats/counts, and a session's events as a timeline (timeline.js); beside the
+// events, the Errors view (errors.js). This module wires them together and draws the chart. Every
+// value from the API is put in the page as text (textContent), never as HTML: payloads come from
+// whoever holds a write key.
 import { ApiError, forgetKey, get, hasKey, keyLabel, setKey } from "./api.js";
 import { bucketLabel, compact, drawChart } from "./chart.js";
 import { $, DAY, describe, HOUR, h } from "./dom.js";
+import { countErrors, ERROR_FILTERS, initErrors, showErrors } from "./errors.js";
 import { DEFAULT_LIMIT, initFilters, loadFromHash, readForm, saveToHash, setFilter, writeForm } from "./filters.js";
 import { initTable, loadFirstPage, recolour } from "./table.js";
 import { closeTimeline, initTimeline, openTimeline } from "./timeline.js";
@@ -26,6 +28,9 @@ const state = {
   /** The request in flight wins; an older answer arriving late is dropped. */
   seq: 0,
   namesLoaded: false,
+  /** The view shown, and whether the events view has loaded since the key was given. */
+  view: /** @type {"events" | "errors"} */ ("events"),
+  eventsLoaded: false,
 };
 
 // ---- the key ----------------------------------------------------------------------------------
@@ -79,6 +84,7 @@ const isCurrent = (seq) => seq === state.seq;
 async function apply() {
   state.filters = readForm();
   state.namesLoaded = false;
+  state.eventsLoaded = true;
   saveToHash(state.filters, state.limit);
   await update(async (seq) => {
     const page = await loadFirstPage(state.filters, state.limit, seq);
@@ -246,14 +252,61 @@ async function loadNames() {
   }
 }
 
+// ---- the two views -----------------------------------------------------------------------------
+
+/**
+ * Shows one view. The events view keeps its filters in the fragment as before; the errors view as
+ * `#view=errors&…` (its own filters), so either can be bookmarked.
+ * @param {"events" | "errors"} view @param {Record<string, string>} [errorFilters]
+ */
+function showView(view, errorFilters) {
+  state.view = view;
+  $("events-view").hidden = view !== "events";
+  $("errors-view").hidden = view !== "errors";
+  $("tab-events").setAttribute("aria-selected", String(view === "events"));
+  $("tab-errors").setAttribute("aria-selected", String(view === "errors"));
+  closeTimeline();
+  if (view === "errors") void showErrors(errorFilters ?? {});
+  else if (!state.eventsLoaded) void apply();
+  else {
+    saveToHash(state.filters, state.limit);
+    redraw();
+  }
+}
+
+/** The errors view's filters in the fragment. @param {Record<string, string>} filters */
+function saveErrorsHash(filters) {
+  history.replaceState(null, "", `#${new URLSearchParams({ view: "errors", ...filters })}`);
+}
+
+/** The errors view's filters the fragment names, or null when it names the events view. */
+function errorsFromHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (params.get("view") !== "errors") return null;
+  /** @type {Record<string, string>} */
+  const filters = {};
+  for (const name of ERROR_FILTERS) {
+    const value = params.get(name);
+    if (value) filters[name] = value;
+  }
+  return filters;
+}
+
 // ---- wiring -----------------------------------------------------------------------------------
 
 function start() {
   showApp();
+  state.eventsLoaded = false;
   writeForm(state.filters);
   /** @type {HTMLSelectElement} */ ($("limit")).value = String(state.limit);
-  void apply();
+  const errors = errorsFromHash();
+  showView(errors ? "errors" : "events", errors ?? undefined);
+  void countErrors();
 }
+
+$("tab-events").addEventListener("click", () => showView("events"));
+$("tab-errors").addEventListener("click", () => showView("errors"));
+initErrors({ refused: keyRefused, saveHash: saveErrorsHash });
 
 $("key-form").addEventListener("submit", (e) => {
   e.preventDefault();

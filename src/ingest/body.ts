@@ -27,7 +27,7 @@ export function mediaType(header: string): { type: string; params: Map<string, s
 }
 
 /** Reads the whole stream, refusing it as soon as it passes `max` bytes. */
-async function readCapped(stream: ReadableStream<Uint8Array>, max: number, what: string): Promise<Uint8Array> {
+export async function readCapped(stream: ReadableStream<Uint8Array>, max: number, what: string): Promise<Uint8Array> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -83,54 +83,65 @@ export async function readJson(request: Request, maxBytes: number): Promise<Pars
     throw new ApiError("payload_too_large", `the body is larger than the ${maxBytes}-byte limit`);
   }
   if (!request.body) throw new ApiError("bad_request", "the body is empty: send an event object or an array of events");
+  const bytes = await readBytes(request.body, maxBytes, encoding === "gzip");
+  if (bytes.byteLength === 0) {
+    throw new ApiError("bad_request", "the body is empty: send an event object or an array of events");
+  }
+  const { value, text } = parseJson(bytes);
+  return { value, hidden: hiddenProblems(text) };
+}
 
-  let bytes: Uint8Array;
-  // Wire bytes are counted before inflating too: without a Content-Length, a gzip body could
-  // otherwise be any size on the wire (empty deflate blocks inflate to nothing).
+/**
+ * A body's bytes, at most `maxBytes` on the wire and, with `gzip`, once inflated too. Wire bytes are
+ * counted before inflating: without a Content-Length, a gzip body could otherwise be any size on the
+ * wire (empty deflate blocks inflate to nothing).
+ */
+export async function readBytes(
+  wire: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  gzip: boolean,
+): Promise<Uint8Array> {
   let wireBytes = 0;
   const overWire = () => new ApiError("payload_too_large", `the body is larger than the ${maxBytes}-byte limit`);
   try {
-    const wire = request.body;
-    bytes =
-      encoding === "gzip"
-        ? await readCapped(
-            wire
-              .pipeThrough(
-                new TransformStream<Uint8Array, Uint8Array>({
-                  transform(chunk, controller) {
-                    wireBytes += chunk.byteLength;
-                    if (wireBytes > maxBytes) controller.error(overWire());
-                    else controller.enqueue(chunk);
-                  },
-                }),
-              )
-              .pipeThrough(new DecompressionStream("gzip")),
-            maxBytes,
-            "the inflated body",
-          )
-        : await readCapped(wire, maxBytes, "the body");
+    return gzip
+      ? await readCapped(
+          wire
+            .pipeThrough(
+              new TransformStream<Uint8Array, Uint8Array>({
+                transform(chunk, controller) {
+                  wireBytes += chunk.byteLength;
+                  if (wireBytes > maxBytes) controller.error(overWire());
+                  else controller.enqueue(chunk);
+                },
+              }),
+            )
+            .pipeThrough(new DecompressionStream("gzip")),
+          maxBytes,
+          "the inflated body",
+        )
+      : await readCapped(wire, maxBytes, "the body");
   } catch (err) {
     if (err instanceof ApiError) throw err;
     // The decompressor reports the wire cap as its own failure; the count says which it was.
     if (wireBytes > maxBytes) throw overWire();
     throw new ApiError("bad_request", "the body is not valid gzip", { cause: err });
   }
-  if (bytes.byteLength === 0) {
-    throw new ApiError("bad_request", "the body is empty: send an event object or an array of events");
-  }
+}
+
+/** Strict UTF-8, then JSON: the value and the text it was parsed from (for hiddenProblems). */
+export function parseJson(bytes: Uint8Array): { value: unknown; text: string } {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     throw new ApiError("bad_request", "the body is not valid UTF-8");
   }
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return { value: JSON.parse(text), text };
   } catch (err) {
     throw new ApiError("bad_request", `the body is not valid JSON: ${(err as Error).message}`);
   }
-  return { value, hidden: hiddenProblems(text) };
 }
 
 /**
@@ -190,19 +201,39 @@ function numberProblem(token: string): string | null {
   return `holds the number ${sent}, which would be stored as ${value}; send it as a string`;
 }
 
+/** Where a body's events are, for hiddenProblems: The Eye's shape, or an SDK's. */
+export interface BodyShape {
+  /** The key of a top-level object whose array holds the events (`batch`); else the body is one event or an array of them. */
+  envelope?: string;
+  /** The one event field whose numbers are checked (`data`); null checks every field's. */
+  numbersIn: string | null;
+}
+
+/** POST /api/event/'s shape: one event or an array of them, numbers checked in `data`. */
+const EVENTS: BodyShape = { numbersIn: "data" };
+
+/** A problem of the envelope around the events (a key given twice in it): keyed by this index. */
+export const ENVELOPE = -1;
+
 /**
  * Scans valid JSON text for what JSON.parse hides: duplicate keys anywhere in an event, and
- * numbers inside `data` that do not survive as doubles. Returns the first problem per event,
- * keyed by the event's index in the body (0 for a lone object). Linear; strings are skipped with indexOf.
+ * numbers inside `data` (or `shape.numbersIn`) that do not survive as doubles. Returns the first
+ * problem per event, keyed by the event's index in the body (0 for a lone object), and a duplicate
+ * key outside the events of an envelope under ENVELOPE. Linear; strings are skipped with indexOf.
  */
-function hiddenProblems(text: string): Map<number, HiddenProblem> {
+export function hiddenProblems(text: string, shape: BodyShape = EVENTS): Map<number, HiddenProblem> {
   const problems = new Map<number, HiddenProblem>();
   const frames: Frame[] = [];
+  const { envelope, numbersIn } = shape;
   let depth = 0;
-  let eventDepth = 0; // 1 when the body is one event, 2 when it is an array of events
+  // 1 when the body is one event, 2 when it is an array of events, 3 inside an envelope's array
+  let eventDepth = 0;
   let element = 0;
   let field: string | null = null; // the event field whose value is being read
   let expectKey = false;
+  // Envelope only: the top-level key being read, and whether the scan is inside its array of events.
+  let topKey: string | null = null;
+  let inEvents = envelope === undefined;
   const n = text.length;
   for (let i = 0; i < n; ) {
     const c = text.charCodeAt(i);
@@ -219,6 +250,7 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
         const raw = text.slice(i + 1, j);
         const key = raw.includes("\\") ? (JSON.parse(text.slice(i, j + 1)) as string) : raw;
         if (depth === eventDepth) field = key;
+        if (!inEvents && depth === 1) topKey = key;
         const frame = frames[depth - 1];
         let repeated = false;
         if (frame === NO_KEYS) frames[depth - 1] = key;
@@ -229,7 +261,17 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
           if (frame.has(key)) repeated = true;
           else frame.add(key);
         }
-        if (repeated && !problems.has(element)) {
+        if (repeated && !inEvents) {
+          if (!problems.has(ENVELOPE))
+            problems.set(ENVELOPE, {
+              field: topKey ?? key,
+              message:
+                depth === 1
+                  ? `${key} appears more than once in the body`
+                  : `${topKey} has the key ${quoted(key)} more than once in one object`,
+              rule: "duplicate_key",
+            });
+        } else if (repeated && !problems.has(element)) {
           if (depth === eventDepth)
             problems.set(element, {
               field: key,
@@ -249,17 +291,19 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
       i = j + 1;
     } else if (c === 0x7b || c === 0x5b) {
       depth++;
-      if (depth === 1) eventDepth = c === 0x5b ? 2 : 1;
+      if (depth === 1) eventDepth = envelope !== undefined ? 3 : c === 0x5b ? 2 : 1;
+      else if (depth === 2 && !inEvents && c === 0x5b && topKey === envelope) inEvents = true;
       if (depth <= TRACKED_DEPTH) frames[depth - 1] = c === 0x7b ? NO_KEYS : null;
       if (depth === eventDepth) field = null;
       expectKey = c === 0x7b;
       i++;
     } else if (c === 0x7d || c === 0x5d) {
       depth--;
+      if (depth === 1 && envelope !== undefined) inEvents = false;
       expectKey = false;
       i++;
     } else if (c === 0x2c) {
-      if (depth === 1 && eventDepth === 2) element++;
+      if (depth === eventDepth - 1 && eventDepth > 1 && inEvents) element++;
       expectKey = depth <= TRACKED_DEPTH && frames[depth - 1] !== null;
       i++;
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
@@ -274,9 +318,16 @@ function hiddenProblems(text: string): Map<number, HiddenProblem> {
         }
         break;
       }
-      if (field === "data" && depth > eventDepth && !(plain && j - i <= 15) && !problems.has(element)) {
+      if (
+        field !== null &&
+        (numbersIn === null || field === numbersIn) &&
+        depth > eventDepth &&
+        inEvents &&
+        !(plain && j - i <= 15) &&
+        !problems.has(element)
+      ) {
         const problem = numberProblem(text.slice(i, j));
-        if (problem) problems.set(element, { field: "data", message: `data ${problem}`, rule: "inexact_number" });
+        if (problem) problems.set(element, { field, message: `${field} ${problem}`, rule: "inexact_number" });
       }
       i = j;
     } else {

@@ -106,11 +106,13 @@ function cfOf(request: Request, development: boolean): CfFields {
 /**
  * The context of a request's events, or null when the application turned it off (or nothing is
  * known). "country" keeps the country and continent alone: no region, city, timezone or network.
+ * `userAgent` stands in for the request's User-Agent where an SDK names the browser's in the event
+ * (a server-side library's request carries its own).
  */
 export function contextOf(
   request: Request,
   mode: ContextMode,
-  options: { development?: boolean; page?: string; referrer?: string } = {},
+  options: { development?: boolean; page?: string; referrer?: string; userAgent?: string } = {},
 ): EventContext | null {
   if (mode === "off") return null;
   const cf = cfOf(request, options.development === true);
@@ -123,7 +125,11 @@ export function contextOf(
     const asn = typeof cf.asn === "number" ? cf.asn : Number(cf.asn);
     if (Number.isSafeInteger(asn) && asn > 0) ctx.asn = asn;
   }
-  Object.assign(ctx, parseAgent(request.headers.get("user-agent")), campaignOf(options.page, options.referrer));
+  Object.assign(
+    ctx,
+    parseAgent(options.userAgent ?? request.headers.get("user-agent")),
+    campaignOf(options.page, options.referrer),
+  );
   for (const k of Object.keys(ctx) as (keyof EventContext)[]) if (ctx[k] === undefined) delete ctx[k];
   return Object.keys(ctx).length === 0 ? null : ctx;
 }

@@ -33,8 +33,12 @@ function labelOf(payload: unknown, key: "category" | "name"): string | undefined
   return typeof value === "string" ? clipChars(value) : undefined;
 }
 
+/**
+ * The refused events' notes for the error log. `label` gives the event's type where the payload
+ * does not name it as category and name (an SDK's message, mapped to a type by sdk.ts).
+ */
 export function invalidMessages(
-  refused: { index: number; payload: unknown; reasons: FieldError[] }[],
+  refused: { index: number; payload: unknown; reasons: FieldError[]; label?: { category?: string; name?: string } }[],
   app: string | null,
   receivedAt: number,
   requestId: string,
@@ -44,8 +48,8 @@ export function invalidMessages(
     index: r.index,
     payload: excerpt(r.payload),
     reasons: r.reasons,
-    category: labelOf(r.payload, "category"),
-    name: labelOf(r.payload, "name"),
+    category: labelOf(r.label ?? r.payload, "category"),
+    name: labelOf(r.label ?? r.payload, "name"),
   }));
   return packBySize(items, (i) => jsonBytes(i) + 1, MESSAGE_BYTES - 512).map((group) => ({
     kind: "invalid",

@@ -4,19 +4,14 @@ import type { AppEnv } from "../request/app-env";
 import { rateLimit, requireKey } from "../request/auth";
 import { parseQuery } from "../request/query-string";
 import { limitsFrom } from "../shared/config";
-import { ApiError, errorBody } from "../shared/errors";
-import { sendAll } from "../shared/queue-send";
-import { ingestQuery, type QueueMessage } from "../shared/schemas";
-import { createSentry } from "../shared/sentry";
+import { errorBody } from "../shared/errors";
+import { ingestQuery } from "../shared/schemas";
 import { nowMicros } from "../shared/timestamp";
 import { readJson } from "./body";
 import { contextOf } from "./context";
-import { eventMessages, invalidMessages } from "./messages";
-import { payloadRules, schemaTtlMs } from "./payload-schemas";
+import { eventMessages } from "./messages";
+import { enqueue, rulesOf } from "./pipeline";
 import { eventsOf, validateEvents } from "./validate";
-
-/** Seconds a client should wait before retrying when the queue refuses work. */
-export const QUEUE_RETRY_AFTER = "5";
 
 /** Reads and validates a request's events: the same for ingestion and for the dry run. */
 async function validateRequest(c: Context<AppEnv>) {
@@ -26,13 +21,7 @@ async function validateRequest(c: Context<AppEnv>) {
 
   const body = await readJson(c.req.raw, limits.maxBodyBytes);
   const candidates = eventsOf(body.value, limits.maxEventsPerRequest);
-  // Schemas that do not compile are reported when they are read, not on every request.
-  const rules = await payloadRules(c.env.DB, app, schemaTtlMs(c.env), (broken) =>
-    createSentry(c.env, c.executionCtx, c.req.raw)?.captureMessage(
-      `payload schemas that do not compile (their events pass unchecked): ${broken.join(", ")}`,
-      "error",
-    ),
-  );
+  const rules = await rulesOf(c, app);
   return {
     candidates,
     receivedAt,
@@ -56,23 +45,7 @@ export const ingest = new Hono<AppEnv>()
             page: page.page,
             referrer: page.referrer,
           });
-    const messages: QueueMessage[] = eventMessages(accepted, app, receivedAt, context);
-    const eventMessageCount = messages.length;
-    if (refused.length > 0) messages.push(...invalidMessages(refused, app, receivedAt, requestId));
-
-    const { sent, error } = await sendAll(c.env.EVENTS_QUEUE, messages);
-    // Every failure is reported, also one that only lost the error-log notes of refused events.
-    if (error !== undefined) createSentry(c.env, c.executionCtx, c.req.raw)?.captureException(error);
-    if (error !== undefined && sent < eventMessageCount) {
-      const queued = messages.slice(0, sent).reduce((n, m) => n + (m.kind === "events" ? m.events.length : 0), 0);
-      throw new ApiError(
-        "queue_unavailable",
-        queued > 0
-          ? `the queue took ${queued} of ${accepted.length} events, then failed; resending the same request is safe`
-          : "the queue is unavailable; nothing was accepted, retry later",
-        { headers: { "Retry-After": QUEUE_RETRY_AFTER }, details: { accepted: queued }, cause: error },
-      );
-    }
+    await enqueue(c, eventMessages(accepted, app, receivedAt, context), refused, app, receivedAt);
 
     const errors = refused.flatMap((r) => r.reasons);
     if (accepted.length === 0) {

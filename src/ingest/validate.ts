@@ -61,20 +61,28 @@ function dataProblem(data: Record<string, unknown>): { rule: string; message: st
 }
 
 /**
- * Derives a stable UUID (version 8) from what makes an event itself, so a retried request
- * stores nothing twice: its application, its content, and which copy of that content it is
- * within its request (`copy`: 0 for the first). A request that carries the same event twice
- * meant two events, and a resent request maps every copy to the same id again. The first
- * copy's id is the content's alone, as before copies were counted. node:crypto's hash is
- * synchronous: crypto.subtle.digest's promise per event cost about 20 µs each (BENCHMARKS.md).
+ * A stable UUID (version 8) derived from `fields`: the same fields always give the same id.
+ * node:crypto's hash is synchronous: crypto.subtle.digest's promise per event cost about 20 µs
+ * each (BENCHMARKS.md).
  */
-function contentId(app: string | null, e: Omit<PreparedEvent, "event_id">, copy: number): string {
-  const fields: unknown[] = [app, e.session_id, e.category, e.name, e.timestamp, e.data];
-  if (copy > 0) fields.push(copy);
+export function derivedId(fields: unknown[]): string {
   const hex = createHash("sha256").update(JSON.stringify(fields)).digest("hex");
   // Version 8 in the 13th hex digit, variant 10xx in the 17th.
   const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * The id of an event sent without one, from what makes it itself, so a retried request stores
+ * nothing twice: its application, its content, and which copy of that content it is within its
+ * request (`copy`: 0 for the first). A request that carries the same event twice meant two
+ * events, and a resent request maps every copy to the same id again. The first copy's id is the
+ * content's alone, as before copies were counted.
+ */
+function contentId(app: string | null, e: Omit<PreparedEvent, "event_id">, copy: number): string {
+  const fields: unknown[] = [app, e.session_id, e.category, e.name, e.timestamp, e.data];
+  if (copy > 0) fields.push(copy);
+  return derivedId(fields);
 }
 
 export function validateEvents(

@@ -98,7 +98,8 @@ export async function scheduled(controller: ScheduledController, env: Env, ctx: 
   sentry?.setExtra("scheduled_time", new Date(controller.scheduledTime).toISOString());
   try {
     const run = await maintain(env);
-    console.log(`maintenance: ${JSON.stringify(run)}`);
+    // One JSON object, one line: Workers Logs indexes its fields (filter on msg = "maintenance").
+    console.log(JSON.stringify({ msg: "maintenance", ...run }));
   } catch (err) {
     sentry?.captureException(err);
     throw err;

@@ -3,6 +3,7 @@ import { errorResponses, statusName } from "./error-responses";
 import { type DocLimits, type JsonSchema, jsonSchemaOf } from "./json-schema";
 import { componentSchemas, ref } from "./responses";
 import { type Auth, PARAMS, type Route, routes } from "./routes";
+import { POSTHOG_TAG, SEGMENT_TAG } from "./sdk-schemas";
 
 /** The original README's event, as a batch of one. */
 const EXAMPLE = [
@@ -20,6 +21,9 @@ const SECURITY: Record<Auth, Record<string, string[]>[]> = {
   read: [{ readKey: [] }],
   "read-optional": [{}, { readKey: [] }],
   none: [],
+  // Segment's libraries: Basic (analytics-node, analytics.js) or writeKey in the body; PostHog's: the body.
+  segment: [{ writeKeyBasic: [] }, { writeKey: [] }, { writeKeyInQuery: [] }, {}],
+  posthog: [{ writeKey: [] }, { writeKeyInQuery: [] }, {}],
 };
 
 function operation(r: Route, limits: DocLimits) {
@@ -47,7 +51,7 @@ function operation(r: Route, limits: DocLimits) {
     }
   }
   if (r.bookmark) parameters.push({ $ref: "#/components/parameters/XD1Bookmark" });
-  if (r.events) parameters.push({ $ref: "#/components/parameters/ContentEncoding" });
+  if (r.events || r.body) parameters.push({ $ref: "#/components/parameters/ContentEncoding" });
 
   const responses: Record<string, unknown> = {};
   for (const [status, ok] of Object.entries(r.ok)) {
@@ -84,6 +88,15 @@ function operation(r: Route, limits: DocLimits) {
           },
         }
       : {}),
+    ...(r.body
+      ? {
+          requestBody: {
+            required: true,
+            description: `${r.body.description}; JSON as application/json or text/plain, optionally gzip (declared or not), or a form whose data= is the JSON or its base64`,
+            content: Object.fromEntries(r.body.media.map((m) => [m, { schema: ref(r.body!.schema) }])),
+          },
+        }
+      : {}),
     responses,
   };
 }
@@ -96,7 +109,10 @@ Every response of the Worker carries \`X-Request-Id\` (the static files, this do
 JSON shape (\`Error\`: \`success: false\`, \`code\`, \`message\`, \`request_id\`, and \`errors\` naming fields where there are some).
 Any unknown path answers 404 \`not_found\`, and a known path asked with another method 405 \`method_not_allowed\` with \`Allow\`.
 Every GET also answers HEAD. CORS: POSTs to /api/event/ from any origin (the application's origin list applies); reads only from
-READ_CORS_ORIGINS; preflights are answered at once.`;
+READ_CORS_ORIGINS; preflights are answered at once.
+
+Segment's HTTP Tracking API (\`/v1/…\`) and PostHog's capture API (\`/e/\`, \`/batch/\` …) are served too, at the root, as their libraries
+send them: POST /v1/batch and POST /batch/ say how each message becomes an event (docs/sdks.md in full). Their POSTs from any origin, as ingestion's.`;
 
 /** The whole document for these limits. */
 export function openApiDocument(limits: DocLimits) {
@@ -114,6 +130,8 @@ export function openApiDocument(limits: DocLimits) {
       { name: "events", description: "reading events (read key)" },
       { name: "monitoring", description: "what was refused or failed, and how often (read key)" },
       { name: "service", description: "what this is, whether it is up, this document" },
+      { name: "segment", description: SEGMENT_TAG },
+      { name: "posthog", description: POSTHOG_TAG },
     ],
     paths,
     components: {
@@ -158,6 +176,12 @@ export function openApiDocument(limits: DocLimits) {
           type: "http",
           scheme: "bearer",
           description: "a write key: sends events for its application; public by design (pages embed it)",
+        },
+        writeKeyBasic: {
+          type: "http",
+          scheme: "basic",
+          description:
+            "a write key as the user name, the password empty (base64 of `<key>:`): how Segment's libraries send it; on the Segment routes only",
         },
         writeKeyInQuery: {
           type: "apiKey",

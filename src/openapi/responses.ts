@@ -3,18 +3,15 @@
 import * as z from "zod/mini";
 import { type ErrorCode, STATUS } from "../shared/errors";
 import { eventContext, eventInput } from "../shared/schemas";
+import { fieldError } from "./field-error";
 import { type DocLimits, type JsonSchema, namedJsonSchemas } from "./json-schema";
+import { sdkShapes } from "./sdk-schemas";
+
+export { fieldError };
 
 const int = () => z.int();
 const text = () => z.string();
 const nullableText = () => z.nullable(z.string());
-
-export const fieldError = z.object({
-  index: z.optional(int()),
-  field: nullableText(),
-  message: text(),
-  rule: z.optional(text()),
-});
 
 export const errorResponse = z.strictObject({
   success: z.literal(false),
@@ -177,6 +174,7 @@ function shapes(limits: DocLimits) {
     StatsCounts: statsCounts,
     Health: health,
     Service: service,
+    ...sdkShapes,
   };
 }
 

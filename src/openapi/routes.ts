@@ -1,6 +1,8 @@
 // The route table the document is written from: every path and method, its parameters, its key,
 // what it answers and with which errors.
 import type * as z from "zod/mini";
+import { POSTHOG_CAPTURE_PATHS } from "../ingest/posthog";
+import { SEGMENT_CALLS } from "../ingest/segment";
 import {
   errorQuery,
   errorSummaryQuery,
@@ -12,13 +14,17 @@ import {
   MAX_LIMIT,
   MAX_OFFSET,
   MAX_STATS_SERIES,
+  posthogQuery,
   receiptQuery,
+  segmentQuery,
   statsQuery,
 } from "../shared/schemas";
 import type { DocLimits } from "./json-schema";
 import type { SchemaName } from "./responses";
+import { POSTHOG_MAPPING, SEGMENT_MAPPING } from "./sdk-schemas";
 
-export type Auth = "write" | "read" | "read-optional" | "none";
+/** Who may call: `segment` and `posthog` take the write key where those SDKs carry it (docs/sdks.md). */
+export type Auth = "write" | "read" | "read-optional" | "none" | "segment" | "posthog";
 
 export interface Route {
   method: "get" | "post";
@@ -33,6 +39,8 @@ export interface Route {
   pathParams?: Record<string, { schema: z.ZodMiniType; description: string }>;
   /** Takes the event batch (POST). */
   events?: boolean;
+  /** Takes another body: an SDK's (its schema, what it is, the media types read). */
+  body?: { schema: SchemaName; description: string; media: string[] };
   /** Reads through a D1 session: X-D1-Bookmark in and out. */
   bookmark?: boolean;
   /** A static file (public/), served before the Worker: none of the Worker's headers. */
@@ -55,7 +63,8 @@ export const PARAMS: Record<string, string> = {
   timestamp_end: "alias of timestamp_before (when both are given, the earlier applies)",
   limit: `rows per page, 1–${MAX_LIMIT}; default 100`,
   offset: `rows to skip, 0–${MAX_OFFSET}; offset pagination only (use the cursor beyond)`,
-  pagination: "`cursor` for cursor pages (follow `next`), which never repeat or skip an event; default `offset`",
+  pagination:
+    "`cursor` for cursor pages (follow `next`), which never repeat an event nor skip one stored before the walk began; default `offset`",
   cursor: "where the next page starts, from a cursor page's `next` link",
   kind: "`invalid_event` (refused at the edge), `malformed_message` (unreadable queue message), `consumer_failure` (a write being retried), `dead_letter` (given up)",
   app_id:
@@ -71,10 +80,156 @@ export const PARAMS: Record<string, string> = {
   country:
     "only events from this country: an ISO 3166-1 alpha-2 code as Cloudflare reports it (`XX` unknown, `T1` Tor), any case; events without context never match",
   device: "only events from this device type (parsed from User-Agent); events without context never match",
+  dry_run:
+    "`1` or `true`: the dry run, answered per message (the event each would become, or why not); nothing stored or logged",
+  compression:
+    "`gzip-js` or `gzip` (the body is gzip; also read without this, by its first bytes), `base64` (a form's `data=` is base64); `lz64` is refused (415)",
   page: "the page the events happened on (`location.href`): its `utm_*` parameters go into each event's `context`; nothing else of it is kept",
   referrer:
     "the page's referrer (`document.referrer`): its host goes into each event's `context` as `referrer_host`; nothing else of it is kept",
 };
+
+const SDK_ERRORS = [400, 401, 403, 413, 415, 429, 500, 503];
+const SDK_MEDIA = ["application/json", "text/plain", "application/x-www-form-urlencoded"];
+
+/** Segment's routes: each call by its name and analytics.js's letter, the batches, metrics and settings. */
+function segmentRoutes(limits: DocLimits): Route[] {
+  const answered = {
+    "200": {
+      description:
+        "every message stored (`success: true`), or some, with why the others were refused; with ?dry_run=1, per message (SdkDryRun)",
+      schema: "SegmentAnswer" as const,
+    },
+  };
+  const calls: Route[] = SEGMENT_CALLS.map(([path, type]) => ({
+    method: "post",
+    path: `/v1/${path}`,
+    tag: "segment",
+    summary: path.length === 1 ? `Segment ${type} (analytics.js's /v1/${path})` : `Segment ${type}`,
+    description: `One ${type} message; body at most ${Math.min(32 * 1024, limits.maxBodyBytes)} bytes (Segment's limit per call). The mapping: POST /v1/batch.`,
+    auth: "segment",
+    query: segmentQuery,
+    body: { schema: "SegmentMessage", description: `a ${type} message (\`type\` may be left out)`, media: SDK_MEDIA },
+    ok: answered,
+    errors: SDK_ERRORS,
+  }));
+  const batches: Route[] = ["batch", "b"].map((path) => ({
+    method: "post",
+    path: `/v1/${path}`,
+    tag: "segment",
+    summary: path === "b" ? "Segment batch (analytics.js's batching /v1/b)" : "Segment batch",
+    description:
+      `At most ${limits.maxEventsPerRequest} messages and ${Math.min(500 * 1024, limits.maxBodyBytes)} bytes (Segment's limit per batch), each message at most 32 KB; ` +
+      "the batch's `context` and `integrations` merged under each message's own." +
+      (path === "batch" ? `\n\n${SEGMENT_MAPPING}` : " The mapping: POST /v1/batch."),
+    auth: "segment",
+    query: segmentQuery,
+    body: { schema: "SegmentBatch", description: "messages, each with its `type`", media: SDK_MEDIA },
+    ok: answered,
+    errors: SDK_ERRORS,
+  }));
+  return [
+    ...calls,
+    ...batches,
+    {
+      method: "post",
+      path: "/v1/m",
+      tag: "segment",
+      summary: "analytics.js's metrics",
+      description:
+        "Answered so analytics.js does not report a failure; nothing is kept. The settings below turn the metrics off.",
+      auth: "none",
+      ok: { "200": { description: "taken, kept nowhere", schema: "Ok" } },
+      errors: [],
+    },
+    {
+      method: "get",
+      path: "/v1/projects/{writeKey}/settings",
+      tag: "segment",
+      summary: "analytics.js's settings",
+      description:
+        "What analytics.js loads from its `cdnURL`: the Segment.io destination, sending to this host, with the key as its `apiKey`; metrics off. Cached 5 minutes.",
+      auth: "none",
+      pathParams: { writeKey: { schema: label, description: "the write key analytics.js was loaded with" } },
+      ok: { "200": { description: "the settings", schema: "SegmentSettings" } },
+      errors: [],
+    },
+  ];
+}
+
+/** PostHog's routes: capture at every path its libraries use, the configuration, flags, recordings. */
+function posthogRoutes(limits: DocLimits): Route[] {
+  const capture: Route[] = POSTHOG_CAPTURE_PATHS.map((path) => ({
+    method: "post",
+    path: `${path}/`,
+    tag: "posthog",
+    summary: `PostHog capture (${path}/)`,
+    description:
+      `Events: \`{api_key, batch, sent_at}\`, an array, or one event; at most ${limits.maxEventsPerRequest} events and ${limits.maxBodyBytes} bytes (also once inflated).` +
+      (path === "/batch" ? `\n\n${POSTHOG_MAPPING}` : " The mapping: POST /batch/."),
+    auth: "posthog",
+    query: posthogQuery,
+    body: { schema: "PosthogBody", description: "a batch, an array of events, or one event", media: SDK_MEDIA },
+    ok: {
+      "200": {
+        description:
+          "every event stored, or some, with why the others were refused (always 200: posthog-js sends again on any other 2xx); with ?dry_run=1, per event (SdkDryRun)",
+        schema: "PosthogAnswer",
+      },
+    },
+    errors: SDK_ERRORS,
+  }));
+  const flags = (path: string, summary: string): Route => ({
+    method: "post",
+    path,
+    tag: "posthog",
+    summary,
+    description: "No feature flags are defined: every flag is off. The body is not read.",
+    auth: "none",
+    ok: { "200": { description: "no flags, and the configuration", schema: "PosthogFlags" } },
+    errors: [],
+  });
+  const token = { token: { schema: label, description: "the project token posthog-js was given: the write key" } };
+  return [
+    ...capture,
+    {
+      method: "get",
+      path: "/array/{token}/config",
+      tag: "posthog",
+      summary: "posthog-js's remote configuration",
+      description:
+        "Autocapture on, gzip, and everything that would load a script or send elsewhere off (recordings, heatmaps, web vitals, dead clicks, exceptions, surveys, flags). Cached 5 minutes.",
+      auth: "none",
+      pathParams: token,
+      ok: { "200": { description: "the configuration", schema: "PosthogConfig" } },
+      errors: [],
+    },
+    {
+      method: "get",
+      path: "/array/{token}/config.js",
+      tag: "posthog",
+      summary: "posthog-js's remote configuration, as the script its default bundle loads",
+      description: "Sets `window._POSTHOG_REMOTE_CONFIG[token]` to the configuration above. Cached 5 minutes.",
+      auth: "none",
+      pathParams: token,
+      ok: { "200": { description: "a script", media: "application/javascript", text: "JavaScript" } },
+      errors: [],
+    },
+    flags("/flags/", "Feature flags (none)"),
+    flags("/decide/", "Feature flags and configuration, for older clients (none)"),
+    {
+      method: "post",
+      path: "/s/",
+      tag: "posthog",
+      summary: "Session recordings: refused",
+      description:
+        "The Eye does not collect session recordings: 404, before the body is read (posthog-js drops a 4xx).",
+      auth: "none",
+      ok: {},
+      errors: [404],
+    },
+  ];
+}
 
 export function routes(limits: DocLimits): Route[] {
   const eventsPage = {
@@ -284,5 +439,7 @@ export function routes(limits: DocLimits): Route[] {
       ok: { "200": { description: "OpenAPI 3.1", media: "application/json", text: "an OpenAPI 3.1 document" } },
       errors: [],
     },
+    ...segmentRoutes(limits),
+    ...posthogRoutes(limits),
   ];
 }

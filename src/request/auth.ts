@@ -11,6 +11,7 @@ import type { ContextMode } from "../db/schema";
 import { apiKeys, applications } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
 import { clientKey } from "../shared/client-address";
+import { keyCacheMs, MAX_KEY_CACHE_SECONDS } from "../shared/config";
 import { ApiError, clip } from "../shared/errors";
 import type { AppEnv } from "./app-env";
 
@@ -29,8 +30,8 @@ export interface Principal {
   context: ContextMode;
 }
 
-/** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS). */
-export const KEY_TTL_MS = 60_000;
+/** How long a looked-up key is trusted before it is read again: the revocation bound (KEY_CACHE_SECONDS, at most 60 s). */
+export const KEY_TTL_MS = MAX_KEY_CACHE_SECONDS * 1000;
 /** Unknown keys are remembered for less time (a key created a moment ago must start working soon). */
 const UNKNOWN_TTL_MS = 10_000;
 const CACHE_MAX = 10_000;
@@ -152,6 +153,33 @@ function bearer(c: Context<AppEnv>): string | undefined {
 }
 
 /**
+ * The key in Authorization as the SDKs' HTTP APIs carry it: `Bearer <key>`, or `Basic` with the key
+ * as the user name and an empty password (Segment's libraries: base64 of `<key>:`). Undefined without the header.
+ */
+export function sdkHeaderKey(c: Context<AppEnv>): string | undefined {
+  const header = c.req.header("authorization");
+  if (header === undefined || /^Bearer\s/i.test(header)) return bearer(c);
+  const match = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header);
+  let user: string | undefined;
+  if (match) {
+    try {
+      const decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
+        Uint8Array.from(atob(match[1]!), (ch) => ch.charCodeAt(0)),
+      );
+      const colon = decoded.indexOf(":");
+      user = colon < 0 ? decoded : decoded.slice(0, colon);
+    } catch {
+      // not base64 of UTF-8: refused below
+    }
+  }
+  if (!user)
+    throw new ApiError("unauthorized", "Authorization must be `Basic base64(<write key>:)` or `Bearer <key>`", {
+      headers: { "WWW-Authenticate": "Basic, Bearer" },
+    });
+  return user;
+}
+
+/**
  * Requires a key of `kind`. Write keys may come as `?key=` (for sendBeacon, which cannot set
  * headers); read keys are secret and never accepted from a URL, where logs and referrers keep them.
  */
@@ -167,50 +195,52 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
         },
       );
     }
-    const key = bearer(c) ?? fromUrl;
-    if (!key) {
-      throw new ApiError("unauthorized", `a ${kind} key is required: Authorization: Bearer <key>`, {
-        headers: { "WWW-Authenticate": "Bearer" },
-      });
-    }
-    const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
-    const seconds = Number(c.env.KEY_CACHE_SECONDS ?? "");
-    const ttl =
-      c.env.KEY_CACHE_SECONDS !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : KEY_TTL_MS;
-    const address = clientKey(c.req.header("cf-connecting-ip"));
-    const hash = usable ? hashKey(key) : undefined;
-    // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless
-    // it is known to be unknown, so an address that keeps failing is refused before that read.
-    let principal = hash === undefined ? null : cachedKey(hash);
-    if (!principal) {
-      if (blocked.get(address) !== undefined) throw tooManyFailures();
-      if (principal === undefined) principal = await lookupKey(drizzle(c.env.DB), hash!, ttl);
-    }
-    if (!principal) {
-      await failedAuthentication(c, address);
-      throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });
-    }
-    if (principal.kind !== kind) {
-      throw new ApiError(
-        "forbidden",
-        kind === "write" ? "a read key cannot send events" : "a write key cannot read events",
-      );
-    }
-    const origin = c.req.header("origin");
-    if (
-      kind === "write" &&
-      origin &&
-      principal.allowedOrigins.length > 0 &&
-      !principal.allowedOrigins.includes(origin)
-    ) {
-      throw new ApiError("forbidden", `origin ${clip(origin)} may not send events for this application`);
-    }
-    if (principal.appId) c.set("appId", principal.appId);
-    if (principal.appNum !== null) c.set("appNum", principal.appNum);
-    c.set("keyId", principal.keyId);
-    c.set("contextMode", principal.context);
+    await authenticate(c, kind, bearer(c) ?? fromUrl);
     await next();
   };
+}
+
+/**
+ * Checks `key` as a key of `kind` and sets the request's application, key and context mode:
+ * requireKey's work once the key is found, also for the SDK routes, which may find it in the body
+ * (`missing`: what to say when there is none).
+ */
+export async function authenticate(
+  c: Context<AppEnv>,
+  kind: KeyKind,
+  key: string | undefined,
+  missing = `a ${kind} key is required: Authorization: Bearer <key>`,
+): Promise<void> {
+  if (!key) throw new ApiError("unauthorized", missing, { headers: { "WWW-Authenticate": "Bearer" } });
+  const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
+  const ttl = keyCacheMs(c.env);
+  const address = clientKey(c.req.header("cf-connecting-ip"));
+  const hash = usable ? hashKey(key) : undefined;
+  // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless
+  // it is known to be unknown, so an address that keeps failing is refused before that read.
+  let principal = hash === undefined ? null : cachedKey(hash);
+  if (!principal) {
+    if (blocked.get(address) !== undefined) throw tooManyFailures();
+    if (principal === undefined) principal = await lookupKey(drizzle(c.env.DB), hash!, ttl);
+  }
+  if (!principal) {
+    await failedAuthentication(c, address);
+    throw new ApiError("unauthorized", "unknown or revoked key", { headers: { "WWW-Authenticate": "Bearer" } });
+  }
+  if (principal.kind !== kind) {
+    throw new ApiError(
+      "forbidden",
+      kind === "write" ? "a read key cannot send events" : "a write key cannot read events",
+    );
+  }
+  const origin = c.req.header("origin");
+  if (kind === "write" && origin && principal.allowedOrigins.length > 0 && !principal.allowedOrigins.includes(origin)) {
+    throw new ApiError("forbidden", `origin ${clip(origin)} may not send events for this application`);
+  }
+  if (principal.appId) c.set("appId", principal.appId);
+  if (principal.appNum !== null) c.set("appNum", principal.appNum);
+  c.set("keyId", principal.keyId);
+  c.set("contextMode", principal.context);
 }
 
 /**
@@ -221,6 +251,12 @@ export function requireKey(kind: KeyKind): MiddlewareHandler<AppEnv> {
  * hammering past its limit is turned away without a binding call per request.
  */
 export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await limitRate(c);
+  await next();
+};
+
+/** rateLimit's check, for routes that authenticate inside their handler (the SDK routes). */
+export async function limitRate(c: Context<AppEnv>): Promise<void> {
   const limiter = c.env.WRITE_LIMITER;
   if (limiter) {
     const key = `${c.get("keyId")}:${clientKey(c.req.header("cf-connecting-ip"))}`;
@@ -234,8 +270,7 @@ export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
       });
     }
   }
-  await next();
-};
+}
 
 /** The period of the WRITE_LIMITER binding in wrangler.toml, which is what a client waits at most. */
 export const RATE_LIMIT_PERIOD_SECONDS = 10;

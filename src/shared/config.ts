@@ -38,3 +38,18 @@ export function storageFrom(env: Partial<Record<keyof Env, unknown>>): StorageSe
     exportMaxDays: positiveInt(read("EXPORT_MAX_DAYS"), 31),
   };
 }
+
+/**
+ * The longest an isolate may trust a key it has looked up (KEY_CACHE_SECONDS): the revocation bound
+ * SECURITY.md promises, so a larger setting is clamped to it rather than trusted.
+ */
+export const MAX_KEY_CACHE_SECONDS = 60;
+
+/** KEY_CACHE_SECONDS as milliseconds: 0 turns the cache off; unset or malformed is 60 s; above 60 s is 60 s. */
+export function keyCacheMs(env: { KEY_CACHE_SECONDS?: unknown }): number {
+  const value = env.KEY_CACHE_SECONDS;
+  const seconds = typeof value === "string" && value.trim() !== "" ? Number(value) : Number.NaN;
+  return Number.isFinite(seconds) && seconds >= 0
+    ? Math.min(seconds, MAX_KEY_CACHE_SECONDS) * 1000
+    : MAX_KEY_CACHE_SECONDS * 1000;
+}

@@ -202,6 +202,21 @@ export const ingestQuery = z.object({
   referrer: z.optional(z.string().check(z.maxLength(4096, "referrer must be at most 4096 characters"))),
 });
 
+/** `?dry_run=1` (or `true`) on an SDK route: validate and answer per message, store and log nothing. */
+const dryRun = z.optional(z.enum(["1", "true", "0", "false"], { error: "dry_run must be 1, true, 0 or false" }));
+
+/** The query string of Segment's event routes (POST /v1/track … /v1/batch); the SDKs send none. */
+export const segmentQuery = z.object({ dry_run: dryRun });
+
+/**
+ * The query string of PostHog's capture routes. posthog-js adds others (`retry_count`, `ver`, `_`),
+ * ignored; `compression` is checked where the body is read (sdk-body.ts: a 415 for one it cannot read).
+ */
+export const posthogQuery = z.object({
+  dry_run: dryRun,
+  compression: z.optional(z.string().check(z.maxLength(20, "compression must be gzip-js, gzip or base64"))),
+});
+
 /** GET /api/event/ query string. Unknown parameters are ignored, as the original did. */
 
 export const eventQuery = z.object({

@@ -112,6 +112,47 @@ const contextEvents = VISITORS.map((v, i) => ({
   timestamp: iso(base + 19 * HOUR + (5 + i) * MINUTE),
 }));
 const TOTAL = events.length + contextEvents.length;
+
+// What the Errors view shows: refused events of The Eye's own API (60 of one type, a page and a
+// half of the log, and 2 of another) and of the SDKs' (a Segment message without an identity, with
+// an IP address and HTML in it; a PostHog recording event). Nothing here is stored as an event.
+const BAD = `bad-${tag}`;
+const CHECKOUT = `Checkout-${tag}`;
+const refusals = [
+  {
+    path: "/api/event/",
+    auth: `Bearer ${WRITE_KEY}`,
+    body: [
+      ...Array.from({ length: 60 }, (_, i) => ({
+        session_id: `err-${tag}`,
+        category: "errors-test",
+        name: BAD,
+        data: { i },
+        timestamp: "2024-13-01 00:00",
+      })),
+      ...[1, 2].map((i) => ({
+        session_id: "",
+        category: "errors-test",
+        name: `empty-${tag}`,
+        data: { i },
+        timestamp: iso(base),
+      })),
+    ],
+  },
+  {
+    path: "/v1/batch",
+    auth: `Basic ${btoa(`${WRITE_KEY}:`)}`,
+    body: {
+      batch: [{ type: "track", event: CHECKOUT, properties: { note: HOSTILE_NAME }, context: { ip: "192.0.2.99" } }],
+    },
+  },
+  {
+    path: "/e/",
+    auth: "",
+    body: { api_key: WRITE_KEY, batch: [{ event: "$snapshot", properties: { distinct_id: `d-${tag}` } }] },
+  },
+];
+const ERRORS = 64;
 const byCategory = (c: string) => [...events, ...contextEvents].filter((e) => e.category === c).length;
 
 let url: string;
@@ -149,6 +190,22 @@ beforeAll(async () => {
     ).json()) as { count: number };
     if (page.count === TOTAL) break;
     if (Date.now() > until) throw new Error(`stored ${page.count} of ${TOTAL}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const r of refusals) {
+    const refused = await fetch(`${url}${r.path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(r.auth ? { authorization: r.auth } : {}) },
+      body: JSON.stringify(r.body),
+    });
+    expect(refused.status, r.path).toBe(400);
+  }
+  for (const until = Date.now() + 20_000; ; ) {
+    const log = (await (
+      await fetch(`${url}/api/errors/?limit=1`, { headers: { authorization: `Bearer ${READ_KEY}` } })
+    ).json()) as { count: number };
+    if (log.count === ERRORS) break;
+    if (Date.now() > until) throw new Error(`logged ${log.count} of ${ERRORS} errors`);
     await new Promise((r) => setTimeout(r, 200));
   }
   mkdirSync(SHOTS, { recursive: true });
@@ -205,6 +262,13 @@ async function settled(page: Page) {
   await page.waitForSelector("#app:not([hidden]):not([aria-busy])", { state: "attached" });
   expect(await page.textContent("#status")).toBe("");
 }
+
+/** Waits for the Errors view to show the current filters' answer. */
+async function errorsSettled(page: Page) {
+  await page.waitForSelector("#errors-view:not([hidden]):not([aria-busy])", { state: "attached" });
+  expect(await page.textContent("#e-status")).toBe("");
+}
+const errorRows = (page: Page) => page.locator("#errors tbody tr.ev");
 
 const rowIds = (page: Page) =>
   page.locator("#events tbody tr.ev").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.eventId!));
@@ -428,8 +492,109 @@ describe.runIf(run)("the events explorer", () => {
     await page.keyboard.press("Escape");
     await page.waitForSelector("#timeline", { state: "hidden" });
     console.log(
-      `explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png, explorer-context.png`,
+      `explorer screenshots: ${SHOTS}/explorer.png, explorer-timeline.png, explorer-dark.png, explorer-context.png, explorer-errors.png, explorer-errors-dark.png`,
     );
+  });
+
+  it("shows what went wrong: the summary by kind, rule, type and field, the log filtered and paged, payloads as text", async () => {
+    const page = await open();
+    await enterKey(page, READ_KEY);
+    await settled(page);
+    // The events view tells that something went wrong.
+    await page.waitForFunction((n) => document.querySelector("#tab-errors-n")?.textContent === String(n), ERRORS);
+    await page.click("#tab-errors");
+    await page.waitForFunction(() => document.querySelector("#tab-errors")?.getAttribute("aria-selected") === "true");
+    await errorsSettled(page);
+    expect(await page.isHidden("#events-view")).toBe(true);
+    expect(decodeURIComponent(page.url())).toContain("#view=errors");
+
+    // The summary: the window's total, per kind, and the groups largest first.
+    expect(await page.textContent("#s-total")).toBe(`${ERRORS}entries`);
+    expect(await page.locator("#s-kinds li").allTextContents()).toEqual([`refused events${ERRORS}`]);
+    const groups = await page
+      .locator("#summary tr.group")
+      .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll("td")].slice(0, 5).map((td) => td.textContent)));
+    expect(groups).toEqual([
+      ["60", "refused event", "custom", `errors-test · ${BAD}`, "timestamp"],
+      ["2", "refused event", "custom", `errors-test · empty-${tag}`, "session_id"],
+      ["1", "refused event", "not_supported", "track · $snapshot", "event"],
+      ["1", "refused event", "required", `track · ${CHECKOUT}`, "userId"],
+    ]);
+
+    // The log: newest first, 50 a page, the rest on the next.
+    expect(await errorRows(page).count()).toBe(50);
+    expect(await page.textContent("#e-page-label")).toBe(`1–50 of ${ERRORS}`);
+    const times = await page
+      .locator("#errors tbody td.time")
+      .evaluateAll((tds) => tds.map((td) => td.getAttribute("title")!));
+    expect([...times].sort().reverse()).toEqual(times);
+    await page.click("#e-older");
+    await page.waitForFunction(
+      (n) => document.querySelector("#e-page-label")?.textContent === `51–${n} of ${n}`,
+      ERRORS,
+    );
+    expect(await errorRows(page).count()).toBe(ERRORS - 50);
+    await page.click("#e-newer");
+    await page.waitForFunction((n) => document.querySelector("#e-page-label")?.textContent === `1–50 of ${n}`, ERRORS);
+
+    // A group of the summary filters the log to it; the SDK's message, its field and its reason, as text.
+    await page.locator("#summary tr.group", { hasText: CHECKOUT }).click();
+    await page.waitForFunction(() => document.querySelectorAll("#errors tbody tr.ev").length === 1);
+    await errorsSettled(page);
+    expect(await page.inputValue("#e-kind")).toBe("invalid_event");
+    expect([
+      await page.inputValue("#e-field"),
+      await page.inputValue("#e-rule"),
+      await page.inputValue("#e-name"),
+    ]).toEqual(["userId", "required", CHECKOUT]);
+    expect(decodeURIComponent(page.url())).toMatch(/#view=errors&.*field=userId/);
+    expect(await page.locator("#summary tr.group.active").allTextContents()).toEqual([
+      expect.stringContaining(CHECKOUT),
+    ]);
+    await errorRows(page).first().click();
+    const detail = page.locator("#errors tr.detail");
+    expect(await detail.locator(".reasons li").allTextContents()).toEqual([
+      "userId userId or anonymousId is requiredrequired",
+    ]);
+    const payload = await detail.locator("pre.json").textContent();
+    expect(payload).toContain(HOSTILE_NAME);
+    expect(payload).not.toContain("192.0.2.99");
+    expect(await page.locator("#errors img").count()).toBe(0);
+    await page.screenshot({ path: path.join(SHOTS, "explorer-errors.png"), fullPage: true });
+
+    // The form: by field, then cleared.
+    await page.click("#e-clear");
+    await errorsSettled(page);
+    await page.fill("#e-field", "timestamp");
+    await page.click("#e-filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelector("#e-page-label")?.textContent === "1–50 of 60");
+    expect(new Set(await page.locator("#errors tbody tr.ev td:nth-child(4)").allTextContents())).toEqual(
+      new Set([`errors-test · ${BAD}`]),
+    );
+
+    // From the address: a shared Errors view opens with its filters; and back to the events.
+    await page.goto(`${url}/explorer#view=errors&rule=not_supported`);
+    await page.reload();
+    await errorsSettled(page);
+    await page.waitForFunction(() => document.querySelectorAll("#errors tbody tr.ev").length === 1);
+    expect(await page.inputValue("#e-rule")).toBe("not_supported");
+    expect(await errorRows(page).first().textContent()).toContain(
+      "$snapshot: The Eye does not collect session recordings",
+    );
+    await page.click("#tab-events");
+    await settled(page);
+    expect(await page.locator("#events tbody tr.ev").count()).toBe(50);
+    expect(decodeURIComponent(page.url())).not.toContain("view=errors");
+  });
+
+  it("draws the Errors view in the dark", async () => {
+    const page = await open("dark");
+    await page.goto(`${url}/explorer#view=errors`);
+    await enterKey(page, READ_KEY);
+    await errorsSettled(page);
+    await page.waitForFunction((n) => document.querySelector("#tab-errors-n")?.textContent === String(n), ERRORS);
+    await errorRows(page).first().click();
+    await page.screenshot({ path: path.join(SHOTS, "explorer-errors-dark.png") });
   });
 
   it("shows a payload and names made of HTML as text, and draws in the dark", async () => {

@@ -72,10 +72,15 @@ export async function getJson<T = EventPage>(path: string, init?: RequestInit): 
 }
 
 /** Polls a query until it reports `count` results (the consumer runs after a batch timeout). */
-export async function waitForCount(path: string, count: number, timeoutMs = 15_000): Promise<EventPage> {
+export async function waitForCount(
+  path: string,
+  count: number,
+  timeoutMs = 15_000,
+  init?: RequestInit,
+): Promise<EventPage> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const page = await getJson(path);
+    const page = await getJson(path, init);
     if (page.count === count) return page;
     if (Date.now() > deadline) throw new Error(`${path}: expected count ${count}, still ${page.count}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -64,26 +64,30 @@ export function expectFieldError(
   });
 }
 
-/** A client address of its own per test file, so other files' traffic never rate-limits these tests. */
+/**
+ * A client that gives each request an address of its own, so no request shares a write budget
+ * (100 requests / 10 s per key and address) with another: not with other files' traffic, nor with
+ * the other tests of its file, which run concurrently (where the running test's name, read from a
+ * shared helper, could name another test). No hostile test relies on two requests sharing one.
+ */
 export function clientOf(file: string) {
-  const ip = `hostile-${file}-${crypto.randomUUID()}`;
-  const headers = { "cf-connecting-ip": ip };
+  let serial = 0;
+  const address = () => `hostile-${file}-${++serial}-${crypto.randomUUID()}`;
   /** Every POST answer, whatever its status, is checked for leaks before the test sees it. */
   const checked = async (res: Response) => {
     expectNoLeak(await res.clone().text());
     return res;
   };
   return {
-    headers,
     post: async (body: unknown, extra: Record<string, string> = {}) =>
-      checked(await postEvents(body, { ...headers, ...extra })),
+      checked(await postEvents(body, { "cf-connecting-ip": address(), ...extra })),
     /** POSTs raw bytes or a string with exactly the headers given (plus the key and the client address). */
     raw: async (body: BodyInit | null, extra: Record<string, string> = {}) =>
-      checked(await api("/api/event/", { method: "POST", headers: { ...headers, ...extra }, body })),
+      checked(await api("/api/event/", { method: "POST", headers: { "cf-connecting-ip": address(), ...extra }, body })),
     /** Posts a valid event first: whatever the hostile request does, this one must be stored. */
     sentinel: async (tag: string) => {
       const event = makeEvent({ session_id: `sentinel-${tag}-${crypto.randomUUID()}`, category: "hostile sentinel" });
-      const res = await postEvents(event, headers);
+      const res = await postEvents(event, { "cf-connecting-ip": address() });
       expect(res.status, await res.clone().text()).toBe(202);
       return event.session_id as string;
     },

@@ -8,7 +8,7 @@ import { type Schema, Validator } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
 import { openApiDocument } from "../../src/openapi/document";
 import { docLimits } from "../../src/openapi/json-schema";
-import { api, bearer, DEV_READ_KEY, makeApp, makeEvent } from "../helpers/api";
+import { api, bearer, DEV_READ_KEY, DEV_WRITE_KEY, makeApp, makeEvent } from "../helpers/api";
 
 interface Media {
   schema: Schema;
@@ -215,6 +215,76 @@ describe("the OpenAPI document against real answers", () => {
       [404, "not_found"],
     ]);
     expect(errors[6]!.headers.get("allow")).toMatch(/GET/);
+  });
+
+  it("the SDK routes (docs/sdks.md): Segment's and PostHog's answers, their dry runs, their configuration and their errors", async () => {
+    const basic = { authorization: `Basic ${btoa(`${DEV_WRITE_KEY}:`)}`, "content-type": "text/plain" };
+    const track = (extra: object = {}) => JSON.stringify({ anonymousId: "docs", event: "docs", ...extra });
+    const answers = [
+      await call("POST", "/v1/track", { headers: basic, body: track() }),
+      await call("POST", "/v1/t", { headers: basic, body: track({ writeKey: DEV_WRITE_KEY }) }),
+      await call("POST", "/v1/batch", {
+        headers: basic,
+        body: JSON.stringify({ batch: [{ type: "track", anonymousId: "a", event: "e" }, { type: "track" }] }),
+      }),
+      await call("POST", "/v1/batch?dry_run=1", {
+        headers: basic,
+        body: JSON.stringify({ batch: [{ type: "page", anonymousId: "a" }] }),
+      }),
+      await call("POST", "/e/", {
+        headers: { authorization: "", "content-type": "text/plain" },
+        body: JSON.stringify({ api_key: DEV_WRITE_KEY, batch: [{ event: "docs", distinct_id: "d" }, { event: "x" }] }),
+      }),
+      await call("POST", "/capture/?dry_run=1", {
+        headers: { authorization: "" },
+        body: JSON.stringify({ api_key: DEV_WRITE_KEY, event: "docs", distinct_id: "d" }),
+      }),
+      await call("POST", "/v1/m", { headers: { authorization: "" }, body: "{}" }),
+      await call("GET", "/v1/projects/k/settings", { headers: { authorization: "" } }),
+      await call("GET", "/array/k/config", { headers: { authorization: "" } }),
+      await call("POST", "/flags/?v=2", { headers: { authorization: "" }, body: "{}" }),
+      await call("POST", "/decide/", { headers: { authorization: "" }, body: "{}" }),
+    ];
+    expect(answers.map((a) => a.status)).toEqual(Array(answers.length).fill(200));
+    expect(answers.map((a) => (a.body as { success?: boolean }).success)).toEqual([
+      true,
+      true,
+      false,
+      true,
+      false,
+      true,
+      true,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    const script = await api("/array/k/config.js", { headers: { authorization: "" } });
+    expect(operationOf("GET", "/array/k/config.js").responses["200"]!.content).toHaveProperty([
+      "application/javascript",
+    ]);
+    expect(script.headers.get("content-type")).toMatch(/^application\/javascript/);
+
+    const errors = [
+      await call("POST", "/v1/track", { headers: { authorization: "" }, body: track() }),
+      await call("POST", "/v1/track", { headers: basic, body: JSON.stringify({ event: "nobody" }) }),
+      await call("POST", "/v1/track", { headers: basic, body: track({ properties: { pad: "x".repeat(40_000) } }) }),
+      await call("POST", "/e/?compression=lz64", { headers: { authorization: "" }, body: "data=x" }),
+      await call("POST", "/e/", { headers: bearer(DEV_READ_KEY), body: "{}" }),
+      await call("POST", "/v1/track?dry_run=maybe", { headers: basic, body: track() }),
+      await call("POST", "/s/", { headers: { authorization: "" }, body: "x" }),
+      await call("GET", "/v1/track", { headers: { authorization: "" } }),
+    ];
+    expect(errors.map((e) => [e.status, (e.body as { code: string }).code])).toEqual([
+      [401, "unauthorized"],
+      [400, "invalid_events"],
+      [413, "payload_too_large"],
+      [415, "unsupported_media_type"],
+      [403, "forbidden"],
+      [400, "invalid_query"],
+      [404, "not_found"],
+      [405, "method_not_allowed"],
+    ]);
   });
 
   it("the service routes: health with no key, a scoped key and a key for every application; GET / pointing to the reference", async () => {

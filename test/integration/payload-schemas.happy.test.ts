@@ -172,12 +172,23 @@ describe.concurrent("POST /api/event/validate (dry run)", () => {
     expect(body.events[3]).toMatchObject({ index: 3, accepted: true });
     expect(body.events[3]!.event_id).not.toBe(body.events[0]!.event_id);
 
-    // Nothing was queued: the real POST then stores exactly these ids.
-    const logged = await env.DB.prepare("SELECT count(*) AS n FROM error_log WHERE payload LIKE ?")
-      .bind(`%${session}%`)
-      .first<{ n: number }>();
-    expect(logged!.n).toBe(0);
+    // Nothing was queued: a sentinel sent through the real POST after the dry run is stored only
+    // once the consumer has taken what was queued before it, and still nothing of the dry run's
+    // session is stored or logged (checked before any real POST could make the same ids).
+    const sentinel = makeEvent({ session_id: `dry-sentinel-${crypto.randomUUID()}` });
+    expect((await postEvents(sentinel)).status).toBe(202);
+    await waitForCount(bySession(sentinel.session_id as string), 1);
+    const ofSession = async (table: "events" | "error_log") =>
+      (await env.DB.prepare(
+        `SELECT count(*) AS n FROM ${table} WHERE ${table === "events" ? "session_id = ?" : "payload LIKE ?"}`,
+      )
+        .bind(table === "events" ? session : `%${session}%`)
+        .first<{ n: number }>())!.n;
+    expect(await ofSession("events"), "events of the dry run stored").toBe(0);
+    expect(await ofSession("error_log"), "refusals of the dry run logged").toBe(0);
     expect((await getJson(bySession(session))).count).toBe(0);
+
+    // The real POST then stores exactly the ids the dry run announced.
     await postEvents(events);
     const page = await waitForCount(bySession(session), 2);
     expect(page.results.map((r) => r.event_id).sort()).toEqual(

@@ -4,7 +4,17 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { openApiDocument } from "../../src/openapi/document";
 import { docLimits } from "../../src/openapi/json-schema";
-import { api, BASE, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
+import {
+  api,
+  BASE,
+  bearer,
+  type EventPage,
+  getJson,
+  makeApp,
+  makeEvent,
+  postEvents,
+  waitForCount,
+} from "../helpers/api";
 
 interface ErrorBody {
   success: false;
@@ -61,21 +71,37 @@ describe("bad query values", () => {
 
   it("names every bad parameter of one request", async () => {
     const body = await errorOf(await api(`/api/event/?limit=0&timestamp_after=nope&category=${"c".repeat(151)}`), 400);
+    expect(body.code).toBe("invalid_query");
     expect(body.errors!.map((e) => e.field).sort()).toEqual(["category", "limit", "timestamp_after"]);
+    for (const e of body.errors!) expect(e.message, e.field!).toContain(e.field!);
   });
 
   it("treats an empty filter as no filter, as the original did", async () => {
-    const res = await api("/api/event/?session_id=&category=&name=&timestamp_after=&limit=1");
+    // An application's own read key sees only its events: empty filters must select all of them.
+    const app = await makeApp();
+    const events = [makeEvent({ category: "first" }), makeEvent({ category: "second", name: "other" })];
+    expect((await postEvents(events, bearer(app.writeKey))).status).toBe(202);
+    const all = await waitForCount("/api/event/?limit=5", 2, undefined, { headers: bearer(app.readKey) });
+    const res = await api("/api/event/?session_id=&category=&name=&timestamp_after=&limit=5", {
+      headers: bearer(app.readKey),
+    });
     expect(res.status).toBe(200);
+    const page = (await res.json()) as EventPage;
+    expect(page.count).toBe(2);
+    expect(page.results.map((r) => r.session_id).sort()).toEqual(events.map((e) => e.session_id).sort());
+    expect(page.results).toEqual(all.results);
   });
 
   it("refuses bad values on the session route and the error log too", async () => {
     const long = await errorOf(await api(`/api/sessions/${"s".repeat(151)}/events`), 400);
-    expect(long.errors!.map((e) => e.field)).toEqual(["session_id"]);
+    expect([long.code, long.errors!.map((e) => e.field)]).toEqual(["invalid_query", ["session_id"]]);
+    expect(long.message).toMatch(/session id/);
     const limit = await errorOf(await api("/api/sessions/some-session/events?limit=5000"), 400);
-    expect(limit.errors!.map((e) => e.field)).toEqual(["limit"]);
+    expect([limit.code, limit.errors!.map((e) => e.field)]).toEqual(["invalid_query", ["limit"]]);
+    expect(limit.message).toContain("limit");
     const kind = await errorOf(await api("/api/errors/?kind=everything"), 400);
-    expect(kind.errors!.map((e) => e.field)).toEqual(["kind"]);
+    expect([kind.code, kind.errors!.map((e) => e.field)]).toEqual(["invalid_query", ["kind"]]);
+    expect(kind.message).toContain("kind");
   });
 
   it("still answers good queries after bad ones", async () => {

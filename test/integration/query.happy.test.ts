@@ -1,7 +1,24 @@
 // GET /api/event/ and /api/sessions/{id}/events over events stored through the real pipeline (SPEC §4):
 // every filter and alias, inclusive bounds, order, limit/offset links as the original, cursor scans.
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, BASE, type EventPage, getJson, makeEvent, postEvents, waitForCount } from "../helpers/api";
+import {
+  api as apiAs,
+  BASE,
+  bearer,
+  type EventPage,
+  getJson as getJsonAs,
+  makeApp,
+  makeEvent,
+  postEvents,
+  waitForCount,
+} from "../helpers/api";
+
+// The file's events belong to an application of its own, and every read goes through its read
+// key: whole-listing counts ("every event", "the whole store") are this file's events only.
+let app: Awaited<ReturnType<typeof makeApp>>;
+const api = (path: string, init: RequestInit = {}) =>
+  apiAs(path, { ...init, headers: { ...bearer(app.readKey), ...(init.headers as Record<string, string>) } });
+const getJson = (path: string) => getJsonAs(path, { headers: bearer(app.readKey) });
 
 interface Seed {
   key: string;
@@ -56,6 +73,7 @@ const tied: Seed[] = Array.from({ length: 1000 }, (_, i) => {
 const ALL = [...grid, ...paged, ...tied];
 
 beforeAll(async () => {
+  app = await makeApp();
   const events = ALL.map((s) =>
     makeEvent({
       session_id: s.session_id,
@@ -66,10 +84,10 @@ beforeAll(async () => {
     }),
   );
   for (let i = 0; i < events.length; i += 500) {
-    const res = await postEvents(events.slice(i, i + 500));
+    const res = await postEvents(events.slice(i, i + 500), bearer(app.writeKey));
     expect(res.status).toBe(202);
   }
-  await waitForCount("/api/event/?limit=1", ALL.length, 30_000);
+  await waitForCount("/api/event/?limit=1", ALL.length, 30_000, { headers: bearer(app.readKey) });
 }, 60_000);
 
 const keysOf = (page: EventPage) => page.results.map((r) => (r.data as { key: string }).key);

@@ -1,6 +1,7 @@
 // When the Queue refuses work (SPEC §2): 503 with Retry-After, and the body says how much it
 // took, so nothing is half-accepted silently. The Queue binding is replaced by one that fails
 // after a given number of sendBatch calls; the app under test is the real one.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { createApp } from "../../src/app";
@@ -30,8 +31,11 @@ async function post(body: unknown, queue: Queue) {
     },
     body: JSON.stringify(body),
   });
-  const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
-  return createApp().fetch(request, { ...env, EVENTS_QUEUE: queue, SENTRY_DSN: undefined }, ctx);
+  // A real execution context: what the request leaves running in the background is awaited, and its failures surface.
+  const ctx = createExecutionContext();
+  const res = await createApp().fetch(request, { ...env, EVENTS_QUEUE: queue, SENTRY_DSN: undefined }, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
 }
 
 it("answers 503 with Retry-After and accepted 0 when the queue takes nothing", async () => {

@@ -151,9 +151,13 @@ describe("scheduled()", () => {
   it("reports a failure to Sentry tagged with the cron, and throws", async () => {
     await insertAll(db, [event({ category: "cron-fail" })]);
     const marker = `archive down ${crypto.randomUUID()}`;
+    // Every other method of the real bucket still works: only put fails.
     const broken = new Proxy(env.ARCHIVE, {
-      get: (target, prop) =>
-        prop === "put" ? () => Promise.reject(new Error(marker)) : Reflect.get(target, prop).bind(target),
+      get(target, prop) {
+        if (prop === "put") return () => Promise.reject(new Error(marker));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
     });
     const controller = createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" });
     const ctx = createExecutionContext();

@@ -25,7 +25,7 @@ const dir = mkdtempSync(path.join(tmpdir(), "eye-lake-"));
 const sessions = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
 
 beforeAll(async () => {
-  worker = await startDevWorker("eye-lake-state-", ["/api/health"], ["--test-scheduled", "--var", "HOT_DAYS:1"]);
+  worker = await startDevWorker("eye-lake-state-", ["/api/health"], { testScheduled: true, vars: { HOT_DAYS: "1" } });
 }, 180_000);
 afterAll(async () => {
   await worker?.stop();

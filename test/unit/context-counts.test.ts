@@ -13,12 +13,14 @@ import { events } from "../../src/db/schema";
 import { HOUR } from "../../src/shared/timestamp";
 
 const db = drizzle(env.DB);
-const APP = 301;
 const START = Date.UTC(2022, 4, 1) * 1000;
+/** An application number of its own per test, so each test counts only the events it made. */
+let lastApp = 300;
+const newApp = () => ++lastApp;
 
-async function plainCount(f: EventFilters): Promise<number> {
+async function plainCount(app: number, f: EventFilters): Promise<number> {
   const where = ["app = ?"];
-  const params: unknown[] = [APP];
+  const params: unknown[] = [app];
   for (const [col, v] of [
     ["country", f.country],
     ["device", f.device],
@@ -50,11 +52,11 @@ const CONTEXTS = [
   null,
 ];
 
-function makeRows(n: number): NewContextEventRow[] {
+function makeRows(app: number, n: number): NewContextEventRow[] {
   return Array.from({ length: n }, (_, i) => {
     const ctx = CONTEXTS[i % CONTEXTS.length]!;
     return {
-      app: APP,
+      app,
       eventId: crypto.randomUUID(),
       sessionId: `cc-s${i % 5}`,
       category: `cc-c${i % 3}`,
@@ -79,17 +81,24 @@ const SHAPES: EventFilters[] = [
   { country: "DE", device: "desktop" },
 ];
 
-async function expectExact(label: string) {
-  for (const f of SHAPES)
-    expect(await countEvents(db, { ...f, app: APP }), `${label} ${JSON.stringify(f)}`).toBe(await plainCount(f));
+/** Every shape's count from the roll-ups equals a plain count(*), and none is trivially 0. */
+async function expectExact(app: number, label: string) {
+  let total = 0;
+  for (const f of SHAPES) {
+    const plain = await plainCount(app, f);
+    expect(await countEvents(db, { ...f, app }), `${label} ${JSON.stringify(f)}`).toBe(plain);
+    total += plain;
+  }
+  expect(total, `${label}: the shapes count events`).toBeGreaterThan(0);
 }
 
 describe("context_counts", () => {
   it("count exactly by country and device, whole hours from the roll-ups and the edges from the rows", async () => {
-    const rows = makeRows(240);
+    const app = newApp();
+    const rows = makeRows(app, 240);
     await insertAll(db, rows);
     await insertAll(db, rows.slice(0, 60)); // a redelivered message: nothing twice
-    await expectExact("after insert");
+    await expectExact(app, "after insert");
     const contexts = await env.DB.prepare("SELECT count(*) AS n FROM contexts WHERE body LIKE '%\"country\"%'").first<{
       n: number;
     }>();
@@ -97,18 +106,32 @@ describe("context_counts", () => {
     const across = await env.DB.prepare(
       "SELECT sum(n) AS n FROM context_counts WHERE app = -1 AND dim = 'country' AND value = 'DE' AND category = '' AND name = ''",
     ).first<{ n: number }>();
-    expect(across!.n).toBeGreaterThanOrEqual(await plainCount({ country: "DE" }));
+    expect(across!.n).toBeGreaterThanOrEqual(await plainCount(app, { country: "DE" }));
   });
 
   it("stay exact when events are taken out as retention and erasure take them", async () => {
-    const doomed = sql`${events.app} = ${sql.raw(String(APP))} AND ${events.sessionId} = 'cc-s2'`;
+    // Its own events, so the test means the same alone as after the one above.
+    const app = newApp();
+    await insertAll(db, makeRows(app, 240));
+    await expectExact(app, "before delete");
+    const doomedCount = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = 'cc-s2'")
+        .bind(app)
+        .first<{ n: number }>())!.n;
+    expect(await doomedCount()).toBe(48);
+    const before = await countEvents(db, { country: "DE", app });
+    const doomed = sql`${events.app} = ${sql.raw(String(app))} AND ${events.sessionId} = 'cc-s2'`;
     const [first, ...rest] = [...uncountWhere(doomed), sql`DELETE FROM ${events} WHERE ${doomed}`].map((s) =>
       db.run(s),
     );
     await db.batch([first!, ...rest]);
-    await expectExact("after delete");
+    expect(await doomedCount()).toBe(0);
+    await expectExact(app, "after delete");
+    expect(await countEvents(db, { country: "DE", app }), "the deleted events are no longer counted").toBeLessThan(
+      before,
+    );
     const left = await env.DB.prepare("SELECT count(*) AS n FROM context_counts WHERE app = ? AND n < 0")
-      .bind(APP)
+      .bind(app)
       .first<{ n: number }>();
     expect(left!.n).toBe(0);
   });

@@ -15,7 +15,9 @@ import {
   exportQuery,
   ingestQuery,
   label,
+  posthogQuery,
   receiptQuery,
+  segmentQuery,
   statsQuery,
 } from "../../src/shared/schemas";
 import { README_EVENT } from "../helpers/api";
@@ -104,6 +106,11 @@ describe("public/api/openapi.json", () => {
       "GET /api/errors/summary": errorSummaryQuery,
       "GET /api/stats/counts": statsQuery,
     };
+    // The SDK routes that take events (docs/sdks.md).
+    for (const [path, ops] of Object.entries(made.paths)) {
+      if (!ops.post?.requestBody || path.startsWith("/api/")) continue;
+      parses[`POST ${bare(path)}`] = path.startsWith("/v1/") ? segmentQuery : posthogQuery;
+    }
     for (const [path, ops] of Object.entries(made.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const key = `${method.toUpperCase()} ${bare(path)}`;
@@ -178,11 +185,21 @@ describe("public/api/openapi.json", () => {
     expect(accepts({ event_id: "0190b6e4" })).toBe(false);
   });
 
-  it("offers the write key as a bearer token or ?key= on POST, the read key as a bearer token only", () => {
+  it("offers the write key as a bearer token or ?key= on POST (on Segment's routes as Basic too, on the SDKs' in the body), the read key as a bearer token only", () => {
     for (const [path, ops] of Object.entries(made.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const schemes = op.security.flatMap((req) => Object.keys(req)).sort();
-        if (method === "post") expect(schemes, `${method} ${path}`).toEqual(["writeKey", "writeKeyInQuery"]);
+        const sdk = !path.startsWith("/api/");
+        // An SDK's POST without events (metrics, flags, recordings) takes no key; one with events may carry it in the body ({}).
+        if (sdk && method === "post" && !op.requestBody) expect(schemes, path).toEqual([]);
+        else if (sdk && method === "post") {
+          expect(schemes, path).toEqual(
+            path.startsWith("/v1/")
+              ? ["writeKey", "writeKeyBasic", "writeKeyInQuery"]
+              : ["writeKey", "writeKeyInQuery"],
+          );
+          expect(op.security).toContainEqual({});
+        } else if (method === "post") expect(schemes, `${method} ${path}`).toEqual(["writeKey", "writeKeyInQuery"]);
         else
           expect(
             schemes.filter((s) => s.startsWith("write")),

@@ -1,12 +1,15 @@
-// A stand-in for the network between the client and The Eye, on 127.0.0.1: each request takes
-// the next scripted step — answer with a status (429, 503, 401…), drop the connection, or pass
-// the request on to the real Worker (and optionally drop the connection after the Worker
-// answered: the response lost on the way back). Every request is recorded.
+// A stand-in for the network between a client and The Eye, on 127.0.0.1: each request takes
+// the next scripted step — answer with a status (429, 503, 401…), drop the connection, never
+// answer (a server that hangs), or pass the request on to the real Worker (and optionally drop the
+// connection after the Worker answered: the response lost on the way back). Every request is
+// recorded. Bodies pass as bytes (gzip stays gzip); `scripted` says which requests take the steps
+// (the others are passed on). Used by the client library's tests (client/test/) and the SDKs' (test/sdks/).
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 
 export type Step =
   | { status: number; headers?: Record<string, string>; body?: unknown }
   | "drop"
+  | "hang"
   | "forward"
   | "forward-then-drop";
 
@@ -18,6 +21,8 @@ export interface Recorded {
   at: number;
   /** What the Worker answered, for forwarded requests. */
   upstream?: { status: number; body: string };
+  /** The body's bytes, as they came. */
+  raw: Buffer;
 }
 
 export interface FaultServer {
@@ -28,23 +33,30 @@ export interface FaultServer {
   close(): Promise<void>;
 }
 
-export async function faultServer(upstream: string, steps: Step[] = []): Promise<FaultServer> {
+export async function faultServer(
+  upstream: string,
+  steps: Step[] = [],
+  scripted: (request: Recorded) => boolean = () => true,
+): Promise<FaultServer> {
   const requests: Recorded[] = [];
   const state = { steps: [...steps] };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {
+      const raw = Buffer.concat(chunks);
       const record: Recorded = {
         method: req.method ?? "",
         url: req.url ?? "",
         headers: req.headers,
-        body: Buffer.concat(chunks).toString("utf8"),
+        body: raw.toString("utf8"),
+        raw,
         at: Date.now(),
       };
       requests.push(record);
-      const step = state.steps.shift() ?? "forward";
+      const step = (scripted(record) ? state.steps.shift() : undefined) ?? "forward";
       if (step === "drop") return req.socket.destroy();
+      if (step === "hang") return; // the connection stays open, unanswered, until the client gives up
       if (typeof step === "object") {
         res.writeHead(step.status, { "content-type": "application/json", ...step.headers });
         return res.end(JSON.stringify(step.body ?? { success: false, message: `injected ${step.status}` }));
@@ -55,17 +67,17 @@ export async function faultServer(upstream: string, steps: Step[] = []): Promise
       const answer = await fetch(`${upstream}${record.url}`, {
         method: record.method,
         headers,
-        body: record.method === "GET" || record.method === "HEAD" ? undefined : record.body,
+        body: record.method === "GET" || record.method === "HEAD" ? undefined : raw,
       });
-      const text = await answer.text();
-      record.upstream = { status: answer.status, body: text };
+      const bytes = Buffer.from(await answer.arrayBuffer());
+      record.upstream = { status: answer.status, body: bytes.toString("utf8") };
       if (step === "forward-then-drop") return req.socket.destroy();
       const out: Record<string, string> = {};
       answer.headers.forEach((v, k) => {
         if (k !== "content-length" && k !== "content-encoding" && k !== "transfer-encoding") out[k] = v;
       });
       res.writeHead(answer.status, out);
-      res.end(text);
+      res.end(bytes);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
