@@ -6,7 +6,8 @@
 // request made again finds what an earlier one left:
 //   pending          the archive window is fixed: every object of the application, or the
 //                    operator's window widened to the span of the rows D1 still holds
-//   running, d1      rows deleted in chunks, each with its counts (the table's newest row too)
+//   running, d1      rows deleted in chunks, each with its counts; never the table's newest row
+//                    while it is the newest (its id would be handed out again): the request waits
 //   running, archive the manifest's objects of the application, in key order after the cursor:
 //                    copies still in R2 of replaced objects are deleted first; each object's footer
 //                    is read, and only the row groups whose statistics (session_id or event_id
@@ -127,7 +128,11 @@ async function planWindow(db: Db, row: ErasureRow, app: number | undefined) {
   };
 }
 
-/** Deletes the request's rows from D1 a chunk at a time; true once none is left. */
+/**
+ * Deletes the request's rows from D1 a chunk at a time; true once none is left. False when the
+ * deadline passed, or when only the table's newest row is left (eraseChunk keeps it): the request
+ * waits at this step until a later event is stored, normally by the next run.
+ */
 async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, deadline: number, now: () => number) {
   let deleted = 0;
   for (;;) {
@@ -138,7 +143,7 @@ async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, dea
   }
   // Hours whose events are all gone leave count rows of zero (a scan of the counts: only after a run that deleted some).
   if (deleted > 0) await dropEmptyCounts(db);
-  return true;
+  return (await erasureSpan(db, row, app)).n === 0;
 }
 
 /** Whether an object holds one of the request's events: its footer, then the key column of the row groups its statistics leave in. */
