@@ -3,7 +3,7 @@
 // archive has them (db/event-insert.ts). Ids grow in arrival order and are never handed out twice.
 import { asc, eq, gt, lte, sql } from "drizzle-orm";
 import type { Db } from "./db";
-import { type EventFilters, eventsByKeys, matches, type StoredEvent } from "./event-reads";
+import { dataBytesByKeys, type EventFilters, eventsByKeys, matches, type StoredEvent } from "./event-reads";
 import { arrivals, storageState } from "./schema";
 
 type Key = [gen: number, app: number, timestamp: number, id: number];
@@ -38,17 +38,41 @@ async function keysAbove(db: Db, afterId: number, batches: number): Promise<{ ke
   }
 }
 
-/** The events with ids in [first, last] that D1 still holds, in id order. */
-export async function eventsInIdRange(db: Db, first: number, last: number): Promise<StoredEvent[]> {
-  const out: StoredEvent[] = [];
-  let after = first - 1;
-  for (;;) {
+/** An event's size as the archive's bounds count it: its data's bytes, + 200 for the rest (ids, times, its dictionaries' values). */
+const ROW_OVERHEAD = 200;
+
+/**
+ * The events with `afterId < id <= throughId` that D1 still holds, in id order: at most `limit`
+ * rows, and cut before the row that would take their total size (ROW_OVERHEAD above) past
+ * `maxBytes`, but never fewer than one row. Fewer than `limit` rows means either the range is
+ * exhausted or the byte bound cut it: callers continue after the last id.
+ */
+export async function eventsInIdRange(
+  db: Db,
+  { afterId, throughId, limit, maxBytes }: { afterId: number; throughId: number; limit: number; maxBytes: number },
+): Promise<StoredEvent[]> {
+  const wanted: Key[] = [];
+  for (let after = afterId; wanted.length < limit; ) {
     const { keys, more } = await keysAbove(db, after, 50);
-    const wanted = keys.filter((k) => k[3] <= last);
-    out.push(...(await eventsByKeys(db, wanted)));
-    if (!more || keys.length === 0 || keys.at(-1)![3] >= last) return out;
+    const within = keys.filter((k) => k[3] <= throughId);
+    wanted.push(...within.slice(0, limit - wanted.length));
+    if (!more || within.length < keys.length || keys.length === 0) break;
     after = keys.at(-1)![3];
   }
+  if (wanted.length === 0) return [];
+  // The page's sizes first (a small result), then the rows of those that fit: a result stays
+  // under maxBytes however large the events are (D1 caps a result's size).
+  const sizes = await dataBytesByKeys(db, wanted);
+  let total = 0;
+  const fit: Key[] = [];
+  for (const k of wanted) {
+    const size = sizes.get(k[3]);
+    if (size === undefined) continue; // erased or purged since the arrival was logged
+    total += size + ROW_OVERHEAD;
+    if (fit.length > 0 && total > maxBytes) break;
+    fit.push(k);
+  }
+  return eventsByKeys(db, fit);
 }
 
 /**

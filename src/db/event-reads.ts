@@ -325,6 +325,31 @@ export async function listEvents(db: Db, f: EventFilters, page: Page, o: ReadOpt
   }
 }
 
+/** Each stored event's data size in bytes, by id, for these keys ([gen, app, timestamp, id]): those D1 still holds. */
+export async function dataBytesByKeys(db: Db, keys: [number, number, number, number][]): Promise<Map<number, number>> {
+  const byGen = new Map<number, [number, number, number][]>();
+  for (const [gen, app, timestamp, id] of keys) byGen.set(gen, [...(byGen.get(gen) ?? []), [app, timestamp, id]]);
+  const out = new Map<number, number>();
+  for (const [gen, list] of byGen) {
+    const t = generationTable(gen);
+    for (let i = 0; i < list.length; i += 500) {
+      const json = JSON.stringify(list.slice(i, i + 500));
+      try {
+        const rows = await db
+          .select({ id: t.id, bytes: sql<number>`length(CAST(${t.data} AS BLOB))` })
+          .from(t)
+          .where(
+            sql`(${t.app}, ${t.timestamp}, ${t.id}) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(${json}))`,
+          );
+        for (const r of rows) out.set(r.id, r.bytes);
+      } catch (err) {
+        if (!isMissingGeneration(err)) throw err;
+      }
+    }
+  }
+  return out;
+}
+
 /** The stored events with these keys ([gen, app, timestamp, id]), in id order: what the archive and the export read. */
 export async function eventsByKeys(db: Db, keys: [number, number, number, number][]): Promise<StoredEvent[]> {
   const byGen = new Map<number, [number, number, number][]>();

@@ -28,8 +28,6 @@ export interface StorageSettings {
   hotMaxBytes: number;
   /** Days of error-log entries D1 keeps (ERROR_LOG_DAYS). */
   errorLogDays: number;
-  /** Event ids per archive block (ARCHIVE_BLOCK_IDS). */
-  archiveBlockIds: number;
   /** Longest range of one export request, in days (EXPORT_MAX_DAYS). */
   exportMaxDays: number;
 }
@@ -40,7 +38,6 @@ export function storageFrom(env: Partial<Record<keyof Env, unknown>>): StorageSe
     hotDays: positiveInt(read("HOT_DAYS"), 30),
     hotMaxBytes: positiveInt(read("HOT_MAX_MB"), 8_500) * 1024 * 1024,
     errorLogDays: positiveInt(read("ERROR_LOG_DAYS"), 30),
-    archiveBlockIds: positiveInt(read("ARCHIVE_BLOCK_IDS"), 10_000),
     exportMaxDays: positiveInt(read("EXPORT_MAX_DAYS"), 31),
   };
 }
