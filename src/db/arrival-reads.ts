@@ -85,8 +85,12 @@ export async function listAboveId(db: Db, f: EventFilters, afterId: number, limi
   for (;;) {
     const { keys, more } = await keysAbove(db, after, 20);
     if (keys.length === 0) return out;
-    out.push(...(await eventsByKeys(db, keys)).filter((e) => matches(e, f)));
-    if (out.length >= limit || !more) return out.slice(0, limit);
+    // A page's worth of keys at a time: without filters the first read is the page.
+    for (let i = 0; i < keys.length; i += limit) {
+      out.push(...(await eventsByKeys(db, keys.slice(i, i + limit))).filter((e) => matches(e, f)));
+      if (out.length >= limit) return out.slice(0, limit);
+    }
+    if (!more) return out;
     after = keys.at(-1)![3];
   }
 }

@@ -65,7 +65,14 @@ export async function dropGeneration(db: Db, gen: number, watermark: number): Pr
  * Deletes the `n` oldest archived events of one generation (by timestamp, across the applications
  * given), each with its counts, in one transaction. Returns how many went.
  */
-export async function deleteOldest(db: Db, gen: number, apps: number[], watermark: number, n: number) {
+export async function deleteOldest(
+  db: Db,
+  gen: number,
+  apps: number[],
+  watermark: number,
+  n: number,
+  before = Number.MAX_SAFE_INTEGER,
+) {
   const t = generationTable(gen);
   let keys: { app: number; timestamp: number; id: number }[];
   try {
@@ -74,7 +81,7 @@ export async function deleteOldest(db: Db, gen: number, apps: number[], watermar
       db
         .select({ app: t.app, timestamp: t.timestamp, id: t.id })
         .from(t)
-        .where(and(eq(t.app, app), sql`+${t.id} <= ${watermark}`))
+        .where(and(eq(t.app, app), sql`${t.timestamp} < ${before}`, sql`+${t.id} <= ${watermark}`))
         .orderBy(asc(t.timestamp), asc(t.id))
         .limit(n),
     );

@@ -9,7 +9,7 @@
 import { sql } from "drizzle-orm";
 import { directory } from "../db/applications";
 import type { Db } from "../db/db";
-import { readGenerations } from "../db/generations";
+import { defaultSpan, readGenerations } from "../db/generations";
 import {
   databaseBytes,
   deleteOldest,
@@ -36,7 +36,7 @@ export interface PurgeRun {
 export interface HotWindowRun extends PurgeRun {
   /** Generations dropped whole (by age or for the budget). */
   generations: number;
-  /** Events deleted row by row for the budget (inside a generation). */
+  /** Events deleted row by row (inside a generation): for the budget, or past a lowered HOT_DAYS. */
   rows: number;
   /** Dictionary and count rows deleted as orphans. */
   orphans: number;
@@ -100,6 +100,25 @@ export async function purgeHotWindow(
     if ((g.gen + 1) * span - 1 >= cutoff || g === gens.at(-1)) continue;
     run.bound = "days";
     if (!(await drop(g))) run.stalled = true;
+  }
+  // Rows older than the window by more than a fresh span's slack: only when HOT_DAYS was lowered
+  // after the span was set (a span of the old HOT_DAYS ÷ 4), so the window still binds as it says;
+  // with the span HOT_DAYS gives, a whole generation goes before any of its rows is that old.
+  const slack = defaultSpan(hotDays);
+  if (span > slack) {
+    const apps = (await directory(db)).nums;
+    for (const g of [...gens]) {
+      if (g.gen * span >= cutoff - slack) break;
+      for (;;) {
+        if (now() >= deadline) return finish(db, run, gens);
+        const n = await deleteOldest(db, g.gen, apps, watermark, chunk, cutoff - slack);
+        run.rows += n;
+        run.deleted += n;
+        counts.set(g.gen, (counts.get(g.gen) ?? 0) - n);
+        if (n < chunk) break;
+      }
+      run.bound = "days";
+    }
   }
   // By bytes: whole generations oldest first while more than one is left, then rows of the oldest.
   let bytes = await databaseBytes(db);

@@ -66,3 +66,20 @@ export async function dropStorage(db: D1Database = env.DB): Promise<void> {
     db.prepare("DROP TABLE event_types"),
   ]);
 }
+
+/** The highest id stored (0 when none is). */
+export async function storedMaxId(where = "1", params: unknown[] = [], db: D1Database = env.DB): Promise<number> {
+  return Math.max(0, ...(await storedRows<{ id: number }>(where, params, db)).map((r) => r.id));
+}
+
+/**
+ * Deletes the stored rows matching `where` (SQL over a generation's own columns: app, timestamp,
+ * id, …) from every generation, as a fault or an erasure the test stands for would; no counts move.
+ */
+export async function deleteStored(where: string, params: unknown[] = [], db: D1Database = env.DB): Promise<void> {
+  for (const gen of await gens(db))
+    await db
+      .prepare(`DELETE FROM ${tableName(gen)} WHERE ${where}`)
+      .bind(...params)
+      .run();
+}

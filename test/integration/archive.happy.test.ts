@@ -14,6 +14,7 @@ import { maintain } from "../../src/maintain/scheduled";
 import { DAY, HOUR } from "../../src/shared/timestamp";
 import { makeApp } from "../helpers/api";
 import { liveEvents, manifest, meteredBucket, objectEvents, r2Keys } from "../helpers/archive";
+import { deleteStored, storedCount, storedMaxId, storedRows } from "../helpers/stored";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
@@ -35,13 +36,11 @@ function event(app: number, overrides: Partial<NewContextEventRow> = {}): NewCon
   };
 }
 
-const maxId = async () => (await env.DB.prepare("SELECT max(id) AS n FROM events").first<{ n: number }>())!.n;
+const maxId = () => storedMaxId();
 const storedIds = async (app?: number) =>
-  (
-    await env.DB.prepare(`SELECT id FROM events ${app === undefined ? "" : "WHERE app = ?"} ORDER BY id`)
-      .bind(...(app === undefined ? [] : [app]))
-      .all<{ id: number }>()
-  ).results.map((r) => r.id);
+  (await storedRows<{ id: number }>(app === undefined ? "1" : "app = ?", app === undefined ? [] : [app]))
+    .map((r) => r.id)
+    .sort((a, b) => a - b);
 
 /**
  * Every stored event in exactly one live object, no event in two, and no object in R2 that the
@@ -133,10 +132,7 @@ describe("the archive", () => {
     const run = await maintain(settings({ HOT_DAYS: "1" }));
     expect(run.archive.archivedThrough).toBe(await maxId());
     expect(run.purge.deleted).toBeGreaterThanOrEqual(60);
-    const left = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND timestamp < ?")
-      .bind(app.num, NOW * 1000 - DAY)
-      .first<{ n: number }>();
-    expect(left!.n).toBe(0);
+    expect(await storedCount("app = ? AND timestamp < ?", [app.num, NOW * 1000 - DAY])).toBe(0);
     const live = (await liveEvents(`events/app_id=${app.appId}/`)).rows.map((r) => r.event.eventId);
     for (const e of old) expect(live).toContain(e.eventId);
     for (let i = 0; i < 3; i++) {
@@ -174,7 +170,7 @@ describe("the archive", () => {
     expect(written.size).toBe(3);
 
     // Meanwhile the lone event of the third date is erased from D1.
-    await env.DB.prepare("DELETE FROM events WHERE app = ? AND timestamp = ?").bind(app.num, days[2]).run();
+    await deleteStored("app = ? AND timestamp = ?", [app.num, days[2]]);
     const redo = await maintain(settings());
     expect(redo.archive.resumed).toBe(true);
     const live = await manifest("live");

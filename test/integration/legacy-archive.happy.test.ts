@@ -13,6 +13,7 @@ import { maintain } from "../../src/maintain/scheduled";
 import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, bearer, makeApp } from "../helpers/api";
 import { copiesInR2, liveEvents } from "../helpers/archive";
+import { storedCount, storedRows } from "../helpers/stored";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
@@ -37,10 +38,8 @@ describe("the archive written before the manifest", () => {
       app: app.num,
     }));
     await insertAll(db, sent);
-    const ids = await env.DB.prepare("SELECT id FROM events WHERE app = ? ORDER BY id")
-      .bind(app.num)
-      .all<{ id: number }>();
-    rows = sent.map((r, i) => ({ ...r, id: ids.results[i]!.id }));
+    const ids = (await storedRows<{ id: number }>("app = ?", [app.num])).map((r) => r.id).sort((a, b) => a - b);
+    rows = sent.map((r, i) => ({ ...r, id: ids[i]! }));
     const first = rows[0]!.id;
     const blocks = new Map<string, string[]>();
     for (const r of rows) {
@@ -70,10 +69,7 @@ describe("the archive written before the manifest", () => {
 
   it("is read by the export, each event once", async () => {
     await maintain(env); // purges the 40-day-old events: the export reads them from R2 alone
-    const left = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ?")
-      .bind(app.num)
-      .first<{ n: number }>();
-    expect(left!.n).toBe(0);
+    expect(await storedCount("app = ?", [app.num])).toBe(0);
     const res = await api(
       `/api/export?timestamp_after=${formatTimestamp(NOW * 1000 - 41 * DAY)}&timestamp_before=${formatTimestamp(NOW * 1000 - 39 * DAY)}`,
       { headers: bearer(app.readKey) },
