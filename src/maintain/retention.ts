@@ -101,23 +101,23 @@ export async function purgeHotWindow(
     run.bound = "days";
     if (!(await drop(g))) run.stalled = true;
   }
-  // Rows older than the window by more than a fresh span's slack: only when HOT_DAYS was lowered
-  // after the span was set (a span of the old HOT_DAYS ÷ 4), so the window still binds as it says;
-  // with the span HOT_DAYS gives, a whole generation goes before any of its rows is that old.
+  // Rows older than the window by more than a fresh span's slack, where no whole generation can go:
+  // the oldest live generation's (it stores the events older than itself, e.g. a late or a
+  // backfilled event), and any generation's when HOT_DAYS was lowered after the span was set. Row
+  // by row, but only such rows: with the span HOT_DAYS gives, a whole generation goes before any of
+  // its own rows is that old, and a read of the range costs nothing when there are none.
   const slack = defaultSpan(hotDays);
-  if (span > slack) {
-    const apps = (await directory(db)).nums;
-    for (const g of [...gens]) {
-      if (g.gen * span >= cutoff - slack) break;
-      for (;;) {
-        if (now() >= deadline) return finish(db, run, gens);
-        const n = await deleteOldest(db, g.gen, apps, watermark, chunk, cutoff - slack);
-        run.rows += n;
-        run.deleted += n;
-        counts.set(g.gen, (counts.get(g.gen) ?? 0) - n);
-        if (n < chunk) break;
-      }
-      run.bound = "days";
+  const apps = (await directory(db)).nums;
+  for (const g of [...gens]) {
+    if (g !== gens[0] && g.gen * span >= cutoff - slack) break;
+    for (;;) {
+      if (now() >= deadline) return finish(db, run, gens);
+      const n = await deleteOldest(db, g.gen, apps, watermark, chunk, cutoff - slack);
+      if (n > 0) run.bound = "days";
+      run.rows += n;
+      run.deleted += n;
+      counts.set(g.gen, (counts.get(g.gen) ?? 0) - n);
+      if (n < chunk) break;
     }
   }
   // By bytes: whole generations oldest first while more than one is left, then rows of the oldest.
@@ -129,7 +129,6 @@ export async function purgeHotWindow(
       if (!(await drop(gens[0]!))) break;
       bytes = await databaseBytes(db);
     }
-    const apps = (await directory(db)).nums;
     while (bytes > target && gens.length > 0 && now() < deadline) {
       const live = [...counts.entries()].filter(([gen]) => gens.some((g) => g.gen === gen));
       const events = live.reduce((n, [, c]) => n + c, 0);

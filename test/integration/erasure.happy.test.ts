@@ -19,6 +19,7 @@ import { maintain } from "../../src/maintain/scheduled";
 import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, bearer, makeApp } from "../helpers/api";
 import { copiesInR2, liveEvents, manifest, meteredBucket } from "../helpers/archive";
+import { storedCount, storedMaxId, storedRows } from "../helpers/stored";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
@@ -28,10 +29,13 @@ const cron = "*/5 * * * *";
 let serial = 0;
 function event(app: number, overrides: Partial<NewContextEventRow> = {}): NewContextEventRow {
   serial += 1;
+  // Context values, so the counts by country and device are checked too.
+  const country = serial % 3 === 0 ? null : serial % 3 === 1 ? "DE" : "FR";
+  const device = serial % 2 === 0 ? "mobile" : "desktop";
   return {
-    // Context values, so the counts by country and device are checked too.
-    country: serial % 3 === 0 ? null : serial % 3 === 1 ? "DE" : "FR",
-    device: serial % 2 === 0 ? "mobile" : "desktop",
+    contextBody: JSON.stringify(country === null ? { device } : { country, device }),
+    country,
+    device,
     eventId: crypto.randomUUID(),
     sessionId: `session-${crypto.randomUUID()}`,
     category: `c${serial % 2}`,
@@ -58,10 +62,17 @@ async function etags(appId: string) {
   return new Map(listed.objects.map((o) => [o.key, o.etag]));
 }
 
-const rowsOf = async (app: number, sessionId: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE app = ? AND session_id = ?")
-    .bind(app, sessionId)
-    .first<{ n: number }>())!.n;
+/**
+ * The generations' span (µs), set by the first write: one event of 1970 for no application, so the
+ * oldest live generation is older than every event here (an event older than the oldest live
+ * generation is stored in it).
+ */
+const span = async () => {
+  await insertAll(db, [event(0, { timestamp: 0 })]);
+  return (await env.DB.prepare("SELECT gen_span AS s FROM storage_state").first<{ s: number }>())!.s;
+};
+
+const rowsOf = (app: number, sessionId: string) => storedCount("app = ? AND session_id = ?", [app, sessionId]);
 
 /** What `npm run erase` writes (with --from/--to: the window, its basis "operator"). */
 async function request(
@@ -98,9 +109,7 @@ async function untilDone(id: number, max = 10): Promise<number> {
  */
 async function expectExactCounts(app: number) {
   type Row = { category: string; name: string; timestamp: number; country: string | null; device: string | null };
-  const rows = await env.DB.prepare("SELECT category, name, timestamp, country, device FROM events WHERE app = ?")
-    .bind(app)
-    .all<Row>();
+  const rows = { results: await storedRows<Row>("app = ?", [app]) };
   const want = new Map<string, number>();
   const wantByContext = new Map<string, number>();
   const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
@@ -114,12 +123,15 @@ async function expectExactCounts(app: number) {
     ])
       if (value !== null) for (const key of shapes) add(wantByContext, `${dim}|${value}|${key}`);
   }
-  const counts = await env.DB.prepare("SELECT category, name, hour, n FROM event_counts WHERE app = ? AND n != 0")
+  // Summed over the generations (each holds its own events' counts).
+  const counts = await env.DB.prepare(
+    "SELECT category, name, hour, sum(n) AS n FROM type_counts WHERE app = ? GROUP BY 1, 2, 3 HAVING sum(n) != 0",
+  )
     .bind(app)
     .all<{ category: string; name: string; hour: number; n: number }>();
   expect(new Map(counts.results.map((c) => [`${c.category}|${c.name}|${c.hour}`, c.n]))).toEqual(want);
   const byContext = await env.DB.prepare(
-    "SELECT dim, value, category, name, hour, n FROM context_counts WHERE app = ? AND n != 0",
+    "SELECT dim, value, category, name, hour, sum(n) AS n FROM context_value_counts WHERE app = ? GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) != 0",
   )
     .bind(app)
     .all<{ dim: string; value: string; category: string; name: string; hour: number; n: number }>();
@@ -139,8 +151,9 @@ describe("erasing a session", () => {
     const other = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
     const kept = `kept-${crypto.randomUUID()}`;
-    // 24 hours straddling the hot window's edge: the older half is purged from D1 (archive only).
-    const edge = Math.floor((NOW * 1000 - 30 * DAY) / HOUR) * HOUR;
+    // 24 hours straddling the start of the generation the hot window's edge is in: the older half,
+    // in a generation wholly older than the window, is purged from D1 (archive only).
+    const edge = Math.floor((NOW * 1000 - 30 * DAY) / (await span())) * (await span());
     const at = (i: number) => edge + (i - 12) * HOUR + 30 * 60_000_000;
     const rows = Array.from({ length: 24 }, (_, i) => [
       event(app.num, { sessionId: erased, timestamp: at(i) }),
@@ -366,7 +379,7 @@ describe("the archive window", () => {
     const app = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
     const old = Array.from({ length: 3 }, (_, i) =>
-      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 33 * DAY + i * HOUR }),
+      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 40 * DAY + i * HOUR }),
     );
     const older = Array.from({ length: 3 }, (_, i) =>
       event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 90 * DAY + i * HOUR }),
@@ -374,12 +387,12 @@ describe("the archive window", () => {
     const hot = Array.from({ length: 3 }, (_, i) =>
       event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 2 * DAY + i * HOUR }),
     );
-    await insertAll(db, [...old, ...older, ...hot, event(app.num, { timestamp: NOW * 1000 - 33 * DAY })]);
+    await insertAll(db, [...old, ...older, ...hot, event(app.num, { timestamp: NOW * 1000 - 40 * DAY })]);
     await maintain(settings());
-    expect(await rowsOf(app.num, erased)).toBe(3); // the old six purged: in R2 only
+    expect(await rowsOf(app.num, erased)).toBe(3); // the old six purged (in generations wholly older than the window): in R2 only
 
-    // A window around the 33-day-old events: it reads those, and the hot ones it deletes from D1, not the 90-day-old ones.
-    const window = { from: NOW * 1000 - 34 * DAY, to: NOW * 1000 - 32 * DAY };
+    // A window around the 40-day-old events: it reads those, and the hot ones it deletes from D1, not the 90-day-old ones.
+    const window = { from: NOW * 1000 - 41 * DAY, to: NOW * 1000 - 39 * DAY };
     const first = await request(app.appId, "session", erased, window);
     await untilDone(first);
     expect(await audit(first)).toMatchObject({
@@ -426,11 +439,7 @@ describe("erasing a list of event ids", () => {
         .sort(),
     );
     for (const e of doomed) {
-      expect(
-        await env.DB.prepare("SELECT 1 FROM events WHERE event_id = unhex(replace(?, '-', ''))")
-          .bind(e.eventId)
-          .first(),
-      ).toBeNull();
+      expect(await storedCount("event_id = lower(?)", [e.eventId])).toBe(0);
     }
     const ofDoomed = new Set(doomed.map((e) => e.eventId));
     expect(await copiesInR2((e) => ofDoomed.has(e.event_id), `events/app_id=${app.appId}/`)).toEqual(new Map());
@@ -446,39 +455,31 @@ describe("erasing a list of event ids", () => {
   });
 });
 
-// SQLite (no AUTOINCREMENT) gives the id of a deleted newest row to the next event stored, at or
-// below the roll-up mark and the archive watermark: that event would be neither counted nor archived,
-// and retention would purge it. Until ids come from a counter that never hands one out twice
-// (issue 16), a request holding the table's newest row waits for a later event.
-describe("the table's newest event", () => {
-  it("is kept while it is the newest; the next run after a later event erases it, and the later event is counted and archived", async () => {
+// Ids come from a counter that never hands one out twice (storage_state.next_id), so an erasure
+// deletes the newest event at once: the next event stored takes a fresh id, above the archive
+// watermark, and is counted and archived.
+describe("the newest event", () => {
+  it("goes at once, and the event stored after it takes a fresh id, counted and archived", async () => {
     const app = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
     await insertAll(db, [event(app.num, { sessionId: erased }), event(app.num, { sessionId: erased })]);
-    const newest = (await env.DB.prepare("SELECT max(id) AS id FROM events").first<{ id: number }>())!.id;
+    const newest = await storedMaxId();
     await maintain(settings()); // archived, newest included
     const id = await request(app.appId, "session", erased);
-    const waiting = await maintain(settings());
-    expect(waiting.erasure.erasures.find((e) => e.id === id)).toMatchObject({
-      status: "running",
-      step: "d1",
-      d1Events: 1,
-    });
-    expect(await env.DB.prepare("SELECT 1 AS n FROM events WHERE id = ?").bind(newest).first()).toEqual({ n: 1 });
-    // A later event: it takes a fresh id, and the newest row can go.
-    const later = `later-${crypto.randomUUID()}`;
-    await insertAll(db, [event(app.num, { sessionId: later })]);
-    const laterId = (await env.DB.prepare("SELECT max(id) AS id FROM events").first<{ id: number }>())!.id;
-    expect(laterId).toBeGreaterThan(newest);
     const run = await maintain(settings());
     expect(run.erasure.erasures.find((e) => e.id === id)).toMatchObject({
       status: "done",
       d1Events: 2,
       archiveEvents: 2,
     });
-    expect(await env.DB.prepare("SELECT 1 FROM events WHERE id = ?").bind(newest).first()).toBeNull();
+    expect(await storedCount("id = ?", [newest])).toBe(0);
     // The maintenance log names the request by its id, never by the session.
     expect(JSON.stringify(run)).not.toContain(erased);
+    // A later event: a fresh id, never the erased one's.
+    const later = `later-${crypto.randomUUID()}`;
+    await insertAll(db, [event(app.num, { sessionId: later })]);
+    expect(await storedMaxId()).toBeGreaterThan(newest);
+    await maintain(settings());
     expect(await rowsOf(app.num, erased)).toBe(0);
     expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
     expect([...(await copiesInR2(ofSession(later), `events/app_id=${app.appId}/`)).values()]).toEqual([1]);
