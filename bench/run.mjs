@@ -5,7 +5,7 @@
 // by side with their ceilings, prints a table and (full runs) writes it into BENCHMARKS.md. See bench/README.md.
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
-//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, schemas, flood, storage, cost, erasure, context,
+//        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, schemas, flood, storage, cost, erasure, archive, context,
 //                        and memory, before-after (opt-in: only when named here)
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
@@ -22,6 +22,7 @@ import { warm } from "./lib/load.mjs";
 import { render, writeBenchmarksMd } from "./lib/report.mjs";
 import { devCommand, killAllSync, makeSnapshot, ROOT, Server, SNAP, STATE, stopAll } from "./lib/servers.mjs";
 import { sqliteNode } from "./lib/sqlite.mjs";
+import * as archive from "./phases/archive.mjs";
 import * as authFlood from "./phases/auth-flood.mjs";
 import * as beforeAfter from "./phases/before-after.mjs";
 import * as context from "./phases/context.mjs";
@@ -76,6 +77,7 @@ const PHASES = [
   { names: ["storage"], module: storage, key: "storage" },
   { names: ["cost"], module: cost, key: "billing" }, // R.cost is the shared report's cost table
   { names: ["erasure"], module: erasure, key: "erasure" },
+  { names: ["archive"], module: archive, key: "archive" },
   { names: ["context"], module: context, key: "context" },
   { names: ["memory"], module: memory, key: "memory", optIn: true },
   { names: ["before-after"], module: beforeAfter, key: "beforeAfter", trivial: true, optIn: true },

@@ -145,13 +145,13 @@ export function render(r) {
     `archived and purged by its real maintenance: ${r.objects} archive objects, ${r.appObjects} of the sessions' application. Each session has 48`,
     "events in 24 hours (24 partitions), the older 12 hours' purged from D1 (in R2 only). Time from the first step to done, through the probe:",
     "",
-    "| request | budget per run | runs | seconds | D1 rows deleted (counted) | archive objects read / rewritten | lines removed | scan | R2 gets / puts / deletes / lists | D1 rows read / written |",
+    "| request | budget per run | runs | seconds | D1 rows deleted (counted) | archive objects read / rewritten | events removed | window | R2 gets / puts / deletes / lists | D1 rows read / written |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
   ];
   for (const x of r.results) {
     const a = x.audit;
     lines.push(
-      `| ${x.label} | ${x.budget} ms | ${x.runs} | ${x.seconds.toFixed(2)} | ${a.d1_events} (${a.counted_events}) | ${a.archive_objects_read} / ${a.archive_objects_rewritten} | ${a.archive_events} | ${a.scan_basis === "archive" ? "archive: every hour before the purge mark" : `${a.scan_basis}, ${((a.scan_before - a.scan_after) / HOUR).toFixed(1)} h`} | ${x.r2.gets} / ${x.r2.puts} / ${x.r2.deletes} / ${x.r2.lists} | ${x.d1.rowsRead.toLocaleString("en")} / ${x.d1.rowsWritten.toLocaleString("en")} |`,
+      `| ${x.label} | ${x.budget} ms | ${x.runs} | ${x.seconds.toFixed(2)} | ${a.d1_events} (${a.counted_events}) | ${a.archive_objects_read} / ${a.archive_objects_rewritten} | ${a.archive_events} | ${a.scan_basis === "all" ? "all: every object of the application" : `${a.scan_basis}, ${((a.scan_before - a.scan_after) / HOUR).toFixed(1)} h`} | ${x.r2.gets} / ${x.r2.puts} / ${x.r2.deletes} / ${x.r2.lists} | ${x.d1.rowsRead.toLocaleString("en")} / ${x.d1.rowsWritten.toLocaleString("en")} |`,
     );
   }
   return lines;

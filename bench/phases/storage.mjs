@@ -1,11 +1,10 @@
 // Phase `storage` (issue 8): where a stored event's bytes go, by table and index (SQLite's dbstat),
 // in the schema before compact events (16f69f7, `--base`) and in the run's; how many days one D1 holds
 // at a given rate; what the archive stores per event in R2, counted through the real maintenance in the
-// probe, next to Parquet (hyparquet-writer) for the same rows; how long migration 0005 takes per
-// million events under `wrangler d1 migrations apply --local`.
+// probe (the formats compared: the `archive` phase); how long migration 0005 takes per million events
+// under `wrangler d1 migrations apply --local`.
 import { copyFileSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import zlib from "node:zlib";
 import { applyMigrations, stageMigrations } from "../lib/dataset.mjs";
 import {
   d1Files,
@@ -143,7 +142,7 @@ export async function archive(ctx, n) {
     return o;
   };
   // Runs of the real maintenance until the archive is done (each step has a 20 s budget), then one more
-  // with nothing new: what a cron run costs when idle (the still-open block is rewritten).
+  // with nothing new: what a cron run costs when idle.
   const runs = [];
   for (let i = 0; i < 20; i++) {
     await call2("/__bench/meter?on=1");
@@ -155,90 +154,17 @@ export async function archive(ctx, n) {
   await call2("/__bench/meter?on=1");
   const idle = await call2("/__bench/maintain");
   await call2("/__bench/meter?on=0");
-  const listing = (await call2("/__bench/archive", "GET")).objects;
-  // The same rows as Parquet and as gzip NDJSON, in Node, object by object.
-  const objects = [];
-  for (const o of listing) {
-    const gz = new Uint8Array(
-      await (await fetch(`${probe2.url}/__bench/archive-object?key=${encodeURIComponent(o.key)}`)).arrayBuffer(),
-    );
-    objects.push({ key: o.key, size: o.size, text: zlib.gunzipSync(gz).toString("utf8") });
-  }
+  const live = (await call2("/__bench/manifest", "GET")).rows.filter((r) => r.state === "live");
   await probe2.stop();
-  const events = listing.reduce((s, o) => s + o.events, 0);
   return {
-    events,
+    events: live.reduce((n, r) => n + r.events, 0),
     d1,
     runs,
     idle: { run: idle.run, meter: idle.meter },
-    objects: listing.length,
-    bytes: listing.reduce((s, o) => s + o.size, 0),
-    formats: await formats(objects),
+    objects: live.reduce((n, r) => n + r.objects, 0),
+    bytes: live.reduce((n, r) => n + r.bytes, 0),
     rate: ARCHIVE_RATE,
     apps: APPS.length,
-  };
-}
-
-/** The archive's rows as gzip NDJSON (Node's zlib, level 6) and as Parquet (hyparquet-writer, SNAPPY and GZIP), one file per archive object: bytes and CPU. */
-async function formats(objects) {
-  // hyparquet-writer (a devDependency, for this comparison only): Parquet in pure JavaScript.
-  const { parquetWriteBuffer } = await import("hyparquet-writer");
-  const rowsOf = (text) =>
-    text
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
-  const micros = (iso) => {
-    const m = /^(.*?)(?:\.(\d+))?Z$/.exec(iso);
-    return BigInt(Date.parse(`${m[1]}Z`)) * 1000n + BigInt((m[2] ?? "").padEnd(6, "0").slice(0, 6) || 0);
-  };
-  const parsed = objects.map((o) => ({ text: o.text, rows: rowsOf(o.text) }));
-  const columnsOf = (rows) => [
-    { name: "application", data: rows.map((r) => r.application), type: "STRING" },
-    { name: "event_id", data: rows.map((r) => r.event_id), type: "STRING" },
-    { name: "session_id", data: rows.map((r) => r.session_id), type: "STRING" },
-    { name: "category", data: rows.map((r) => r.category), type: "STRING" },
-    { name: "name", data: rows.map((r) => r.name), type: "STRING" },
-    { name: "data", data: rows.map((r) => JSON.stringify(r.data)), type: "JSON" },
-    { name: "timestamp", data: BigInt64Array.from(rows.map((r) => micros(r.timestamp))), type: "INT64" },
-    { name: "received_at", data: BigInt64Array.from(rows.map((r) => micros(r.received_at))), type: "INT64" },
-  ];
-  const events = parsed.reduce((n, o) => n + o.rows.length, 0);
-  const variants = {
-    "gzip NDJSON (node:zlib, level 6)": (o) => zlib.gzipSync(o.text).length,
-    "Parquet, SNAPPY (hyparquet-writer's default, pure JS)": (o) =>
-      parquetWriteBuffer({ columnData: columnsOf(o.rows) }).byteLength,
-    "Parquet, GZIP pages (node:zlib)": (o) =>
-      parquetWriteBuffer({
-        columnData: columnsOf(o.rows),
-        codec: "GZIP",
-        compressors: { GZIP: (b) => zlib.gzipSync(b) },
-      }).byteLength,
-  };
-  const out = [];
-  for (const [label, write] of Object.entries(variants)) {
-    const cpu = [];
-    let bytes = 0;
-    for (let pass = 0; pass < 3; pass++) {
-      const c0 = process.cpuUsage();
-      bytes = parsed.reduce((n, o) => n + write(o), 0);
-      const c1 = process.cpuUsage(c0);
-      cpu.push((c1.user + c1.system) / 1000);
-    }
-    cpu.sort((a, b) => a - b);
-    out.push({
-      label,
-      bytes,
-      bytesPerEvent: bytes / events,
-      cpuMsPer10k: (cpu[1] / events) * 10_000,
-      cpuMsPasses: cpu,
-    });
-  }
-  return {
-    events,
-    files: objects.length,
-    ndjsonBytes: parsed.reduce((n, o) => n + Buffer.byteLength(o.text), 0),
-    variants: out,
   };
 }
 
@@ -358,17 +284,11 @@ export function render(o) {
   const a = o.archive;
   const objs = a.runs.reduce((n, r) => n + r.meter.r2.puts, 0);
   out.push(
-    `Archive (the real maintenance, in the probe): ${n0(a.events)} events of ${a.apps} applications, timestamps ${a.rate}/s apart, stored by the real queue(), then archived: ` +
-      `${n0(a.objects)} objects, ${n0(a.bytes)} bytes, **${n1(a.bytes / a.events)} B per event**, ${(a.objects / (a.events / 10_000)).toFixed(1)} objects per 10,000 events; ` +
+    `Archive (the real maintenance, in the probe): ${n0(a.events)} events of ${a.apps} applications, timestamps ${a.rate}/s apart, stored by the real queue(), then archived as Parquet: ` +
+      `${n0(a.objects)} live objects, ${n0(a.bytes)} bytes, **${n1(a.bytes / a.events)} B per event**, ${(a.objects / (a.events / 10_000)).toFixed(1)} objects per 10,000 events; ` +
       `${n0(objs)} R2 puts in ${a.runs.length} maintenance run(s); a further run with nothing new put ${n0(a.idle.meter.r2.puts)} objects and listed ${n0(a.idle.meter.r2.lists)} times. ` +
-      `The consumer's D1 file held ${n1(a.d1.bytes / a.d1.rows)} B per event (${n0(a.d1.rows)} events).`,
+      `The consumer's D1 file held ${n1(a.d1.bytes / a.d1.rows)} B per event (${n0(a.d1.rows)} events). The formats compared: the archive phase.`,
   );
-  out.push("");
-  out.push(
-    `| the same rows, one file per archive object (${n0(a.formats.files)} files, ${n0(a.formats.ndjsonBytes / a.formats.events)} B of NDJSON per event) | B per event | CPU ms per 10,000 events (Node, median of 3) |`,
-  );
-  out.push("|---|---:|---:|");
-  for (const v of a.formats.variants) out.push(`| ${v.label} | ${n1(v.bytesPerEvent)} | ${n1(v.cpuMsPer10k)} |`);
   out.push("");
   const m = o.migrate;
   out.push(

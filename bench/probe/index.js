@@ -18,8 +18,10 @@
 //   POST /__bench/meter?on=1|0 (resets), GET /__bench/meter → what the bindings did while metering was on:
 //                          requests, queue messages and their JSON bytes, and D1's meta.rows_read / rows_written
 //                          summed per statement, for fetch (requests with `x-bench-meter: 1`), queue() and maintain
-//   POST /__bench/maintain  → the real scheduled maintenance (src/maintain/scheduled.ts: archive, retention), metered,
-//                          with R2 puts, lists and bytes counted; answers its run and the meter
+//   POST /__bench/maintain[?now_ms=T] → the real scheduled maintenance (src/maintain/scheduled.ts: archive, compaction,
+//                          erasure, retention), metered, with R2 puts, lists and bytes counted; answers its run and the
+//                          meter; with now_ms its clock starts at T (a simulated day's runs)
+//   GET  /__bench/manifest  → the archive manifest's objects, events, bytes and text bytes by state and origin, and the live keys
 //   GET  /__bench/archive   → every object in the ARCHIVE bucket: key, size, events (custom metadata)
 //   GET  /__bench/archive-object?key=K → that object's stored (gzip) bytes
 //   POST /__bench/erase {"app", "kind", "target"} → records an erasure request as `npm run erase` does
@@ -147,7 +149,10 @@ function meteredBucket(bucket) {
       meter.r2.gets++;
       return bucket.get(key, o);
     },
-    head: (key) => bucket.head(key),
+    head: (key) => {
+      meter.r2.gets++;
+      return bucket.head(key);
+    },
     delete: (k) => {
       meter.r2.deletes++;
       return bucket.delete(k);
@@ -536,10 +541,20 @@ export default {
       return json(meter);
     }
     if (url.pathname === "/__bench/maintain") {
+      const start = Date.now();
+      const from = Number(url.searchParams.get("now_ms") ?? start);
       const run = await maintain(
         envWith(env, { DB: meteredDb(env.DB, "maintain"), ARCHIVE: meteredBucket(env.ARCHIVE) }),
+        () => from + (Date.now() - start),
       );
       return json({ run, meter });
+    }
+    if (url.pathname === "/__bench/manifest") {
+      const rows = await env.DB.prepare(
+        "SELECT state, origin, count(*) AS objects, coalesce(sum(events), 0) AS events, coalesce(sum(bytes), 0) AS bytes, coalesce(sum(text_bytes), 0) AS text_bytes FROM archive_objects GROUP BY state, origin",
+      ).all();
+      const keys = await env.DB.prepare("SELECT key FROM archive_objects WHERE state = 'live' ORDER BY key").all();
+      return json({ rows: rows.results, live: keys.results.map((r) => r.key) });
     }
     if (url.pathname === "/__bench/erase") {
       // What `npm run erase -- session <app_id> <session_id>` writes (scripts/erase.mjs).

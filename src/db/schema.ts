@@ -321,24 +321,25 @@ export const erasures = sqliteTable(
     // The session id, or the event ids as a JSON array of UUIDs.
     target: text("target").notNull(),
     // pending → running → done. `step` says where a running erasure stands: 'd1' (deleting rows and
-    // their counts), then 'archive' (rewriting R2 objects, resuming after `archive_cursor`).
+    // their counts), then 'archive' (the manifest's objects, resuming after `archive_cursor`), then
+    // 'legacy' (the older archive's gzip NDJSON objects, resuming after `archive_cursor`).
     status: text("status", { enum: ["pending", "running", "done"] })
       .notNull()
       .default("pending"),
-    step: text("step", { enum: ["d1", "archive"] }),
+    step: text("step", { enum: ["d1", "archive", "legacy"] }),
     requestedAt: integer("requested_at").notNull(),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
-    // The archive partitions read: those of this application whose hour lies in [scan_after,
-    // scan_before] (event time). Set by the operator (--from/--to) or when the erasure starts, from
-    // what D1 still holds; `scan_basis` says which (erasure.ts: operator, d1, d1+lookback, archive, none).
+    // The archive objects read: every object of this application (`scan_basis` 'all', no bounds), or
+    // (`operator`, --from/--to) those whose events' times meet [scan_after, scan_before], the window
+    // widened when the erasure starts to the span of the rows D1 still holds (erasure.ts).
     scanAfter: integer("scan_after"),
     scanBefore: integer("scan_before"),
     scanBasis: text("scan_basis"),
     // The last archive object finished, in key order: where a resumed archive step continues.
     archiveCursor: text("archive_cursor"),
-    // The object being rewritten and how many lines it loses, written before the R2 write: a run
-    // stopped before the counts moved finds the object clean and still counts its lines once.
+    // The older archive's object being rewritten in place and how many lines it loses, written before
+    // the R2 write: a run stopped before the counts moved finds the object clean and counts its lines once.
     pendingKey: text("pending_key"),
     pendingEvents: integer("pending_events"),
     // What was erased, per store: rows deleted from D1, of which taken out of the hourly counts,
@@ -353,3 +354,75 @@ export const erasures = sqliteTable(
 );
 
 export type ErasureRow = typeof erasures.$inferSelect;
+
+/**
+ * The archive's own state (one row, id 1, made by the first archive run), beside storage_state's
+ * watermark: the manifest's version, the id range being written, and where the older archive ends.
+ */
+export const archiveState = sqliteTable("archive_state", {
+  id: integer("id").primaryKey(),
+  // Moves by one with every change to the set of live objects (a range done, a compaction or an
+  // erasure swapped in): a reader that noted it reads the set as it was then (live_from, live_until).
+  version: integer("version").notNull().default(0),
+  // The highest live_until among the objects forgotten (their rows deleted, days after their R2
+  // objects): a reader of an older version can no longer see all it should, and must stop.
+  forgottenVersion: integer("forgotten_version").notNull().default(0),
+  // The id range (pending_after, pending_through] recorded before its objects are written, and its
+  // objects' rows in archive_objects (state 'pending'): a run that stops in between writes the same
+  // objects again. Null when no range is being written.
+  pendingAfter: integer("pending_after"),
+  pendingThrough: integer("pending_through"),
+  // The archive watermark when the first archive run of the manifest started: the gzip NDJSON objects
+  // written before (hour partitions, events/…/hour=HH/part-<first id>.ndjson.gz) hold ids up to here
+  // and are found by listing R2, not here. Those named by the block then still growing (first id
+  // legacy_through + 1) hold only ids up to legacy_open_through, archived again as Parquet: they go.
+  legacyThrough: integer("legacy_through").notNull().default(0),
+  legacyOpenThrough: integer("legacy_open_through").notNull().default(0),
+});
+
+/**
+ * The archive manifest: every Parquet object in R2 with its partition, its id range and its state.
+ * Readers (the export, erasure, compaction, `npm run lake`) read this, never an R2 listing, so they
+ * never see an object twice while a compaction replaces several by one. Times are microseconds.
+ */
+export const archiveObjects = sqliteTable(
+  "archive_objects",
+  {
+    key: text("key").primaryKey(),
+    // The partition: the application's id (archive/objects.ts NO_APP_PARTITION for none) and the
+    // events' date, UTC (YYYY-MM-DD).
+    app: text("app").notNull(),
+    date: text("date").notNull(),
+    // Every row's seq (events.id) lies in [first_id, last_id]; the live objects of one partition
+    // have disjoint ranges (a range's objects cover it; a compaction merges neighbours).
+    firstId: integer("first_id").notNull(),
+    lastId: integer("last_id").notNull(),
+    events: integer("events").notNull(),
+    // The object's size, and its rows' text (what a reader decodes: compaction's memory bound).
+    bytes: integer("bytes").notNull().default(0),
+    textBytes: integer("text_bytes").notNull(),
+    minTimestamp: integer("min_timestamp").notNull(),
+    maxTimestamp: integer("max_timestamp").notNull(),
+    // 'range' (an id range as archived), 'compaction' (neighbours merged), 'erasure' (rewritten without erased rows).
+    origin: text("origin", { enum: ["range", "compaction", "erasure"] }).notNull(),
+    // 'pending': recorded before it is written, read by nobody; 'live'; 'retired': replaced by
+    // `replaced_by`, still in R2 until `delete_after` (the grace period); 'gone': deleted from R2, its
+    // row kept until `delete_after` so a reader of an older version still finds the replacement.
+    state: text("state", { enum: ["pending", "live", "retired", "gone"] }).notNull(),
+    // The manifest versions (archive_state.version) it became live at and was retired at.
+    liveFrom: integer("live_from"),
+    liveUntil: integer("live_until"),
+    // The object that replaces it: planned (a pending compaction's output) or done (it is retired).
+    replacedBy: text("replaced_by"),
+    deleteAfter: integer("delete_after"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    index("archive_objects_partition").on(t.app, t.date, t.firstId),
+    index("archive_objects_ids").on(t.lastId),
+    index("archive_objects_state").on(t.state, t.deleteAfter),
+    index("archive_objects_replaced_by").on(t.replacedBy),
+  ],
+);
+
+export type ArchiveObjectRow = typeof archiveObjects.$inferSelect;

@@ -1,37 +1,63 @@
 // Erasure (GDPR/CCPA): an operator's request, a row of `erasures` written by `npm run erase`, to
 // erase every event of one session, or of a list of event ids, of one application: from D1, from
-// the roll-ups (exactly what is deleted is uncounted, in the same transaction) and from the R2
-// archive (every object holding one is rewritten without it, sealed or not). The scheduled
-// maintenance carries requests out oldest first in bounded steps, saving its progress in the row
-// after each one, so a run cut short resumes where it stopped and a request made again finds
-// nothing left:
-//   pending          the archive scan window is fixed from what D1 still holds (or the operator's)
-//   running, d1      rows deleted in chunks, each with its counts; never the table's newest row,
-//                    whose id SQLite would hand out again (retention.ts): it waits for a later one
-//   running, archive the application's objects in the window's hours, in key order, each read and
-//                    rewritten without the erased lines (deleted when none is left), after the cursor
+// the roll-ups (exactly what is deleted is uncounted, in the same transaction) and from every copy
+// in the R2 archive. The scheduled maintenance carries requests out oldest first in bounded steps,
+// saving its progress in the row after each one, so a run cut short resumes where it stopped and a
+// request made again finds what an earlier one left:
+//   pending          the archive window is fixed: every object of the application, or the
+//                    operator's window widened to the span of the rows D1 still holds
+//   running, d1      rows deleted in chunks, each with its counts; never the table's newest row
+//                    while it is the newest (its id would be handed out again): the request waits
+//   running, archive the manifest's objects of the application, in key order after the cursor:
+//                    copies still in R2 of replaced objects are deleted first; each object's footer
+//                    is read, and only the row groups whose statistics (session_id or event_id
+//                    min/max) may hold a match are read; an object with a match is rewritten without
+//                    it under a new name and swapped in (one D1 transaction with the counts), the old
+//                    one deleted at once
+//   running, legacy  the older archive's gzip NDJSON objects of the application, rewritten in place
 //   done             the row stays as the audit: what was asked, the window read, counts per store.
-// D1 goes first: an erased event that is not archived yet is then never archived, and the next
-// archive run rewrites the growing block from D1 without it. Other events are never touched, so
-// the archive watermark and retention's "only what is archived" still hold.
-import { and, asc, eq, ne, type SQL, sql } from "drizzle-orm";
-import { ARCHIVE_ROOT, archiveLines, putLines } from "../archive/objects";
+// D1 goes first: an erased event that is not archived yet is then never archived, and a range a
+// stopped run recorded is written again from D1 without it. Other events are never touched, so the
+// archive watermark and retention's "only what is archived" still hold.
+import { and, asc, eq, ne, sql } from "drizzle-orm";
+import { parquetMetadataAsync } from "hyparquet";
+import {
+  archiveLines,
+  erasedKey,
+  getObject,
+  legacyObjects,
+  partitionApp,
+  putLines,
+  putParquet,
+  rangedObject,
+} from "../archive/objects";
+import {
+  type ArchivedEvent,
+  groupMayMatch,
+  parquetRows,
+  type RowFilter,
+  readGroup,
+  textBytes,
+  writeParquet,
+} from "../archive/parquet";
 import { numberKnowing } from "../db/applications";
+import {
+  abandonCompaction,
+  appObjects,
+  appObjectsInFlight,
+  markGone,
+  readArchiveState,
+  swapRewritten,
+} from "../db/archive-manifest";
 import type { Db } from "../db/db";
-import { uncountWhere } from "../db/roll-ups";
-import { type ErasureRow, erasures, events, rollupMark } from "../db/schema";
-import { readStorageState } from "../db/storage-state";
-import { formatTimestamp, HOUR } from "../shared/timestamp";
+import { dropEmptyCounts, eraseChunk, erasureSpan } from "../db/erasure-rows";
+import { type ArchiveObjectRow, type ErasureRow, erasures } from "../db/schema";
+import { FORGET_MS } from "./compaction";
 
 /** Rows deleted per D1 batch: their ids go into the statements as literals. */
 export const ERASE_CHUNK = 500;
-
-/**
- * How far before a session's oldest event still in D1 the archive is read for its older events,
- * which retention may have purged from D1: sessions are taken to last at most a day. An older
- * part is found only when the operator names the window (--from/--to).
- */
-export const SESSION_LOOKBACK = 24 * HOUR;
+/** Manifest rows read per statement. */
+const OBJECT_PAGE = 100;
 
 /** What one request's step did, for the maintenance log: ids and counts, never the identifiers erased. */
 export interface ErasureProgress {
@@ -41,8 +67,6 @@ export interface ErasureProgress {
   d1Events: number;
   archiveObjectsRead: number;
   archiveEvents: number;
-  /** The request waits for a later event before it can delete the table's newest row. */
-  waiting?: boolean;
   /** Its step threw (ErasureFailed carries the error); the next run tries again from its saved progress. */
   failed?: boolean;
 }
@@ -69,14 +93,19 @@ export class ErasureFailed extends AggregateError {
   }
 }
 
-/** The D1 rows a request names, written so the session index or the (event_id, app) index serves it. */
-function matchOf(row: ErasureRow, app: number | undefined): SQL {
-  if (app === undefined) return sql`0`;
-  if (row.kind === "session") return sql`${events.sessionId} = ${row.target} AND +${events.app} = ${app}`;
-  return sql`${events.app} = ${app} AND ${events.eventId} IN (SELECT unhex(replace(value, '-', '')) FROM json_each(${row.target}))`;
+/** What the request erases, as an archive row filter (the statistics prune with it) and a test of one row. */
+function targetOf(row: ErasureRow): {
+  filter: RowFilter;
+  column: "session_id" | "event_id";
+  matches: (e: ArchivedEvent) => boolean;
+} {
+  if (row.kind === "session")
+    return { filter: { sessionId: row.target }, column: "session_id", matches: (e) => e.sessionId === row.target };
+  const ids = new Set((JSON.parse(row.target) as string[]).map((id) => id.toLowerCase()));
+  return { filter: { eventIds: ids }, column: "event_id", matches: (e) => ids.has(e.eventId) };
 }
 
-/** Whether an archive line (as rendered) is one of the request's events. */
+/** Whether an older-archive line (as rendered) is one of the request's events. */
 function lineMatcher(row: ErasureRow): (line: string) => boolean {
   if (row.kind === "session") return (line) => (JSON.parse(line) as { session_id: string }).session_id === row.target;
   const ids = new Set((JSON.parse(row.target) as string[]).map((id) => id.toLowerCase()));
@@ -84,120 +113,168 @@ function lineMatcher(row: ErasureRow): (line: string) => boolean {
 }
 
 /**
- * The archive window of a request about to start: the operator's when given; else the span of its
- * events D1 holds (reaching SESSION_LOOKBACK further back for a session when retention may have
- * purged its start); else, when D1 holds none but retention may have purged some, every partition of
- * the application before the purge mark; else nothing (no purged event, so none can be in R2 alone).
- * The purge mark is the later of the last finished purge's cutoff and the one retention may be
- * working to now (`purgeCutoff`): D1 holds every event at or after it.
+ * The archive window of a request about to start. Without the operator's: every object of the
+ * application ('all'). With it: the window, widened to the span of the request's rows D1 still holds,
+ * so every archived copy of an event this request deletes from D1 is read whatever the window.
  */
-async function planWindow(db: Db, row: ErasureRow, app: number | undefined, purgeCutoff: number | undefined) {
-  if (row.scanBasis === "operator")
-    return { scanAfter: row.scanAfter, scanBefore: row.scanBefore, scanBasis: "operator" };
-  const [span] = await db
-    .select({
-      first: sql<number | null>`min(${events.timestamp})`,
-      last: sql<number | null>`max(${events.timestamp})`,
-      n: sql<number>`count(*)`,
-    })
-    .from(events)
-    .where(matchOf(row, app));
-  const state = await readStorageState(db);
-  const marks = [state.purgedBefore, purgeCutoff].filter((m): m is number => m !== null && m !== undefined);
-  const purgedBefore = marks.length > 0 ? Math.max(...marks) : null;
-  const allFound = row.kind === "events" && span!.n === (JSON.parse(row.target) as string[]).length;
-  if (span!.n > 0 && (allFound || row.kind === "session")) {
-    const first = span!.first!;
-    const reach = row.kind === "session" && purgedBefore !== null && purgedBefore > first - SESSION_LOOKBACK;
-    return reach
-      ? { scanAfter: first - SESSION_LOOKBACK, scanBefore: span!.last!, scanBasis: "d1+lookback" }
-      : { scanAfter: first, scanBefore: span!.last!, scanBasis: "d1" };
-  }
-  if (purgedBefore === null) {
-    return span!.n > 0
-      ? { scanAfter: span!.first!, scanBefore: span!.last!, scanBasis: "d1" }
-      : { scanAfter: null, scanBefore: null, scanBasis: "none" };
-  }
-  return { scanAfter: 0, scanBefore: Math.max(purgedBefore, span!.last ?? 0), scanBasis: "archive" };
-}
-
-/** Deletes the request's rows from D1 a chunk at a time; true once none is left. */
-async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, deadline: number, now: () => number) {
-  const match = matchOf(row, app);
-  let deleted = 0;
-  for (;;) {
-    if (now() >= deadline) return { finished: false, waiting: false };
-    // Never the newest row: deleting it would let SQLite give its id to the next event, below the
-    // roll-up mark and maybe the archive watermark, where it would be neither counted nor archived.
-    const ids = await db
-      .select({ id: events.id })
-      .from(events)
-      .where(and(match, sql`${events.id} < (SELECT max(id) FROM ${events})`))
-      .limit(ERASE_CHUNK);
-    if (ids.length === 0) break;
-    // Literal ids: drizzle's D1 batch cannot bind parameters of a raw statement. The audit counts
-    // move in the same transaction as the rows, so a run cut short never counts a chunk twice.
-    const doomed = sql`${events.id} IN (${sql.raw(ids.map((r) => r.id).join(","))})`;
-    const counted = sql`${doomed} AND ${events.id} <= coalesce((SELECT last_id FROM ${rollupMark} WHERE id = 1), 0)`;
-    const statements = [
-      sql`UPDATE ${erasures} SET d1_events = d1_events + (SELECT count(*) FROM ${events} WHERE ${doomed}),
-        counted_events = counted_events + (SELECT count(*) FROM ${events} WHERE ${counted}) WHERE id = ${sql.raw(String(row.id))}`,
-      ...uncountWhere(counted),
-      sql`DELETE FROM ${events} WHERE ${doomed}`,
-    ].map((s) => db.run(s));
-    await db.batch([statements[0]!, ...statements.slice(1)]);
-    deleted += ids.length;
-  }
-  // Hours whose events are all gone leave count rows of zero; they add nothing, and go (a scan of
-  // the counts, so only after a run that deleted something, as retention does).
-  if (deleted > 0)
-    await db.batch([
-      db.run(sql`DELETE FROM event_counts WHERE n <= 0`),
-      db.run(sql`DELETE FROM context_counts WHERE n <= 0`),
-    ]);
-  const [left] = await db.select({ n: sql<number>`count(*)` }).from(events).where(match);
-  return { finished: left!.n === 0, waiting: left!.n > 0 };
-}
-
-/** The keys of the application's archive objects whose hour lies in [after, before], in key order. */
-async function windowObjects(bucket: R2Bucket, appId: string, after: number, before: number): Promise<string[]> {
-  const root = `${ARCHIVE_ROOT}/app_id=${encodeURIComponent(appId)}/`;
-  const firstDay = formatTimestamp(Math.max(0, after)).slice(0, 10);
-  const lastDay = formatTimestamp(before).slice(0, 10);
-  const firstHour = formatTimestamp(Math.max(0, after) - (Math.max(0, after) % HOUR)).slice(0, 13);
-  const lastHour = formatTimestamp(before).slice(0, 13);
-  // The dates present, one listing per thousand of them, so a window over years costs what the archive holds.
-  const days: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const listed = await bucket.list({ prefix: root, delimiter: "/", cursor });
-    for (const prefix of listed.delimitedPrefixes) {
-      const day = /date=(\d{4}-\d{2}-\d{2})\/$/.exec(prefix)?.[1];
-      if (day && day >= firstDay && day <= lastDay) days.push(day);
-    }
-    cursor = listed.truncated ? listed.cursor : undefined;
-  } while (cursor);
-  const keys: string[] = [];
-  for (const day of days.sort()) {
-    let next: string | undefined;
-    do {
-      const listed = await bucket.list({ prefix: `${root}date=${day}/`, cursor: next });
-      for (const object of listed.objects) {
-        const hour = /\/hour=(\d{2})\//.exec(object.key)?.[1];
-        if (hour && `${day}T${hour}` >= firstHour && `${day}T${hour}` <= lastHour) keys.push(object.key);
-      }
-      next = listed.truncated ? listed.cursor : undefined;
-    } while (next);
-  }
-  return keys.sort();
+async function planWindow(db: Db, row: ErasureRow, app: number | undefined) {
+  if (row.scanBasis !== "operator" || row.scanAfter === null || row.scanBefore === null)
+    return { scanAfter: null, scanBefore: null, scanBasis: "all" };
+  const span = await erasureSpan(db, row, app);
+  return {
+    scanAfter: span.first === null ? row.scanAfter : Math.min(row.scanAfter, span.first),
+    scanBefore: span.last === null ? row.scanBefore : Math.max(row.scanBefore, span.last),
+    scanBasis: "operator",
+  };
 }
 
 /**
- * Rewrites one object without the request's lines, then moves the cursor past it and adds its
- * counts. The lines it loses are noted in the row before R2 is written: a run stopped between the
- * write and the counts finds the object clean next time and counts the noted lines, once.
+ * Deletes the request's rows from D1 a chunk at a time; true once none is left. False when the
+ * deadline passed, or when only the table's newest row is left (eraseChunk keeps it): the request
+ * waits at this step until a later event is stored, normally by the next run.
  */
-async function eraseObject(db: Db, bucket: R2Bucket, row: ErasureRow, key: string, matches: (line: string) => boolean) {
+async function eraseFromD1(db: Db, row: ErasureRow, app: number | undefined, deadline: number, now: () => number) {
+  let deleted = 0;
+  for (;;) {
+    if (now() >= deadline) return false;
+    const n = await eraseChunk(db, row, app, ERASE_CHUNK);
+    if (n === 0) break;
+    deleted += n;
+  }
+  // Hours whose events are all gone leave count rows of zero (a scan of the counts: only after a run that deleted some).
+  if (deleted > 0) await dropEmptyCounts(db);
+  return (await erasureSpan(db, row, app)).n === 0;
+}
+
+/** Whether an object holds one of the request's events: its footer, then the key column of the row groups its statistics leave in. */
+async function holdsMatch(bucket: R2Bucket, object: ArchiveObjectRow, target: ReturnType<typeof targetOf>) {
+  const file = await rangedObject(bucket, object.key);
+  if (!file) throw new Error(`archive object ${object.key} is in the manifest but not in R2`);
+  const metadata = await parquetMetadataAsync(file, { initialFetchSize: 64 * 1024 });
+  let start = 0;
+  for (const group of metadata.row_groups) {
+    const range = { start, end: start + Number(group.num_rows) };
+    start = range.end;
+    if (!groupMayMatch(group, metadata, target.filter)) continue;
+    if ((await readGroup(file, metadata, range, [target.column])).some(target.matches)) return true;
+  }
+  return false;
+}
+
+/**
+ * Rewrites one live object without the request's rows (deleting it when none is left) and swaps the
+ * rewrite in with the request's cursor and counts in one D1 transaction; the old object goes from R2
+ * at once. A run stopped before the swap writes the same rewrite again.
+ */
+async function rewriteObject(
+  db: Db,
+  bucket: R2Bucket,
+  request: ErasureRow,
+  object: ArchiveObjectRow,
+  target: ReturnType<typeof targetOf>,
+  now: () => number,
+) {
+  // A compaction recorded over it (by a run that stopped) is given up: its output would hold the erased rows.
+  if (object.replacedBy !== null) {
+    await bucket.delete(object.replacedBy);
+    await abandonCompaction(db, object.replacedBy);
+  }
+  const file = await getObject(bucket, object.key);
+  if (!file) throw new Error(`archive object ${object.key} is in the manifest but not in R2`);
+  const kept: ArchivedEvent[] = [];
+  let removed = 0;
+  for await (const group of parquetRows(file)) {
+    for (const e of group) {
+      if (target.matches(e)) removed++;
+      else kept.push(e);
+    }
+  }
+  const replacement =
+    kept.length === 0
+      ? null
+      : {
+          key: erasedKey(object.key, request.id),
+          app: object.app,
+          date: object.date,
+          firstId: object.firstId,
+          lastId: object.lastId,
+          events: kept.length,
+          textBytes: kept.reduce((n, e) => n + textBytes(e), 0),
+          minTimestamp: Math.min(...kept.map((e) => e.timestamp)),
+          maxTimestamp: Math.max(...kept.map((e) => e.timestamp)),
+          bytes: 0,
+        };
+  if (replacement) {
+    const bytes = writeParquet(kept);
+    await putParquet(bucket, replacement.key, bytes, replacement);
+    replacement.bytes = bytes.byteLength;
+  }
+  await swapRewritten(db, {
+    key: object.key,
+    replacement,
+    deleteAfter: now() * 1000,
+    now: now() * 1000,
+    extra: [
+      db
+        .update(erasures)
+        .set({
+          archiveCursor: object.key,
+          archiveObjectsRead: sql`${erasures.archiveObjectsRead} + 1`,
+          archiveObjectsRewritten: sql`${erasures.archiveObjectsRewritten} + 1`,
+          archiveEvents: sql`${erasures.archiveEvents} + ${removed}`,
+        })
+        .where(eq(erasures.id, request.id)),
+    ],
+  });
+  await bucket.delete(object.key);
+}
+
+/** The manifest's objects of the application in the window, after the cursor, each checked and rewritten when it holds a match; true once all are done. */
+async function eraseFromManifest(db: Db, bucket: R2Bucket, request: ErasureRow, deadline: number, now: () => number) {
+  const app = partitionApp(request.appId);
+  const target = targetOf(request);
+  if (request.archiveCursor === null) {
+    // Copies that are in no live object's place: replaced objects still in their grace period (their
+    // rows live on in their replacements), and compactions recorded but not swapped in.
+    for (const o of await appObjectsInFlight(db, app, 1_000)) {
+      await bucket.delete(o.key);
+      if (o.state === "pending") await abandonCompaction(db, o.key);
+      else await markGone(db, [o.key], (now() + FORGET_MS) * 1000);
+    }
+  }
+  for (let cursor = request.archiveCursor; ; ) {
+    const page = await appObjects(db, app, {
+      cursor,
+      after: request.scanAfter,
+      before: request.scanBefore,
+      limit: OBJECT_PAGE,
+    });
+    for (const object of page) {
+      if (now() >= deadline) return false;
+      if (await holdsMatch(bucket, object, target)) await rewriteObject(db, bucket, request, object, target, now);
+      else
+        await db
+          .update(erasures)
+          .set({ archiveCursor: object.key, archiveObjectsRead: sql`${erasures.archiveObjectsRead} + 1` })
+          .where(eq(erasures.id, request.id));
+      cursor = object.key;
+    }
+    if (page.length < OBJECT_PAGE) return true;
+  }
+}
+
+/**
+ * Rewrites one older-archive object in place without the request's lines. The lines it loses are
+ * noted in the row before R2 is written: a run stopped between the write and the counts finds the
+ * object clean next time and counts the noted lines, once.
+ */
+async function eraseLegacyObject(
+  db: Db,
+  bucket: R2Bucket,
+  row: ErasureRow,
+  key: string,
+  matches: (line: string) => boolean,
+) {
   const kept: string[] = [];
   let removed = 0;
   for await (const line of archiveLines(bucket, key)) {
@@ -224,17 +301,22 @@ async function eraseObject(db: Db, bucket: R2Bucket, row: ErasureRow, key: strin
     .where(eq(erasures.id, row.id));
 }
 
-/** Rewrites the window's objects without the request's events, after the cursor; true once all are done. */
-async function eraseFromArchive(db: Db, bucket: R2Bucket, row: ErasureRow, deadline: number, now: () => number) {
-  if (row.scanAfter === null || row.scanBefore === null) return true;
-  const matches = lineMatcher(row);
-  const keys = await windowObjects(bucket, row.appId, row.scanAfter, row.scanBefore);
+/** The older archive's objects of the application in the window, after the cursor; true once all are done. */
+async function eraseFromLegacy(db: Db, bucket: R2Bucket, row: ErasureRow, deadline: number, now: () => number) {
+  const { legacyThrough } = await readArchiveState(db);
+  const keys = await legacyObjects(bucket, {
+    apps: [partitionApp(row.appId)],
+    after: row.scanAfter ?? undefined,
+    before: row.scanBefore ?? undefined,
+    legacyThrough,
+  });
   // The object a stopped run was rewriting comes first, even if it is gone (deleted, as it held only erased lines).
   if (row.pendingKey !== null && !keys.includes(row.pendingKey)) keys.unshift(row.pendingKey);
+  const matches = lineMatcher(row);
   for (const key of keys) {
     if (row.archiveCursor !== null && key <= row.archiveCursor) continue;
     if (now() >= deadline) return false;
-    await eraseObject(db, bucket, row, key, matches);
+    await eraseLegacyObject(db, bucket, row, key, matches);
   }
   return true;
 }
@@ -245,17 +327,17 @@ async function readErasure(db: Db, id: number): Promise<ErasureRow> {
   return row!;
 }
 
-/** Takes one request as far as the deadline allows; `waiting` when only the table's newest row is left. */
+/** Takes one request as far as the deadline allows. */
 async function advance(
   db: Db,
   bucket: R2Bucket,
   id: number,
-  { deadline, purgeCutoff, now }: { deadline: number; purgeCutoff?: number; now: () => number },
-): Promise<{ waiting: boolean }> {
+  { deadline, now }: { deadline: number; now: () => number },
+) {
   let row = await readErasure(db, id);
   const app = await numberKnowing(db, row.appId);
   if (row.status === "pending") {
-    const window = await planWindow(db, row, app, purgeCutoff);
+    const window = await planWindow(db, row, app);
     await db
       .update(erasures)
       .set({ ...window, status: "running", step: "d1", startedAt: now() * 1000 })
@@ -263,30 +345,32 @@ async function advance(
     row = await readErasure(db, id);
   }
   if (row.step === "d1") {
-    const d1 = await eraseFromD1(db, row, app, deadline, now);
-    if (!d1.finished) return { waiting: d1.waiting };
-    await db.update(erasures).set({ step: "archive" }).where(eq(erasures.id, id));
+    if (!(await eraseFromD1(db, row, app, deadline, now))) return;
+    await db.update(erasures).set({ step: "archive", archiveCursor: null }).where(eq(erasures.id, id));
     row = await readErasure(db, id);
   }
   if (row.step === "archive") {
-    if (!(await eraseFromArchive(db, bucket, row, deadline, now))) return { waiting: false };
+    if (!(await eraseFromManifest(db, bucket, row, deadline, now))) return;
+    await db.update(erasures).set({ step: "legacy", archiveCursor: null }).where(eq(erasures.id, id));
+    row = await readErasure(db, id);
+  }
+  if (row.step === "legacy") {
+    if (!(await eraseFromLegacy(db, bucket, row, deadline, now))) return;
     await db
       .update(erasures)
       .set({ status: "done", step: null, archiveCursor: null, finishedAt: now() * 1000 })
       .where(eq(erasures.id, id));
   }
-  return { waiting: false };
 }
 
 /**
  * Carries out the open erasure requests, oldest first, until all are done or `deadline` (ms since
- * the epoch) passes. A request waiting for a later event lets the next one go on. `purgeCutoff`:
- * the cutoff retention purges to now (microseconds), which may be ahead of the last finished one.
+ * the epoch) passes.
  */
 export async function eraseDue(
   db: Db,
   bucket: R2Bucket,
-  { deadline, purgeCutoff, now = Date.now }: { deadline: number; purgeCutoff?: number; now?: () => number },
+  { deadline, now = Date.now }: { deadline: number; now?: () => number },
 ): Promise<ErasureRun> {
   const run: ErasureRun = { erasures: [], done: false };
   const errors: unknown[] = [];
@@ -297,10 +381,9 @@ export async function eraseDue(
     .orderBy(asc(erasures.id));
   for (const { id } of open) {
     if (now() >= deadline) break;
-    let waiting = false;
     let failed = false;
     try {
-      ({ waiting } = await advance(db, bucket, id, { deadline, purgeCutoff, now }));
+      await advance(db, bucket, id, { deadline, now });
     } catch (err) {
       errors.push(err);
       failed = true;
@@ -313,7 +396,6 @@ export async function eraseDue(
       d1Events: r.d1Events,
       archiveObjectsRead: r.archiveObjectsRead,
       archiveEvents: r.archiveEvents,
-      ...(waiting ? { waiting } : {}),
       ...(failed ? { failed } : {}),
     });
   }

@@ -1,9 +1,10 @@
 // scheduled(): the maintenance that keeps storage from filling. Each run archives the events
-// stored since the last one to R2, replays the dead letters kept in R2, then carries out the
-// operator's erasure requests (erasure.ts),
-// then purges from D1 what is older than the hot window and already archived, then the error
-// log's old entries and their hourly counts. Each step has a time budget and picks up where it
-// stopped on the next run. Failures go to Sentry tagged with the handler and the cron.
+// stored since the last one to R2 (archive.ts), replays the dead letters kept in R2, compacts the
+// archive's small objects and deletes those replaced once their grace is over (compaction.ts),
+// carries out the operator's erasure requests (erasure.ts), then purges from D1 what is older than
+// the hot window and already archived, then the error log's old entries and their hourly counts.
+// Each step has a time budget and its own bounds, and picks up where it stopped on the next run.
+// Failures go to Sentry tagged with the handler and the cron.
 
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
@@ -13,6 +14,7 @@ import { storageFrom } from "../shared/config";
 import { createSentry } from "../shared/sentry";
 import { DAY } from "../shared/timestamp";
 import { type ArchiveRun, archiveNew } from "./archive";
+import { type CompactRun, compact } from "./compaction";
 import { ErasureFailed, type ErasureRun, eraseDue } from "./erasure";
 import { type PurgeRun, purgeErrorLog, purgeHotWindow } from "./retention";
 
@@ -22,6 +24,7 @@ export const STEP_BUDGET_MS = 20_000;
 export interface MaintenanceRun {
   archive?: ArchiveRun;
   replay?: ReplayRun;
+  compact?: CompactRun;
   erasure?: ErasureRun;
   purge?: PurgeRun & { cutoff: number };
   /** deleted: error-log entries; counts: hourly error-count rows. */
@@ -64,14 +67,11 @@ export async function maintain(env: Env, now: () => number = Date.now): Promise<
       if (err instanceof ErasureFailed) run[name] = err.run as MaintenanceRun[K];
     }
   };
-  await step("archive", () =>
-    archiveNew(db, env.ARCHIVE, { blockIds: settings.archiveBlockIds, deadline: now() + STEP_BUDGET_MS, now }),
-  );
+  await step("archive", () => archiveNew(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, now }));
   await step("replay", () => replayDeadLetters(env, { deadline: now() + STEP_BUDGET_MS, now }));
+  await step("compact", () => compact(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, now }));
+  await step("erasure", () => eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, now }));
   const cutoff = now() * 1000 - settings.hotDays * DAY;
-  await step("erasure", () =>
-    eraseDue(db, env.ARCHIVE, { deadline: now() + STEP_BUDGET_MS, purgeCutoff: cutoff, now }),
-  );
   await step("purge", async () => {
     const purge = await purgeHotWindow(db, { cutoff, deadline: now() + STEP_BUDGET_MS, now });
     if (purge.done)

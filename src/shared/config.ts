@@ -26,8 +26,6 @@ export interface StorageSettings {
   hotDays: number;
   /** Days of error-log entries D1 keeps (ERROR_LOG_DAYS). */
   errorLogDays: number;
-  /** Event ids per archive block (ARCHIVE_BLOCK_IDS). */
-  archiveBlockIds: number;
   /** Longest range of one export request, in days (EXPORT_MAX_DAYS). */
   exportMaxDays: number;
 }
@@ -37,7 +35,6 @@ export function storageFrom(env: Partial<Record<keyof Env, unknown>>): StorageSe
   return {
     hotDays: positiveInt(read("HOT_DAYS"), 30),
     errorLogDays: positiveInt(read("ERROR_LOG_DAYS"), 30),
-    archiveBlockIds: positiveInt(read("ARCHIVE_BLOCK_IDS"), 10_000),
     exportMaxDays: positiveInt(read("EXPORT_MAX_DAYS"), 31),
   };
 }

@@ -33,6 +33,8 @@ function wrangler(args: string[]): void {
 
 export interface DevWorker {
   url: string;
+  /** Its --persist-to directory (migrated, dev-seeded). */
+  persist: string;
   /** Everything wrangler and the Worker printed so far. */
   output: () => string;
   /** Ends wrangler and the workerd processes it started, and removes the state it made. */
@@ -46,6 +48,8 @@ export interface DevWorkerOptions {
   vars?: Record<string, string>;
   /** wrangler's --log-level; "info" also prints each queue batch (`QUEUE the-eye-events 3/3`). */
   logLevel?: "debug" | "info" | "log" | "warn" | "error";
+  /** `--test-scheduled`: GET /__scheduled runs the cron handler. */
+  testScheduled?: boolean;
   /** Echo wrangler's output while the tests run (debugging). */
   echo?: boolean;
 }
@@ -79,6 +83,7 @@ export async function startDevWorker(
       ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
       ...(options.logLevel ? ["--log-level", options.logLevel] : []),
+      ...(options.testScheduled ? ["--test-scheduled"] : []),
     ],
     { cwd: ROOT, env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -109,7 +114,7 @@ export async function startDevWorker(
           readyPaths.map((p) => fetch(`${url}${p}`, { signal: AbortSignal.timeout(2000) })),
         );
         await Promise.all(answers.map((a) => a.arrayBuffer()));
-        if (answers.every((a) => a.ok)) return { url, output: () => log, stop };
+        if (answers.every((a) => a.ok)) return { url, persist, output: () => log, stop };
       } catch {
         // not answering yet
       }

@@ -1,12 +1,14 @@
-// Erasure on request (issue 11): a session's events, or a list of event ids, erased from D1, the
-// hourly roll-ups (which stay exact) and the R2 archive (objects rewritten without them, the other
-// events intact), by the scheduled maintenance in bounded steps that resume, with an audit row.
+// Erasure on request (issues 11, 17): a session's events, or a list of event ids, erased from D1, the
+// hourly roll-ups (which stay exact) and every copy in the R2 archive (objects rewritten without them,
+// the other events intact), whatever the operator's window, before 1970 too, in compacted objects and
+// in replaced ones still in their grace period, the newest event once a later one takes a fresh id; by the scheduled
+// maintenance in bounded steps that resume, with an audit row; a request made again finishes what an
+// earlier one missed.
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
-import { ARCHIVE_ROOT, archiveLines, putLines } from "../../src/archive/objects";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll, type NewContextEventRow } from "../../src/db/event-insert";
 import { type ErasureRow, erasures } from "../../src/db/schema";
@@ -16,10 +18,11 @@ import { ErasureFailed, eraseDue } from "../../src/maintain/erasure";
 import { maintain } from "../../src/maintain/scheduled";
 import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, bearer, makeApp } from "../helpers/api";
+import { copiesInR2, liveEvents, manifest, meteredBucket } from "../helpers/archive";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
-const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ARCHIVE_BLOCK_IDS: "50", ...overrides });
+const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ...overrides });
 const cron = "*/5 * * * *";
 
 let serial = 0;
@@ -41,32 +44,17 @@ function event(app: number, overrides: Partial<NewContextEventRow> = {}): NewCon
   };
 }
 
-/** Filler events of a throwaway application: they seal the blocks before them and hold the table's highest id. */
-async function seal() {
-  const filler = await makeApp();
-  await insertAll(
-    db,
-    Array.from({ length: 60 }, () => event(filler.num, { category: "filler" })),
-  );
-}
-
-/** Every archived line of one application, with the key of the object holding it. */
+/** Every archived event of one application in its live objects, with the key of the object holding it. */
 async function archivedLines(appId: string) {
-  const lines: { key: string; line: Record<string, unknown> }[] = [];
-  let cursor: string | undefined;
-  do {
-    const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${appId}/`, cursor });
-    for (const object of listed.objects) {
-      for await (const text of archiveLines(env.ARCHIVE, object.key))
-        lines.push({ key: object.key, line: JSON.parse(text) as Record<string, unknown> });
-    }
-    cursor = listed.truncated ? listed.cursor : undefined;
-  } while (cursor);
-  return lines;
+  return (await liveEvents(`events/app_id=${appId}/`)).rows.map(({ key, event }) => ({
+    key,
+    line: { session_id: event.sessionId, event_id: event.eventId, timestamp: event.timestamp, data: event.data },
+  }));
 }
 
+/** The etags of one application's objects in R2. */
 async function etags(appId: string) {
-  const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${appId}/` });
+  const listed = await env.ARCHIVE.list({ prefix: `events/app_id=${appId}/` });
   return new Map(listed.objects.map((o) => [o.key, o.etag]));
 }
 
@@ -142,8 +130,11 @@ async function expectExactCounts(app: number) {
   expect(await countEvents(db, { app })).toBe(rows.results.length);
 }
 
+/** Whether an R2 copy (a Parquet row or an NDJSON line) is of this session. */
+const ofSession = (session: string) => (e: { session_id: string }) => e.session_id === session;
+
 describe("erasing a session", () => {
-  it("removes its events from D1, the roll-ups and every archive object holding them (sealed ones too), and leaves the rest intact", async () => {
+  it("removes its events from D1, the roll-ups and every archive object holding them, and leaves the rest intact", async () => {
     const app = await makeApp();
     const other = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
@@ -158,8 +149,10 @@ describe("erasing a session", () => {
       // The same session id in another application is another session.
       event(other.num, { sessionId: erased, timestamp: at(i) }),
     ]).flat();
-    await insertAll(db, rows);
-    await seal();
+    // Two runs' worth: two objects per date.
+    await insertAll(db, rows.slice(0, 48));
+    await maintain(settings());
+    await insertAll(db, [...rows.slice(48), event(other.num)]);
     await maintain(settings());
     const hot = await rowsOf(app.num, erased);
     expect(hot).toBeGreaterThan(0);
@@ -168,7 +161,7 @@ describe("erasing a session", () => {
     const otherHot = await rowsOf(other.num, erased);
     const before = await archivedLines(app.appId);
     const holding = new Set(before.filter((l) => l.line.session_id === erased).map((l) => l.key));
-    expect(holding.size).toBeGreaterThanOrEqual(24);
+    expect(holding.size).toBeGreaterThanOrEqual(2);
 
     const id = await request(app.appId, "session", erased);
     await untilDone(id);
@@ -178,15 +171,12 @@ describe("erasing a session", () => {
     expect(await rowsOf(other.num, erased)).toBe(otherHot);
     await expectExactCounts(app.num);
     await expectExactCounts(other.num);
+    expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
+    // Every other event is still there, as it was.
     const after = await archivedLines(app.appId);
-    expect(after.filter((l) => l.line.session_id === erased)).toEqual([]);
-    // Every other line is still there, as it was.
-    expect(after.map((l) => l.line).sort((a, b) => String(a.event_id).localeCompare(String(b.event_id)))).toEqual(
-      before
-        .filter((l) => l.line.session_id !== erased)
-        .map((l) => l.line)
-        .sort((a, b) => String(a.event_id).localeCompare(String(b.event_id))),
-    );
+    const byId = (l: { line: { event_id: string } }[]) =>
+      l.map((x) => x.line).sort((a, b) => a.event_id.localeCompare(b.event_id));
+    expect(byId(after)).toEqual(byId(before.filter((l) => l.line.session_id !== erased)));
     expect((await archivedLines(other.appId)).filter((l) => l.line.session_id === erased)).toHaveLength(24);
 
     expect(await audit(id)).toMatchObject({
@@ -199,19 +189,18 @@ describe("erasing a session", () => {
       countedEvents: hot,
       archiveEvents: 48,
       archiveObjectsRewritten: holding.size,
-      scanBasis: "d1+lookback",
+      scanBasis: "all",
+      scanAfter: null,
+      scanBefore: null,
       pendingKey: null,
     });
     const row = await audit(id);
     expect(row.finishedAt).toBeGreaterThanOrEqual(row.startedAt!);
-    expect(row.scanAfter).toBeLessThanOrEqual(at(0));
 
     // The export no longer has them, from R2 or from D1.
     const res = await api(
       `/api/export?timestamp_after=${formatTimestamp(at(0) - HOUR)}&timestamp_before=${formatTimestamp(at(23) + HOUR)}`,
-      {
-        headers: bearer(app.readKey),
-      },
+      { headers: bearer(app.readKey) },
     );
     const lines = (await res.text())
       .trimEnd()
@@ -239,46 +228,29 @@ describe("erasing a session", () => {
     expect(await etags(app.appId)).toEqual(tags);
   });
 
-  it("resumes where a short time budget stopped it, and counts every line once when a run dies between an R2 write and its counts", async () => {
+  it("resumes where a short time budget stopped it, and counts every event once when a run dies between an R2 write and its swap", async () => {
     const app = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
+    // Six dates: six objects.
     const rows = Array.from({ length: 6 }, (_, i) => [
-      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 3 * DAY + i * HOUR }),
-      event(app.num, { timestamp: NOW * 1000 - 3 * DAY + i * HOUR }),
+      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - (3 + i) * DAY }),
+      event(app.num, { timestamp: NOW * 1000 - (3 + i) * DAY }),
     ]).flat();
     await insertAll(db, rows);
-    await seal();
     await maintain(settings());
     const id = await request(app.appId, "session", erased);
 
-    // A bucket whose first write lands but whose caller dies before the counts move.
-    let crashed = false;
-    const crashing = new Proxy(env.ARCHIVE, {
-      get(target, prop) {
-        if (prop === "put") {
-          return async (...args: Parameters<R2Bucket["put"]>) => {
-            const put = await target.put(...args);
-            if (!crashed) {
-              crashed = true;
-              throw new Error("isolate gone");
-            }
-            return put;
-          };
-        }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    // A bucket whose first write lands but whose caller dies before the swap.
+    const { bucket: crashing } = meteredBucket(env.ARCHIVE, (_key, n) => (n === 1 ? "after" : undefined));
     const crash = await eraseDue(db, crashing, { deadline: Date.now() + 20_000 }).catch((err: unknown) => err);
     expect(crash).toBeInstanceOf(ErasureFailed);
-    expect(((crash as ErasureFailed).cause as Error).message).toBe("isolate gone");
-    expect(await audit(id)).toMatchObject({ status: "running", step: "archive" });
-    expect((await audit(id)).pendingKey).not.toBeNull();
+    expect(((crash as ErasureFailed).cause as Error).message).toMatch(/isolate gone/);
+    expect(await audit(id)).toMatchObject({ status: "running", step: "archive", archiveEvents: 0 });
 
     // Then runs of a budget that stops after every few steps.
     let runs = 0;
     for (let t = 0; (await audit(id)).status !== "done"; runs++) {
-      expect(runs).toBeLessThan(50);
+      expect(runs).toBeLessThan(80);
       const clock = () => t++;
       await eraseDue(db, env.ARCHIVE, { deadline: clock() + 4, now: clock });
     }
@@ -290,34 +262,62 @@ describe("erasing a session", () => {
       archiveEvents: 6,
       archiveObjectsRewritten: 6,
     });
-    expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
+    expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
     expect(await archivedLines(app.appId)).toHaveLength(6);
     await expectExactCounts(app.num);
   });
 
-  it("waits for a later event before deleting the table's newest row, whose id SQLite would hand out again", async () => {
+  it("reaches events before 1970 (the ingestion accepts timestamps back to 1684)", async () => {
     const app = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
-    await insertAll(db, [event(app.num, { sessionId: erased }), event(app.num, { sessionId: erased })]);
-    const id = await request(app.appId, "session", erased);
-    const run = await maintain(settings());
-    expect(run.erasure.erasures.find((e) => e.id === id)).toMatchObject({
-      status: "running",
-      step: "d1",
-      d1Events: 1,
-      waiting: true,
-    });
-    expect(await rowsOf(app.num, erased)).toBe(1);
-    // The maintenance log names the request by its id, never by the session.
-    expect(JSON.stringify(run)).not.toContain(erased);
-    await insertAll(db, [event(app.num)]);
-    await untilDone(id);
-    expect(await audit(id)).toMatchObject({ d1Events: 2, countedEvents: 2 });
+    const times = [Date.UTC(1969, 11, 31, 23) * 1000, Date.UTC(1900, 0, 1) * 1000, Date.UTC(1700, 5, 1) * 1000];
+    await insertAll(db, [
+      ...times.map((timestamp) => event(app.num, { sessionId: erased, timestamp })),
+      ...times.map((timestamp) => event(app.num, { timestamp })),
+    ]);
+    await maintain(settings()); // archived, and purged from D1 (older than HOT_DAYS)
     expect(await rowsOf(app.num, erased)).toBe(0);
-    // The growing block was archived with them and is rewritten without them: never archived again.
-    await maintain(settings());
-    expect((await archivedLines(app.appId)).filter((l) => l.line.session_id === erased)).toEqual([]);
-    await expectExactCounts(app.num);
+    const dates = (await manifest("live")).filter((o) => o.app === app.appId).map((o) => o.date);
+    expect(dates.sort()).toEqual(["1700-06-01", "1900-01-01", "1969-12-31"]);
+    expect((await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).size).toBe(3);
+    const id = await request(app.appId, "session", erased);
+    await untilDone(id);
+    expect(await audit(id)).toMatchObject({
+      status: "done",
+      d1Events: 0,
+      archiveEvents: 3,
+      archiveObjectsRewritten: 3,
+    });
+    expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
+    expect(await archivedLines(app.appId)).toHaveLength(3);
+  });
+
+  it("reaches compacted objects, and the objects they replaced while those are still in R2", async () => {
+    const app = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    const day = NOW * 1000 - 3 * DAY;
+    // Three runs' objects of one closed date: the compaction merges them, the three stay in R2 for their grace.
+    for (let i = 0; i < 3; i++) {
+      await insertAll(db, [
+        event(app.num, { sessionId: erased, timestamp: day + i }),
+        event(app.num, { timestamp: day + i }),
+      ]);
+      await maintain(settings({ HOT_DAYS: "100000" }));
+    }
+    const objects = (await manifest()).filter((o) => o.app === app.appId);
+    expect(objects.filter((o) => o.state === "live").map((o) => o.origin)).toEqual(["compaction"]);
+    expect(objects.filter((o) => o.state === "retired").length).toBeGreaterThanOrEqual(3);
+    expect((await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).size).toBeGreaterThanOrEqual(4);
+    const id = await request(app.appId, "session", erased);
+    await untilDone(id);
+    expect(await audit(id)).toMatchObject({
+      status: "done",
+      d1Events: 3,
+      archiveEvents: 3,
+      archiveObjectsRewritten: 1,
+    });
+    expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
+    expect(await archivedLines(app.appId)).toHaveLength(3);
   });
 });
 
@@ -326,16 +326,16 @@ describe("a request that fails", () => {
     const broken = await makeApp();
     const fine = await makeApp();
     const session = `erased-${crypto.randomUUID()}`;
-    await insertAll(db, [event(broken.num, { sessionId: session }), event(fine.num, { sessionId: session })]);
-    await seal();
+    await insertAll(db, [
+      event(broken.num, { sessionId: session }),
+      event(fine.num, { sessionId: session }),
+      event(fine.num), // the table's newest row is not erased here (see the last test)
+    ]);
     await maintain(settings());
-    // The broken application's object is damaged: not gzip.
-    const [key] = (await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/app_id=${broken.appId}/` })).objects.map(
-      (o) => o.key,
-    );
-    const lines: string[] = [];
-    for await (const line of archiveLines(env.ARCHIVE, key!)) lines.push(line);
-    await env.ARCHIVE.put(key!, "not gzip");
+    // The broken application's object is damaged: not Parquet.
+    const [object] = (await manifest("live")).filter((o) => o.app === broken.appId);
+    const good = await (await env.ARCHIVE.get(object!.key))!.arrayBuffer();
+    await env.ARCHIVE.put(object!.key, "not parquet");
     const first = await request(broken.appId, "session", session);
     const second = await request(fine.appId, "session", session);
     const purgedAt = (await readStorageState(db)).purgedAt;
@@ -354,53 +354,48 @@ describe("a request that fails", () => {
     expect(await audit(second)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
     expect((await readStorageState(db)).purgedAt).toBeGreaterThan(purgedAt ?? 0); // retention ran after it
 
-    await putLines(env.ARCHIVE, key!, lines);
+    await env.ARCHIVE.put(object!.key, good);
     await untilDone(first);
     expect(await audit(first)).toMatchObject({ status: "done", d1Events: 1, archiveEvents: 1 });
-    expect((await archivedLines(broken.appId)).filter((l) => l.line.session_id === session)).toEqual([]);
+    expect(await copiesInR2(ofSession(session), `events/app_id=${broken.appId}/`)).toEqual(new Map());
   });
 });
 
 describe("the archive window", () => {
-  it("reaches a session's events older than the 24-hour lookback only in a window the operator names, and records which window it read", async () => {
+  it("erases every copy of what it deletes from D1 whatever the operator's window; a request made again without one finishes what the window left", async () => {
     const app = await makeApp();
     const erased = `erased-${crypto.randomUUID()}`;
     const old = Array.from({ length: 3 }, (_, i) =>
       event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 33 * DAY + i * HOUR }),
     );
+    const older = Array.from({ length: 3 }, (_, i) =>
+      event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 90 * DAY + i * HOUR }),
+    );
     const hot = Array.from({ length: 3 }, (_, i) =>
       event(app.num, { sessionId: erased, timestamp: NOW * 1000 - 2 * DAY + i * HOUR }),
     );
-    await insertAll(db, [...old, ...hot, event(app.num, { timestamp: NOW * 1000 - 33 * DAY })]);
-    await seal();
+    await insertAll(db, [...old, ...older, ...hot, event(app.num, { timestamp: NOW * 1000 - 33 * DAY })]);
     await maintain(settings());
-    expect(await rowsOf(app.num, erased)).toBe(3); // the old three purged: in R2 only
+    expect(await rowsOf(app.num, erased)).toBe(3); // the old six purged: in R2 only
 
-    const first = await request(app.appId, "session", erased);
-    await untilDone(first);
-    // Its window came from D1 (the purge mark is far behind its first hot event): the old three are out of reach.
-    expect(await audit(first)).toMatchObject({
-      scanBasis: "d1",
-      scanAfter: hot[0]!.timestamp,
-      scanBefore: hot[2]!.timestamp,
-      d1Events: 3,
-      archiveEvents: 3,
-    });
-    const left = () =>
-      archivedLines(app.appId).then((lines) => lines.filter((l) => l.line.session_id === erased).length);
-    expect(await left()).toBe(3);
-
+    // A window around the 33-day-old events: it reads those, and the hot ones it deletes from D1, not the 90-day-old ones.
     const window = { from: NOW * 1000 - 34 * DAY, to: NOW * 1000 - 32 * DAY };
-    const second = await request(app.appId, "session", erased, window);
-    await untilDone(second);
-    expect(await audit(second)).toMatchObject({
+    const first = await request(app.appId, "session", erased, window);
+    await untilDone(first);
+    expect(await audit(first)).toMatchObject({
       scanBasis: "operator",
       scanAfter: window.from,
-      scanBefore: window.to,
-      d1Events: 0,
-      archiveEvents: 3,
+      scanBefore: hot[2]!.timestamp,
+      d1Events: 3,
+      archiveEvents: 6,
     });
-    expect(await left()).toBe(0);
+    const left = await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`);
+    expect([...left.values()].reduce((a, b) => a + b, 0)).toBe(3);
+
+    const second = await request(app.appId, "session", erased);
+    await untilDone(second);
+    expect(await audit(second)).toMatchObject({ scanBasis: "all", d1Events: 0, archiveEvents: 3 });
+    expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
     expect(await archivedLines(app.appId)).toHaveLength(1);
   });
 });
@@ -411,17 +406,15 @@ describe("erasing a list of event ids", () => {
     const purged = Array.from({ length: 3 }, (_, i) => event(app.num, { timestamp: NOW * 1000 - 40 * DAY + i * HOUR }));
     const hot = Array.from({ length: 3 }, (_, i) => event(app.num, { timestamp: NOW * 1000 - 2 * DAY + i * HOUR }));
     await insertAll(db, [...purged, ...hot]);
-    await seal();
     await maintain(settings());
     const { archivedThrough } = await readStorageState(db);
     const fresh = Array.from({ length: 3 }, () => event(app.num, { timestamp: NOW * 1000 - HOUR }));
     await insertAll(db, fresh); // above the watermark: not archived yet
-    await seal();
     const doomed = [purged[1]!, hot[1]!, fresh[1]!];
     const id = await request(app.appId, "events", JSON.stringify(doomed.map((e) => e.eventId)));
     // The erasure alone, before any archive run reaches the fresh events.
     while ((await audit(id)).status !== "done") await eraseDue(db, env.ARCHIVE, { deadline: Date.now() + 20_000 });
-    // Later runs archive the fresh events' block: without the erased one.
+    // A later run archives the fresh events: without the erased one.
     await maintain(settings());
     expect((await readStorageState(db)).archivedThrough).toBeGreaterThan(archivedThrough);
 
@@ -439,14 +432,56 @@ describe("erasing a list of event ids", () => {
           .first(),
       ).toBeNull();
     }
+    const ofDoomed = new Set(doomed.map((e) => e.eventId));
+    expect(await copiesInR2((e) => ofDoomed.has(e.event_id), `events/app_id=${app.appId}/`)).toEqual(new Map());
     expect(await audit(id)).toMatchObject({
       status: "done",
       kind: "events",
       d1Events: 2,
       countedEvents: 2,
       archiveEvents: 2,
-      scanBasis: "archive",
+      scanBasis: "all",
     });
+    await expectExactCounts(app.num);
+  });
+});
+
+// SQLite (no AUTOINCREMENT) gives the id of a deleted newest row to the next event stored, at or
+// below the roll-up mark and the archive watermark: that event would be neither counted nor archived,
+// and retention would purge it. Until ids come from a counter that never hands one out twice
+// (issue 16), a request holding the table's newest row waits for a later event.
+describe("the table's newest event", () => {
+  it("is kept while it is the newest; the next run after a later event erases it, and the later event is counted and archived", async () => {
+    const app = await makeApp();
+    const erased = `erased-${crypto.randomUUID()}`;
+    await insertAll(db, [event(app.num, { sessionId: erased }), event(app.num, { sessionId: erased })]);
+    const newest = (await env.DB.prepare("SELECT max(id) AS id FROM events").first<{ id: number }>())!.id;
+    await maintain(settings()); // archived, newest included
+    const id = await request(app.appId, "session", erased);
+    const waiting = await maintain(settings());
+    expect(waiting.erasure.erasures.find((e) => e.id === id)).toMatchObject({
+      status: "running",
+      step: "d1",
+      d1Events: 1,
+    });
+    expect(await env.DB.prepare("SELECT 1 AS n FROM events WHERE id = ?").bind(newest).first()).toEqual({ n: 1 });
+    // A later event: it takes a fresh id, and the newest row can go.
+    const later = `later-${crypto.randomUUID()}`;
+    await insertAll(db, [event(app.num, { sessionId: later })]);
+    const laterId = (await env.DB.prepare("SELECT max(id) AS id FROM events").first<{ id: number }>())!.id;
+    expect(laterId).toBeGreaterThan(newest);
+    const run = await maintain(settings());
+    expect(run.erasure.erasures.find((e) => e.id === id)).toMatchObject({
+      status: "done",
+      d1Events: 2,
+      archiveEvents: 2,
+    });
+    expect(await env.DB.prepare("SELECT 1 FROM events WHERE id = ?").bind(newest).first()).toBeNull();
+    // The maintenance log names the request by its id, never by the session.
+    expect(JSON.stringify(run)).not.toContain(erased);
+    expect(await rowsOf(app.num, erased)).toBe(0);
+    expect(await copiesInR2(ofSession(erased), `events/app_id=${app.appId}/`)).toEqual(new Map());
+    expect([...(await copiesInR2(ofSession(later), `events/app_id=${app.appId}/`)).values()]).toEqual([1]);
     await expectExactCounts(app.num);
   });
 });

@@ -1,11 +1,10 @@
-// Storage that never fills (issue 8): every stored event archived in R2 (local R2 under workerd),
-// deterministic object names so repeated runs archive nothing twice, and retention that purges
-// the hot window only behind the archive, keeping counts exact.
+// Storage that never fills (issue 8): retention that purges the hot window only behind the archive,
+// keeping counts exact; the cron; the export across the tiers; health. The archive itself (issue 17):
+// archive.happy, compaction.happy, export-maintenance.happy.
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ARCHIVE_ROOT, archiveLines } from "../../src/archive/objects";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll } from "../../src/db/event-insert";
 import type { NewEventRow } from "../../src/db/schema";
@@ -14,10 +13,11 @@ import worker from "../../src/index";
 import { maintain } from "../../src/maintain/scheduled";
 import { DAY, formatTimestamp, HOUR } from "../../src/shared/timestamp";
 import { api, appNum, bearer, makeApp } from "../helpers/api";
+import { liveEvents, meteredBucket } from "../helpers/archive";
 
 const db = drizzle(env.DB);
 const NOW = Date.now();
-const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ARCHIVE_BLOCK_IDS: "50", ...overrides });
+const settings = (overrides: Partial<Env> = {}): Env => ({ ...env, ...overrides });
 
 /** Application numbers of the ids these tests use, and back (rows carry numbers; archives and reads, ids). */
 const apps = new Map<string, number>();
@@ -43,91 +43,15 @@ function event(overrides: Partial<NewEventRow> = {}): NewEventRow {
   };
 }
 
-/** Every archived line, by event id, with how many times each id appears across all objects. */
+/** Every event of the live archive objects, by application and event id, with how many objects hold each. */
 async function archived() {
-  const seen = new Map<string, { line: Record<string, unknown>; copies: number; key: string }>();
-  let cursor: string | undefined;
-  do {
-    const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, cursor });
-    for (const object of listed.objects) {
-      for await (const text of archiveLines(env.ARCHIVE, object.key)) {
-        const line = JSON.parse(text) as Record<string, unknown>;
-        const id = `${line.application}/${line.event_id}`;
-        const prior = seen.get(id);
-        seen.set(id, { line, copies: (prior?.copies ?? 0) + 1, key: object.key });
-      }
-    }
-    cursor = listed.truncated ? listed.cursor : undefined;
-  } while (cursor);
+  const seen = new Map<string, { copies: number; key: string }>();
+  for (const { key, event } of (await liveEvents()).rows) {
+    const id = `${event.application}/${event.eventId}`;
+    seen.set(id, { copies: (seen.get(id)?.copies ?? 0) + 1, key });
+  }
   return seen;
 }
-
-const storedCount = async () => (await env.DB.prepare("SELECT count(*) AS n FROM events").first<{ n: number }>())!.n;
-
-describe("the archive", () => {
-  it("holds every stored event once, in Hive-style partitions by application and event hour, however often it runs", async () => {
-    const rows = [
-      ...Array.from({ length: 120 }, (_, i) =>
-        event({ timestamp: NOW * 1000 - (i % 3) * HOUR, app: num(i % 2 ? "tier-a" : "tier-b") }),
-      ),
-      ...Array.from({ length: 7 }, () => event({ app: 0 })),
-    ];
-    await insertAll(db, rows);
-    const first = await maintain(settings());
-    expect(first.archive.done).toBe(true);
-    await maintain(settings()); // again: overwrites the same objects
-    const lines = await archived();
-    const total = await storedCount();
-    expect(lines.size).toBe(total);
-    for (const [id, { copies, key, line }] of lines) {
-      expect(copies, id).toBe(1);
-      expect(key).toMatch(/^events\/app_id=[^/]+\/date=\d{4}-\d{2}-\d{2}\/hour=\d{2}\/part-\d{16}\.ndjson\.gz$/);
-      // The partition is the event's own application and hour (UTC).
-      const ts = String(line.timestamp);
-      expect(key).toContain(`/date=${ts.slice(0, 10)}/hour=${ts.slice(11, 13)}/`);
-      expect(key).toContain(
-        line.application === null ? "app_id=__HIVE_DEFAULT_PARTITION__/" : `app_id=${String(line.application)}/`,
-      );
-      expect(Object.keys(line).slice(0, 5)).toEqual(["session_id", "timestamp", "category", "name", "data"]);
-    }
-    const one = rows[5]!;
-    const { line } = lines.get(`${idOf(one.app)}/${one.eventId}`)!;
-    expect(line).toMatchObject({
-      session_id: one.sessionId,
-      category: one.category,
-      name: one.name,
-      data: JSON.parse(one.data),
-    });
-    // Objects are plain gzip NDJSON that any tool can read: content type and encoding say so.
-    const listed = await env.ARCHIVE.list({ prefix: `${ARCHIVE_ROOT}/`, include: ["httpMetadata"] });
-    expect(listed.objects[0]!.httpMetadata).toMatchObject({
-      contentType: "application/x-ndjson",
-      contentEncoding: "gzip",
-    });
-  });
-
-  it("seals blocks as higher ids arrive, rewriting the growing block until then", async () => {
-    await insertAll(
-      db,
-      Array.from({ length: 30 }, () => event()),
-    );
-    await maintain(settings());
-    const before = await readStorageState(db);
-    expect(before.archivedMaxId).toBe(await storedCount());
-    expect(before.archivedThrough % 50).toBe(0);
-    expect(before.archivedThrough).toBeLessThan(before.archivedMaxId);
-    await insertAll(
-      db,
-      Array.from({ length: 60 }, () => event()),
-    );
-    await maintain(settings());
-    const after = await readStorageState(db);
-    expect(after.archivedThrough).toBeGreaterThan(before.archivedThrough);
-    const lines = await archived();
-    expect(lines.size).toBe(await storedCount());
-    for (const { copies } of lines.values()) expect(copies).toBe(1);
-  });
-});
 
 describe("retention", () => {
   it("purges events older than HOT_DAYS once archived, keeps newer ones, and keeps count exact", async () => {
@@ -173,24 +97,25 @@ describe("retention", () => {
   it("never deletes an event that is not archived yet", async () => {
     const old = Array.from({ length: 30 }, () => event({ category: "unarchived", timestamp: NOW * 1000 - 60 * DAY }));
     await insertAll(db, [...old, event({ category: "unarchived-tail" })]);
-    // A run whose archive step has no time left: nothing new is archived, so nothing new may be purged.
-    let clock = NOW;
-    const stalled = await maintain(settings(), () => (clock += 30_000));
-    expect(stalled.archive.blocks).toBe(0);
     const count = async () =>
       (await env.DB.prepare("SELECT count(*) AS n FROM events WHERE category = 'unarchived'").first<{ n: number }>())!
         .n;
+    // A run whose archive step has no time left: nothing new is archived, so nothing new may be purged.
+    let clock = NOW;
+    const stalled = await maintain(settings(), () => (clock += 30_000));
+    expect(stalled.archive.ranges).toBe(0);
     expect(await count()).toBe(30);
-    // Archived, but in the block still growing (not sealed): still kept.
-    await maintain(settings());
+    // A run whose archive step fails (R2 refuses every write): the others run, and purge nothing unarchived.
+    const { bucket: refusing } = meteredBucket(env.ARCHIVE, () => "before");
+    const failed = await maintain(settings({ ARCHIVE: refusing })).catch((err: unknown) => err);
+    expect(String(failed)).toMatch(/put .* failed/);
     expect(await count()).toBe(30);
-    // Once later events seal the block, the next run purges them.
-    await insertAll(
-      db,
-      Array.from({ length: 60 }, () => event({ category: "unarchived-tail" })),
-    );
-    await maintain(settings());
+    // The next run archives them, then purges them.
+    const run = await maintain(settings());
+    expect(run.archive.done).toBe(true);
     expect(await count()).toBe(0);
+    const lines = await archived();
+    for (const e of old) expect(lines.get(`${idOf(e.app)}/${e.eventId}`)?.copies).toBe(1);
   });
 
   it("bounds the error log by age", async () => {
@@ -278,10 +203,7 @@ describe("GET /api/export", () => {
       event({ app: num("another-app"), category: "exported", timestamp: at(3, i) }),
     );
     await insertAll(db, [...purged, ...hot, ...other]);
-    await insertAll(
-      db,
-      Array.from({ length: 60 }, () => event({ category: "filler" })),
-    ); // seals their blocks
+    await insertAll(db, [event({ category: "filler" })]);
     await maintain(settings());
     for (const e of purged)
       expect(
