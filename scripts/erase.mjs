@@ -52,14 +52,19 @@ function record(appId, kind, erased, args) {
   );
 }
 
-/** What D1 still holds of a request: 0 once it is done (and no event of it arrived since). */
+/** What D1 still holds of a request, over every generation's table: 0 once it is done (and no event of it arrived since). */
 function leftInD1(e) {
   const app = `(SELECT num FROM applications WHERE id = ${quote(e.app_id)})`;
   const match =
     e.kind === "session"
-      ? `session_id = ${quote(e.target)} AND +app = ${app}`
-      : `app = ${app} AND event_id IN (SELECT unhex(replace(value, '-', '')) FROM json_each(${quote(e.target)}))`;
-  return d1(`SELECT count(*) AS n FROM events WHERE ${match}`)[0].n;
+      ? `session = (SELECT num FROM sessions WHERE app = ${app} AND session_id = ${quote(e.target)})`
+      : `event_id IN (SELECT unhex(replace(value, '-', '')) FROM json_each(${quote(e.target)})) AND app = ${app}`;
+  const tables = d1("SELECT gen FROM generations ORDER BY gen").map(({ gen }) =>
+    gen < 0 ? `events_gm${-gen}` : `events_g${gen}`,
+  );
+  if (tables.length === 0) return 0;
+  const counts = tables.map((t) => `SELECT count(*) AS n FROM ${t} WHERE ${match}`).join(" UNION ALL ");
+  return d1(`SELECT coalesce(sum(n), 0) AS n FROM (${counts})`)[0].n;
 }
 
 const time = (us) => (us === null ? null : new Date(Math.floor(us / 1000)).toISOString());

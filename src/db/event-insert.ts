@@ -165,22 +165,23 @@ function generationStatements(
   const keys = JSON.stringify(rows.map(({ row, offset }) => [row.app, row.timestamp, offset]));
   const inserted = sql`FROM json_each(${keys}) AS k JOIN ${t} AS e
     ON e.app = k.value ->> 0 AND e.timestamp = k.value ->> 1 AND e.id = ${base} + (k.value ->> 2)`;
-  const first = rows[0]!.offset;
-  const last = rows.at(-1)!.offset;
+  // The highest id given (a rebuild's chunk comes newest first, so not always the last row's).
+  const highest = Math.max(...rows.map((r) => r.offset));
   statements.push(
     ...countStatements(db, gen, inserted),
     // Where the archive finds them (generation tables have no index by id).
     ...(withArrivals
       ? [
           db.insert(arrivals).select(
-            sql`SELECT ${base} + ${sql.raw(String(first))}, ${base} + ${sql.raw(String(last))},
+            // min and max of the ids themselves: a rebuild's chunk comes newest first.
+            sql`SELECT min(e.id), max(e.id),
               json_group_array(json_array(${sql.raw(String(gen))}, e.app, e.timestamp, e.id)) ${inserted} WHERE true HAVING count(*) > 0`,
           ),
         ]
       : []),
     db
       .update(generations)
-      .set({ maxId: sql`max(${generations.maxId}, ${base} + ${sql.raw(String(last))})` })
+      .set({ maxId: sql`max(${generations.maxId}, ${base} + ${sql.raw(String(highest))})` })
       .where(eq(generations.gen, gen)),
     db
       .insert(generationApps)
@@ -195,7 +196,7 @@ export interface InsertOptions {
   hotDays?: number;
   /**
    * Rows that keep the ids they have (`ids`, one per row), and whether they still need the archive
-   * (arrival rows): the rebuild of the pre-0010 table moves old events in with their own ids.
+   * (arrival rows): the rebuild of the pre-0011 table moves old events in with their own ids.
    */
   ids?: number[];
   toArchive?: boolean;

@@ -20,7 +20,7 @@ export const uuidBlob = customType<{ data: string; driverData: ArrayBuffer | Uin
 });
 
 /**
- * The events table before migration 0010 (one table, 14 indexes, ≈ 680 bytes and 15 rows written per
+ * The events table before migration 0011 (one table, 14 indexes, ≈ 680 bytes and 15 rows written per
  * event): kept only until the rebuild (maintain/rebuild.ts) has moved its rows into generations.
  * New events never come here.
  */
@@ -292,7 +292,7 @@ export const storageState = sqliteTable("storage_state", {
   nextId: integer("next_id").notNull().default(1),
   // How much event time one generation spans, in microseconds (set once; generations.ts).
   genSpan: integer("gen_span"),
-  // The rebuild of the pre-0010 events table: the highest legacy id moved so far (null: not started).
+  // The rebuild of the pre-0011 events table: the highest legacy id moved so far (null: not started).
   rebuiltThrough: integer("rebuilt_through"),
   // When the byte budget last cut the hot window below HOT_DAYS, and the last report of it (µs).
   budgetCutAt: integer("budget_cut_at"),

@@ -1,12 +1,13 @@
-// The rebuild of the pre-0010 events table (one table, 14 indexes) into generations, for a database
+// The rebuild of the pre-0011 events table (one table, 14 indexes) into generations, for a database
 // that had events before the upgrade: a chunk at a time, newest first, each event keeping its id (so
 // the archive watermark still means what it meant), stored as the consumer stores it and then deleted
-// from the old table. Resumable: a run stopped between the two finds the chunk again, and the insert
-// skips what it already holds. No statement touches more than a chunk, so none nears D1's 30 s.
+// from the old table. Resumable: a run stopped between the two finds the chunk again, and what a
+// generation already holds is not stored (nor counted) again. No statement touches more than a
+// chunk, so none nears D1's 30 s.
 import { eq } from "drizzle-orm";
 import type { Db } from "../db/db";
 import { insertAll } from "../db/event-insert";
-import { deleteLegacy, legacyChunk, legacyMaxId } from "../db/legacy";
+import { alreadyStored, deleteLegacy, legacyChunk, legacyMaxId } from "../db/legacy";
 import { storageState } from "../db/schema";
 import { readStorageState } from "../db/storage-state";
 
@@ -44,9 +45,11 @@ export async function rebuildLegacy(
       await db.update(storageState).set({ rebuiltThrough: null }).where(eq(storageState.id, 1));
       return { ...run, through: null, done: true };
     }
-    // Events the archive already holds need no arrival rows; those above the watermark do.
+    // Those a stopped run already stored (and counted) are not stored again. Events the archive
+    // already holds need no arrival rows; those above the watermark do.
+    const stored = await alreadyStored(db, rows);
     for (const archived of [true, false]) {
-      const part = rows.filter((r) => r.id <= state.archivedThrough === archived);
+      const part = rows.filter((r) => !stored.has(r.id) && r.id <= state.archivedThrough === archived);
       if (part.length > 0)
         await insertAll(
           db,

@@ -152,7 +152,7 @@ export async function purgeHotWindow(
 
 /** What deleting orphaned: dictionary rows and zero counts, then the bytes after. */
 async function finish(db: Db, run: HotWindowRun, gens: { gen: number }[], done = false): Promise<HotWindowRun> {
-  // While the pre-0010 table is being rebuilt its rows still point at dictionary rows of generation 0.
+  // While the pre-0011 table is being rebuilt its rows still point at dictionary rows of generation 0.
   const rebuilding = (await readStorageState(db)).rebuiltThrough !== null;
   if ((run.deleted > 0 || run.generations > 0) && !rebuilding) run.orphans = await deleteOrphans(db, gens[0]?.gen);
   run.bytesAfter = await databaseBytes(db);

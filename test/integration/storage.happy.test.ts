@@ -199,8 +199,7 @@ describe("GET /api/export", () => {
     await insertAll(db, [...purged, ...hot, ...other]);
     await insertAll(db, [event({ category: "filler" })]);
     await maintain(settings());
-    for (const e of purged)
-      expect(await storedCount("event_id = lower(?)", [e.eventId]), "purged from D1").toBe(0);
+    for (const e of purged) expect(await storedCount("event_id = lower(?)", [e.eventId]), "purged from D1").toBe(0);
     const late = Array.from({ length: 5 }, (_, i) =>
       event({ app: app.num, category: "exported", timestamp: at(2, i) }),
     );
