@@ -73,7 +73,7 @@ function fileBytes(file) {
 
 function info({ file }) {
   const db = open(file, { readOnly: true, mustExist: true });
-  const rows = db.prepare("SELECT count(*) AS n FROM events").get().n;
+  const rows = countEvents(db);
   // The application of some stored event, by id (events keep applications.num since migration 0005).
   const app = hasColumn(db, "events", "app")
     ? db.prepare("SELECT a.id AS app_id FROM events AS e JOIN applications AS a ON a.num = e.app LIMIT 1").get()
@@ -612,6 +612,20 @@ function migrate({ file, migration }) {
   };
 }
 
+/**
+ * The tables that hold events: `events`, and since issue 16 (migration 0011) the hot tier's generation tables
+ * events_g<n> (the legacy `events` is then empty unless an upgrade's rebuild is under way).
+ */
+function eventTables(db) {
+  return db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND (name = 'events' OR name GLOB 'events_g[0-9m]*')")
+    .all()
+    .map((r) => r.name);
+}
+function countEvents(db, where = "") {
+  return eventTables(db).reduce((n, t) => n + db.prepare(`SELECT count(*) AS n FROM "${t}" ${where}`).get().n, 0);
+}
+
 /** Bytes per table and index (dbstat) of a D1 file a stopped wrangler left, and how many events it holds (with context). */
 function dbstatFile({ file }) {
   const db = open(file, { mustExist: true });
@@ -619,8 +633,8 @@ function dbstatFile({ file }) {
   const has = (col) =>
     db.prepare("SELECT count(*) AS n FROM pragma_table_info('events') WHERE name = ?").get(col).n > 0;
   const out = {
-    rows: db.prepare("SELECT count(*) AS n FROM events").get().n,
-    withContext: has("context") ? db.prepare("SELECT count(*) AS n FROM events WHERE context IS NOT NULL").get().n : 0,
+    rows: countEvents(db),
+    withContext: has("context") ? countEvents(db, "WHERE context IS NOT NULL") : 0,
     contexts: has("context") ? db.prepare("SELECT count(*) AS n FROM contexts").get().n : 0,
     contextBodyAvg: has("context") ? db.prepare("SELECT avg(length(body)) AS n FROM contexts").get().n : null,
     pageSize: pragma(db, "page_size"),
@@ -630,7 +644,71 @@ function dbstatFile({ file }) {
   return out;
 }
 
-const tasks = { info, load, insert, query, probeValues, storage, keys, migrate, dbstatFile };
+/**
+ * Edge context on every loaded row (the schema of migration 0008 to 0010: events.context, country, device, and
+ * context_counts): 18 contexts (6 countries × 3 devices) taken in turn by id, the counts rebuilt from the rows as
+ * the consumer would have kept them. For the query data sets' country and device shapes (issue 16).
+ */
+function contextFill({ file }) {
+  const t0 = Date.now();
+  const db = open(file, { mustExist: true });
+  db.exec("PRAGMA synchronous = OFF");
+  db.exec("PRAGMA cache_size = -262144");
+  const countries = ["US", "DE", "FR", "GB", "JP", "BR"];
+  const devices = ["desktop", "mobile", "tablet"];
+  const bodies = [];
+  for (const c of countries)
+    for (const d of devices)
+      bodies.push(
+        JSON.stringify({
+          country: c,
+          city: "Berlin",
+          region: "BE",
+          device: d,
+          browser: "Chrome",
+          os: d === "desktop" ? "Windows" : "Android",
+        }),
+      );
+  const H = 3600000000;
+  transaction(db, () => {
+    const add = db.prepare("INSERT INTO contexts (id, body) VALUES (?, ?)");
+    bodies.forEach((b, i) => add.run(i + 1, b));
+    db.exec(`UPDATE events SET context = 1 + (id % ${bodies.length})`);
+    db.exec(
+      "UPDATE events SET country = (SELECT body ->> 'country' FROM contexts WHERE contexts.id = events.context), device = (SELECT body ->> 'device' FROM contexts WHERE contexts.id = events.context)",
+    );
+    db.exec("DELETE FROM context_counts");
+    for (const dim of ["country", "device"])
+      db.exec(
+        `INSERT INTO context_counts (dim, value, category, name, app, hour, n)
+         SELECT '${dim}', ${dim}, category, name, app, (timestamp - ((timestamp % ${H}) + ${H}) % ${H}) / ${H} AS h, count(*)
+         FROM events WHERE ${dim} IS NOT NULL GROUP BY ${dim}, category, name, app, h`,
+      );
+  })();
+  const out = {
+    seconds: (Date.now() - t0) / 1000,
+    contexts: bodies.length,
+    counts: db.prepare("SELECT count(*) AS n FROM context_counts").get().n,
+  };
+  if (pragma(db, "journal_mode") === "wal") db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  return out;
+}
+
+/** A session of application `app` near the middle of the loaded rows (the schema of 0005 on: events.app is its number). */
+function sessionOfApp({ file, app }) {
+  const db = open(file, { readOnly: true, mustExist: true });
+  const n = db.prepare("SELECT max(id) AS n FROM events").get().n;
+  const row = db
+    .prepare(
+      "SELECT e.session_id AS s FROM events AS e JOIN applications AS a ON a.num = e.app WHERE a.id = ? AND e.id > ? ORDER BY e.id LIMIT 1",
+    )
+    .get(app, Math.floor(n * (14.5 / 30)));
+  db.close();
+  return row.s;
+}
+
+const tasks = { info, load, insert, query, probeValues, storage, keys, migrate, dbstatFile, contextFill, sessionOfApp };
 const [task, arg] = process.argv.slice(2);
 if (!tasks[task]) {
   console.error(`unknown task ${task}`);

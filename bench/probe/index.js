@@ -8,7 +8,10 @@
 //   GET  /__bench/counters, POST /__bench/counters/reset
 //   POST /__bench/consume?variant=real|values12|json_each   body: {"messages": [queue message bodies]}
 //                          → one consumer batch, stored by the real handler or a prototype insert
-//   POST /__bench/reset-events  → DELETE FROM events, and their counts (event_counts, rollup_mark)
+//   POST /__bench/reset-events  → DELETE FROM events, and their counts (event_counts, rollup_mark); on the hot tier's
+//                          schema (issue 16) the generation tables are dropped and their dictionaries, counts and arrivals deleted
+//   POST /__bench/rebuild?budget_ms=N → the maintenance's rebuild step alone (src/maintain/rebuild.ts: legacy events into
+//                          generations), metered, with the longest D1 call (batch or statement) in meter.maintain.maxCallMs
 //   POST /__bench/consumer-mode?mode=real|json_each|values12  → which insert the probe's queue() uses
 //   GET  /__bench/consumer-around → the statements the real insertAll() runs around its event INSERTs
 //   GET  /__bench/ok        → "ok" (the trivial Worker, inside the probe)
@@ -32,12 +35,14 @@ import { drizzle } from "drizzle-orm/d1";
 import { plan } from "../../src/consume/consumer";
 import { numbersOf } from "../../src/db/applications";
 import { insertAll } from "../../src/db/event-insert";
+import { forgetGenerations } from "../../src/db/generations";
 import worker from "../../src/index";
 import { eventMessages } from "../../src/ingest/messages";
 import { eventsOf, validateEvents } from "../../src/ingest/validate";
 import { eraseDue } from "../../src/maintain/erasure";
+import { rebuildLegacy } from "../../src/maintain/rebuild";
 import { maintain } from "../../src/maintain/scheduled";
-import { limitsFrom } from "../../src/shared/config";
+import { limitsFrom, storageFrom } from "../../src/shared/config";
 
 const counters = fresh();
 function fresh() {
@@ -60,7 +65,7 @@ function fresh() {
 let metering = false;
 let meter = freshMeter();
 function freshMeter() {
-  const d1 = () => ({ statements: 0, rowsRead: 0, rowsWritten: 0, bySql: {} });
+  const d1 = () => ({ statements: 0, rowsRead: 0, rowsWritten: 0, bySql: {}, maxCallMs: 0, maxDurationMs: 0 });
   return {
     requests: 0,
     messages: 0,
@@ -79,6 +84,7 @@ function addMeta(role, sql, meta) {
   m.statements++;
   m.rowsRead += meta.rows_read ?? 0;
   m.rowsWritten += meta.rows_written ?? 0;
+  m.maxDurationMs = Math.max(m.maxDurationMs, meta.duration ?? 0);
   const key = sql.replace(/\s+/g, " ").trim().slice(0, 90);
   m.bySql[key] ??= { n: 0, rowsRead: 0, rowsWritten: 0 };
   const e = m.bySql[key];
@@ -97,12 +103,16 @@ function meteredDb(db, role) {
     __sql: sql,
     bind: (...p) => statement(inner.bind(...p), sql),
     run: async () => {
+      const t0 = Date.now();
       const r = await inner.run();
+      meter[role].maxCallMs = Math.max(meter[role].maxCallMs, Date.now() - t0);
       addMeta(role, sql, r.meta);
       return r;
     },
     all: async () => {
+      const t0 = Date.now();
       const r = await inner.all();
+      meter[role].maxCallMs = Math.max(meter[role].maxCallMs, Date.now() - t0);
       addMeta(role, sql, r.meta);
       return r;
     },
@@ -120,7 +130,9 @@ function meteredDb(db, role) {
   const wrapped = {
     prepare: (sql) => statement(db.prepare(sql), sql),
     batch: async (stmts) => {
+      const t0 = Date.now();
       const results = await db.batch(stmts.map((x) => x.__inner ?? x));
+      meter[role].maxCallMs = Math.max(meter[role].maxCallMs, Date.now() - t0);
       for (const [i, r] of results.entries()) addMeta(role, stmts[i].__sql ?? "?", r.meta);
       return results;
     },
@@ -595,7 +607,39 @@ export default {
       const object = await env.ARCHIVE.get(url.searchParams.get("key"));
       return object ? new Response(object.body) : json({ error: "no such object" }, 404);
     }
+    if (url.pathname === "/__bench/rebuild") {
+      const budget = Number(url.searchParams.get("budget_ms") ?? 20_000);
+      const t0 = Date.now();
+      const run = await rebuildLegacy(drizzle(meteredDb(env.DB, "maintain")), {
+        hotDays: storageFrom(env).hotDays,
+        deadline: Date.now() + budget,
+      });
+      return json({ run, ms: Date.now() - t0, meter });
+    }
     if (url.pathname === "/__bench/reset-events") {
+      const hot = await env.DB.prepare("SELECT 1 FROM sqlite_master WHERE name = 'generations'").first();
+      if (hot) {
+        // The hot tier (issue 16): every generation table goes, with what describes and counts its rows.
+        const gens = await env.DB.prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'events_g%'",
+        ).all();
+        await env.DB.batch([
+          ...gens.results.map((g) => env.DB.prepare(`DROP TABLE IF EXISTS "${g.name}"`)),
+          ...[
+            "generations",
+            "generation_apps",
+            "arrivals",
+            "type_counts",
+            "context_value_counts",
+            "event_types",
+            "sessions",
+            "contexts",
+          ].map((t) => env.DB.prepare(`DELETE FROM ${t}`)),
+          env.DB.prepare("DELETE FROM sqlite_stat1 WHERE tbl LIKE 'events_g%'"),
+        ]);
+        forgetGenerations();
+        return json({ ok: true, dropped: gens.results.length });
+      }
       // The counts go with the rows: new rows reuse the freed ids, which a roll-up mark left above
       // them would never count (the consumer only moves the mark up).
       await env.DB.batch([
