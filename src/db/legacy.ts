@@ -3,8 +3,9 @@
 import { desc, lte, sql } from "drizzle-orm";
 import type { Db } from "./db";
 import { generationTable, isMissingGeneration } from "./generations";
+import { legacyEvents } from "./legacy-schema";
 import { listGenerations } from "./purge";
-import { contexts, legacyEvents, type NewEventRow } from "./schema";
+import { contexts, type NewEventRow } from "./schema";
 
 /** Up to `limit` legacy rows with ids up to `through`, newest first, with the id each keeps. */
 export async function legacyChunk(db: Db, through: number, limit: number) {

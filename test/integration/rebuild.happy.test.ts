@@ -8,7 +8,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll } from "../../src/db/event-insert";
-import { legacyEvents } from "../../src/db/schema";
+import { legacyEvents } from "../../src/db/legacy-schema";
 import { readStorageState } from "../../src/db/storage-state";
 import { REBUILD_CHUNK } from "../../src/maintain/rebuild";
 import { maintain } from "../../src/maintain/scheduled";
