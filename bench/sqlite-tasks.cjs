@@ -672,7 +672,7 @@ function contextFill({ file }) {
   const H = 3600000000;
   transaction(db, () => {
     const add = db.prepare("INSERT INTO contexts (id, body) VALUES (?, ?)");
-    bodies.forEach((b, i) => add.run(i + 1, b));
+    for (const [i, b] of bodies.entries()) add.run(i + 1, b);
     db.exec(`UPDATE events SET context = 1 + (id % ${bodies.length})`);
     db.exec(
       "UPDATE events SET country = (SELECT body ->> 'country' FROM contexts WHERE contexts.id = events.context), device = (SELECT body ->> 'device' FROM contexts WHERE contexts.id = events.context)",

@@ -16,7 +16,6 @@ import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { PRICES } from "../prices.mjs";
 import { applyMigrations, migrationsHash, stageMigrations } from "../lib/dataset.mjs";
 import { latencyLoop, READ_HEADERS, summarize, WRITE_HEADERS, waitForCount, warm } from "../lib/load.mjs";
 import {
@@ -161,7 +160,7 @@ async function startDev(v, name, persist, { fresh = true, extra = [], config = v
 const sum = (xs) => xs.reduce((n, x) => n + x, 0);
 
 export async function run(ctx, trivial) {
-  const { quick, log, flags } = ctx;
+  const { log, flags } = ctx;
   const V = versions(flags.base ?? DEFAULT_BASE);
   const out = { base: V[0].label, head: V[1].label };
   const only = (process.env.HOT_TIER_STEPS ?? "health,writes,query,budget").split(",");
@@ -329,7 +328,7 @@ const summarizeRun = (r) => ({
   failed: r?.failed,
 });
 
-/** Consumer batches of 20 messages × 250 events of the 10 applications, with a context each, as 500-event POSTs pack them. */
+/** Consumer batches of 20 messages × 250 events of app_dev (the probe's seeded application), as 500-event POSTs pack them. */
 function consumerBatches(n) {
   const batches = [];
   const receivedAt = Date.now() * 1000;
@@ -338,7 +337,6 @@ function consumerBatches(n) {
     const messages = [];
     for (let m = 0; m < 20; m++) {
       const events = [];
-      const app = APPS[(b * 20 + m) % APPS.length];
       for (let e = 0; e < 250; e++, seq++) {
         events.push({
           event_id: randomUUID(),
@@ -463,7 +461,7 @@ function hotShapes(v) {
 }
 
 async function queryStep(ctx, V, trivial) {
-  const { quick, log, flags } = ctx;
+  const { log, flags } = ctx;
   const rows = Number(flags.hotRows ?? process.env.HOT_ROWS ?? (quick ? 100_000 : 1_000_000));
   const o = { rows };
   for (const v of V) v.ds = await buildHot(ctx, v, rows);
@@ -800,7 +798,7 @@ export function render(o) {
     const cons = (v) => w.consumer.filter((c) => c.version === v);
     const rate = (v) => sum(cons(v).map((c) => c.rows)) / sum(cons(v).map((c) => c.seconds));
     out.push(
-      `Consumer: ${n0(w.consumer[0].rows)} rows (batches of 20 messages × 250 events of 10 applications) through each probe's real queue(), 2 passes alternating: ` +
+      `Consumer: ${n0(w.consumer[0].rows)} rows (batches of 20 messages × 250 events of app_dev, 50 names in 5 categories, 20 events per session) through each probe's real queue(), 2 passes alternating: ` +
         `${B} ${n0(rate("base"))} rows/s (${cons("base")
           .map((c) => n0(c.rowsPerSec))
           .join(", ")}), ${H} ${n0(rate("head"))} rows/s (${cons("head")
