@@ -178,11 +178,12 @@ export async function waitForCount(baseUrl, target, { timeoutMs = 180_000, stall
 /**
  * Posts `total` events as batches of `perRequest` over `concurrency` connections; retries a
  * request answered 429/503 after its Retry-After (a client that must not lose events).
- * `clientPerRequest` gives each request its own CF-Connecting-IP (many clients, as the rate limiter sees them).
+ * `clientPerRequest` gives each request its own CF-Connecting-IP (many clients, as the rate limiter sees them);
+ * `makeBody(n, id)` writes each request's body (default: `body`, the README's event).
  */
 export async function postBatches(
   baseUrl,
-  { total, perRequest, concurrency, runId, headers = {}, clientPerRequest = false },
+  { total, perRequest, concurrency, runId, headers = {}, clientPerRequest = false, makeBody = body },
 ) {
   const requests = Math.ceil(total / perRequest);
   let next = 0;
@@ -195,7 +196,7 @@ export async function postBatches(
       const i = next++;
       if (i >= requests) return;
       const n = Math.min(perRequest, total - i * perRequest);
-      const text = body(n, `${runId}-${i}`);
+      const text = makeBody(n, `${runId}-${i}`);
       for (let attempt = 0; ; attempt++) {
         const t0 = performance.now();
         const h = {
