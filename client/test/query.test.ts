@@ -1,9 +1,9 @@
 // The query client against the Worker in `wrangler dev`: typed filters, every page by cursor,
 // one session in order, receipts; and through a faulty network, its retries and its timeout.
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { type FaultServer, faultServer, type Step } from "../../test/helpers/fault-server.js";
 import { createQueryClient, createTracker, EyeError, type Fetch } from "../src/index.js";
 import { eyeUrl, newSession, READ_KEY, WRITE_KEY, waitForEvents } from "./helpers/eye.js";
-import { type FaultServer, faultServer, type Step } from "../../test/helpers/fault-server.js";
 
 const session = newSession("query");
 const base = Date.UTC(2026, 0, 1, 12, 0, 0);
