@@ -11,7 +11,7 @@ import type { ContextMode } from "../db/schema";
 import { apiKeys, applications } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
 import { clientKey } from "../shared/client-address";
-import { keyCacheMs, MAX_KEY_CACHE_SECONDS } from "../shared/config";
+import { keyCacheMsOf, MAX_KEY_CACHE_SECONDS } from "../shared/config";
 import { ApiError, clip } from "../shared/errors";
 import type { AppEnv } from "./app-env";
 
@@ -213,7 +213,7 @@ export async function authenticate(
 ): Promise<void> {
   if (!key) throw new ApiError("unauthorized", missing, { headers: { "WWW-Authenticate": "Bearer" } });
   const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
-  const ttl = keyCacheMs(c.env);
+  const ttl = keyCacheMsOf(c.env);
   const address = clientKey(c.req.header("cf-connecting-ip"));
   const hash = usable ? hashKey(key) : undefined;
   // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless

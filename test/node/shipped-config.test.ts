@@ -7,7 +7,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { createApp } from "../../src/app";
-import { keyCacheMs, MAX_KEY_CACHE_SECONDS } from "../../src/shared/config";
+import { keyCacheMs, keyCacheMsOf, limitsOf, MAX_KEY_CACHE_SECONDS, perIsolate } from "../../src/shared/config";
 
 const shipped = unstable_readConfig({ config: path.resolve(import.meta.dirname, "../../wrangler.toml") }).vars;
 
@@ -27,6 +27,24 @@ describe("KEY_CACHE_SECONDS", () => {
     ]);
     expect([ms("60"), ms("1"), ms("0.5"), ms("0")]).toEqual([60_000, 1_000, 500, 0]);
     expect([ms(undefined), ms(""), ms(" "), ms("-1"), ms("soon"), ms("NaN")]).toEqual(Array(6).fill(60_000));
+  });
+});
+
+describe("perIsolate", () => {
+  it("reads an env once, and an altered copy of it again", () => {
+    let reads = 0;
+    const ttl = perIsolate((env: { KEY_CACHE_SECONDS?: string }) => {
+      reads++;
+      return keyCacheMs(env);
+    });
+    const env = { KEY_CACHE_SECONDS: "5" };
+    expect([ttl(env), ttl(env), ttl(env)]).toEqual([5_000, 5_000, 5_000]);
+    expect(reads).toBe(1);
+    expect(ttl({ ...env, KEY_CACHE_SECONDS: "0" })).toBe(0);
+    expect(reads).toBe(2);
+    expect(keyCacheMsOf({ KEY_CACHE_SECONDS: "7" })).toBe(7_000);
+    expect(limitsOf({ MAX_EVENTS_PER_REQUEST: "2" }).maxEventsPerRequest).toBe(2);
+    expect(limitsOf({}).maxEventsPerRequest).toBe(500);
   });
 });
 
