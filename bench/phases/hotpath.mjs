@@ -182,7 +182,7 @@ export async function run(ctx, trivial) {
   const SINGLE = quick ? 150 : 300; // single-event POSTs per load
   const BATCH = quick ? 20 : 40; // 500-event POSTs per load
   const E2E = quick ? 20_000 : 100_000;
-  const QSECONDS = quick ? 0.4 : 1; // per shape per pass
+  const QSECONDS = quick ? 1 : 3; // per shape per version per pass: 20–60 GETs at a loaded machine's 50 ms
   const V = versions(flags);
   const out = {
     versions: V.map(({ key, label }) => ({ key, label })),
