@@ -6,15 +6,17 @@
 //
 // Flags: --quick         small sizes (a couple of minutes; results go to bench/.results/ only)
 //        --only a,b      phases: e2e, ingest, counts, consumer, fix, query, tenants, quiet, keycache, schemas, flood, storage, cost, erasure, archive, context,
-//                        and memory, before-after, hot-tier (opt-in: only when named here)
+//                        and memory, before-after, hot-tier, hotpath (opt-in: only when named here)
 //        --no-write      do not touch BENCHMARKS.md
 //        --rebuild       reload the query data set even if a cached one matches
 //        --ref <commit>  bench that commit's src/, migrations/ and wrangler.toml instead of the working tree
 //        --flood-base <commit>, --flood-rate <req/s>   the `flood` phase's code before the fix, and its flood's pace
 //        --minutes <n>, --control-minutes <m>, --clients each   the `memory` phase's load (10 min), its
 //                        control's (half that; 0 = none), a new client address per request instead of 1,000
-//        --base <commit> the earlier version of the `before-after`, `storage` and `tenants` phases (16f69f7; `hot-tier`: 98090c0)
+//        --base <commit> the earlier version of the `before-after`, `storage` and `tenants` phases (16f69f7; `hot-tier`: 98090c0),
+//                        and the baseline of `hotpath` (main)
 //        --hot-rows <n>  the `hot-tier` phase's query data set (1,000,000; 100,000 with --quick)
+//        --also <c,…>, --passes <n>   `hotpath`: more versions beside base and head, and its passes (3)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -30,6 +32,7 @@ import * as context from "./phases/context.mjs";
 import * as cost from "./phases/cost.mjs";
 import * as erasure from "./phases/erasure.mjs";
 import * as hotTier from "./phases/hot-tier.mjs";
+import * as hotpath from "./phases/hotpath.mjs";
 import * as keyCache from "./phases/key-cache.mjs";
 import * as memory from "./phases/memory.mjs";
 import * as payloadSchemas from "./phases/payload-schemas.mjs";
@@ -61,6 +64,8 @@ const FLAGS = {
   clients: flag("--clients"),
   base: flag("--base"),
   hotRows: flag("--hot-rows"),
+  also: flag("--also"),
+  passes: flag("--passes"),
 };
 
 // The phases, in the order they run; each is a module in bench/phases/ with run(ctx[, trivial]).
@@ -85,6 +90,7 @@ const PHASES = [
   { names: ["memory"], module: memory, key: "memory", optIn: true },
   { names: ["before-after"], module: beforeAfter, key: "beforeAfter", trivial: true, optIn: true },
   { names: ["hot-tier"], module: hotTier, key: "hotTier", trivial: true, optIn: true },
+  { names: ["hotpath"], module: hotpath, key: "hotpath", trivial: true, optIn: true },
 ];
 const runs = (p) => (p.optIn ? p.names.some((n) => ONLY?.includes(n)) : p.names.some(selected));
 

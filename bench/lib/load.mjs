@@ -62,6 +62,11 @@ export function cannon(
 ) {
   return new Promise((resolve, reject) => {
     const statuses = {};
+    // autocannon notices that `amount` requests are done only at its next one-second tick, so its
+    // duration is then rounded up to whole seconds: a fixed-amount load is timed here instead,
+    // from the start to its last response.
+    const started = performance.now();
+    let lastResponse = started;
     // With a pool, requests take their CF-Connecting-IP from `clientPool` clients in turn: many
     // browsers each sending a few events, as the per-client rate limiter sees them.
     // `requestHeaders(i)` adds headers to the i-th request (another address, another key).
@@ -97,8 +102,8 @@ export function cannon(
         if (err) return reject(err);
         resolve({
           requests: r.requests.total,
-          seconds: r.duration,
-          reqPerSec: r.requests.total / r.duration,
+          seconds: amount ? (lastResponse - started) / 1000 : r.duration,
+          reqPerSec: r.requests.total / (amount ? (lastResponse - started) / 1000 : r.duration),
           p50: r.latency.p50,
           p99: r.latency.p99,
           mean: r.latency.average,
@@ -112,6 +117,7 @@ export function cannon(
     );
     inst.on("response", (_client, status) => {
       statuses[status] = (statuses[status] ?? 0) + 1;
+      lastResponse = performance.now();
     });
     // Hard stop: a run never outlives its bound by more than its timeout.
     const hardStop = setTimeout(() => inst.stop(), ((duration ?? 600) + timeout + 5) * 1000);
@@ -178,11 +184,12 @@ export async function waitForCount(baseUrl, target, { timeoutMs = 180_000, stall
 /**
  * Posts `total` events as batches of `perRequest` over `concurrency` connections; retries a
  * request answered 429/503 after its Retry-After (a client that must not lose events).
- * `clientPerRequest` gives each request its own CF-Connecting-IP (many clients, as the rate limiter sees them).
+ * `clientPerRequest` gives each request its own CF-Connecting-IP (many clients, as the rate limiter sees them);
+ * `makeBody(n, id)` writes each request's body (default: `body`, the README's event).
  */
 export async function postBatches(
   baseUrl,
-  { total, perRequest, concurrency, runId, headers = {}, clientPerRequest = false },
+  { total, perRequest, concurrency, runId, headers = {}, clientPerRequest = false, makeBody = body },
 ) {
   const requests = Math.ceil(total / perRequest);
   let next = 0;
@@ -195,7 +202,7 @@ export async function postBatches(
       const i = next++;
       if (i >= requests) return;
       const n = Math.min(perRequest, total - i * perRequest);
-      const text = body(n, `${runId}-${i}`);
+      const text = makeBody(n, `${runId}-${i}`);
       for (let attempt = 0; ; attempt++) {
         const t0 = performance.now();
         const h = {

@@ -1,6 +1,7 @@
 // Handing accepted events (and refused ones, for the error log) to the Queue, within its limits:
 // a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Events are packed many per message.
 import type { FieldError } from "../shared/errors";
+import { sizedMessage } from "../shared/queue-send";
 import type { EventContext, EventsMessage, PreparedEvent, QueueMessage } from "../shared/schemas";
 import { clipChars, excerpt, packBySize, utf8Length } from "../shared/sizes";
 
@@ -17,14 +18,21 @@ export function eventMessages(
 ): EventsMessage[] {
   // ~100 bytes of envelope per message, plus the context once (≤ 2 KB: 15 fields of ≤ 150
   // characters); each event adds its JSON plus a comma.
+  // Each event is weighed once: the sum of a message's is its size for sendAll too (sizedMessage).
   const envelope = 256 + (context === null ? 0 : jsonBytes(context));
-  return packBySize(events, (e) => jsonBytes(e) + 1, MESSAGE_BYTES - envelope).map((group) => ({
-    kind: "events",
-    app,
-    received_at: receivedAt,
-    ...(context === null ? {} : { context }),
-    events: group,
-  }));
+  const weighed = events.map((e) => ({ e, bytes: jsonBytes(e) + 1 }));
+  return packBySize(weighed, (w) => w.bytes, MESSAGE_BYTES - envelope).map((group) =>
+    sizedMessage<EventsMessage>(
+      {
+        kind: "events",
+        app,
+        received_at: receivedAt,
+        ...(context === null ? {} : { context }),
+        events: group.map((w) => w.e),
+      },
+      group.reduce((sum, w) => sum + w.bytes, envelope),
+    ),
+  );
 }
 
 /** A refused event's `category` or `name` when it sent a string there, cut to 150 characters. */

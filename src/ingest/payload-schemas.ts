@@ -7,6 +7,7 @@ import { inArray } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type PayloadSchemaRow, payloadSchemas } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
+import { perIsolate } from "../shared/config";
 import type { FieldError } from "../shared/errors";
 
 /** How long an isolate keeps an application's schemas before reading them again: the bound on a change taking effect. */
@@ -104,7 +105,7 @@ export function payloadRules(
   return loading;
 }
 
-/** PAYLOAD_SCHEMA_CACHE_SECONDS as milliseconds (0 turns the cache off). */
+/** PAYLOAD_SCHEMA_CACHE_SECONDS as milliseconds (0 turns the cache off); schemaTtlOf reads it once per isolate. */
 export function schemaTtlMs(env: { PAYLOAD_SCHEMA_CACHE_SECONDS?: string }): number {
   const seconds = Number(env.PAYLOAD_SCHEMA_CACHE_SECONDS ?? "");
   return env.PAYLOAD_SCHEMA_CACHE_SECONDS !== undefined &&
@@ -114,3 +115,5 @@ export function schemaTtlMs(env: { PAYLOAD_SCHEMA_CACHE_SECONDS?: string }): num
     ? seconds * 1000
     : SCHEMA_TTL_MS;
 }
+
+export const schemaTtlOf = perIsolate(schemaTtlMs);

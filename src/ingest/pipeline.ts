@@ -9,7 +9,7 @@ import { sendAll } from "../shared/queue-send";
 import type { EventsMessage, QueueMessage } from "../shared/schemas";
 import { createSentry } from "../shared/sentry";
 import { invalidMessages } from "./messages";
-import { type PayloadRules, payloadRules, schemaTtlMs } from "./payload-schemas";
+import { type PayloadRules, payloadRules, schemaTtlOf } from "./payload-schemas";
 import type { Refused } from "./validate";
 
 /** Seconds a client should wait before retrying when the queue refuses work. */
@@ -17,7 +17,7 @@ export const QUEUE_RETRY_AFTER = "5";
 
 /** The payload rules of the request's application; schemas that do not compile are reported when read, not per request. */
 export function rulesOf(c: Context<AppEnv>, app: string | null): Promise<PayloadRules> {
-  return payloadRules(c.env.DB, app, schemaTtlMs(c.env), (broken) =>
+  return payloadRules(c.env.DB, app, schemaTtlOf(c.env), (broken) =>
     createSentry(c.env, c.executionCtx, c.req.raw)?.captureMessage(
       `payload schemas that do not compile (their events pass unchecked): ${broken.join(", ")}`,
       "error",

@@ -6,7 +6,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { sdkHeaderKey } from "../request/auth";
 import { parseQuery } from "../request/query-string";
-import { limitsFrom } from "../shared/config";
+import { limitsOf } from "../shared/config";
 import { ApiError } from "../shared/errors";
 import { posthogQuery } from "../shared/schemas";
 import { nowMicros } from "../shared/timestamp";
@@ -69,7 +69,7 @@ function tokenOf(c: Context<AppEnv>): string {
 
 async function capture(c: Context<AppEnv>) {
   const receivedAt = nowMicros();
-  const limits = limitsFrom(c.env);
+  const limits = limitsOf(c.env);
   const query = parseQuery(posthogQuery, c.req.queries());
   // A key in the header is checked before the body is read; one in the body (PostHog's way), after.
   const outside = sdkHeaderKey(c) ?? c.req.query("key");

@@ -3,7 +3,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { rateLimit, requireKey } from "../request/auth";
 import { parseQuery } from "../request/query-string";
-import { limitsFrom } from "../shared/config";
+import { limitsOf } from "../shared/config";
 import { errorBody } from "../shared/errors";
 import { ingestQuery } from "../shared/schemas";
 import { nowMicros } from "../shared/timestamp";
@@ -15,7 +15,7 @@ import { eventsOf, validateEvents } from "./validate";
 
 /** Reads and validates a request's events: the same for ingestion and for the dry run. */
 async function validateRequest(c: Context<AppEnv>) {
-  const limits = limitsFrom(c.env);
+  const limits = limitsOf(c.env);
   const receivedAt = nowMicros();
   const app = c.get("appId") ?? null;
 

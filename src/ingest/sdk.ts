@@ -5,7 +5,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { authenticate, limitRate, sdkHeaderKey } from "../request/auth";
-import { limitsFrom } from "../shared/config";
+import { limitsOf } from "../shared/config";
 import { ApiError, errorBody, type FieldError } from "../shared/errors";
 import type { EventContext, EventsMessage, PreparedEvent } from "../shared/schemas";
 import { formatTimestamp, parseTimestamp } from "../shared/timestamp";
@@ -157,7 +157,7 @@ export async function ingestMessages(
     throw new ApiError("bad_request", `the body cannot be read as sent: ${envelope.message}`, {
       errors: [{ field: envelope.field, message: envelope.message, rule: envelope.rule }],
     });
-  const limits = limitsFrom(c.env);
+  const limits = limitsOf(c.env);
   const app = c.get("appId") ?? null;
   const refusedAt = new Map<number, FieldError[]>();
   // The messages the mapping took, in order, and each one's id (the SDK's, else derived from it).

@@ -6,7 +6,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../request/app-env";
 import { sdkHeaderKey } from "../request/auth";
 import { parseQuery } from "../request/query-string";
-import { limitsFrom } from "../shared/config";
+import { limitsOf } from "../shared/config";
 import { segmentQuery } from "../shared/schemas";
 import { nowMicros } from "../shared/timestamp";
 import { hiddenProblems } from "./body";
@@ -30,7 +30,7 @@ const MISSING =
 /** One call (`type`) or a batch (`type` undefined): read, authenticated, mapped, through the pipeline, answered as Segment does. */
 async function receive(c: Context<AppEnv>, type: SegmentType | undefined) {
   const receivedAt = nowMicros();
-  const limits = limitsFrom(c.env);
+  const limits = limitsOf(c.env);
   const query = parseQuery(segmentQuery, c.req.queries());
   const batch = type === undefined;
   const segmentCap = batch ? SEGMENT_BATCH_BYTES : SEGMENT_MESSAGE_BYTES;

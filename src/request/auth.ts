@@ -2,7 +2,6 @@
 // Keys are looked up by their SHA-256 and cached per isolate, so a warm isolate's
 // ingestion path costs no D1 round trip; a revoked key stops working within KEY_TTL_MS.
 // Failed authentications are limited per client address before they cost a D1 read.
-import { createHash } from "node:crypto";
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context, MiddlewareHandler } from "hono";
@@ -11,8 +10,9 @@ import type { ContextMode } from "../db/schema";
 import { apiKeys, applications } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
 import { clientKey } from "../shared/client-address";
-import { keyCacheMs, MAX_KEY_CACHE_SECONDS } from "../shared/config";
+import { keyCacheMsOf, MAX_KEY_CACHE_SECONDS } from "../shared/config";
 import { ApiError, clip } from "../shared/errors";
+import { sha256Hex } from "../shared/sha256";
 import type { AppEnv } from "./app-env";
 
 export type KeyKind = "write" | "read";
@@ -43,9 +43,9 @@ const unknown = new BoundedCache<true>(CACHE_MAX);
 /** Keys that `npm run dev` seeds; refused unless ENVIRONMENT is "development". */
 export const DEV_KEY_PREFIX = "eye_dev_";
 
-/** SHA-256 of a key, hex: what is stored and looked up. Synchronous node:crypto, as on the hot path. */
+/** SHA-256 of a key, hex: what is stored and looked up (scripts/keys.mjs hashes with node:crypto, the same digest). */
 export function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return sha256Hex(key);
 }
 
 function sameHash(a: string, b: string): boolean {
@@ -213,7 +213,7 @@ export async function authenticate(
 ): Promise<void> {
   if (!key) throw new ApiError("unauthorized", missing, { headers: { "WWW-Authenticate": "Bearer" } });
   const usable = key.length <= 200 && (!key.startsWith(DEV_KEY_PREFIX) || c.env.ENVIRONMENT === "development");
-  const ttl = keyCacheMs(c.env);
+  const ttl = keyCacheMsOf(c.env);
   const address = clientKey(c.req.header("cf-connecting-ip"));
   const hash = usable ? hashKey(key) : undefined;
   // A key this isolate knows is good costs nothing more. Any other key costs a D1 read unless

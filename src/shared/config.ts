@@ -6,6 +6,21 @@ export interface Limits {
   maxFutureMicros: number;
 }
 
+/**
+ * `read` worked out once per `env` object instead of once per request: an isolate hands each of its
+ * requests the same env, whose vars do not change while it lives (a test's altered copy is another
+ * object, so it gets its own reading).
+ */
+export function perIsolate<E extends object, T>(read: (env: E) => T): (env: E) => T {
+  const memo = new WeakMap<E, T>();
+  return (env) => {
+    if (memo.has(env)) return memo.get(env) as T;
+    const value = read(env);
+    memo.set(env, value);
+    return value;
+  };
+}
+
 function positiveInt(value: string | undefined, fallback: number): number {
   const n = Number(value);
   return Number.isSafeInteger(n) && n > 0 ? n : fallback;
@@ -20,6 +35,9 @@ export function limitsFrom(env: Partial<Record<keyof Env, unknown>>): Limits {
     maxFutureMicros: positiveInt(read("MAX_FUTURE_SECONDS"), 300) * 1_000_000,
   };
 }
+
+/** limitsFrom(env), read once per isolate: what the write routes use. */
+export const limitsOf = perIsolate(limitsFrom);
 
 export interface StorageSettings {
   /** Days of events D1 keeps for the query API (HOT_DAYS). */
@@ -56,3 +74,6 @@ export function keyCacheMs(env: { KEY_CACHE_SECONDS?: unknown }): number {
     ? Math.min(seconds, MAX_KEY_CACHE_SECONDS) * 1000
     : MAX_KEY_CACHE_SECONDS * 1000;
 }
+
+/** keyCacheMs(env), read once per isolate: what authentication uses. */
+export const keyCacheMsOf = perIsolate(keyCacheMs);
