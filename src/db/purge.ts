@@ -1,7 +1,7 @@
 // Taking events out of D1: a whole generation at once (no row writes), the oldest rows of one when
 // the byte budget needs less than a generation, and the dictionary rows no live event points at.
 // Only archived events go (ids up to the archive watermark), each with its counts.
-import { and, asc, eq, lt, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Db } from "./db";
 import { forgetGenerations, generationTable, isMissingGeneration, tableName } from "./generations";
@@ -116,16 +116,18 @@ export function deleteKeysStatements(db: Db, gen: number, keys: { app: number; t
 }
 
 /**
- * Dictionary rows that no live generation's event points at (their newest generation is older than
- * the oldest live one), and count rows left at zero: what retention and erasure leave behind.
+ * Deletes the dictionary rows (sessions, event types, contexts) whose newest event was in a
+ * generation that is gone, and the counts at zero. One statement each, against the generations
+ * listed when it runs: a consumer that has just stored an event in a new (or re-created)
+ * generation has listed it in the same transaction, so the rows that event uses stay.
  */
-export async function deleteOrphans(db: Db, oldestLive: number | undefined) {
-  const below = (column: SQLiteColumn) => (oldestLive === undefined ? sql`true` : lt(column, oldestLive));
+export async function deleteOrphans(db: Db) {
+  const gone = (column: SQLiteColumn) => sql`${column} NOT IN (SELECT ${generations.gen} FROM ${generations})`;
   const results = await db.batch([
-    db.delete(sessions).where(below(sessions.gen)),
-    db.delete(eventTypes).where(below(eventTypes.gen)),
+    db.delete(sessions).where(gone(sessions.gen)),
+    db.delete(eventTypes).where(gone(eventTypes.gen)),
     // Never the newest row: its id would be handed out again, and readers cache what an id means.
-    db.delete(contexts).where(and(below(contexts.gen), sql`${contexts.id} < (SELECT max(id) FROM ${contexts})`)),
+    db.delete(contexts).where(and(gone(contexts.gen), sql`${contexts.id} < (SELECT max(id) FROM ${contexts})`)),
     ...zeroCountDeletes(db),
   ]);
   return (results as unknown as { meta: { changes: number } }[]).reduce((n, r) => n + (r.meta?.changes ?? 0), 0);

@@ -96,7 +96,7 @@ export async function purgeHotWindow(
   };
   // By age: every generation whose whole span ends before the cutoff (the newest always stays).
   for (const g of [...gens]) {
-    if (now() >= deadline) return finish(db, run, gens);
+    if (now() >= deadline) return finish(db, run);
     if ((g.gen + 1) * span - 1 >= cutoff || g === gens.at(-1)) continue;
     run.bound = "days";
     if (!(await drop(g))) run.stalled = true;
@@ -111,7 +111,7 @@ export async function purgeHotWindow(
   for (const g of [...gens]) {
     if (g !== gens[0] && g.gen * span >= cutoff - slack) break;
     for (;;) {
-      if (now() >= deadline) return finish(db, run, gens);
+      if (now() >= deadline) return finish(db, run);
       const n = await deleteOldest(db, g.gen, apps, watermark, chunk, cutoff - slack);
       if (n > 0) run.bound = "days";
       run.rows += n;
@@ -119,6 +119,12 @@ export async function purgeHotWindow(
       counts.set(g.gen, (counts.get(g.gen) ?? 0) - n);
       if (n < chunk) break;
     }
+  }
+  // A generation those deletions emptied goes too (the newest as well: the consumer creates it
+  // again with its next event), so what its events kept beside them goes with it.
+  for (const g of [...gens]) {
+    if (now() >= deadline) return finish(db, run);
+    if ((counts.get(g.gen) ?? 0) <= 0 && (await drop(g))) run.bound = "days";
   }
   // By bytes: whole generations oldest first while more than one is left, then rows of the oldest.
   let bytes = await databaseBytes(db);
@@ -147,14 +153,14 @@ export async function purgeHotWindow(
       bytes = await databaseBytes(db);
     }
   }
-  return finish(db, run, gens, now() < deadline);
+  return finish(db, run, now() < deadline);
 }
 
 /** What deleting orphaned: dictionary rows and zero counts, then the bytes after. */
-async function finish(db: Db, run: HotWindowRun, gens: { gen: number }[], done = false): Promise<HotWindowRun> {
+async function finish(db: Db, run: HotWindowRun, done = false): Promise<HotWindowRun> {
   // While the pre-0011 table is being rebuilt its rows still point at dictionary rows of generation 0.
   const rebuilding = (await readStorageState(db)).rebuiltThrough !== null;
-  if ((run.deleted > 0 || run.generations > 0) && !rebuilding) run.orphans = await deleteOrphans(db, gens[0]?.gen);
+  if ((run.deleted > 0 || run.generations > 0) && !rebuilding) run.orphans = await deleteOrphans(db);
   run.bytesAfter = await databaseBytes(db);
   run.done = done && !run.stalled;
   return run;
