@@ -15,15 +15,14 @@ import {
   compactionCandidates,
   forgetGone,
   markGone,
-  type PlannedObject,
   partitionObjects,
   pendingCompactions,
-  readArchiveState,
   recordCompaction,
   replacedBy,
   retiredDue,
   swapCompaction,
-} from "../db/archive-manifest";
+} from "../db/archive-compaction";
+import { type PlannedObject, readArchiveState } from "../db/archive-manifest";
 import type { Db } from "../db/db";
 import type { ArchiveObjectRow } from "../db/schema";
 

@@ -41,14 +41,8 @@ import {
   writeParquet,
 } from "../archive/parquet";
 import { numberKnowing } from "../db/applications";
-import {
-  abandonCompaction,
-  appObjects,
-  appObjectsInFlight,
-  markGone,
-  readArchiveState,
-  swapRewritten,
-} from "../db/archive-manifest";
+import { abandonCompaction, markGone } from "../db/archive-compaction";
+import { appObjects, appObjectsInFlight, readArchiveState, swapRewritten } from "../db/archive-manifest";
 import type { Db } from "../db/db";
 import { dropEmptyCounts, eraseChunk, erasureSpan } from "../db/erasure-rows";
 import { type ArchiveObjectRow, type ErasureRow, erasures } from "../db/schema";
