@@ -94,12 +94,13 @@ export function createApp() {
   );
 
   // The SDKs' paths, called from any page that embeds a write key, as ingestion is: the SDKs send
-  // Authorization (analytics.js's Basic) and read Retry-After; the application's origin list is
-  // enforced where the key is checked.
+  // Authorization (analytics.js's Basic) and, on a resend, X-Retry-Count (analytics.js: refused by
+  // the preflight, a browser would never send the retry), and read Retry-After; the application's
+  // origin list is enforced where the key is checked.
   const sdkCors = cors({
     origin: (origin) => origin || "*",
     allowMethods: ["GET", "HEAD", "POST", "OPTIONS"],
-    allowHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
+    allowHeaders: ["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
     exposeHeaders: ["X-Request-Id", "Retry-After"],
     maxAge: 86400,
   });

@@ -4,6 +4,12 @@
 // connection after the Worker answered: the response lost on the way back). Every request is
 // recorded. Bodies pass as bytes (gzip stays gzip); `scripted` says which requests take the steps
 // (the others are passed on). Used by the client library's tests (client/test/) and the SDKs' (test/sdks/).
+//
+// `keepAlive: false` answers every request with `Connection: close`, so each request comes on a
+// connection of its own. A browser needs it for a drop to reach the code under test: Chromium sends a
+// request again by itself, POST included and unseen by the page, when a connection it had already
+// used (kept alive) closes before any byte of an answer (HttpNetworkTransaction::ShouldResendRequest),
+// so the SDK would get the second answer and never learn that the first one was lost.
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 
 export type Step =
@@ -33,14 +39,21 @@ export interface FaultServer {
   close(): Promise<void>;
 }
 
+export interface FaultServerOptions {
+  /** false: `Connection: close` on every answer, no connection serves two requests (default true). */
+  keepAlive?: boolean;
+}
+
 export async function faultServer(
   upstream: string,
   steps: Step[] = [],
   scripted: (request: Recorded) => boolean = () => true,
+  { keepAlive = true }: FaultServerOptions = {},
 ): Promise<FaultServer> {
   const requests: Recorded[] = [];
   const state = { steps: [...steps] };
   const server: Server = createServer((req, res) => {
+    if (!keepAlive) res.setHeader("connection", "close");
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {

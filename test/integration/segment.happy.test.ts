@@ -282,19 +282,20 @@ describe.concurrent("Segment's HTTP API", () => {
     });
     const metrics = await sdkPost("/v1/m", '{"series":[]}', { "content-type": "text/plain" });
     expect(metrics.status).toBe(200);
-    // A preflight from any page, for analytics.js's Basic Authorization; Retry-After readable.
+    // A preflight from any page, for analytics.js's Basic Authorization and a resend's X-Retry-Count; Retry-After readable.
     const preflight = await api("/v1/t", {
       method: "OPTIONS",
       headers: {
         authorization: "",
         origin: "https://shop.example",
         "access-control-request-method": "POST",
-        "access-control-request-headers": "authorization,content-type",
+        "access-control-request-headers": "authorization,content-type,x-retry-count",
       },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-origin")).toBe("https://shop.example");
     expect(preflight.headers.get("access-control-allow-headers")).toMatch(/Authorization/);
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/X-Retry-Count/);
     const post = await sdkPost(
       "/v1/t",
       { anonymousId: "x", event: "cors" },

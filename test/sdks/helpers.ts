@@ -50,3 +50,18 @@ export async function waitForNames(
   for (const name of names) byName.set(name, await find(session, name));
   return byName;
 }
+
+/** Polls `check` until it returns a value (not undefined), or throws `what()` after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => T | undefined,
+  what: () => string,
+  { timeoutMs = 30_000 } = {},
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`after ${timeoutMs} ms: ${what()}`);
+    await sleep(100);
+  }
+}
