@@ -375,7 +375,15 @@ function render() {
             "tr",
             null,
             h("td", { class: "name" }, h("code", null, name)),
-            h("td", null, s.type === "http" ? `Authorization: Bearer <key>` : `?${s.name}=<key>`),
+            h(
+              "td",
+              null,
+              s.type !== "http"
+                ? `?${s.name}=<key>`
+                : s.scheme?.toLowerCase() === "basic"
+                  ? "Authorization: Basic base64(<key>:)"
+                  : "Authorization: Bearer <key>",
+            ),
             h("td", null, s.description ?? ""),
           ),
         ),
