@@ -7,7 +7,7 @@ import { inArray } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type PayloadSchemaRow, payloadSchemas } from "../db/schema";
 import { BoundedCache } from "../shared/bounded-cache";
-import { perIsolate } from "../shared/config";
+import { boundedCacheMs, perIsolate } from "../shared/config";
 import type { FieldError } from "../shared/errors";
 
 /** How long an isolate keeps an application's schemas before reading them again: the bound on a change taking effect. */
@@ -105,15 +105,12 @@ export function payloadRules(
   return loading;
 }
 
-/** PAYLOAD_SCHEMA_CACHE_SECONDS as milliseconds (0 turns the cache off); schemaTtlOf reads it once per isolate. */
-export function schemaTtlMs(env: { PAYLOAD_SCHEMA_CACHE_SECONDS?: string }): number {
-  const seconds = Number(env.PAYLOAD_SCHEMA_CACHE_SECONDS ?? "");
-  return env.PAYLOAD_SCHEMA_CACHE_SECONDS !== undefined &&
-    env.PAYLOAD_SCHEMA_CACHE_SECONDS !== "" &&
-    Number.isFinite(seconds) &&
-    seconds >= 0
-    ? seconds * 1000
-    : SCHEMA_TTL_MS;
+/**
+ * PAYLOAD_SCHEMA_CACHE_SECONDS as milliseconds, clamped to 60 s (docs/payload-schemas.md: a schema
+ * change applies within that bound): 0 turns the cache off; unset or malformed is 60 s.
+ */
+export function schemaTtlMs(env: { PAYLOAD_SCHEMA_CACHE_SECONDS?: unknown }): number {
+  return boundedCacheMs(env.PAYLOAD_SCHEMA_CACHE_SECONDS, SCHEMA_TTL_MS / 1000);
 }
 
 export const schemaTtlOf = perIsolate(schemaTtlMs);

@@ -66,13 +66,19 @@ export function storageFrom(env: Partial<Record<keyof Env, unknown>>): StorageSe
  */
 export const MAX_KEY_CACHE_SECONDS = 60;
 
+/**
+ * A cache lifetime setting (seconds, as wrangler passes vars) as milliseconds, at most `maxSeconds`:
+ * 0 turns the cache off; unset, empty or malformed is `maxSeconds`; above it is `maxSeconds`. What
+ * bounds a promise ("a revoked key stops working within 60 s") is clamped here, never trusted.
+ */
+export function boundedCacheMs(value: unknown, maxSeconds: number): number {
+  const seconds = typeof value === "string" && value.trim() !== "" ? Number(value) : Number.NaN;
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, maxSeconds) * 1000 : maxSeconds * 1000;
+}
+
 /** KEY_CACHE_SECONDS as milliseconds: 0 turns the cache off; unset or malformed is 60 s; above 60 s is 60 s. */
 export function keyCacheMs(env: { KEY_CACHE_SECONDS?: unknown }): number {
-  const value = env.KEY_CACHE_SECONDS;
-  const seconds = typeof value === "string" && value.trim() !== "" ? Number(value) : Number.NaN;
-  return Number.isFinite(seconds) && seconds >= 0
-    ? Math.min(seconds, MAX_KEY_CACHE_SECONDS) * 1000
-    : MAX_KEY_CACHE_SECONDS * 1000;
+  return boundedCacheMs(env.KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS);
 }
 
 /** keyCacheMs(env), read once per isolate: what authentication uses. */

@@ -7,6 +7,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { createApp } from "../../src/app";
+import { SCHEMA_TTL_MS, schemaTtlMs } from "../../src/ingest/payload-schemas";
 import { keyCacheMs, keyCacheMsOf, limitsOf, MAX_KEY_CACHE_SECONDS, perIsolate } from "../../src/shared/config";
 
 const shipped = unstable_readConfig({ config: path.resolve(import.meta.dirname, "../../wrangler.toml") }).vars;
@@ -27,6 +28,23 @@ describe("KEY_CACHE_SECONDS", () => {
     ]);
     expect([ms("60"), ms("1"), ms("0.5"), ms("0")]).toEqual([60_000, 1_000, 500, 0]);
     expect([ms(undefined), ms(""), ms(" "), ms("-1"), ms("soon"), ms("NaN")]).toEqual(Array(6).fill(60_000));
+  });
+});
+
+describe("PAYLOAD_SCHEMA_CACHE_SECONDS", () => {
+  it("ships at most 60 seconds, the bound docs/payload-schemas.md gives a schema change", () => {
+    expect(SCHEMA_TTL_MS).toBe(60_000);
+    expect(typeof shipped.PAYLOAD_SCHEMA_CACHE_SECONDS).toBe("string");
+    expect(Number(shipped.PAYLOAD_SCHEMA_CACHE_SECONDS)).toBeGreaterThanOrEqual(0);
+    expect(Number(shipped.PAYLOAD_SCHEMA_CACHE_SECONDS)).toBeLessThanOrEqual(60);
+    expect(schemaTtlMs(shipped)).toBe(Number(shipped.PAYLOAD_SCHEMA_CACHE_SECONDS) * 1000);
+  });
+
+  it("is clamped to 60 seconds whatever the operator sets; 0 turns the cache off; unset or malformed is 60", () => {
+    const ms = (value: string | undefined) => schemaTtlMs({ PAYLOAD_SCHEMA_CACHE_SECONDS: value });
+    expect([ms("61"), ms("86400"), ms("1e9"), ms("Infinity")]).toEqual([60_000, 60_000, 60_000, 60_000]);
+    expect([ms("60"), ms("2"), ms("0.5"), ms("0")]).toEqual([60_000, 2_000, 500, 0]);
+    expect([ms(undefined), ms(""), ms(" "), ms("-1"), ms("later")]).toEqual(Array(5).fill(60_000));
   });
 });
 
