@@ -6,7 +6,7 @@
 //   no filter, or country/device ... one range per application of the table's own key;
 //   session ........................ one range per session number (the id in each application);
 //   category, name, both ........... one range per (application, type) pair the filter names.
-// Each range reads at most the rows the page needs; the merge keeps the first of them all.
+// Each range reads its share of the page, and more only while it may hold more of it (readGeneration).
 // Country and device have no index: their rows are read in the time order of the application's
 // range and kept when their context matches (rows read ≈ page ÷ that value's share of the events).
 // Generations are read newest first (oldest first in ascending order) until the page is full.
@@ -247,7 +247,20 @@ function armsOf(t: GenerationTable, range: SQL, f: EventFilters, p: Position | u
 const before = (dir: "asc" | "desc") => (a: RawEvent, b: RawEvent) =>
   dir === "desc" ? b.timestamp - a.timestamp || b.id - a.id : a.timestamp - b.timestamp || a.id - b.id;
 
-/** The first `n` matching rows of one generation, in order: every range's first n, merged. */
+/** The row after `row` in the walk's direction, as a position: where a range's next read starts. */
+const pastRow = (row: RawEvent, dir: "asc" | "desc"): Position => ({
+  timestamp: row.timestamp,
+  id: dir === "desc" ? row.id - 1 : row.id + 1,
+  tie: true,
+});
+
+/**
+ * The first `n` matching rows of one generation, in order: a lazy merge of its ranges. Each range
+ * first reads its share of the page (n ÷ k, plus one); a range is read further, with four times as many
+ * rows as last time, only while its last row read comes before the page's n-th row so far (it may
+ * hold more of the page). A range never reads more than n rows, so a read stays within
+ * k × (n + 1), and where the page is spread over the ranges it reads about n + 2k rows.
+ */
 async function readGeneration(
   db: Db,
   gen: number,
@@ -259,9 +272,9 @@ async function readGeneration(
 ): Promise<RawEvent[]> {
   const t = generationTable(gen);
   const order = dir === "desc" ? desc : asc;
-  const queries = rangesOf(gen, f, r).map((range) => {
-    const [first, beyond] = armsOf(t, range.where, f, p, dir).map((where) =>
-      selectRaw(db, gen, range.via).where(where).orderBy(order(t.timestamp), order(t.id)).limit(n),
+  const query = (where: SQL, via: Via, from: Position | undefined, m: number) => {
+    const [first, beyond] = armsOf(t, where, f, from, dir).map((arm) =>
+      selectRaw(db, gen, via).where(arm).orderBy(order(t.timestamp), order(t.id)).limit(m),
     );
     if (beyond === undefined) return first!;
     // Each arm an ordered, limited subquery: UNION ALL runs them in turn, so when the position's own
@@ -270,13 +283,34 @@ async function readGeneration(
       .select()
       .from(first!.as("tie"))
       .unionAll(db.select().from(beyond.as("beyond")))
-      .limit(n) as unknown as typeof first;
-  });
-  if (queries.length === 0) return [];
-  const [first, ...rest] = queries as unknown as BatchItem<"sqlite">[];
-  const results = rest.length === 0 ? [await first!] : await db.batch([first!, ...rest]);
-  const rows = (results as unknown as RawEvent[][]).flat();
-  return rows.length === results[0]!.length ? rows : rows.sort(before(dir)).slice(0, n);
+      .limit(m) as unknown as typeof first;
+  };
+  const ranges = rangesOf(gen, f, r).map((range) => ({ ...range, rows: [] as RawEvent[], from: p, more: true }));
+  if (ranges.length === 0) return [];
+  const cmp = before(dir);
+  let per = ranges.length === 1 ? n : Math.min(n, Math.ceil(n / ranges.length) + 1);
+  let pending = ranges;
+  let merged: RawEvent[] = [];
+  while (pending.length > 0) {
+    const limits = pending.map((range) => Math.min(per, n - range.rows.length));
+    const queries = pending.map((range, i) => query(range.where, range.via, range.from, limits[i]!));
+    const [first, ...rest] = queries as unknown as BatchItem<"sqlite">[];
+    const results = (rest.length === 0 ? [await first!] : await db.batch([first!, ...rest])) as unknown as RawEvent[][];
+    pending.forEach((range, i) => {
+      const got = results[i]!;
+      range.rows.push(...got);
+      range.more = got.length === limits[i] && range.rows.length < n;
+      if (got.length > 0) range.from = pastRow(got[got.length - 1]!, dir);
+    });
+    merged = ranges.length === 1 ? ranges[0]!.rows : ranges.flatMap((range) => range.rows).sort(cmp);
+    const nth = merged.length >= n ? merged[n - 1] : undefined;
+    // Only a range whose last row read comes before the n-th row may hold more of the page.
+    pending = ranges.filter(
+      (range) => range.more && (nth === undefined || cmp(range.rows[range.rows.length - 1]!, nth) < 0),
+    );
+    per *= 4;
+  }
+  return merged.slice(0, n);
 }
 
 /** The generations a read covers, newest first (oldest first for an ascending read). */

@@ -539,3 +539,94 @@ describe("deep offsets across applications", () => {
     }
   });
 });
+
+// A category across applications merges one range per (application, type): here 10 × 10 = 100.
+// The merge is lazy: each range first reads its share of the page, and only the ranges that may
+// still hold part of it read more, so a page spread over the ranges reads about limit + 3k rows,
+// not k × (limit + 1); a page that one range holds alone costs that range growing reads up to it.
+describe("a lazy merge of many ranges", () => {
+  const T = Date.UTC(2025, 9, 1) * 1000;
+  const LIMIT = 100;
+  const APPS = Array.from({ length: 10 }, (_, i) => 300 + i);
+  const NAMES = Array.from({ length: 10 }, (_, i) => `lazy-${i}`);
+
+  beforeAll(async () => {
+    // 6,000 events spread over every (application, name), in a shuffled order of time; then 300
+    // newer events that one (application, name) holds alone.
+    const spread = Array.from({ length: 6000 }, (_, i) =>
+      row({
+        app: APPS[(i * 7) % 10]!,
+        category: "lazy-merge",
+        name: NAMES[(i * 3 + Math.floor(i / 10)) % 10]!,
+        sessionId: `lazy-session-${i % 40}`,
+        timestamp: T + ((i * 7919) % 6000) * 1_000_000,
+      }),
+    );
+    const skewed = Array.from({ length: 300 }, (_, i) =>
+      row({
+        app: APPS[4]!,
+        category: "lazy-skew",
+        name: NAMES[2]!,
+        sessionId: "lazy-skew-session",
+        timestamp: T + (7000 + i) * 1_000_000,
+      }),
+    );
+    const others = Array.from({ length: 990 }, (_, i) =>
+      row({
+        app: APPS[i % 10]!,
+        category: "lazy-skew",
+        name: NAMES[Math.floor(i / 10) % 10]!,
+        sessionId: "lazy-skew-session",
+        timestamp: T + (i % 99) * 1_000_000,
+      }),
+    );
+    await insertAll(db, [...spread, ...skewed, ...others]);
+  });
+
+  /** Every matching row, in the page's order, read one application and one name at a time. */
+  async function everyMatching(category: string, direction: "asc" | "desc") {
+    const rows: EventRow[] = [];
+    for (const app of APPS)
+      for (const name of NAMES) rows.push(...(await listEvents(db, { category, name, app }, { limit: 10_000 })));
+    const sign = direction === "desc" ? -1 : 1;
+    return rows.sort((a, b) => sign * (a.timestamp - b.timestamp || a.id - b.id));
+  }
+
+  for (const direction of ["desc", "asc"] as const) {
+    it(`reads about a page, not k pages, for a page spread over 100 ranges (${direction})`, async () => {
+      const expected = await everyMatching("lazy-merge", direction);
+      expect(expected).toHaveLength(6000);
+      const first = await listCost({ category: "lazy-merge" }, { limit: LIMIT + 1, direction });
+      expect(first.rows.map((r) => r.id)).toEqual(expected.slice(0, LIMIT + 1).map((r) => r.id));
+      // 100 ranges × 3 rows at first, and the few that hold more of the page read again (300 rows
+      // read here in both orders; a read of every range for a page read 6,100).
+      expect(first.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 4 * 100);
+      expect(first.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
+
+      // From a position deep inside, and by offset: the same rows as the full order.
+      const at = 3210;
+      const deep = await listCost(
+        { category: "lazy-merge" },
+        { limit: LIMIT + 1, direction, after: { timestamp: expected[at]!.timestamp, id: expected[at]!.id } },
+      );
+      expect(deep.rows.map((r) => r.id)).toEqual(expected.slice(at, at + LIMIT + 1).map((r) => r.id));
+      expect(deep.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 4 * 100);
+      const offset = await listEvents(db, { category: "lazy-merge" }, { limit: LIMIT, offset: 777, direction });
+      expect(offset.map((r) => r.id)).toEqual(expected.slice(777, 777 + LIMIT).map((r) => r.id));
+    });
+
+    it(`finds a page that one range of 100 holds alone, within k × (limit + 1) rows (${direction})`, async () => {
+      const expected = await everyMatching("lazy-skew", direction);
+      expect(expected).toHaveLength(1290);
+      const page = await listCost({ category: "lazy-skew" }, { limit: LIMIT + 1, direction });
+      expect(page.rows.map((r) => r.id)).toEqual(expected.slice(0, LIMIT + 1).map((r) => r.id));
+      expect(page.rowsRead).toBeLessThanOrEqual(100 * (LIMIT + 1));
+      if (direction === "desc") {
+        // The newest 300 are one range's: it reads up to the page in growing steps
+        expect(page.rows.every((r) => r.app === APPS[4] && r.name === NAMES[2])).toBe(true);
+        // (the others read again while the page's n-th row so far is theirs: 664 rows read here).
+        expect(page.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
+      }
+    });
+  }
+});
