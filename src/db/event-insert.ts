@@ -15,6 +15,7 @@ import {
   type Generations,
   generationStatistics,
   generationTable,
+  isMissingGeneration,
   readGenerations,
   routeOf,
 } from "./generations";
@@ -210,7 +211,25 @@ export async function insertAll(
   db: Db,
   rows: NewEventRow[],
   errors: NewErrorLogRow[] = [],
-  { hotDays = 30, ids, toArchive = true }: InsertOptions = {},
+  options: InsertOptions = {},
+): Promise<void> {
+  try {
+    await insertOnce(db, rows, errors, options, false);
+  } catch (err) {
+    // A generation dropped by retention between the read of the list and the batch (which then
+    // wrote nothing): again, creating every generation the events go to where it is missing.
+    if (!isMissingGeneration(err)) throw err;
+    forgetGenerations();
+    await insertOnce(db, rows, errors, options, true);
+  }
+}
+
+async function insertOnce(
+  db: Db,
+  rows: NewEventRow[],
+  errors: NewErrorLogRow[],
+  { hotDays = 30, ids, toArchive = true }: InsertOptions,
+  createAll: boolean,
 ): Promise<void> {
   // One copy of each (event_id, app): the first, as the table's uniqueness would keep it.
   const seen = new Set<string>();
@@ -239,9 +258,11 @@ export async function insertAll(
     statements.push(
       db.insert(storageState).values({ id: 1 }).onConflictDoNothing(),
       ...dictionaryUpserts(db, routed),
-      ...[...byGen.keys()].flatMap((gen) =>
-        [...createGeneration(gen), ...(g.live.includes(gen) ? [] : generationStatistics(gen))].map((s) => db.run(s)),
-      ),
+      // A generation just read as live has its table: only a new one is created (its table, indexes,
+      // row and statistics). One dropped since the read fails the batch, which goes again (below).
+      ...[...byGen.keys()]
+        .filter((gen) => createAll || !g.live.includes(gen))
+        .flatMap((gen) => [...createGeneration(gen), ...generationStatistics(gen)].map((s) => db.run(s))),
       ...[...byGen].flatMap(([gen, group]) =>
         generationStatements(db, gen, group, live, ids ? { base: sql`0`, withArrivals: toArchive } : {}),
       ),

@@ -6,6 +6,7 @@ import { D1_MAX_PARAMS } from "../../src/db/db";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll } from "../../src/db/event-insert";
 import { type EventFilters, listEvents, type Position } from "../../src/db/event-reads";
+import { genOf, tableName } from "../../src/db/generations";
 import type { EventRow, NewErrorLogRow, NewEventRow } from "../../src/db/schema";
 import { eventReads, meteredDb, rowsRead } from "../helpers/read-meter";
 import { storedCount, storedRows } from "../helpers/stored";
@@ -82,6 +83,56 @@ async function listCost(f: EventFilters, page: Parameters<typeof listEvents>[2])
 }
 
 describe("insertAll", () => {
+  it("creates only new generations, and stores a batch whose generation was dropped after it read the list", async () => {
+    const at = Date.UTC(2021, 2, 3) * 1000;
+    const sessionId = "db-dropped-generation";
+    await insertAll(db, [row({ sessionId, timestamp: at })]);
+    const span = (await env.DB.prepare("SELECT gen_span FROM storage_state").first<{ gen_span: number }>())!.gen_span;
+    const gen = genOf(at, span);
+    expect(await countWhere(`${tableName(gen)} WHERE timestamp = ?`, at)).toBe(1);
+
+    // A live generation's table is not created again: no DDL in a batch that writes to it.
+    const statements: string[] = [];
+    const seen = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "prepare")
+          return (sql: string) => {
+            statements.push(sql);
+            return target.prepare(sql);
+          };
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await insertAll(drizzle(seen), [row({ sessionId, timestamp: at + 1 })]);
+    expect(statements.some((s) => /CREATE|ANALYZE|sqlite_stat1/.test(s))).toBe(false);
+    expect(statements.some((s) => s.includes(tableName(gen)))).toBe(true);
+
+    // Retention drops the generation (its row and table in one batch) between the consumer's read
+    // of the list and its write: the write fails on the missing table, and goes again, creating it.
+    let batches = 0;
+    const racing = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch")
+          return async (list: D1PreparedStatement[]) => {
+            batches += 1;
+            if (batches === 2)
+              await target.batch([
+                target.prepare("DELETE FROM generations WHERE gen = ?").bind(gen),
+                target.prepare(`DROP TABLE ${tableName(gen)}`),
+              ]);
+            return target.batch(list);
+          };
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await insertAll(drizzle(racing), [row({ sessionId, timestamp: at + 2 }), row({ sessionId, timestamp: at + 3 })]);
+    expect(batches).toBeGreaterThanOrEqual(3);
+    const stored = await listEvents(db, { sessionId }, { limit: 10 });
+    expect(stored.map((r) => r.timestamp)).toEqual([at + 3, at + 2]);
+  });
+
   it("stores more than 1000 rows with every statement under D1's 100 bound parameters, in one batch", async () => {
     const { db: recorded, bound, batches } = recordingD1(env.DB);
     const sessionId = "db-chunking-session";
