@@ -45,8 +45,8 @@ async function exactCount(db: Db, f: EventFilters, r: Resolved, o: ReadOptions):
  * row by row: a count over a million events reads a few hundred count rows plus at most two hours
  * of matching events, and stays exact.
  */
-export async function countEvents(db: Db, f: EventFilters, o: ReadOptions = {}): Promise<number> {
-  const r = await resolveFilters(db, f);
+export async function countEvents(db: Db, f: EventFilters, o: ReadOptions = {}, resolved?: Resolved): Promise<number> {
+  const r = resolved ?? (await resolveFilters(db, f));
   if ((r.sessions && r.sessions.length === 0) || (r.types && r.types.length === 0)) return 0;
   // Whole hours inside [after, before]: first..last (either open when its bound is absent).
   const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);

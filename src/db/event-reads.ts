@@ -139,9 +139,10 @@ export interface Resolved {
   types?: number[];
 }
 
+/** The numbers a filter names, in one D1 round trip (one batch of the lookups it needs). */
 export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved> {
   const wantTypes = f.category !== undefined || f.name !== undefined;
-  const [typeRows, sessionRows, appRows] = await Promise.all([
+  const lookups = [
     wantTypes
       ? db
           .select({ id: eventTypes.id })
@@ -162,7 +163,17 @@ export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved>
     f.app === undefined && f.sessionId === undefined
       ? db.select({ gen: generationApps.gen, app: generationApps.app }).from(generationApps)
       : undefined,
-  ]);
+  ];
+  const asked = lookups.filter((q) => q !== undefined) as unknown as BatchItem<"sqlite">[];
+  const answers = (
+    asked.length === 0 ? [] : asked.length === 1 ? [await asked[0]!] : await db.batch(asked as [BatchItem<"sqlite">])
+  ) as unknown[][];
+  let next = 0;
+  const [typeRows, sessionRows, appRows] = lookups.map((q) => (q === undefined ? undefined : answers[next++])) as [
+    { id: number }[] | undefined,
+    { num: number; app: number }[] | undefined,
+    { gen: number; app: number }[] | undefined,
+  ];
   const byGen = new Map<number, number[]>();
   for (const r of appRows ?? []) byGen.set(r.gen, [...(byGen.get(r.gen) ?? []), r.app]);
   const apps = (gen: number) => (f.app !== undefined ? [f.app] : (byGen.get(gen) ?? []));
@@ -327,9 +338,15 @@ export async function generationsFor(db: Db, f: EventFilters, o: ReadOptions, di
  * One page of events, newest first (or oldest first with direction "asc"), ties broken by id.
  * Offset pages read offset + limit rows of the generations they pass, as the original's did.
  */
-export async function listEvents(db: Db, f: EventFilters, page: Page, o: ReadOptions = {}): Promise<StoredEvent[]> {
+export async function listEvents(
+  db: Db,
+  f: EventFilters,
+  page: Page,
+  o: ReadOptions = {},
+  resolved?: Resolved,
+): Promise<StoredEvent[]> {
   const dir = page.direction ?? "desc";
-  const r = await resolveFilters(db, f);
+  const r = resolved ?? (await resolveFilters(db, f));
   if ((r.sessions && r.sessions.length === 0) || (r.types && r.types.length === 0)) return [];
   for (let attempt = 0; ; attempt++) {
     try {

@@ -5,7 +5,7 @@ import { directoryKnowing } from "../db/applications";
 import type { Db } from "../db/db";
 import { countErrors, listErrors, summaryQueries } from "../db/error-log";
 import { countEvents } from "../db/event-counts";
-import { type EventFilters, listEvents, type Position, type ReadOptions } from "../db/event-reads";
+import { type EventFilters, listEvents, type Position, type ReadOptions, resolveFilters } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import type { ErrorLogRow, EventRow } from "../db/schema";
 import type { AppEnv } from "../request/app-env";
@@ -125,7 +125,12 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
   }
   const offset = q.offset ?? 0;
   // The page and its count in one D1 round trip.
-  const [rows, count] = await Promise.all([listEvents(db, f, { limit, offset, direction }, o), countEvents(db, f, o)]);
+  // The filter's numbers looked up once for both.
+  const r = await resolveFilters(db, f);
+  const [rows, count] = await Promise.all([
+    listEvents(db, f, { limit, offset, direction }, o, r),
+    countEvents(db, f, o, r),
+  ]);
   return renderPage(db, { count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
 

@@ -12,6 +12,7 @@ import {
   postEvents,
   waitForCount,
 } from "../helpers/api";
+import { metered } from "../helpers/read-meter";
 
 // The file's events belong to an application of its own, and every read goes through its read
 // key: whole-listing counts ("every event", "the whole store") are this file's events only.
@@ -132,6 +133,19 @@ describe("filters", () => {
       expect(sorted(keysOf(page))).toEqual(expectKeys(expected));
     });
   }
+
+  it("looks a filter's category, name and session up once for the page and its count", async () => {
+    for (const query of [`session_id=${encodeURIComponent(S1)}&category=q-click`, "category=q-view", "name=q-cart"]) {
+      const { res, statements } = await metered(`/api/event/?${query}`, bearer(app.readKey));
+      expect(res.status).toBe(200);
+      const lookups = (table: string) =>
+        statements.filter((s) =>
+          new RegExp(`from "${table}" where \\(?"${table}"\\."(category|name|session_id)" = \\?`, "i").test(s.sql),
+        );
+      expect(lookups("event_types").length, query).toBe(query.includes("category") || query.includes("name") ? 1 : 0);
+      expect(lookups("sessions").length, query).toBe(query.includes("session_id") ? 1 : 0);
+    }
+  });
 
   it("treats timestamp_after and timestamp_before as inclusive bounds, to the microsecond", async () => {
     const at = "2021-03-02T12:30:00.243860Z";
