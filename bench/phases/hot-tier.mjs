@@ -461,7 +461,7 @@ function hotShapes(v) {
 }
 
 async function queryStep(ctx, V, trivial) {
-  const { log, flags } = ctx;
+  const { log, flags, quick } = ctx;
   const rows = Number(flags.hotRows ?? process.env.HOT_ROWS ?? (quick ? 100_000 : 1_000_000));
   const o = { rows };
   for (const v of V) v.ds = await buildHot(ctx, v, rows);
