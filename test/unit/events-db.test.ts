@@ -79,7 +79,7 @@ async function listCost(f: EventFilters, page: Parameters<typeof listEvents>[2])
   const reads = eventReads(m.statements);
   // The generations it read (each a table of its own): a page that crosses into an older one reads there too.
   const generations = new Set(reads.flatMap((s) => s.sql.match(/events_g\w+/g) ?? [])).size;
-  return { rowsRead: await rowsRead(reads), returned: rows.length, rows, generations };
+  return { rowsRead: await rowsRead(reads), returned: rows.length, rows, generations, statements: reads.length };
 }
 
 describe("insertAll", () => {
@@ -653,6 +653,7 @@ describe("a lazy merge of many ranges", () => {
       // read here in both orders; a read of every range for a page read 6,100).
       expect(first.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 4 * 100);
       expect(first.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
+      expect(first.statements).toBeLessThanOrEqual(110);
 
       // From a position deep inside, and by offset: the same rows as the full order.
       const at = 3210;
@@ -677,6 +678,7 @@ describe("a lazy merge of many ranges", () => {
         expect(page.rows.every((r) => r.app === APPS[4] && r.name === NAMES[2])).toBe(true);
         // (the others read again while the page's n-th row so far is theirs: 664 rows read here).
         expect(page.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
+        expect(page.statements).toBeLessThanOrEqual(2 * 100);
       }
     });
   }
