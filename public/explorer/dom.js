@@ -43,3 +43,62 @@ export function duration(ms) {
 /** An error as the user reads it, with the request id to quote. @param {unknown} err */
 export const describe = (err) =>
   err instanceof ApiError ? `${err.message}${err.requestId ? ` (request ${err.requestId})` : ""}` : String(err);
+
+/** A table cell with a timestamp split into date, time and fraction, the whole as its title. @param {string} ts */
+export function timeCell(ts) {
+  const t = splitTime(ts);
+  const cell = h("td", "time");
+  cell.title = ts;
+  cell.append(h("span", "date", `${t.date} `), t.time, h("span", "frac", t.frac));
+  return cell;
+}
+
+/** The cell with the ▶ an expandable row turns. */
+export function toggleCell() {
+  const cell = h("td", "col-toggle");
+  cell.append(h("span", "toggle", "▶"));
+  return cell;
+}
+
+/** A detail's line of labelled values. @param {[string, string][]} pairs */
+export function detailMeta(pairs) {
+  const meta = h("div", "detail-meta");
+  for (const [label, value] of pairs) {
+    const item = h("span", "", `${label} `);
+    item.append(h("b", "", value));
+    meta.append(item);
+  }
+  return meta;
+}
+
+/**
+ * Makes a table row open and close a detail row under it, by click or by Enter/Space, with
+ * aria-expanded kept in step. `detail` builds the detail's content; its cell spans `columns`.
+ * @param {HTMLElement} tr @param {number} columns @param {() => Node[]} detail
+ */
+export function expandable(tr, columns, detail) {
+  tr.tabIndex = 0;
+  tr.setAttribute("aria-expanded", "false");
+  const flip = () => {
+    const open = tr.classList.toggle("open");
+    tr.setAttribute("aria-expanded", String(open));
+    const next = tr.nextElementSibling;
+    if (!open) {
+      if (next?.classList.contains("detail")) next.remove();
+      return;
+    }
+    const row = h("tr", "detail");
+    const td = /** @type {HTMLTableCellElement} */ (h("td"));
+    td.colSpan = columns;
+    td.append(...detail());
+    row.append(td);
+    tr.after(row);
+  };
+  tr.addEventListener("click", flip);
+  tr.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      flip();
+    }
+  });
+}

@@ -4,7 +4,7 @@
 // the log to its group. Every value from the API goes in as text, never as HTML: refused payloads come
 // from whoever holds a write key.
 import { get } from "./api.js";
-import { $, DAY, describe, HOUR, h, splitTime } from "./dom.js";
+import { $, DAY, describe, detailMeta, expandable, HOUR, h, splitTime, timeCell, toggleCell } from "./dom.js";
 import { jsonBlock, preview } from "./json-view.js";
 
 /**
@@ -332,19 +332,11 @@ function renderEntries(entries) {
   for (const e of entries) {
     const tr = h("tr", "ev");
     tr.dataset.errorId = String(e.id);
-    tr.tabIndex = 0;
-    tr.setAttribute("aria-expanded", "false");
-    const t = splitTime(e.occurred_at);
-    const time = h("td", "time");
-    time.title = e.occurred_at;
-    time.append(h("span", "date", `${t.date} `), t.time, h("span", "frac", t.frac));
-    const toggle = h("td", "col-toggle");
-    toggle.append(h("span", "toggle", "▶"));
     const why = h("td", "why", e.reasons[0]?.message ?? "");
     if (e.reasons.length > 1) why.append(h("span", "more", ` +${e.reasons.length - 1}`));
     tr.append(
-      toggle,
-      time,
+      toggleCell(),
+      timeCell(e.occurred_at),
       kindCell(e.kind),
       typeCell(e.category, e.name),
       h("td", "mono", e.field ?? "—"),
@@ -352,40 +344,13 @@ function renderEntries(entries) {
       why,
       h("td", "app", e.application ?? "—"),
     );
-    const flip = () => toggleDetail(tr, e);
-    tr.addEventListener("click", flip);
-    tr.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        flip();
-      }
-    });
+    expandable(tr, 8, () => detailOf(e));
     body.append(tr);
   }
 }
 
-/** @param {HTMLElement} tr @param {ErrorEntry} e */
-function toggleDetail(tr, e) {
-  const open = tr.classList.toggle("open");
-  tr.setAttribute("aria-expanded", String(open));
-  const next = tr.nextElementSibling;
-  if (!open) {
-    if (next?.classList.contains("detail")) next.remove();
-    return;
-  }
-  const detail = h("tr", "detail");
-  const td = /** @type {HTMLTableCellElement} */ (h("td"));
-  td.colSpan = 8;
-  const meta = h("div", "detail-meta");
-  for (const [label, value] of [
-    ["entry", String(e.id)],
-    ["occurred", e.occurred_at],
-    ["source", e.source ?? "—"],
-  ]) {
-    const item = h("span", "", `${label} `);
-    item.append(h("b", "", value));
-    meta.append(item);
-  }
+/** What an entry's detail row shows: its id, time and source, every reason, the payload. @param {ErrorEntry} e */
+function detailOf(e) {
   const reasons = h("ul", "reasons");
   for (const r of e.reasons) {
     const li = h("li");
@@ -396,14 +361,16 @@ function toggleDetail(tr, e) {
     );
     reasons.append(li);
   }
-  td.append(
-    meta,
+  return [
+    detailMeta([
+      ["entry", String(e.id)],
+      ["occurred", e.occurred_at],
+      ["source", e.source ?? "—"],
+    ]),
     reasons,
     h("p", "payload-label", "Payload as sent (an excerpt of at most 2 KiB)"),
     payloadBlock(e.payload),
-  );
-  detail.append(td);
-  tr.after(detail);
+  ];
 }
 
 /** The payload as indented JSON when it parses (an excerpt cut short does not), else as its text. @param {string} text */

@@ -2,7 +2,7 @@
 // back to the pages seen before it), each row opening to its ids, its context and its payload.
 // Every value from the API goes in as text (textContent), never as HTML.
 import { get } from "./api.js";
-import { $, describe, h, splitTime } from "./dom.js";
+import { $, describe, detailMeta, expandable, h, timeCell, toggleCell } from "./dom.js";
 import { jsonBlock, preview } from "./json-view.js";
 
 /** @typedef {import("./dom.js").EventResult} EventResult @typedef {import("./dom.js").EventPage} EventPage */
@@ -136,12 +136,6 @@ function renderRows(results) {
   for (const e of results) {
     const tr = h("tr", "ev");
     tr.dataset.eventId = e.event_id;
-    tr.tabIndex = 0;
-    tr.setAttribute("aria-expanded", "false");
-    const t = splitTime(e.timestamp);
-    const time = h("td", "time");
-    time.title = e.timestamp;
-    time.append(h("span", "date", `${t.date} `), t.time, h("span", "frac", t.frac));
     const session = /** @type {HTMLButtonElement} */ (h("button", "session", e.session_id));
     session.type = "button";
     session.title = `Show session ${e.session_id} as a timeline`;
@@ -153,54 +147,26 @@ function renderRows(results) {
     sessionCell.append(session);
     const categoryCell = h("td");
     categoryCell.append(categoryTag(e.category));
-    const toggle = h("td", "col-toggle");
-    toggle.append(h("span", "toggle", "▶"));
     tr.append(
-      toggle,
-      time,
+      toggleCell(),
+      timeCell(e.timestamp),
       sessionCell,
       categoryCell,
       h("td", "name", e.name),
       h("td", "app", e.application ?? "—"),
       h("td", "preview", preview(e.data)),
     );
-    const flip = () => toggleDetail(tr, e);
-    tr.addEventListener("click", flip);
-    tr.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        flip();
-      }
-    });
+    expandable(tr, 7, () => [
+      detailMeta([
+        ["event_id", e.event_id],
+        ["received", e.received_at],
+        ["session", e.session_id],
+      ]),
+      contextLine(e.context),
+      jsonBlock(e.data),
+    ]);
     body.append(tr);
   }
-}
-
-/** @param {HTMLElement} tr @param {EventResult} e */
-function toggleDetail(tr, e) {
-  const open = tr.classList.toggle("open");
-  tr.setAttribute("aria-expanded", String(open));
-  const next = tr.nextElementSibling;
-  if (!open) {
-    if (next?.classList.contains("detail")) next.remove();
-    return;
-  }
-  const detail = h("tr", "detail");
-  const td = /** @type {HTMLTableCellElement} */ (h("td"));
-  td.colSpan = 7;
-  const meta = h("div", "detail-meta");
-  for (const [label, value] of [
-    ["event_id", e.event_id],
-    ["received", e.received_at],
-    ["session", e.session_id],
-  ]) {
-    const item = h("span", "", `${label} `);
-    item.append(h("b", "", value));
-    meta.append(item);
-  }
-  td.append(meta, contextLine(e.context), jsonBlock(e.data));
-  detail.append(td);
-  tr.after(detail);
 }
 
 /**
