@@ -158,7 +158,16 @@ export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved>
       ? db
           .select({ num: sessions.num, app: sessions.app })
           .from(sessions)
-          .where(and(eq(sessions.sessionId, f.sessionId), f.app !== undefined ? eq(sessions.app, f.app) : undefined))
+          .where(
+            and(
+              eq(sessions.sessionId, f.sessionId),
+              // Across applications, one seek of (app, session_id) per application with events
+              // in D1, not a scan of every session.
+              f.app !== undefined
+                ? eq(sessions.app, f.app)
+                : sql`${sessions.app} IN (SELECT DISTINCT ${generationApps.app} FROM ${generationApps})`,
+            ),
+          )
       : undefined,
     f.app === undefined && f.sessionId === undefined
       ? db.select({ gen: generationApps.gen, app: generationApps.app }).from(generationApps)

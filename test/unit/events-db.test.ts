@@ -683,3 +683,22 @@ describe("a lazy merge of many ranges", () => {
     });
   }
 });
+
+describe("a session looked up across applications", () => {
+  it("seeks each application's (app, session_id) instead of reading every session", async () => {
+    const T = Date.UTC(2025, 10, 1) * 1000;
+    await insertAll(
+      db,
+      Array.from({ length: 3000 }, (_, i) => row({ sessionId: `many-sessions-${i}`, timestamp: T + i })),
+    );
+    const m = meteredDb();
+    const rows = await listEvents(m.db, { sessionId: "many-sessions-1234" }, { limit: 10 });
+    expect(rows.map((r) => r.timestamp)).toEqual([T + 1234]);
+    const lookup = m.statements.filter((s) => /from "sessions" where .*"session_id" = \?/i.test(s.sql));
+    expect(lookup).toHaveLength(1);
+    const pairs = (await env.DB.prepare("SELECT count(*) AS n FROM generation_apps").first<{ n: number }>())!.n;
+    // The (generation, application) list read once, then one seek per application.
+    expect(await rowsRead(lookup)).toBeLessThanOrEqual(3 * pairs + 2);
+    expect(await rowsRead(lookup)).toBeLessThan(100);
+  });
+});
