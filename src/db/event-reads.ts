@@ -10,7 +10,7 @@
 // Country and device have no index: their rows are read in the time order of the application's
 // range and kept when their context matches (rows read ≈ page ÷ that value's share of the events).
 // Generations are read newest first (oldest first in ascending order) until the page is full.
-import { and, asc, between, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "./db";
 import { valuesOf } from "./dictionaries";
@@ -24,6 +24,19 @@ import {
   readGenerations,
 } from "./generations";
 import { contexts, type EventRow, eventTypes, generationApps, sessions } from "./schema";
+
+/**
+ * An integer written into the SQL text rather than bound: the numbers of an index range (an
+ * application, a type, a session's number, a timestamp, an id, a limit) are the database's own or
+ * parsed integers, never text from a client, and a statement that merges 25 ranges would need more
+ * than D1's 100 bound parameters.
+ */
+export function int(n: number): SQL {
+  // Whole numbers only; a bound far outside the stored range (a year-1 filter, a forged cursor) is
+  // written as JavaScript prints it, which SQLite reads as the same number.
+  if (!Number.isInteger(n)) throw new TypeError(`not an integer: ${n}`);
+  return sql.raw(String(n));
+}
 
 export type StoredEvent = EventRow & { contextBody: string | null };
 
@@ -81,15 +94,16 @@ export function rawColumns(t: GenerationTable) {
     timestamp: t.timestamp,
     type: t.type,
     session: t.session,
-    eventId:
-      sql<string>`lower(substr(hex(${t.eventId}), 1, 8) || '-' || substr(hex(${t.eventId}), 9, 4) || '-' || substr(hex(${t.eventId}), 13, 4) || '-' || substr(hex(${t.eventId}), 17, 4) || '-' || substr(hex(${t.eventId}), 21))`.as(
-        "event_id",
-      ),
+    eventId: sql<string>`${eventIdText(t)}`.as("event_id"),
     received: t.received,
     data: t.data,
     context: t.context,
   };
 }
+
+/** The stored 16 bytes of an event id as its text, 8-4-4-4-12 lowercase hex. */
+const eventIdText = (t: GenerationTable) =>
+  sql`lower(substr(hex(${t.eventId}), 1, 8) || '-' || substr(hex(${t.eventId}), 9, 4) || '-' || substr(hex(${t.eventId}), 13, 4) || '-' || substr(hex(${t.eventId}), 17, 4) || '-' || substr(hex(${t.eventId}), 21))`;
 
 export type RawEvent = {
   id: number;
@@ -215,30 +229,33 @@ export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQ
   const ctx = contextTerm(t, f);
   const typeTerm = (types: number[]) =>
     types.length === 1
-      ? sql`+${t.type} = ${types[0]}`
-      : sql`+${t.type} IN (${sql.join(
-          types.map((ty) => sql`${ty}`),
-          sql`, `,
-        )})`;
+      ? sql`+${t.type} = ${int(types[0]!)}`
+      : sql`+${t.type} IN (${sql.join(types.map(int), sql`, `)})`;
   if (r.sessions !== undefined)
     return r.sessions.map((s) => ({
-      where: and(eq(t.session, s.num), sql`+${t.app} = ${s.app}`, r.types ? typeTerm(r.types) : undefined, ctx)!,
+      where: and(
+        sql`${t.session} = ${int(s.num)}`,
+        sql`+${t.app} = ${int(s.app)}`,
+        r.types ? typeTerm(r.types) : undefined,
+        ctx,
+      )!,
       via: "session" as const,
     }));
   if (r.types !== undefined)
-    return r
-      .apps(gen)
-      .flatMap((app) =>
-        r.types!.map((type) => ({ where: and(eq(t.app, app), eq(t.type, type), ctx)!, via: "type" as const })),
-      );
-  return r.apps(gen).map((app) => ({ where: and(eq(t.app, app), ctx)!, via: "key" as const }));
+    return r.apps(gen).flatMap((app) =>
+      r.types!.map((type) => ({
+        where: and(sql`${t.app} = ${int(app)}`, sql`${t.type} = ${int(type)}`, ctx)!,
+        via: "type" as const,
+      })),
+    );
+  return r.apps(gen).map((app) => ({ where: and(sql`${t.app} = ${int(app)}`, ctx)!, via: "key" as const }));
 }
 
 /** The timestamp range as one index range: both bounds as one BETWEEN (SQLite seeks on only one of two separate bounds). */
 export function rangeTerm(t: GenerationTable, after: number | undefined, before: number | undefined): SQL | undefined {
-  if (after !== undefined && before !== undefined) return between(t.timestamp, after, before);
-  if (after !== undefined) return gte(t.timestamp, after);
-  if (before !== undefined) return lte(t.timestamp, before);
+  if (after !== undefined && before !== undefined) return sql`${t.timestamp} BETWEEN ${int(after)} AND ${int(before)}`;
+  if (after !== undefined) return sql`${t.timestamp} >= ${int(after)}`;
+  if (before !== undefined) return sql`${t.timestamp} <= ${int(before)}`;
   return undefined;
 }
 
@@ -258,7 +275,11 @@ function armsOf(t: GenerationTable, range: SQL, f: EventFilters, p: Position | u
   const inRange =
     (f.after === undefined || p.timestamp >= f.after) && (f.before === undefined || p.timestamp <= f.before);
   const tie = inRange
-    ? and(range, eq(t.timestamp, p.timestamp), dir === "desc" ? lte(t.id, p.id) : gte(t.id, p.id))
+    ? and(
+        range,
+        sql`${t.timestamp} = ${int(p.timestamp)}`,
+        dir === "desc" ? sql`${t.id} <= ${int(p.id)}` : sql`${t.id} >= ${int(p.id)}`,
+      )
     : undefined;
   const beyond = and(range, clamp(dir === "desc" ? p.timestamp - 1 : p.timestamp + 1))!;
   return tie ? [tie, beyond] : [beyond];
@@ -290,37 +311,36 @@ async function readGeneration(
   p: Position | undefined,
   dir: "asc" | "desc",
 ): Promise<RawEvent[]> {
-  const t = generationTable(gen);
-  const order = dir === "desc" ? desc : asc;
-  const query = (where: SQL, via: Via, from: Position | undefined, m: number) => {
-    const [first, beyond] = armsOf(t, where, f, from, dir).map((arm) =>
-      selectRaw(db, gen, via).where(arm).orderBy(order(t.timestamp), order(t.id)).limit(m),
-    );
-    if (beyond === undefined) return first!;
-    // Each arm an ordered, limited subquery: UNION ALL runs them in turn, so when the position's own
-    // timestamp fills the page the second never starts. (A compound ORDER BY would merge them and read more.)
-    return db
-      .select()
-      .from(first!.as("tie"))
-      .unionAll(db.select().from(beyond.as("beyond")))
-      .limit(m) as unknown as typeof first;
-  };
   const ranges = rangesOf(gen, f, r).map((range) => ({ ...range, rows: [] as RawEvent[], from: p, more: true }));
   if (ranges.length === 0) return [];
   const cmp = before(dir);
   let per = ranges.length === 1 ? n : Math.min(n, Math.ceil(n / ranges.length) + 1);
   let pending = ranges;
   let merged: RawEvent[] = [];
+  // A bound context value is a parameter per range and arm: fewer ranges per statement then.
+  const perStatement = f.country !== undefined || f.device !== undefined ? 10 : RANGES_PER_STATEMENT;
   while (pending.length > 0) {
-    const limits = pending.map((range) => Math.min(per, n - range.rows.length));
-    const queries = pending.map((range, i) => query(range.where, range.via, range.from, limits[i]!));
-    const [first, ...rest] = queries as unknown as BatchItem<"sqlite">[];
-    const results = (rest.length === 0 ? [await first!] : await db.batch([first!, ...rest])) as unknown as RawEvent[][];
-    pending.forEach((range, i) => {
-      const got = results[i]!;
-      range.rows.push(...got);
-      range.more = got.length === limits[i] && range.rows.length < n;
-      if (got.length > 0) range.from = pastRow(got[got.length - 1]!, dir);
+    const reads = pending.map((range) => ({ range, limit: Math.min(per, n - range.rows.length) }));
+    const statements = [];
+    for (let i = 0; i < reads.length; i += perStatement)
+      statements.push(
+        db.all<RawRow>(
+          mergedRanges(
+            reads
+              .slice(i, i + perStatement)
+              .map((read, j) => rangeRead(gen, read.range.where, f, read.range.from, read.limit, dir, i + j)),
+          ),
+        ),
+      );
+    const [first, ...rest] = statements as unknown as BatchItem<"sqlite">[];
+    const results = (rest.length === 0 ? [await first!] : await db.batch([first!, ...rest])) as unknown as RawRow[][];
+    const got = reads.map(() => [] as RawEvent[]);
+    for (const result of results) for (const row of result) got[row.r]!.push(rawEvent(row));
+    reads.forEach(({ range, limit }, i) => {
+      const rows = got[i]!.sort(cmp);
+      range.rows.push(...rows);
+      range.more = rows.length === limit && range.rows.length < n;
+      if (rows.length > 0) range.from = pastRow(rows[rows.length - 1]!, dir);
     });
     merged = ranges.length === 1 ? ranges[0]!.rows : ranges.flatMap((range) => range.rows).sort(cmp);
     const nth = merged.length >= n ? merged[n - 1] : undefined;
@@ -331,6 +351,65 @@ async function readGeneration(
     per *= 4;
   }
   return merged.slice(0, n);
+}
+
+/**
+ * Index ranges one statement reads: D1 allows 5 terms in a compound SELECT, so 5 groups of 5
+ * ranges, each group a compound in a subquery of the outer one. One statement for 25 ranges
+ * costs D1 and the Worker less than 25 statements of one range each.
+ */
+const RANGES_PER_STATEMENT = 25;
+const COMPOUND_TERMS = 5;
+
+/** A range's rows as one statement returns them: the columns, and `r`, which range they are. */
+type RawRow = Omit<RawEvent, "eventId"> & { event_id: string; r: number };
+
+const rawEvent = (row: RawRow): RawEvent => ({
+  id: row.id,
+  app: row.app,
+  timestamp: row.timestamp,
+  type: row.type,
+  session: row.session,
+  eventId: row.event_id,
+  received: row.received,
+  data: row.data,
+  context: row.context,
+});
+
+/** Reads of several ranges as one statement: compounds of at most 5 terms, nested. */
+function mergedRanges(reads: SQL[]): SQL {
+  if (reads.length <= COMPOUND_TERMS) return sql.join(reads, sql` UNION ALL `);
+  const groups: SQL[] = [];
+  for (let i = 0; i < reads.length; i += COMPOUND_TERMS)
+    groups.push(sql`SELECT * FROM (${mergedRanges(reads.slice(i, i + COMPOUND_TERMS))})`);
+  return mergedRanges(groups);
+}
+
+/**
+ * One range's next `m` rows from a position, in order, tagged with its index `i`: a term of a
+ * compound SELECT. From a position inside a run of equal timestamps, two arms that each seek
+ * (armsOf), run in turn by UNION ALL, so when the position's own timestamp fills the page the
+ * second never starts. (A compound ORDER BY would merge them and read more.)
+ */
+function rangeRead(
+  gen: number,
+  where: SQL,
+  f: EventFilters,
+  from: Position | undefined,
+  m: number,
+  dir: "asc" | "desc",
+  i: number,
+): SQL {
+  const t = generationTable(gen);
+  const order = sql.raw(dir === "desc" ? "DESC" : "ASC");
+  const arm = (w: SQL) =>
+    sql`SELECT ${t.app} AS app, ${t.timestamp} AS timestamp, ${t.id} AS id, ${t.type} AS type,
+      ${t.session} AS session, ${eventIdText(t)} AS event_id, ${t.received} AS received, ${t.data} AS data, ${t.context} AS context
+      FROM ${t} WHERE ${w} ORDER BY ${t.timestamp} ${order}, ${t.id} ${order} LIMIT ${int(m)}`;
+  const [first, beyond] = armsOf(t, where, f, from, dir).map(arm);
+  const rows =
+    beyond === undefined ? first! : sql`SELECT * FROM (${first}) UNION ALL SELECT * FROM (${beyond}) LIMIT ${int(m)}`;
+  return sql`SELECT *, ${int(i)} AS r FROM (${rows})`;
 }
 
 /** The generations a read covers, newest first (oldest first for an ascending read). */

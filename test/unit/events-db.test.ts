@@ -653,7 +653,9 @@ describe("a lazy merge of many ranges", () => {
       // read here in both orders; a read of every range for a page read 6,100).
       expect(first.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 4 * 100);
       expect(first.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
-      expect(first.statements).toBeLessThanOrEqual(110);
+      // One round of 100 ranges, 25 in each statement (nested compounds of 5, D1's limit), in each
+      // generation the read passes (an ascending read starts at the oldest, which other tests fill).
+      expect(first.statements).toBeLessThanOrEqual(4 * first.generations);
 
       // From a position deep inside, and by offset: the same rows as the full order.
       const at = 3210;
@@ -678,7 +680,8 @@ describe("a lazy merge of many ranges", () => {
         expect(page.rows.every((r) => r.app === APPS[4] && r.name === NAMES[2])).toBe(true);
         // (the others read again while the page's n-th row so far is theirs: 664 rows read here).
         expect(page.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
-        expect(page.statements).toBeLessThanOrEqual(2 * 100);
+        // 25 ranges per statement: 4 statements a round, and only the ranges read again after that.
+        expect(page.statements).toBeLessThanOrEqual(10);
       }
     });
   }
