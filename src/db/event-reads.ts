@@ -297,7 +297,7 @@ const pastRow = (row: RawEvent, dir: "asc" | "desc"): Position => ({
 
 /**
  * The first `n` matching rows of one generation, in order: a lazy merge of its ranges. Each range
- * first reads its share of the page (n ÷ k, plus one); a range is read further, with four times as many
+ * first reads its share of the page (n ÷ k, two standard deviations more, and one); a range is read further, with four times as many
  * rows as last time, only while its last row read comes before the page's n-th row so far (it may
  * hold more of the page). A range never reads more than n rows, so a read stays within
  * k × (n + 1), and where the page is spread over the ranges it reads about n + 2k rows.
@@ -314,7 +314,10 @@ async function readGeneration(
   const ranges = rangesOf(gen, f, r).map((range) => ({ ...range, rows: [] as RawEvent[], from: p, more: true }));
   if (ranges.length === 0) return [];
   const cmp = before(dir);
-  let per = ranges.length === 1 ? n : Math.min(n, Math.ceil(n / ranges.length) + 1);
+  // A range's share of the page, two standard deviations more (a page spread evenly over k ranges
+  // holds about n/k ± √(n/k) of each) and one to tell whether it holds more: one round, most often.
+  const share = n / ranges.length;
+  let per = ranges.length === 1 ? n : Math.min(n, Math.ceil(share + 2 * Math.sqrt(share)) + 1);
   let pending = ranges;
   let merged: RawEvent[] = [];
   // A bound context value is a parameter per range and arm: fewer ranges per statement then.
@@ -361,6 +364,10 @@ async function readGeneration(
 const RANGES_PER_STATEMENT = 25;
 const COMPOUND_TERMS = 5;
 
+/** 32 hex digits as an event id's text, 8-4-4-4-12 lowercase (what eventIdText writes in SQL). */
+const uuidOfHex = (h: string) =>
+  `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`.toLowerCase();
+
 /** A range's rows as one statement returns them: the columns, and `r`, which range they are. */
 type RawRow = Omit<RawEvent, "eventId"> & { event_id: string; r: number };
 
@@ -370,7 +377,7 @@ const rawEvent = (row: RawRow): RawEvent => ({
   timestamp: row.timestamp,
   type: row.type,
   session: row.session,
-  eventId: row.event_id,
+  eventId: uuidOfHex(row.event_id),
   received: row.received,
   data: row.data,
   context: row.context,
@@ -404,7 +411,7 @@ function rangeRead(
   const order = sql.raw(dir === "desc" ? "DESC" : "ASC");
   const arm = (w: SQL) =>
     sql`SELECT ${t.app} AS app, ${t.timestamp} AS timestamp, ${t.id} AS id, ${t.type} AS type,
-      ${t.session} AS session, ${eventIdText(t)} AS event_id, ${t.received} AS received, ${t.data} AS data, ${t.context} AS context
+      ${t.session} AS session, hex(${t.eventId}) AS event_id, ${t.received} AS received, ${t.data} AS data, ${t.context} AS context
       FROM ${t} WHERE ${w} ORDER BY ${t.timestamp} ${order}, ${t.id} ${order} LIMIT ${int(m)}`;
   const [first, beyond] = armsOf(t, where, f, from, dir).map(arm);
   const rows =

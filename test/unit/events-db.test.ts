@@ -651,7 +651,7 @@ describe("a lazy merge of many ranges", () => {
       expect(first.rows.map((r) => r.id)).toEqual(expected.slice(0, LIMIT + 1).map((r) => r.id));
       // 100 ranges × 3 rows at first, and the few that hold more of the page read again (300 rows
       // read here in both orders; a read of every range for a page read 6,100).
-      expect(first.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 4 * 100);
+      expect(first.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 5 * 100);
       expect(first.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
       // One round of 100 ranges, 25 in each statement (nested compounds of 5, D1's limit), in each
       // generation the read passes (an ascending read starts at the oldest, which other tests fill).
@@ -664,7 +664,8 @@ describe("a lazy merge of many ranges", () => {
         { limit: LIMIT + 1, direction, after: { timestamp: expected[at]!.timestamp, id: expected[at]!.id } },
       );
       expect(deep.rows.map((r) => r.id)).toEqual(expected.slice(at, at + LIMIT + 1).map((r) => r.id));
-      expect(deep.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 4 * 100);
+      // (from a position, each range's first arm seeks inside the position's timestamp: a row more each)
+      expect(deep.rowsRead).toBeLessThanOrEqual(LIMIT + 1 + 6 * 100);
       const offset = await listEvents(db, { category: "lazy-merge" }, { limit: LIMIT, offset: 777, direction });
       expect(offset.map((r) => r.id)).toEqual(expected.slice(777, 777 + LIMIT).map((r) => r.id));
     });
@@ -678,7 +679,7 @@ describe("a lazy merge of many ranges", () => {
       if (direction === "desc") {
         // The newest 300 are one range's: it reads up to the page in growing steps
         expect(page.rows.every((r) => r.app === APPS[4] && r.name === NAMES[2])).toBe(true);
-        // (the others read again while the page's n-th row so far is theirs: 664 rows read here).
+        // (the others read again while the page's n-th row so far is theirs: 699 rows read here).
         expect(page.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
         // 25 ranges per statement: 4 statements a round, and only the ranges read again after that.
         expect(page.statements).toBeLessThanOrEqual(10);
