@@ -5,7 +5,7 @@ import { directoryKnowing } from "../db/applications";
 import type { Db } from "../db/db";
 import { countErrors, listErrors, summaryQueries } from "../db/error-log";
 import { countEvents } from "../db/event-counts";
-import { type EventFilters, listEvents, type Position, type ReadOptions, resolveFilters } from "../db/event-reads";
+import { type EventFilters, listEvents, type Position, type ReadOptions, withFilters } from "../db/event-reads";
 import { renderEvent } from "../db/render";
 import type { ErrorLogRow, EventRow } from "../db/schema";
 import type { AppEnv } from "../request/app-env";
@@ -111,7 +111,7 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     }
     const after = q.cursor ? decodeCursor(q.cursor) : undefined;
     // One row of lookahead: it tells whether there is a next page, and is where that page starts.
-    const rows = await listEvents(db, f, { limit: limit + 1, after, direction }, o);
+    const rows = await withFilters(db, f, (r) => listEvents(db, f, { limit: limit + 1, after, direction }, o, r));
     const lookahead = rows[limit];
     // Where the next page starts, and whether rows of its timestamp were on this page.
     const tie = lookahead !== undefined && rows[limit - 1]?.timestamp === lookahead.timestamp;
@@ -124,13 +124,10 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     return renderPage(db, { next, previous: null }, rows.slice(0, limit));
   }
   const offset = q.offset ?? 0;
-  // The page and its count in one D1 round trip.
-  // The filter's numbers looked up once for both.
-  const r = await resolveFilters(db, f);
-  const [rows, count] = await Promise.all([
-    listEvents(db, f, { limit, offset, direction }, o, r),
-    countEvents(db, f, o, r),
-  ]);
+  // The page and its count side by side, with the filter's numbers looked up once for both.
+  const [rows, count] = await withFilters(db, f, (r) =>
+    Promise.all([listEvents(db, f, { limit, offset, direction }, o, r), countEvents(db, f, o, r)]),
+  );
   return renderPage(db, { count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
 

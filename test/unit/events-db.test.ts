@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { D1_MAX_PARAMS } from "../../src/db/db";
 import { countEvents } from "../../src/db/event-counts";
 import { insertAll } from "../../src/db/event-insert";
-import { type EventFilters, listEvents, type Position } from "../../src/db/event-reads";
+import { type EventFilters, listEvents, type Position, withFilters } from "../../src/db/event-reads";
 import { genOf, tableName } from "../../src/db/generations";
 import type { EventRow, NewErrorLogRow, NewEventRow } from "../../src/db/schema";
 import { eventReads, meteredDb, rowsRead } from "../helpers/read-meter";
@@ -704,5 +704,30 @@ describe("a session looked up across applications", () => {
     // The (generation, application) list read once, then one seek per application.
     expect(await rowsRead(lookup)).toBeLessThanOrEqual(3 * pairs + 2);
     expect(await rowsRead(lookup)).toBeLessThan(100);
+  });
+});
+
+describe("a read that guesses the filter's numbers", () => {
+  it("keeps the read started on the isolate's last answer when the lookups agree, and reads again when they do not", async () => {
+    const T = Date.UTC(2025, 11, 1) * 1000;
+    await insertAll(db, [row({ category: "guess-category", name: "guess-a", timestamp: T })]);
+    const f: EventFilters = { category: "guess-category" };
+    let reads = 0;
+    const page = () =>
+      withFilters(db, f, (r) => {
+        reads++;
+        return listEvents(db, f, { limit: 10 }, {}, r);
+      });
+    expect((await page()).map((e) => e.name)).toEqual(["guess-a"]);
+    expect(reads).toBe(1);
+    // The same answer: the read begun on the guess is the one returned.
+    expect((await page()).map((e) => e.name)).toEqual(["guess-a"]);
+    expect(reads).toBe(2);
+    // A new name in the category is a new type the guess lacks: the page still has its event.
+    await insertAll(db, [row({ category: "guess-category", name: "guess-b", timestamp: T + 1 })]);
+    expect((await page()).map((e) => e.name)).toEqual(["guess-b", "guess-a"]);
+    expect(reads).toBe(4);
+    expect((await page()).map((e) => e.name)).toEqual(["guess-b", "guess-a"]);
+    expect(reads).toBe(5);
   });
 });
