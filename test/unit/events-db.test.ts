@@ -133,6 +133,52 @@ describe("insertAll", () => {
     expect(stored.map((r) => r.timestamp)).toEqual([at + 3, at + 2]);
   });
 
+  it("counts a batch's events reading each a few times, not once per count shape", async () => {
+    // The counts group the batch's rows once, then spread each group over 16 shapes (4 of
+    // (category, name), 2 scopes, country and device). Grouped as a plain subquery, SQLite ran the
+    // grouping again for every shape: 16 reads of every event for context_value_counts, 8 for
+    // type_counts (92 µs of SQL per event where it is now 28, under node:sqlite).
+    const read = new Map<string, number>();
+    const metering = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch")
+          return async (list: D1PreparedStatement[]) => {
+            const results = await target.batch(list);
+            const sqls = list.map((s) => (s as unknown as { statement?: string }).statement ?? "");
+            results.forEach((r, i) => {
+              const table = /insert into "(\w+)"/.exec(sqls[i] ?? "")?.[1] ?? "?";
+              read.set(table, (read.get(table) ?? 0) + (r.meta.rows_read ?? 0));
+            });
+            return results;
+          };
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const n = 400;
+    const at = Date.UTC(2022, 3, 1) * 1000;
+    const rows = Array.from({ length: n }, (_, i) =>
+      row({
+        sessionId: `db-shapes-${i % 20}`,
+        category: `db-shapes-${i % 4}`,
+        name: `db-shapes-${i % 3}`,
+        timestamp: at + i,
+        contextBody: JSON.stringify({ country: "DE", device: i % 2 ? "mobile" : "desktop", n: i % 5 }),
+        country: "DE",
+        device: i % 2 ? "mobile" : "desktop",
+      }),
+    );
+    await insertAll(drizzle(metering), rows);
+    expect(await countWhere("type_counts WHERE category = 'db-shapes-0' AND name = '' AND app = ?", APP)).toBe(1);
+    const typeReads = read.get("type_counts") ?? 0;
+    const contextReads = read.get("context_value_counts") ?? 0;
+    // Each event's key, row, type and context once or twice, plus the groups' few rows per shape:
+    // 4.5 and 6 reads per event here, where the grouping run once per shape read 32 and 80.
+    expect(typeReads).toBeGreaterThan(0);
+    expect(typeReads).toBeLessThan(8 * n);
+    expect(contextReads).toBeLessThan(8 * n);
+  });
+
   it("stores more than 1000 rows with every statement under D1's 100 bound parameters, in one batch", async () => {
     const { db: recorded, bound, batches } = recordingD1(env.DB);
     const sessionId = "db-chunking-session";
