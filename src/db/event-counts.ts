@@ -16,8 +16,8 @@ import { generationTable, isMissingGeneration } from "./generations";
 import { ALL_APPS, contextValueCounts, typeCounts } from "./schema";
 
 /** The matching events counted row by row, in every generation the range meets. */
-async function exactCount(db: Db, f: EventFilters, r: Resolved, o: ReadOptions): Promise<number> {
-  const queries = (await generationsFor(db, f, o, "desc")).flatMap((gen) => {
+async function exactCount(db: Db, f: EventFilters, r: Resolved, o: ReadOptions, fresh = false): Promise<number> {
+  const queries = (await generationsFor(db, f, o, "desc", fresh, r)).flatMap((gen) => {
     const t = generationTable(gen);
     return rangesOf(gen, f, r).map((range) =>
       db
@@ -33,8 +33,8 @@ async function exactCount(db: Db, f: EventFilters, r: Resolved, o: ReadOptions):
     return (results as { n: number }[][]).reduce((total, rows) => total + Number(rows[0]?.n ?? 0), 0);
   } catch (err) {
     // A generation dropped meanwhile: count again with the list read afresh.
-    if (!isMissingGeneration(err)) throw err;
-    return exactCount(db, f, r, { ...o });
+    if (fresh || !isMissingGeneration(err)) throw err;
+    return exactCount(db, f, r, o, true);
   }
 }
 
@@ -46,7 +46,7 @@ async function exactCount(db: Db, f: EventFilters, r: Resolved, o: ReadOptions):
  * of matching events, and stays exact.
  */
 export async function countEvents(db: Db, f: EventFilters, o: ReadOptions = {}, resolved?: Resolved): Promise<number> {
-  const r = resolved ?? (await resolveFilters(db, f));
+  const r = resolved ?? (await resolveFilters(db, f, o.hotDays));
   if ((r.sessions && r.sessions.length === 0) || (r.types && r.types.length === 0)) return 0;
   // Whole hours inside [after, before]: first..last (either open when its bound is absent).
   const first = f.after === undefined ? undefined : Math.ceil(f.after / HOUR);

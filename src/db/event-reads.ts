@@ -18,7 +18,9 @@ import { valuesOf } from "./dictionaries";
 import {
   type Generations,
   type GenerationTable,
+  generationReads,
   generationsIn,
+  generationsOf,
   generationTable,
   genOf,
   isMissingGeneration,
@@ -150,14 +152,19 @@ export interface Resolved {
   apps: (gen: number) => number[];
   /** What the lookups answered, as text: two answers are the same when these are. */
   answer: string;
+  /** The live generations, read with the lookups. */
+  generations: Generations;
   /** Set when the filter names a session: its number in each application that has it. */
   sessions?: { num: number; app: number }[];
   /** Set when the filter names a category or a name: the types it covers. */
   types?: number[];
 }
 
-/** The numbers a filter names, in one D1 round trip (one batch of the lookups it needs). */
-export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved> {
+/**
+ * The numbers a filter names and the live generations, in one D1 round trip (one batch of the
+ * lookups it needs and the generations' list). `hotDays` sets the span before the first write.
+ */
+export async function resolveFilters(db: Db, f: EventFilters, hotDays = 30): Promise<Resolved> {
   const wantTypes = f.category !== undefined || f.name !== undefined;
   const lookups = [
     wantTypes
@@ -191,10 +198,11 @@ export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved>
       : undefined,
   ];
   const asked = lookups.filter((q) => q !== undefined) as unknown as BatchItem<"sqlite">[];
-  const answers = (
-    asked.length === 0 ? [] : asked.length === 1 ? [await asked[0]!] : await db.batch(asked as [BatchItem<"sqlite">])
-  ) as unknown[][];
-  let next = 0;
+  const answers = (await db.batch([...generationReads(db), ...asked] as unknown as [
+    BatchItem<"sqlite">,
+  ])) as unknown[][];
+  const generations = generationsOf(answers[0] as { span: number | null }[], answers[1] as { gen: number }[], hotDays);
+  let next = 2;
   const [typeRows, sessionRows, appRows] = lookups.map((q) => (q === undefined ? undefined : answers[next++])) as [
     { id: number }[] | undefined,
     { num: number; app: number }[] | undefined,
@@ -204,8 +212,8 @@ export async function resolveFilters(db: Db, f: EventFilters): Promise<Resolved>
   for (const r of appRows ?? []) byGen.set(r.gen, [...(byGen.get(r.gen) ?? []), r.app]);
   const apps = (gen: number) => (f.app !== undefined ? [f.app] : (byGen.get(gen) ?? []));
   const types = typeRows?.map((r) => r.id);
-  const answer = JSON.stringify([types, sessionRows, [...byGen]]);
-  return { apps, types, sessions: sessionRows, answer };
+  const answer = JSON.stringify([types, sessionRows, [...byGen], generations]);
+  return { apps, types, sessions: sessionRows, answer, generations };
 }
 
 /** The isolate's last answer for each filter (what resolveFilters found), for reads that guess. */
@@ -219,10 +227,15 @@ const ANSWER_MS = 10 * 60_000;
  * a new generation's applications make them differ: the read then goes again with the new answer).
  * What a request returns is as fresh as if it had waited for the lookups.
  */
-export async function withFilters<T>(db: Db, f: EventFilters, read: (r: Resolved) => Promise<T>): Promise<T> {
+export async function withFilters<T>(
+  db: Db,
+  f: EventFilters,
+  read: (r: Resolved) => Promise<T>,
+  o: ReadOptions = {},
+): Promise<T> {
   const key = JSON.stringify([f.category, f.name, f.sessionId, f.app]);
   const guess = lastAnswers.get(key);
-  const fresh = resolveFilters(db, f);
+  const fresh = resolveFilters(db, f, o.hotDays);
   if (guess === undefined) {
     const r = await fresh;
     lastAnswers.set(key, r, ANSWER_MS);
@@ -456,10 +469,19 @@ function rangeRead(
 }
 
 /** The generations a read covers, newest first (oldest first for an ascending read). */
-export async function generationsFor(db: Db, f: EventFilters, o: ReadOptions, dir: "asc" | "desc", fresh = false) {
-  let g: Generations = await readGenerations(db, o.hotDays ?? 30, { fresh, readOnly: true });
-  // A generation the list does not have yet (begun since it was read): read it again.
-  if (!fresh && !g.live.includes(genOf(Date.now() * 1000, g.span)))
+export async function generationsFor(
+  db: Db,
+  f: EventFilters,
+  o: ReadOptions,
+  dir: "asc" | "desc",
+  fresh = false,
+  r?: Resolved,
+) {
+  // The list read with the filter's lookups is this request's own; else the isolate's.
+  let g: Generations =
+    !fresh && r ? r.generations : await readGenerations(db, o.hotDays ?? 30, { fresh, readOnly: true });
+  // A generation the isolate's list does not have yet (begun since it was read): read it again.
+  if (!fresh && !r && !g.live.includes(genOf(Date.now() * 1000, g.span)))
     g = await readGenerations(db, o.hotDays ?? 30, { fresh: true, readOnly: true });
   const gens = generationsIn(g, f.after, f.before);
   return dir === "desc" ? gens : [...gens].reverse();
@@ -477,7 +499,7 @@ export async function listEvents(
   resolved?: Resolved,
 ): Promise<StoredEvent[]> {
   const dir = page.direction ?? "desc";
-  const r = resolved ?? (await resolveFilters(db, f));
+  const r = resolved ?? (await resolveFilters(db, f, o.hotDays));
   if ((r.sessions && r.sessions.length === 0) || (r.types && r.types.length === 0)) return [];
   for (let attempt = 0; ; attempt++) {
     try {
@@ -491,7 +513,7 @@ export async function listEvents(
           : dir === "desc"
             ? { ...f, before: Math.min(f.before ?? p.timestamp, p.timestamp) }
             : { ...f, after: Math.max(f.after ?? p.timestamp, p.timestamp) };
-      for (const gen of await generationsFor(db, bounds, o, dir, attempt > 0)) {
+      for (const gen of await generationsFor(db, bounds, o, dir, attempt > 0, r)) {
         const want = skip + page.limit - out.length;
         const rows = await readGeneration(db, gen, f, r, want, page.after, dir);
         const kept = rows.slice(Math.min(skip, rows.length));

@@ -113,13 +113,9 @@ export async function readGenerations(
   { fresh = false, readOnly = false }: { fresh?: boolean; readOnly?: boolean } = {},
 ): Promise<Generations> {
   if (!fresh && cached && Date.now() - cached.at < CACHE_MS) return cached.value;
-  const [state, rows] = await db.batch([
-    db.select({ span: storageState.genSpan }).from(storageState).limit(1),
-    db.select({ gen: generations.gen }).from(generations).orderBy(sql`${generations.gen} DESC`),
-  ]);
+  const [state, rows] = await db.batch(generationReads(db));
+  if (readOnly) return generationsOf(state, rows, hotDays);
   let span = state[0]?.span ?? null;
-  // A reader (perhaps on a replica) writes nothing: before the first write there is nothing to read anyway.
-  if (span === null && readOnly) return { span: defaultSpan(hotDays), live: rows.map((r) => r.gen) };
   if (span === null) {
     span = defaultSpan(hotDays);
     await db.run(
@@ -131,6 +127,26 @@ export async function readGenerations(
   }
   const value = { span, live: rows.map((r) => r.gen) };
   cached = { value, at: Date.now() };
+  return value;
+}
+
+/** The two reads the list is made of, for a reader that sends them in a batch of its own. */
+export function generationReads(db: Db) {
+  return [
+    db.select({ span: storageState.genSpan }).from(storageState).limit(1),
+    db.select({ gen: generations.gen }).from(generations).orderBy(sql`${generations.gen} DESC`),
+  ] as const;
+}
+
+/**
+ * The list those reads answered, as a reader takes it (and the isolate remembers it): a reader
+ * (perhaps on a replica) writes nothing, so before the first write the span is HOT_DAYS' default
+ * (there is nothing to read anyway).
+ */
+export function generationsOf(state: { span: number | null }[], rows: { gen: number }[], hotDays: number) {
+  const span = state[0]?.span ?? null;
+  const value: Generations = { span: span ?? defaultSpan(hotDays), live: rows.map((r) => r.gen) };
+  if (span !== null) cached = { value, at: Date.now() };
   return value;
 }
 

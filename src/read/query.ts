@@ -111,7 +111,7 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
     }
     const after = q.cursor ? decodeCursor(q.cursor) : undefined;
     // One row of lookahead: it tells whether there is a next page, and is where that page starts.
-    const rows = await withFilters(db, f, (r) => listEvents(db, f, { limit: limit + 1, after, direction }, o, r));
+    const rows = await withFilters(db, f, (r) => listEvents(db, f, { limit: limit + 1, after, direction }, o, r), o);
     const lookahead = rows[limit];
     // Where the next page starts, and whether rows of its timestamp were on this page.
     const tie = lookahead !== undefined && rows[limit - 1]?.timestamp === lookahead.timestamp;
@@ -125,8 +125,11 @@ async function eventsPage(db: Db, url: URL, q: EventQuery, f: EventFilters, dire
   }
   const offset = q.offset ?? 0;
   // The page and its count side by side, with the filter's numbers looked up once for both.
-  const [rows, count] = await withFilters(db, f, (r) =>
-    Promise.all([listEvents(db, f, { limit, offset, direction }, o, r), countEvents(db, f, o, r)]),
+  const [rows, count] = await withFilters(
+    db,
+    f,
+    (r) => Promise.all([listEvents(db, f, { limit, offset, direction }, o, r), countEvents(db, f, o, r)]),
+    o,
   );
   return renderPage(db, { count, ...offsetLinks(url, limit, offset, count) }, rows);
 }
