@@ -6,6 +6,7 @@
 // consumer, the cron) and key lookups stay on the primary through the plain binding.
 import { drizzle } from "drizzle-orm/d1";
 import type { MiddlewareHandler } from "hono";
+import { coalesced } from "../db/coalesce";
 import { ApiError } from "../shared/errors";
 import type { AppEnv } from "./app-env";
 
@@ -24,7 +25,8 @@ export const readSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   // Without a bookmark the first read may go to any replica: the query API tolerates a state a
   // moment old (events reach D1 through the queue a moment after they are accepted anyway).
   const session = c.env.DB.withSession(bookmark ?? "first-unconstrained");
-  c.set("reads", drizzle(session as unknown as D1Database));
+  // What the request reads at once (a page, its count, the filter's lookups) goes as one batch.
+  c.set("reads", drizzle(coalesced(session) as unknown as D1Database));
   c.set("readsRaw", session);
   await next();
   const reached = session.getBookmark();

@@ -28,17 +28,43 @@ function wrap<T extends object>(target: T, override: (prop: string | symbol) => 
 /** Calls the app once with a metered DB; returns the response and the statements its reads bound. */
 export async function metered(path: string, headers: Record<string, string>) {
   const statements: Statement[] = [];
+  /** The calls that reached D1, each a batch or one statement run alone: the SQL of its statements. */
+  const calls: string[][] = [];
+  const sqlOf = new WeakMap<object, string>();
+  const counted = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const c = wrap(stmt, (prop) =>
+      prop === "bind"
+        ? (...params: unknown[]) => counted(stmt.bind(...params), sql)
+        : prop === "all" || prop === "raw" || prop === "run" || prop === "first"
+          ? (...args: unknown[]) => {
+              calls.push([sql]);
+              return (stmt[prop] as (...a: unknown[]) => unknown).apply(stmt, args);
+            }
+          : undefined,
+    );
+    sqlOf.set(c, sql);
+    return c;
+  };
   const recordBinds = (stmt: D1PreparedStatement, sql: string) =>
     wrap(stmt, (prop) =>
       prop === "bind"
         ? (...params: unknown[]) => {
             statements.push({ sql, params });
-            return stmt.bind(...params);
+            return counted(stmt.bind(...params), sql);
           }
         : undefined,
     );
   const session = (s: D1DatabaseSession) =>
-    wrap(s, (prop) => (prop === "prepare" ? (sql: string) => recordBinds(s.prepare(sql), sql) : undefined));
+    wrap(s, (prop) =>
+      prop === "prepare"
+        ? (sql: string) => recordBinds(s.prepare(sql), sql)
+        : prop === "batch"
+          ? (list: D1PreparedStatement[]) => {
+              calls.push(list.map((st) => sqlOf.get(st) ?? "?"));
+              return s.batch(list);
+            }
+          : undefined,
+    );
   const db = wrap(env.DB, (prop) =>
     prop === "withSession" ? (b?: string) => session(env.DB.withSession(b as D1SessionConstraint)) : undefined,
   );
@@ -49,7 +75,7 @@ export async function metered(path: string, headers: Record<string, string>) {
     ctx,
   );
   await waitOnExecutionContext(ctx);
-  return { res, statements };
+  return { res, statements, calls };
 }
 
 /** Rows D1 reads to run these statements again, in the state the database is in now. */

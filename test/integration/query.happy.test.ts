@@ -147,6 +147,47 @@ describe("filters", () => {
     }
   });
 
+  it("reads a page, its count and the filter's lookups in one D1 call on a warm isolate", async () => {
+    for (const query of [
+      "",
+      `session_id=${encodeURIComponent(S1)}`,
+      "category=q-click",
+      "name=q-cart",
+      "category=q-click&name=q-home",
+    ]) {
+      const first = await metered(`/api/event/?${query}`, bearer(app.readKey));
+      const again = await metered(`/api/event/?${query}`, bearer(app.readKey));
+      expect(again.res.status).toBe(200);
+      // The same answer as the first read, which waited for its lookups.
+      expect(await again.res.json()).toEqual(await first.res.json());
+      // The first call carries the generations' list, the lookups, the newest generation's page
+      // read and the count; a page the newest generation cannot fill reads the next one after it.
+      const [call, ...later] = again.calls;
+      expect(
+        call!.some((s) => /from "generations"/.test(s)),
+        query,
+      ).toBe(true);
+      expect(
+        call!.some((s) => /^SELECT \*, 0 AS r FROM/.test(s)),
+        query,
+      ).toBe(true);
+      expect(
+        call!.some((s) => /type_counts|count\(\*\)/.test(s)),
+        query,
+      ).toBe(true);
+      if (query.includes("category") || query.includes("name"))
+        expect(
+          call!.some((s) => /from "event_types"/.test(s)),
+          query,
+        ).toBe(true);
+      for (const c of later)
+        expect(
+          c.every((s) => /^SELECT \*, 0 AS r FROM/.test(s)),
+          query,
+        ).toBe(true);
+    }
+  });
+
   it("treats timestamp_after and timestamp_before as inclusive bounds, to the microsecond", async () => {
     const at = "2021-03-02T12:30:00.243860Z";
     const q = (params: string) => getJson(`/api/event/?category=q-view&${params}&limit=1000`).then(keysOf).then(sorted);
