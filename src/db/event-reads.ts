@@ -366,13 +366,12 @@ async function readGeneration(
   // A range's share of the page, two standard deviations more (a page spread evenly over k ranges
   // holds about n/k ± √(n/k) of each) and one to tell whether it holds more: one round, most often.
   const share = n / ranges.length;
-  let per = ranges.length === 1 ? n : Math.min(n, Math.ceil(share + 2 * Math.sqrt(share)) + 1);
-  let pending = ranges;
+  const per = ranges.length === 1 ? n : Math.min(n, Math.ceil(share + 2 * Math.sqrt(share)) + 1);
+  let reads = ranges.map((range) => ({ range, limit: per }));
   let merged: RawEvent[] = [];
   // A bound context value is a parameter per range and arm: fewer ranges per statement then.
   const perStatement = f.country !== undefined || f.device !== undefined ? 10 : RANGES_PER_STATEMENT;
-  while (pending.length > 0) {
-    const reads = pending.map((range) => ({ range, limit: Math.min(per, n - range.rows.length) }));
+  while (reads.length > 0) {
     const statements = [];
     for (let i = 0; i < reads.length; i += perStatement)
       statements.push(
@@ -396,11 +395,14 @@ async function readGeneration(
     });
     merged = ranges.length === 1 ? ranges[0]!.rows : ranges.flatMap((range) => range.rows).sort(cmp);
     const nth = merged.length >= n ? merged[n - 1] : undefined;
-    // Only a range whose last row read comes before the n-th row may hold more of the page.
-    pending = ranges.filter(
+    // Only a range whose last row read comes before the n-th row may hold more of the page, and at
+    // most n − s more of it, s being the rows read so far that come at or before its last one: a
+    // read of that many ends its part of the page, so a generation takes two rounds at most.
+    const pending = ranges.filter(
       (range) => range.more && (nth === undefined || cmp(range.rows[range.rows.length - 1]!, nth) < 0),
     );
-    per *= 4;
+    const at = new Map(pending.length > 0 ? merged.map((row, i) => [row, i + 1]) : []);
+    reads = pending.map((range) => ({ range, limit: n - at.get(range.rows[range.rows.length - 1]!)! }));
   }
   return merged.slice(0, n);
 }

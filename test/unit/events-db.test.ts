@@ -640,7 +640,7 @@ describe("deep offsets across applications", () => {
 // A category across applications merges one range per (application, type): here 10 × 10 = 100.
 // The merge is lazy: each range first reads its share of the page, and only the ranges that may
 // still hold part of it read more, so a page spread over the ranges reads about limit + 3k rows,
-// not k × (limit + 1); a page that one range holds alone costs that range growing reads up to it.
+// not k × (limit + 1); a page that one range holds alone costs that range one more read, for what the page still needs.
 describe("a lazy merge of many ranges", () => {
   const T = Date.UTC(2025, 9, 1) * 1000;
   const LIMIT = 100;
@@ -723,12 +723,13 @@ describe("a lazy merge of many ranges", () => {
       expect(page.rows.map((r) => r.id)).toEqual(expected.slice(0, LIMIT + 1).map((r) => r.id));
       expect(page.rowsRead).toBeLessThanOrEqual(100 * (LIMIT + 1));
       if (direction === "desc") {
-        // The newest 300 are one range's: it reads up to the page in growing steps
+        // The newest 300 are one range's: after its share, it reads what the page still needs at
+        // most (the page's size less the rows read so far at or before its last one), in one more
+        // round where growing steps took two more (693 rows read here, 699 then).
         expect(page.rows.every((r) => r.app === APPS[4] && r.name === NAMES[2])).toBe(true);
-        // (the others read again while the page's n-th row so far is theirs: 699 rows read here).
         expect(page.rowsRead).toBeLessThan((100 * (LIMIT + 1)) / 10);
-        // 25 ranges per statement: 4 statements a round, and only the ranges read again after that.
-        expect(page.statements).toBeLessThanOrEqual(10);
+        // 25 ranges per statement: 4 statements in the first round, 1 in the second.
+        expect(page.statements).toBeLessThanOrEqual(5);
       }
     });
   }
