@@ -273,7 +273,7 @@ function contextTerm(t: GenerationTable, f: EventFilters): SQL | undefined {
  * Equality on a column outside the range's index is written `+col = ?`, which keeps SQLite on
  * the range's own index (SPEC §4) instead of whichever it guesses without statistics.
  */
-export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQL; via: Via }[] {
+export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQL; via: Via; key: string }[] {
   const t = generationTable(gen);
   const ctx = contextTerm(t, f);
   const typeTerm = (types: number[]) =>
@@ -289,15 +289,19 @@ export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQ
         ctx,
       )!,
       via: "session" as const,
+      key: `s${s.num}:${s.app}`,
     }));
   if (r.types !== undefined)
     return r.apps(gen).flatMap((app) =>
       r.types!.map((type) => ({
         where: and(sql`${t.app} = ${int(app)}`, sql`${t.type} = ${int(type)}`, ctx)!,
         via: "type" as const,
+        key: `t${app}:${type}`,
       })),
     );
-  return r.apps(gen).map((app) => ({ where: and(sql`${t.app} = ${int(app)}`, ctx)!, via: "key" as const }));
+  return r
+    .apps(gen)
+    .map((app) => ({ where: and(sql`${t.app} = ${int(app)}`, ctx)!, via: "key" as const, key: `a${app}` }));
 }
 
 /** The timestamp range as one index range: both bounds as one BETWEEN (SQLite seeks on only one of two separate bounds). */
@@ -367,7 +371,15 @@ async function readGeneration(
   // holds about n/k ± √(n/k) of each) and one to tell whether it holds more: one round, most often.
   const share = n / ranges.length;
   const per = ranges.length === 1 ? n : Math.min(n, Math.ceil(share + 2 * Math.sqrt(share)) + 1);
-  let reads = ranges.map((range) => ({ range, limit: per }));
+  // A range that held more than its share of this filter's last page here starts with about as
+  // many as it held then (pages of one filter are often alike: a poll, the next page).
+  const shapeKey = ranges.length === 1 ? "" : `${gen}:${dir}:${n}:${ranges.map((range) => range.key).join(",")}`;
+  const held = ranges.length === 1 ? undefined : pageShapes.get(shapeKey);
+  const firstLimit = (key: string) => {
+    const c = held?.[key];
+    return c === undefined ? per : Math.max(per, Math.min(n, Math.ceil(c + 2 * Math.sqrt(c)) + 1));
+  };
+  let reads = ranges.map((range) => ({ range, limit: firstLimit(range.key) }));
   let merged: RawEvent[] = [];
   // A bound context value is a parameter per range and arm: fewer ranges per statement then.
   const perStatement = f.country !== undefined || f.device !== undefined ? 10 : RANGES_PER_STATEMENT;
@@ -404,7 +416,33 @@ async function readGeneration(
     const at = new Map(pending.length > 0 ? merged.map((row, i) => [row, i + 1]) : []);
     reads = pending.map((range) => ({ range, limit: n - at.get(range.rows[range.rows.length - 1]!)! }));
   }
-  return merged.slice(0, n);
+  const page = merged.slice(0, n);
+  if (ranges.length > 1) rememberShape(shapeKey, ranges, page, per);
+  return page;
+}
+
+/**
+ * Per filter (its generation, order, page size and ranges), the ranges that held more than their
+ * share of the last page read here, and how many rows each held: at most 25 ranges, for a minute.
+ */
+const pageShapes = new BoundedCache<Record<string, number>>(1_000);
+const SHAPE_MS = 60_000;
+const SHAPE_RANGES = 25;
+
+function rememberShape(key: string, ranges: { key: string; rows: RawEvent[] }[], page: RawEvent[], per: number) {
+  const of = new Map<RawEvent, string>();
+  for (const range of ranges) for (const row of range.rows) of.set(row, range.key);
+  const counts = new Map<string, number>();
+  for (const row of page) {
+    const k = of.get(row)!;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  const over = [...counts]
+    .filter(([, c]) => c >= per)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, SHAPE_RANGES);
+  if (over.length === 0) pageShapes.delete(key);
+  else pageShapes.set(key, Object.fromEntries(over), SHAPE_MS);
 }
 
 /**
