@@ -26,7 +26,7 @@ import {
   isMissingGeneration,
   readGenerations,
 } from "./generations";
-import { contexts, type EventRow, eventTypes, generationApps, sessions } from "./schema";
+import { contexts, type EventRow, eventTypes, generationApps, sessions, uuidOfHex } from "./schema";
 
 /**
  * An integer written into the SQL text rather than bound: the numbers of an index range (an
@@ -86,9 +86,6 @@ export interface ReadOptions {
   hotDays?: number;
 }
 
-/** Which of a generation's b-trees a range reads: its key (time), or one of its indexes. */
-export type Via = "key" | "type" | "session" | "event_id";
-
 /** A generation's rows as stored: numbers for the type, session and context. */
 export function rawColumns(t: GenerationTable) {
   return {
@@ -97,16 +94,12 @@ export function rawColumns(t: GenerationTable) {
     timestamp: t.timestamp,
     type: t.type,
     session: t.session,
-    eventId: sql<string>`${eventIdText(t)}`.as("event_id"),
+    eventId: sql<string>`hex(${t.eventId})`.mapWith(uuidOfHex).as("event_id"),
     received: t.received,
     data: t.data,
     context: t.context,
   };
 }
-
-/** The stored 16 bytes of an event id as its text, 8-4-4-4-12 lowercase hex. */
-const eventIdText = (t: GenerationTable) =>
-  sql`lower(substr(hex(${t.eventId}), 1, 8) || '-' || substr(hex(${t.eventId}), 9, 4) || '-' || substr(hex(${t.eventId}), 13, 4) || '-' || substr(hex(${t.eventId}), 17, 4) || '-' || substr(hex(${t.eventId}), 21))`;
 
 export type RawEvent = {
   id: number;
@@ -121,10 +114,10 @@ export type RawEvent = {
 };
 
 /**
- * A select of one generation's rows. `via` names the b-tree the range is meant for; the planner
- * finds it from the statistics every generation gets (generations.ts generationStatistics).
+ * A select of one generation's rows. The planner finds the b-tree each range is meant for from
+ * the statistics every generation gets (generations.ts generationStatistics).
  */
-export function selectRaw(db: Db, gen: number, _via: Via) {
+export function selectRaw(db: Db, gen: number) {
   const t = generationTable(gen);
   return db.select(rawColumns(t)).from(t);
 }
@@ -273,7 +266,7 @@ function contextTerm(t: GenerationTable, f: EventFilters): SQL | undefined {
  * Equality on a column outside the range's index is written `+col = ?`, which keeps SQLite on
  * the range's own index (SPEC §4) instead of whichever it guesses without statistics.
  */
-export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQL; via: Via; key: string }[] {
+export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQL; key: string }[] {
   const t = generationTable(gen);
   const ctx = contextTerm(t, f);
   const typeTerm = (types: number[]) =>
@@ -288,20 +281,16 @@ export function rangesOf(gen: number, f: EventFilters, r: Resolved): { where: SQ
         r.types ? typeTerm(r.types) : undefined,
         ctx,
       )!,
-      via: "session" as const,
       key: `s${s.num}:${s.app}`,
     }));
   if (r.types !== undefined)
     return r.apps(gen).flatMap((app) =>
       r.types!.map((type) => ({
         where: and(sql`${t.app} = ${int(app)}`, sql`${t.type} = ${int(type)}`, ctx)!,
-        via: "type" as const,
         key: `t${app}:${type}`,
       })),
     );
-  return r
-    .apps(gen)
-    .map((app) => ({ where: and(sql`${t.app} = ${int(app)}`, ctx)!, via: "key" as const, key: `a${app}` }));
+  return r.apps(gen).map((app) => ({ where: and(sql`${t.app} = ${int(app)}`, ctx)!, key: `a${app}` }));
 }
 
 /** The timestamp range as one index range: both bounds as one BETWEEN (SQLite seeks on only one of two separate bounds). */
@@ -350,10 +339,11 @@ const pastRow = (row: RawEvent, dir: "asc" | "desc"): Position => ({
 
 /**
  * The first `n` matching rows of one generation, in order: a lazy merge of its ranges. Each range
- * first reads its share of the page (n ÷ k, two standard deviations more, and one); a range is read further, with four times as many
- * rows as last time, only while its last row read comes before the page's n-th row so far (it may
- * hold more of the page). A range never reads more than n rows, so a read stays within
- * k × (n + 1), and where the page is spread over the ranges it reads about n + 2k rows.
+ * first reads its share of the page (n ÷ k, two standard deviations more, and one; or about what it
+ * held of this filter's last page here); a range whose last row read comes before the page's n-th
+ * row so far (it may hold more of the page) is read once more, for what the page can still take of
+ * it. A range never reads more than n rows, so a read stays within k × (n + 1), and where the page
+ * is spread over the ranges it reads about n + 2k rows.
  */
 async function readGeneration(
   db: Db,
@@ -452,10 +442,6 @@ function rememberShape(key: string, ranges: { key: string; rows: RawEvent[] }[],
  */
 const RANGES_PER_STATEMENT = 25;
 const COMPOUND_TERMS = 5;
-
-/** 32 hex digits as an event id's text, 8-4-4-4-12 lowercase (what eventIdText writes in SQL). */
-const uuidOfHex = (h: string) =>
-  `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`.toLowerCase();
 
 /** A range's rows as one statement returns them: the columns, and `r`, which range they are. */
 type RawRow = Omit<RawEvent, "eventId"> & { event_id: string; r: number };
@@ -605,7 +591,7 @@ export async function eventsByKeys(db: Db, keys: [number, number, number, number
       const json = JSON.stringify(list.slice(i, i + 500));
       try {
         out.push(
-          ...(await selectRaw(db, gen, "key").where(
+          ...(await selectRaw(db, gen).where(
             sql`(${t.app}, ${t.timestamp}, ${t.id}) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(${json}))`,
           )),
         );
@@ -653,7 +639,7 @@ export async function findByEventId(
       const queries = (await generationsFor(db, {}, o, "desc", attempt > 0)).map((gen) => {
         const t = generationTable(gen);
         // The index is (event_id, app): one seek, by the id alone for a key that reads every application.
-        return selectRaw(db, gen, "event_id")
+        return selectRaw(db, gen)
           .where(and(sql`${t.eventId} = unhex(${hex})`, app !== undefined ? eq(t.app, app) : undefined))
           .limit(2);
       });

@@ -12,10 +12,13 @@ export const uuidBlob = customType<{ data: string; driverData: ArrayBuffer | Uin
   },
   fromDriver: (value) => {
     const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : Uint8Array.from(value);
-    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+    return uuidOfHex(Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""));
   },
 });
+
+/** 32 hex digits as an event id's text, 8-4-4-4-12 lowercase. */
+export const uuidOfHex = (h: string) =>
+  `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`.toLowerCase();
 
 /**
  * Contexts: where and on what events happened, one row per distinct context (a request's, which
