@@ -94,10 +94,11 @@ export async function purgeHotWindow(
     gens = gens.filter((x) => x.gen !== g.gen);
     return true;
   };
-  // By age: every generation whose whole span ends before the cutoff (the newest always stays).
+  // By age: every generation whose whole span ends before the cutoff, the newest too (a quiet
+  // database's only one): the consumer creates it again with its next event.
   for (const g of [...gens]) {
     if (now() >= deadline) return finish(db, run);
-    if ((g.gen + 1) * span - 1 >= cutoff || g === gens.at(-1)) continue;
+    if ((g.gen + 1) * span - 1 >= cutoff) continue;
     run.bound = "days";
     if (!(await drop(g))) run.stalled = true;
   }
