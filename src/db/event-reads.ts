@@ -26,6 +26,7 @@ import {
   isMissingGeneration,
   readGenerations,
 } from "./generations";
+import { firstLimits, rememberShape } from "./page-shapes";
 import { contexts, type EventRow, eventTypes, generationApps, sessions, uuidOfHex } from "./schema";
 
 /**
@@ -362,14 +363,10 @@ async function readGeneration(
   const share = n / ranges.length;
   const per = ranges.length === 1 ? n : Math.min(n, Math.ceil(share + 2 * Math.sqrt(share)) + 1);
   // A range that held more than its share of this filter's last page here starts with about as
-  // many as it held then (pages of one filter are often alike: a poll, the next page).
-  const shapeKey = ranges.length === 1 ? "" : `${gen}:${dir}:${n}:${ranges.map((range) => range.key).join(",")}`;
-  const held = ranges.length === 1 ? undefined : pageShapes.get(shapeKey);
-  const firstLimit = (key: string) => {
-    const c = held?.[key];
-    return c === undefined ? per : Math.max(per, Math.min(n, Math.ceil(c + 2 * Math.sqrt(c)) + 1));
-  };
-  let reads = ranges.map((range) => ({ range, limit: firstLimit(range.key) }));
+  // many as it held then (page-shapes.ts).
+  const shapeKey = `${gen}:${dir}:${n}:${ranges.map((range) => range.key).join(",")}`;
+  const limits = ranges.length === 1 ? [n] : firstLimits(shapeKey, ranges, per, n);
+  let reads = ranges.map((range, i) => ({ range, limit: limits[i]! }));
   let merged: RawEvent[] = [];
   // A bound context value is a parameter per range and arm: fewer ranges per statement then.
   const perStatement = f.country !== undefined || f.device !== undefined ? 10 : RANGES_PER_STATEMENT;
@@ -409,30 +406,6 @@ async function readGeneration(
   const page = merged.slice(0, n);
   if (ranges.length > 1) rememberShape(shapeKey, ranges, page, per);
   return page;
-}
-
-/**
- * Per filter (its generation, order, page size and ranges), the ranges that held more than their
- * share of the last page read here, and how many rows each held: at most 25 ranges, for a minute.
- */
-const pageShapes = new BoundedCache<Record<string, number>>(1_000);
-const SHAPE_MS = 60_000;
-const SHAPE_RANGES = 25;
-
-function rememberShape(key: string, ranges: { key: string; rows: RawEvent[] }[], page: RawEvent[], per: number) {
-  const of = new Map<RawEvent, string>();
-  for (const range of ranges) for (const row of range.rows) of.set(row, range.key);
-  const counts = new Map<string, number>();
-  for (const row of page) {
-    const k = of.get(row)!;
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-  }
-  const over = [...counts]
-    .filter(([, c]) => c >= per)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, SHAPE_RANGES);
-  if (over.length === 0) pageShapes.delete(key);
-  else pageShapes.set(key, Object.fromEntries(over), SHAPE_MS);
 }
 
 /**
